@@ -1,0 +1,176 @@
+//! The command line, as clap derives it: every `///` comment is `--help` text.
+
+use adamlab_backend::BackendKind;
+use adamlab_data::DATA_DIR_ENV;
+use adamlab_train::OptimizerKind;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Adam on burn, equal to torch.optim.Adam: train the article's models on CPU or GPU.
+#[derive(Debug, Parser)]
+#[command(name = "adamlab", version, about)]
+pub struct Cli {
+    /// What to do (default: `train`, the article's CNN on Fashion-MNIST).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// adamlab's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train one of the article's models.
+    Train(Box<TrainArgs>),
+    /// Report test loss and accuracy of saved CNN weights.
+    Eval(EvalArgs),
+    /// Check adamlab's Adam against burn's built-ins and PyTorch's fixtures on a backend.
+    Verify(VerifyArgs),
+}
+
+/// Options shared by every command that runs on a backend.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Backend to run on. Default: wgpu on a hardware GPU when compiled in, else flex, else
+    /// ndarray. wgpu needs the binary built with `--features wgpu`.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+}
+
+/// Where the images are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// Directory of MNIST-format IDX files (train-images-idx3-ubyte[.gz], …), Fashion-MNIST or
+    /// classic MNIST. Pixels are scaled to [0, 1], with no mean/std normalisation.
+    #[arg(long, env = DATA_DIR_ENV, default_value = adamlab_data::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// Options of `adamlab train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The model: the article's `cnn` on Fashion-MNIST, or its `mlp`, `Linear(2, 1)` on two
+    /// points (one epoch is one full-batch step).
+    #[arg(long, value_enum, default_value = "cnn")]
+    pub model: ModelArg,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Optimizer: adamlab's `adam` or `adamw`, or burn's built-in `burn-adam` or `burn-adamw`
+    /// (given the same hyper-parameters, eps included) to compare side by side.
+    #[arg(long, value_enum, default_value = "adam")]
+    pub optimizer: OptimizerArg,
+    /// Learning rate. Default: the article's, 1e-3 for the CNN and 0.01 for the MLP.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Adam's β₁, decay of the first moment.
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f64,
+    /// Adam's β₂, decay of the second moment.
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f64,
+    /// Added to √v̂ for stability (torch's default; burn's own Adam would use 1e-5).
+    #[arg(long, default_value_t = 1e-8)]
+    pub eps: f64,
+    /// Weight decay. Default: torch's, 0 for Adam and 1e-2 for AdamW. L2 for `adam`,
+    /// decoupled for `adamw`.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Use AMSGrad (the running maximum of the second moment).
+    #[arg(long)]
+    pub amsgrad: bool,
+    /// Maximise the loss instead of minimising it (adamlab's optimizers only).
+    #[arg(long)]
+    pub maximize: bool,
+    /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per optimizer step (CNN).
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Seed of the initial weights and of every epoch's shuffle.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on the first N training images only, in file order (CNN).
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test images only, in file order (CNN; default: all 10,000).
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    /// Keep the training images in file order instead of shuffling every epoch (CNN).
+    #[arg(long)]
+    pub no_shuffle: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Start from weights PyTorch saved as safetensors for the article's model, with
+    /// PyTorch's names (`conv1.weight`, `fc.bias`, …) and layouts.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
+    /// Write the trained weights to FILE as safetensors in PyTorch's names and layouts (loadable
+    /// with `model.load_state_dict(safetensors.torch.load_file(FILE))`).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Write metrics as JSON lines to FILE: one per optimizer step (epoch, step, loss), one per
+    /// epoch (test loss and accuracy).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
+    /// Write a checkpoint (model, optimizer state, progress) to DIR after every epoch (CNN).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the latest checkpoint in --checkpoint-dir, exactly as the uninterrupted run
+    /// would have, up to --epochs.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume: bool,
+}
+
+/// Options of `adamlab eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// CNN weights in PyTorch's safetensors form (as `train --save` writes them).
+    #[arg(long, value_name = "FILE")]
+    pub init: PathBuf,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Images per evaluation batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+}
+
+/// Options of `adamlab verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// The models `train` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// The article's CNN, on Fashion-MNIST.
+    Cnn,
+    /// The article's one-layer MLP, `Linear(2, 1)`, MSE on two points.
+    Mlp,
+}
+
+/// The optimizers `train` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// adamlab's Adam, torch.optim.Adam's semantics (L2 weight decay).
+    Adam,
+    /// adamlab's AdamW, torch.optim.AdamW's semantics (decoupled weight decay).
+    Adamw,
+    /// burn's built-in Adam.
+    BurnAdam,
+    /// burn's built-in AdamW.
+    BurnAdamw,
+}
+
+impl From<OptimizerArg> for OptimizerKind {
+    fn from(arg: OptimizerArg) -> Self {
+        match arg {
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Adamw => OptimizerKind::AdamW,
+            OptimizerArg::BurnAdam => OptimizerKind::BurnAdam,
+            OptimizerArg::BurnAdamw => OptimizerKind::BurnAdamW,
+        }
+    }
+}

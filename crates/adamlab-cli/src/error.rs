@@ -1,0 +1,57 @@
+//! Everything that ends a command early, each shown as one line.
+
+use adamlab_backend::BackendError;
+use adamlab_data::DataError;
+use adamlab_models::pytorch::WeightsError;
+use adamlab_train::checkpoint::CheckpointError;
+use adamlab_train::classifier::TrainError;
+use adamlab_train::optimizer::OptimizerError;
+use std::path::PathBuf;
+
+/// A command's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The backend is not compiled in or has no device.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Invalid optimizer settings.
+    #[error(transparent)]
+    Optimizer(#[from] OptimizerError),
+    /// The dataset is missing or corrupt.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Weights could not be read or written.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// A checkpoint could not be used.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// An option does not apply, or a value is out of range.
+    #[error("{0}")]
+    Usage(String),
+    /// The metrics file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// Training stopped (a non-finite loss).
+    #[error(transparent)]
+    TrainingFailed(TrainError),
+    /// `verify` found deviations.
+    #[error("{0} check(s) failed")]
+    VerificationFailed(usize),
+}
+
+impl From<TrainError> for CliError {
+    fn from(err: TrainError) -> Self {
+        match err {
+            TrainError::Optimizer(e) => Self::Optimizer(e),
+            TrainError::Checkpoint(e) => Self::Checkpoint(e),
+            TrainError::Invalid(message) => Self::Usage(message),
+            failed @ TrainError::NonFiniteLoss { .. } => Self::TrainingFailed(failed),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! MNIST-format image datasets (Fashion-MNIST, classic MNIST) for burn.
+//!
+//! - [`idx`]: the IDX file format, raw or gzip-compressed, validated as it is read.
+//! - [`mnist`]: a directory of four IDX files as a burn [`Dataset`](burn::data::dataset::Dataset)
+//!   of 28×28 images with labels 0–9, and a [`Batcher`](burn::data::dataloader::batcher::Batcher)
+//!   that turns them into tensors for burn's `DataLoader`.
+//!
+//! burn's own `MnistDataset` downloads from the web; this reader works offline, by default on
+//! the copy Debian's `dataset-fashion-mnist` package installs.
+
+pub mod idx;
+pub mod mnist;
+
+pub use idx::IdxError;
+pub use mnist::{
+    DEFAULT_DATA_DIR, DATA_DIR_ENV, DataError, MnistBatch, MnistBatcher, MnistDataset, MnistItem,
+    Split,
+};

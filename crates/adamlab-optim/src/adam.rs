@@ -1,0 +1,388 @@
+//! Adam, with torch.optim.Adam's semantics and defaults.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::{RecordState, check_learning_rate};
+
+/// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step), so that schedulers can change it. [`check_learning_rate`] validates
+/// it for callers that take it from a user.
+#[derive(Config, Debug)]
+pub struct AdamConfig {
+    /// Decay rate of the first-moment (mean) estimate, β₁. Default 0.9.
+    #[config(default = 0.9)]
+    pub beta1: f64,
+    /// Decay rate of the second-moment (uncentred variance) estimate, β₂. Default 0.999.
+    #[config(default = 0.999)]
+    pub beta2: f64,
+    /// Added to the bias-corrected `√v̂` for numerical stability, outside the square root.
+    /// Default 1e-8 (torch's; burn's own Adam defaults to 1e-5).
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// Weight decay λ. Default 0. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`) instead of adding `λθ` to the gradient:
+    /// AdamW (Loshchilov & Hutter). Default false.
+    #[config(default = false)]
+    pub decoupled_weight_decay: bool,
+    /// Use AMSGrad: the denominator takes the running maximum of the raw second moment `v`.
+    /// Default false.
+    #[config(default = false)]
+    pub amsgrad: bool,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+/// A hyper-parameter outside its valid range. Each message names the parameter and its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdamConfigError {
+    /// The learning rate is negative or not a number.
+    #[error("invalid learning rate {0}: it must be a finite number ≥ 0")]
+    LearningRate(f64),
+    /// β₁ is outside [0, 1).
+    #[error("invalid beta1 {0}: it must lie in [0, 1)")]
+    Beta1(f64),
+    /// β₂ is outside [0, 1).
+    #[error("invalid beta2 {0}: it must lie in [0, 1)")]
+    Beta2(f64),
+    /// ε is not positive.
+    #[error("invalid eps {0}: it must be a finite number > 0")]
+    Eps(f64),
+    /// The weight decay is negative or not a number.
+    #[error("invalid weight decay {0}: it must be a finite number ≥ 0")]
+    WeightDecay(f64),
+}
+
+impl AdamConfig {
+    /// AdamW as `torch.optim.AdamW` configures it: decoupled weight decay of 1e-2 (burn's own AdamW
+    /// defaults to 1e-4), everything else as Adam.
+    pub fn adamw() -> Self {
+        Self::new()
+            .with_decoupled_weight_decay(true)
+            .with_weight_decay(1e-2)
+    }
+
+    /// Checks every hyper-parameter against the ranges torch.optim accepts.
+    pub fn validate(&self) -> Result<(), AdamConfigError> {
+        let unit = 0.0..1.0;
+        if !unit.contains(&self.beta1) {
+            return Err(AdamConfigError::Beta1(self.beta1));
+        }
+        if !unit.contains(&self.beta2) {
+            return Err(AdamConfigError::Beta2(self.beta2));
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(AdamConfigError::Eps(self.eps));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(AdamConfigError::WeightDecay(self.weight_decay));
+        }
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Adam, AdamConfigError> {
+        self.validate()?;
+        Ok(Adam {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module, as burn's `AdamConfig::init` gives it.
+    pub fn init(&self) -> Result<ModuleOptimizer, AdamConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Adam (Kingma & Ba, 2015, <https://arxiv.org/abs/1412.6980>), computed as `torch.optim.Adam`
+/// computes it, so that the same gradients give the same parameters to f32 rounding.
+///
+/// For each parameter θ with gradient g, at step t = 1, 2, …:
+///
+/// ```text
+/// g ← −g                                   if maximize
+/// θ ← θ·(1 − lr·λ)                         if decoupled weight decay (AdamW)
+/// g ← g + λ·θ                              otherwise, L2 weight decay
+/// m ← β₁·m + (1 − β₁)·g                    first moment
+/// v ← β₂·v + (1 − β₂)·g²                   second moment
+/// v_max ← max(v_max, v)                    if AMSGrad; the denominator then uses v_max
+/// m̂ = m / (1 − β₁ᵗ)                        bias corrections
+/// v̂ = v / (1 − β₂ᵗ)
+/// θ ← θ − lr · m̂ / (√v̂ + ε)
+/// ```
+///
+/// The last three lines are evaluated in torch's order: `θ − (lr/(1 − β₁ᵗ))·m / (√v/√(1 − β₂ᵗ) + ε)`,
+/// with the bias corrections and the step size in f64 (torch computes them as Python floats).
+/// Contrary to burn's built-in `Adam`, ε is added after the bias correction (burn adds
+/// `ε·√(1 − β₂ᵗ)` before it, which is the same only in exact arithmetic) and defaults to 1e-8;
+/// AMSGrad keeps the maximum of the raw `v`, as torch does. The moment update follows torch's
+/// `lerp` form, `m + (1 − β₁)·(g − m)`, equal to the paper's in exact arithmetic (torch's CPU
+/// kernel fuses it into one FMA, so the two agree to rounding, not bit for bit).
+#[derive(Clone, Debug)]
+pub struct Adam {
+    config: AdamConfig,
+}
+
+/// The state Adam keeps for one parameter. Names follow torch.optim's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct AdamState<const D: usize> {
+    /// Number of steps taken, t.
+    pub step: usize,
+    /// First moment m (torch's `exp_avg`).
+    pub exp_avg: Tensor<D>,
+    /// Second moment v (torch's `exp_avg_sq`).
+    pub exp_avg_sq: Tensor<D>,
+    /// Running maximum of v, with AMSGrad (torch's `max_exp_avg_sq`).
+    pub max_exp_avg_sq: Option<Tensor<D>>,
+}
+
+impl Adam {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+}
+
+impl Optimizer for Adam {
+    type State<const D: usize> = AdamState<D>;
+
+    /// One Adam step for one parameter tensor; see [`Adam`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let AdamConfig {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled_weight_decay,
+            amsgrad,
+            maximize,
+        } = self.config;
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        let mut theta = theta;
+        if weight_decay != 0.0 {
+            if decoupled_weight_decay {
+                theta = theta.mul_scalar(1.0 - lr * weight_decay);
+            } else {
+                g = g.add(theta.clone().mul_scalar(weight_decay));
+            }
+        }
+
+        let (t, m, v, v_max) = match state {
+            Some(state) => (
+                state.step + 1,
+                state.exp_avg,
+                state.exp_avg_sq,
+                state.max_exp_avg_sq,
+            ),
+            None => (1, g.zeros_like(), g.zeros_like(), None),
+        };
+
+        // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
+        let m = m.clone().add(g.clone().sub(m).mul_scalar(1.0 - beta1));
+        // v ← β₂·v + (1 − β₂)·g², as torch's `exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)`.
+        let v = v.mul_scalar(beta2).add(g.clone().mul_scalar(1.0 - beta2).mul(g));
+        let v_max = amsgrad.then(|| match v_max {
+            Some(v_max) => v_max.max_pair(v.clone()),
+            None => v.clone(),
+        });
+
+        // In f64 with libm's pow, as Python evaluates torch's `1 - beta1 ** step`.
+        let bias_correction1 = 1.0 - beta1.powf(t as f64);
+        let bias_correction2 = 1.0 - beta2.powf(t as f64);
+        // m̂ = m / (1 − β₁ᵗ), folded into the step size.
+        let step_size = lr / bias_correction1;
+        // √v̂ + ε = √v / √(1 − β₂ᵗ) + ε.
+        let v_used = v_max.as_ref().unwrap_or(&v);
+        let denom = v_used
+            .clone()
+            .sqrt()
+            .div_scalar(bias_correction2.sqrt())
+            .add_scalar(eps);
+        // θ ← θ − lr·m̂ / (√v̂ + ε), as torch's `θ.addcdiv_(m, denom, value=−step_size)`.
+        let theta = theta.sub(m.clone().mul_scalar(step_size).div(denom));
+
+        let state = AdamState {
+            step: t,
+            exp_avg: m,
+            exp_avg_sq: v,
+            max_exp_avg_sq: v_max,
+        };
+        (theta, Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdamState {
+            step: state.step,
+            exp_avg: state.exp_avg.to_device(device),
+            exp_avg_sq: state.exp_avg_sq.to_device(device),
+            max_exp_avg_sq: state.max_exp_avg_sq.map(|t| t.to_device(device)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    fn trajectory(config: AdamConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
+        let adam = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = adam.step(LR, theta.clone(), tensor(*g), state.take());
+                theta.to_data()
+            })
+            .collect()
+    }
+
+    /// Hand-computed with the paper's formulas in f64 (lr 0.1, torch's defaults):
+    /// step 1, g = [0.5, −1]: m̂ = g, v̂ = g², θ = θ₀ − 0.1·g/(|g| + 1e-8) = [0.9, −1.9];
+    /// step 2, g = [0.25, 0.5]: m = [0.07, −0.04], v = [3.1225e-4, 1.249e-3],
+    /// m̂ = m/0.19, v̂ = v/0.001999, θ = [0.806782040, −1.873366297].
+    #[test]
+    fn first_two_steps_match_hand_computed_values() {
+        let thetas = trajectory(AdamConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
+        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
+        let tolerance = Tolerance::absolute(1e-6);
+        thetas[0].assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        thetas[1].assert_approx_eq::<f32>(
+            &TensorData::from([0.806_782_04f32, -1.873_366_3]),
+            tolerance,
+        );
+    }
+
+    /// First step with λ = 0.5: L2 turns g = [0.5, −1] into g + λθ₀ = [1, −2], whose Adam step is
+    /// again ±lr: θ = [0.9, −1.9]. Decoupled decay first shrinks θ₀ by (1 − 0.1·0.5) to
+    /// [0.95, −1.9], then the step on the raw gradient gives [0.85, −1.8].
+    #[test]
+    fn first_step_applies_l2_and_decoupled_weight_decay_as_torch() {
+        let tolerance = Tolerance::absolute(1e-6);
+        let l2 = trajectory(AdamConfig::new().with_weight_decay(0.5), &[[0.5, -1.0]]);
+        l2[0].assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        let decoupled = trajectory(
+            AdamConfig::new()
+                .with_weight_decay(0.5)
+                .with_decoupled_weight_decay(true),
+            &[[0.5, -1.0]],
+        );
+        decoupled[0].assert_approx_eq::<f32>(&TensorData::from([0.85f32, -1.8]), tolerance);
+    }
+
+    /// AMSGrad keeps max(v): after a large then a small gradient its denominator stays larger
+    /// than plain Adam's, so its second step is smaller.
+    #[test]
+    fn amsgrad_takes_smaller_steps_after_the_gradient_shrinks() {
+        let grads = [[10.0, 10.0], [0.1, 0.1]];
+        let plain = trajectory(AdamConfig::new(), &grads);
+        let amsgrad = trajectory(AdamConfig::new().with_amsgrad(true), &grads);
+        let step2 = |t: &[TensorData]| {
+            let [a, b] = [&t[0], &t[1]].map(|d| d.as_slice::<f32>().unwrap()[0]);
+            (a - b).abs()
+        };
+        assert!(
+            step2(&amsgrad) < step2(&plain),
+            "amsgrad {} vs adam {}",
+            step2(&amsgrad),
+            step2(&plain)
+        );
+    }
+
+    /// `maximize` climbs: its first step moves along +g instead of −g.
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        let thetas = trajectory(AdamConfig::new().with_maximize(true), &[[0.5, -1.0]]);
+        thetas[0].assert_approx_eq::<f32>(&TensorData::from([1.1f32, -2.1]), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (AdamConfig::new().with_beta1(1.0), AdamConfigError::Beta1(1.0)),
+            (AdamConfig::new().with_beta1(-0.1), AdamConfigError::Beta1(-0.1)),
+            (AdamConfig::new().with_beta2(1.5), AdamConfigError::Beta2(1.5)),
+            (AdamConfig::new().with_eps(0.0), AdamConfigError::Eps(0.0)),
+            (AdamConfig::new().with_weight_decay(-1e-2), AdamConfigError::WeightDecay(-1e-2)),
+        ];
+        for (config, expected) in cases {
+            assert_eq!(config.build().err(), Some(expected.clone()));
+        }
+        assert!(AdamConfig::new().with_eps(f64::NAN).validate().is_err());
+        assert!(AdamConfig::new().with_beta1(0.0).validate().is_ok());
+        assert_eq!(
+            check_learning_rate(-1e-3),
+            Err(AdamConfigError::LearningRate(-1e-3))
+        );
+        assert!(check_learning_rate(f64::INFINITY).is_err());
+        assert!(check_learning_rate(0.0).is_ok());
+        assert!(AdamConfigError::Beta2(1.5).to_string().contains("beta2"));
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped, for every state field (AMSGrad's included).
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        for config in [AdamConfig::new(), AdamConfig::new().with_amsgrad(true)] {
+            let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+            let input = Tensor::<2>::ones([4, 3], &device);
+            let grads = |model: &Linear, scale: f32| {
+                let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+                GradientsParams::from_grads(loss.backward(), model)
+            };
+            let mut original = config.init().unwrap();
+            for scale in [1.0, 0.01] {
+                let g = grads(&model, scale);
+                model = original.step(LR, model, g);
+            }
+            let bytes = original.into_bytes().unwrap();
+            let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+            let expected = original.step(LR, model.clone(), grads(&model, -0.5));
+            let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
+            expected.weight.val().to_data().assert_eq(&actual.weight.val().to_data(), true);
+            let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+            bias(&expected).assert_eq(&bias(&actual), true);
+            // A fresh optimizer's third step differs: the state really was carried over.
+            let mut fresh = config.init().unwrap();
+            let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
+            assert_ne!(unresumed.weight.val().to_data(), expected.weight.val().to_data());
+        }
+    }
+}

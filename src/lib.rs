@@ -1,0 +1,18 @@
+//! adamlab: Adam on burn, proven equal to burn's built-in Adam and to `torch.optim.Adam`.
+//!
+//! This package gathers the workspace's crates under one name for the top-level examples,
+//! benchmarks and tests:
+//!
+//! - [`optim`]: the optimizers (`adamlab-optim`).
+//! - [`models`]: the article's MLP and CNN (`adamlab-models`).
+//! - [`data`]: MNIST-format datasets (`adamlab-data`).
+//! - [`backend`]: choosing ndarray, flex or wgpu at run time (`adamlab-backend`).
+//! - [`train`]: training loops and optimizer selection (`adamlab-train`).
+//! - [`verify`]: the checks against burn and PyTorch (`adamlab-verify`).
+
+pub use adamlab_backend as backend;
+pub use adamlab_data as data;
+pub use adamlab_models as models;
+pub use adamlab_optim as optim;
+pub use adamlab_train as train;
+pub use adamlab_verify as verify;

@@ -1,0 +1,36 @@
+//! Our Adam equals burn's built-in Adam/AdamW, parameter by parameter, for 50 steps of the
+//! article's MLP and CNN, on every backend compiled in (ndarray, flex, and wgpu with
+//! `--features wgpu`). Tolerance and reasoning: `adamlab_verify::parity::PARITY_TOLERANCE`.
+
+use adamlab::backend::{compiled, device};
+use adamlab::verify::CheckReport;
+use adamlab::verify::parity::{PARITY_STEPS, ParityModel, check, parity_cases};
+
+fn assert_parity_on_every_backend(model: ParityModel) {
+    let mut reports: Vec<CheckReport> = Vec::new();
+    for backend in compiled() {
+        let device = device(backend).unwrap_or_else(|err| panic!("{err}"));
+        for case in parity_cases() {
+            let mut report = check(&device, model, &case, PARITY_STEPS);
+            report.case = format!("{backend}/{}", report.case);
+            println!("{report}");
+            reports.push(report);
+        }
+    }
+    let failures: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(ToString::to_string)
+        .collect();
+    assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn our_adam_equals_burns_adam_for_50_steps_of_the_mlp_on_every_backend() {
+    assert_parity_on_every_backend(ParityModel::Mlp);
+}
+
+#[test]
+fn our_adam_equals_burns_adam_for_50_steps_of_the_cnn_on_every_backend() {
+    assert_parity_on_every_backend(ParityModel::Cnn);
+}
