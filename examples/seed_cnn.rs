@@ -7,7 +7,7 @@
 //!
 //! `cargo run --release --example seed_cnn` (add `--features wgpu` to allow the GPU).
 
-use adamlab::backend::{default_backend, device};
+use adamlab::backend::default_device;
 use adamlab::models::CnnConfig;
 use adamlab::optim::AdamConfig;
 use adamlab::train::cnn;
@@ -21,7 +21,7 @@ const CLASSES: usize = 10;
 const SEED: u64 = 0;
 
 fn main() -> ExitCode {
-    let device = match default_backend().and_then(device) {
+    let device = match default_device() {
         Ok(device) => device.autodiff(),
         Err(err) => {
             eprintln!("error: {err}");

@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example seed_mlp` (add `--features wgpu` to allow the GPU).
 
-use adamlab::backend::{default_backend, device};
+use adamlab::backend::default_device;
 use adamlab::optim::AdamConfig;
 use adamlab::train::mlp;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ const EPOCHS: usize = 100;
 const LEARNING_RATE: f64 = 0.01;
 
 fn main() -> ExitCode {
-    let device = match default_backend().and_then(device) {
+    let device = match default_device() {
         Ok(device) => device.autodiff(),
         Err(err) => {
             eprintln!("error: {err}");

@@ -115,6 +115,11 @@ pub fn default_backend() -> Result<BackendKind, BackendError> {
         })
 }
 
+/// The device of [`default_backend`], without autodiff.
+pub fn default_device() -> Result<Device, BackendError> {
+    default_backend().and_then(device)
+}
+
 /// A one-line description of the device `kind` runs on, for logs and benchmark reports.
 pub fn describe(kind: BackendKind) -> String {
     match kind {

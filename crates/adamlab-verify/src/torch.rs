@@ -301,22 +301,21 @@ fn mlp_from_torch(weights: &std::collections::BTreeMap<String, Vec<f32>>, device
     model
 }
 
-/// Steps of the CNN trajectory held to [`CNN_FIRST_STEPS_TOLERANCE`].
-pub const CNN_FIRST_STEPS: usize = 3;
-
-/// Tolerance on the CNN's loss over its first [`CNN_FIRST_STEPS`] steps: atol 1e-5.
+/// Tolerance on the CNN's loss at each of its 20 steps: atol 1e-5.
 ///
-/// From torch's weights the first loss differs only by the convolutions' summation order
-/// (~1e-6); the first Adam steps keep it there.
-pub const CNN_FIRST_STEPS_TOLERANCE: Tolerance = Tolerance::new(1e-5, 0.0);
+/// From torch's weights the first loss differs only by the order of the convolutions' sums; with
+/// adamlab's Adam the run then stays on torch's course: measured at most 4.8e-7 apart over the 20
+/// steps on ndarray, flex and wgpu. (The project brief reports burn's own Adam ~3e-2 apart from
+/// torch's by step 18; its bias corrections are computed in f32. Not rerun here.)
+pub const CNN_LOSS_TOLERANCE: Tolerance = Tolerance::new(1e-5, 0.0);
 
-/// Tolerance on the CNN's loss over all 20 steps: atol 5e-2.
+/// Tolerance on the CNN's weights after the 20 steps: atol 1e-4 + rtol 1e-3.
 ///
-/// Adam turns a near-zero gradient into a step of ±lr whose sign is decided by rounding, so after
-/// a few steps two correct implementations part ways (burn's own Adam and torch's reach ~3e-2
-/// apart by step 18). This bound only says the run stays on torch's course; the optimizer's
-/// exactness is what the replays check.
-pub const CNN_TRAJECTORY_TOLERANCE: Tolerance = Tolerance::new(5e-2, 0.0);
+/// Each weight moves by up to lr·20 = 2e-2 over the run. Measured: at most 1.7e-5 (flex),
+/// 1.9e-5 (ndarray) and 2.3e-5 (wgpu) from torch's, for weights whose gradient hovers near zero,
+/// where Adam's normalisation magnifies last-bit differences of the forward and backward passes.
+/// A wrong formula moves weights by a sizeable fraction of lr (1e-3) per step.
+pub const CNN_WEIGHTS_TOLERANCE: Tolerance = Tolerance::new(1e-4, 1e-3);
 
 #[derive(Debug, Deserialize)]
 struct CnnFixture {
@@ -328,7 +327,8 @@ struct CnnFixture {
 
 /// The article's CNN from torch's initial weights (`cnn_init.safetensors`, loaded through the
 /// PyTorch adapter), trained with adamlab's Adam on the fixture's batch of 16 Fashion-MNIST
-/// images: the losses against torch's, strictly for the first steps and loosely for all 20.
+/// images for 20 steps: every loss against torch's, then the weights against torch's final ones
+/// (`cnn_final.safetensors`).
 pub fn check_cnn_batch(device: &Device) -> [CheckReport; 2] {
     let fixture: CnnFixture = serde_json::from_str(CNN_BATCH).expect("embedded fixture");
     let device = device.clone().autodiff();
@@ -338,27 +338,31 @@ pub fn check_cnn_batch(device: &Device) -> [CheckReport; 2] {
     let images = Tensor::<4>::from_data(TensorData::new(pixels, [n, 1, 28, 28]), &device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(fixture.labels.clone(), [n]), &device);
     let mut optimizer = AdamConfig::new().init().expect("defaults are valid");
-    let (mut first, mut all) = (Deviation::default(), Deviation::default());
+    let mut losses = Deviation::default();
     for (step, expected) in fixture.losses.iter().enumerate() {
         let loss;
         (model, loss) = cnn::step(model, &mut optimizer, fixture.lr, images.clone(), labels.clone());
-        if step < CNN_FIRST_STEPS {
-            first.record(CNN_FIRST_STEPS_TOLERANCE, step + 1, "loss", &[loss], &[*expected]);
-        }
-        all.record(CNN_TRAJECTORY_TOLERANCE, step + 1, "loss", &[loss], &[*expected]);
+        losses.record(CNN_LOSS_TOLERANCE, step + 1, "loss", &[loss], &[*expected]);
+    }
+    let steps = fixture.losses.len();
+    let mut weights = Deviation::default();
+    let expected = named_params(&cnn_from_torch(CNN_FINAL, "cnn_final.safetensors", &device));
+    // Both models are burn modules here, so both name and lay out their weights alike.
+    for ((name, actual), (_, expected)) in named_params(&model).into_iter().zip(expected) {
+        weights.record(CNN_WEIGHTS_TOLERANCE, steps, &name, &actual, &expected);
     }
     [
         CheckReport {
-            case: format!("torch-e2e/cnn-batch/loss-first-{CNN_FIRST_STEPS}-steps"),
-            steps: CNN_FIRST_STEPS,
-            tolerance: CNN_FIRST_STEPS_TOLERANCE,
-            deviation: first,
+            case: "torch-e2e/cnn-batch/losses".to_string(),
+            steps,
+            tolerance: CNN_LOSS_TOLERANCE,
+            deviation: losses,
         },
         CheckReport {
-            case: "torch-e2e/cnn-batch/loss-all-steps".to_string(),
-            steps: fixture.losses.len(),
-            tolerance: CNN_TRAJECTORY_TOLERANCE,
-            deviation: all,
+            case: "torch-e2e/cnn-batch/final-weights".to_string(),
+            steps,
+            tolerance: CNN_WEIGHTS_TOLERANCE,
+            deviation: weights,
         },
     ]
 }
@@ -367,16 +371,6 @@ pub fn check_cnn_batch(device: &Device) -> [CheckReport; 2] {
 fn cnn_from_torch(bytes: &[u8], name: &str, device: &Device) -> Cnn {
     load_pytorch_safetensors_bytes(CnnConfig::new().init(device), bytes.to_vec(), Path::new(name))
         .unwrap_or_else(|err| panic!("embedded fixture: {err}"))
-}
-
-/// The CNN torch ended with after the fixture's 20 steps, for comparisons and tests.
-pub fn torch_final_cnn(device: &Device) -> Cnn {
-    cnn_from_torch(CNN_FINAL, "cnn_final.safetensors", device)
-}
-
-/// The CNN torch started from.
-pub fn torch_initial_cnn(device: &Device) -> Cnn {
-    cnn_from_torch(CNN_INIT, "cnn_init.safetensors", device)
 }
 
 /// Every PyTorch check on `device`: the replays, the MLP trajectory and the CNN losses.
