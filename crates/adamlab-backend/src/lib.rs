@@ -134,10 +134,10 @@ pub fn describe(kind: BackendKind) -> String {
 /// The name of the hardware (not software-emulated) GPU wgpu would use, if any.
 pub fn wgpu_hardware_adapter() -> Option<String> {
     #[cfg(feature = "wgpu")]
-    if let Some(adapter) = wgpu_adapter::best() {
-        if adapter.is_hardware {
-            return Some(adapter.name.clone());
-        }
+    if let Some(adapter) = wgpu_adapter::best()
+        && adapter.is_hardware
+    {
+        return Some(adapter.name.clone());
     }
     None
 }

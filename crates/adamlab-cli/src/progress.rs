@@ -31,11 +31,11 @@ impl Reporter {
 
     /// Writes one JSON line of metrics, keeping the first error for [`Reporter::finish`].
     fn metric(&mut self, value: serde_json::Value) {
-        if let Some(out) = &mut self.metrics {
-            if let Err(err) = writeln!(out, "{value}") {
-                self.metrics_error.get_or_insert(err);
-                self.metrics = None;
-            }
+        if let Some(out) = &mut self.metrics
+            && let Err(err) = writeln!(out, "{value}")
+        {
+            self.metrics_error.get_or_insert(err);
+            self.metrics = None;
         }
     }
 

@@ -10,6 +10,7 @@ use adamlab_models::{CnnConfig, MlpConfig};
 use adamlab_train::checkpoint::Checkpointer;
 use adamlab_train::classifier::{self, RunConfig, Start};
 use adamlab_train::{OptimizerSettings, epoch_line, mlp};
+use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
@@ -104,7 +105,7 @@ fn train_cnn(
         Start::Resume
     } else if let Some(path) = &args.init {
         let model = CnnConfig::new().init(&device.clone().autodiff());
-        Start::Weights(load_pytorch_safetensors(model, path)?)
+        Start::Weights(Box::new(load_pytorch_safetensors(model, path)?))
     } else {
         Start::Seeded
     };
@@ -115,7 +116,6 @@ fn train_cnn(
         shuffle: !args.no_shuffle,
         optimizer: settings,
     };
-    use burn::data::dataset::Dataset;
     println!(
         "training the article's CNN on {} images from {} with {} (lr {}), batch {}, {epochs} epoch(s), on {described}",
         train_set.len(),

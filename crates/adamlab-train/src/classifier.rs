@@ -123,7 +123,7 @@ pub enum Start {
     /// Fresh weights from the seed.
     Seeded,
     /// Given weights (e.g. PyTorch's, from `--init`), on the autodiff device.
-    Weights(Cnn),
+    Weights(Box<Cnn>),
     /// The latest checkpoint in the checkpointer's directory.
     Resume,
 }
@@ -153,7 +153,7 @@ pub fn train(
             device.seed(config.seed);
             (CnnConfig::new().init(&device), 1, 0, None)
         }
-        Start::Weights(model) => (model, 1, 0, None),
+        Start::Weights(model) => (*model, 1, 0, None),
         Start::Resume => {
             let checkpointer = checkpointer.ok_or(CheckpointError::NoDirectory)?;
             let template = CnnConfig::new().init(&device);

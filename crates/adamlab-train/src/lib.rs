@@ -18,5 +18,5 @@ pub use optimizer::{OptimizerKind, OptimizerSettings};
 /// The article's progress line, printed every 10 epochs by both of its programs:
 /// `Epoch [10/100], Loss: 0.1234`. `None` for the other epochs.
 pub fn epoch_line(epoch: usize, epochs: usize, loss: f32) -> Option<String> {
-    (epoch % 10 == 0).then(|| format!("Epoch [{epoch}/{epochs}], Loss: {loss:.4}"))
+    epoch.is_multiple_of(10).then(|| format!("Epoch [{epoch}/{epochs}], Loss: {loss:.4}"))
 }
