@@ -373,7 +373,8 @@ fn cnn_from_torch(bytes: &[u8], name: &str, device: &Device) -> Cnn {
         .unwrap_or_else(|err| panic!("embedded fixture: {err}"))
 }
 
-/// Every PyTorch check on `device`: the replays, the MLP trajectory and the CNN losses.
+/// Every PyTorch check on `device`: the replays, the MLP trajectory, and the CNN's losses and
+/// final weights.
 pub fn check_all(device: &Device) -> Vec<CheckReport> {
     let mut reports = replay_all(device);
     reports.push(check_mlp_article(device));
