@@ -1,39 +1,54 @@
 #!/usr/bin/env python3
-"""Writes adamlab's PyTorch reference fixtures (fixtures/torch/).
+"""Writes adamlab's reference fixtures (fixtures/torch/) from PyTorch and the reference packages.
 
 Run from the repository root, in an environment with tools/reference/requirements.txt:
 
     python3 -m venv .venv-ref && .venv-ref/bin/pip install -r tools/reference/requirements.txt
-    .venv-ref/bin/python tools/reference/generate.py
+    .venv-ref/bin/python tools/reference/generate.py            # everything
+    .venv-ref/bin/python tools/reference/generate.py sgd lion   # the cases of these optimizers
 
-Two kinds of fixture:
+Three kinds of fixture:
 
-* Replay cases (fixtures/torch/replay/<case>.json): torch.optim.Adam / AdamW on three parameters
-  of rank 1, 2 and 4, fed fixed synthetic gradients for 200 steps. Each fixture stores the
-  initial parameters, the gradient of every step, and after every step the parameters and the
-  optimizer state (exp_avg, exp_avg_sq, max_exp_avg_sq). Replaying the gradients through another
-  implementation must reproduce every number to f32 rounding.
-* End-to-end cases: the article's MLP for 100 epochs (fixtures/torch/mlp_article.json) and the
-  article's CNN for 20 steps on one fixed batch of 16 Fashion-MNIST training images
-  (fixtures/torch/cnn_batch.json, with cnn_init.safetensors and cnn_final.safetensors in
-  PyTorch's names and layouts). They record every loss and the final weights.
+* Replay cases (fixtures/torch/replay/<optimizer>/<case>.safetensors): a reference optimizer
+  (torch.optim.SGD, lion_pytorch.Lion, …) on parameters of rank 1, 2 and 4, fed fixed synthetic
+  gradients for 200 steps. The cases are declared one file per optimizer in
+  tools/reference/cases/<optimizer>.py (a list CASES of Case). Each fixture is a safetensors file:
 
-Every value is written as the exact float64 of its float32, so parsing it back is exact. Each
-JSON fixture records the torch version and this script's path.
+      initial.<i>          the initial value of parameter i
+      grad.<i>             [steps, *shape]: the gradient fed at every step
+      param.<i>            [steps, *shape]: the parameter after every step
+      state.<key>.<i>      [steps, *shape of the state]: every tensor the reference keeps in
+                           optimizer.state[param] under <key> (0-dim ones too: `step`, `eta`, …)
+
+  and its metadata (strings) names the case, the adamlab spec that must reproduce it (torch's
+  keyword names), the reference, its version, the gradient style and this script.
+* The article's MLP for 100 epochs with each optimizer at its defaults but lr 0.01
+  (fixtures/torch/mlp/<optimizer>.json; each cases file may set MLP = None to skip, or a dict of
+  keyword arguments), and with Adam as the article has it (fixtures/torch/mlp_article.json).
+* The article's CNN for 20 steps on one fixed batch of 16 Fashion-MNIST training images
+  (fixtures/torch/cnn_batch.json, with cnn_init.safetensors and cnn_final.safetensors).
+
+Every value is stored as float32 (float64 for Python numbers a reference keeps in its state), so
+reading it back is exact.
 """
 
+import dataclasses
 import gzip
+import importlib
 import json
 import pathlib
 import sys
+import zlib
+from typing import Callable, Optional
 
 import torch
 from safetensors.torch import save_file
 
 GENERATOR = "tools/reference/generate.py"
 OUT = pathlib.Path("fixtures/torch")
+CASES_DIR = pathlib.Path(__file__).resolve().parent / "cases"
 REPLAY_STEPS = 200
-# Shapes of the three parameters of every replay case: rank 1, 2 and 4.
+# Shapes of the three parameters of every replay case unless a case says otherwise: rank 1, 2, 4.
 SHAPES = [(5,), (3, 4), (2, 3, 2, 2)]
 FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
@@ -67,6 +82,9 @@ def gradient(step, shape, seed, style):
     if style == "tiny":
         # |g| ~ 1e-9: √v̂ ~ 1e-9 sits next to eps = 1e-8, so eps dominates the denominator.
         return g * 1e-9
+    if style == "huge":
+        # |g| ~ 1e6: squares near 1e12, still finite in f32.
+        return g * 1e6
     if style == "zeros-and-flips":
         # Every third element is exactly 0 at every step, every other step flips the sign
         # of the rest, and every fifth step is entirely 0.
@@ -81,66 +99,111 @@ def gradient(step, shape, seed, style):
     raise ValueError(style)
 
 
-REPLAY_CASES = [
-    # name, optimizer class, its keyword arguments, gradient style
-    ("default", "Adam", {"lr": 1e-3}, "normal"),
-    ("amsgrad", "Adam", {"lr": 1e-3, "amsgrad": True}, "decaying"),
-    ("l2-weight-decay", "Adam", {"lr": 1e-3, "weight_decay": 0.1}, "normal"),
-    ("adamw-default-decay", "AdamW", {"lr": 1e-3}, "normal"),
-    ("adamw-large-decay", "AdamW", {"lr": 1e-2, "weight_decay": 0.5}, "normal"),
-    ("maximize", "Adam", {"lr": 1e-3, "maximize": True}, "normal"),
-    ("betas-0.8-0.9-eps-1e-6", "Adam", {"lr": 1e-3, "betas": (0.8, 0.9), "eps": 1e-6}, "normal"),
-    ("large-lr", "Adam", {"lr": 0.1}, "normal"),
-    ("tiny-gradients", "Adam", {"lr": 1e-3}, "tiny"),
-    ("zeros-and-sign-flips", "Adam", {"lr": 1e-3}, "zeros-and-flips"),
-    (
-        "amsgrad-adamw-maximize",
-        "AdamW",
-        {"lr": 1e-2, "weight_decay": 0.05, "amsgrad": True, "maximize": True},
-        "decaying",
-    ),
-]
+@dataclasses.dataclass
+class Case:
+    """One replay case.
+
+    `kwargs` are the reference's keyword arguments, `lr` included, with torch's names; they are
+    also the adamlab spec (`optimizer(k=v, …)`), so they must use the registry's keywords.
+    `make(params, **kwargs)` builds the reference optimizer; `reference` names it.
+    """
+
+    optimizer: str
+    name: str
+    kwargs: dict
+    make: Callable
+    reference: str
+    gradients: str = "normal"
+    shapes: list = dataclasses.field(default_factory=lambda: list(SHAPES))
+    reference_version: str = "torch " + torch.__version__.split("+")[0]
 
 
-def replay_case(index, name, optimizer, kwargs, style):
+def spec_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "None"
+    if isinstance(v, (tuple, list)):
+        return "(" + ", ".join(spec_value(x) for x in v) + ")"
+    if isinstance(v, str):
+        return v
+    return repr(v)
+
+
+def spec_of(optimizer, kwargs):
+    if not kwargs:
+        return optimizer
+    return optimizer + "(" + ", ".join(f"{k}={spec_value(v)}" for k, v in kwargs.items()) + ")"
+
+
+def state_tensors(state):
+    """Every tensor (and number) of one parameter's optimizer state, by its key."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.detach().clone().to(torch.float32 if value.is_floating_point() else torch.float64)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = torch.tensor(float(value), dtype=torch.float64)
+    return out
+
+
+def case_seed(case):
+    """A seed fixed by the case's identity, so adding cases never changes another's data."""
+    return zlib.crc32(f"{case.optimizer}/{case.name}".encode()) % 1_000_003
+
+
+def replay_case(case):
+    index = case_seed(case)
     gen = torch.Generator().manual_seed(1_000 + index)
-    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in SHAPES]
-    # Resolve every hyper-parameter to torch's value, defaults included.
-    opt = getattr(torch.optim, optimizer)(params, foreach=False, **kwargs)
-    group = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
-    fixture = header("replay")
-    fixture.update(
-        {
-            "case": name,
-            "optimizer": f"torch.optim.{optimizer}",
-            "hyper_parameters": {
-                "lr": group["lr"],
-                "beta1": group["betas"][0],
-                "beta2": group["betas"][1],
-                "eps": group["eps"],
-                "weight_decay": group["weight_decay"],
-                "decoupled_weight_decay": optimizer == "AdamW"
-                or bool(group.get("decoupled_weight_decay", False)),
-                "amsgrad": group["amsgrad"],
-                "maximize": group["maximize"],
-            },
-            "gradients": style,
-            "shapes": [list(s) for s in SHAPES],
-            "initial": [flat(p) for p in params],
-            "steps": [],
-        }
-    )
+    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in case.shapes]
+    initial = [p.detach().clone() for p in params]
+    opt = case.make(params, **case.kwargs)
+    grads_seen = [[] for _ in params]
+    params_seen = [[] for _ in params]
+    states_seen = [dict() for _ in params]
     for step in range(1, REPLAY_STEPS + 1):
-        grads = [gradient(step, s, 7 * index + k, style) for k, s in enumerate(SHAPES)]
+        grads = [gradient(step, s, 7 * index + k, case.gradients) for k, s in enumerate(case.shapes)]
         for p, g in zip(params, grads):
             p.grad = g.clone()
         opt.step()
-        record = {"grad": [flat(g) for g in grads], "param": [flat(p) for p in params]}
-        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-            if key in opt.state[params[0]]:
-                record[key] = [flat(opt.state[p][key]) for p in params]
-        fixture["steps"].append(record)
-    return fixture
+        for i, (p, g) in enumerate(zip(params, grads)):
+            grads_seen[i].append(g)
+            params_seen[i].append(p.detach().clone())
+            for key, value in state_tensors(opt.state[p]).items():
+                states_seen[i].setdefault(key, []).append(value)
+    tensors = {}
+    for i in range(len(params)):
+        tensors[f"initial.{i}"] = initial[i].contiguous()
+        tensors[f"grad.{i}"] = torch.stack(grads_seen[i]).contiguous()
+        tensors[f"param.{i}"] = torch.stack(params_seen[i]).contiguous()
+        for key, values in states_seen[i].items():
+            if len(values) != REPLAY_STEPS:
+                raise ValueError(f"{case.optimizer}/{case.name}: state {key} missing at some steps")
+            tensors[f"state.{key}.{i}"] = torch.stack(values).contiguous()
+    metadata = {
+        "case": f"{case.optimizer}/{case.name}",
+        "optimizer": case.optimizer,
+        "spec": spec_of(case.optimizer, case.kwargs),
+        "reference": case.reference,
+        "reference_version": case.reference_version,
+        "torch_version": torch.__version__,
+        "gradients": case.gradients,
+        "steps": str(REPLAY_STEPS),
+        "params": str(len(params)),
+        "generator": GENERATOR,
+    }
+    return tensors, metadata
+
+
+def load_cases(only):
+    """Every cases module under tools/reference/cases (or those named in `only`)."""
+    sys.path.insert(0, str(CASES_DIR.parent))
+    modules = []
+    for path in sorted(CASES_DIR.glob("*.py")):
+        if path.stem.startswith("_") or (only and path.stem.replace("_", "-") not in only):
+            continue
+        modules.append(importlib.import_module(f"cases.{path.stem}"))
+    return modules
 
 
 # --- End-to-end cases -----------------------------------------------------------------------
@@ -258,6 +321,41 @@ def cnn_batch(batch=16, steps=20):
     return fixture
 
 
+
+def mlp_for(optimizer, make, kwargs, reference):
+    """The article's MLP for 100 epochs from torch.manual_seed(0)'s weights, with `make`."""
+    torch.manual_seed(0)
+    model = SimpleModel()
+    initial = {k: flat(v) for k, v in model.state_dict().items()}
+    criterion = torch.nn.MSELoss()
+    opt = make(model.parameters(), **kwargs)
+    inputs = torch.tensor([[1.0, 2.0], [2.0, 3.0]])
+    targets = torch.tensor([[0.0], [1.0]])
+    losses, params = [], []
+    for _epoch in range(100):
+        opt.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        params.append({k: flat(v) for k, v in model.state_dict().items()})
+    fixture = header("mlp")
+    fixture.update(
+        {
+            "optimizer": optimizer,
+            "spec": spec_of(optimizer, kwargs),
+            "reference": reference,
+            "lr": kwargs.get("lr"),
+            "epochs": 100,
+            "inputs": flat(inputs),
+            "targets": flat(targets),
+            "initial": initial,
+            "losses": losses,
+            "params": params,
+        }
+    )
+    return fixture
+
 def write(path, fixture):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(fixture, separators=(",", ":")) + "\n")
@@ -265,11 +363,22 @@ def write(path, fixture):
 
 
 def main():
+    only = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
-    for index, case in enumerate(REPLAY_CASES):
-        write(OUT / "replay" / f"{case[0]}.json", replay_case(index, *case))
-    write(OUT / "mlp_article.json", mlp_article())
-    write(OUT / "cnn_batch.json", cnn_batch())
+    for module in load_cases(only):
+        for case in module.CASES:
+            tensors, metadata = replay_case(case)
+            path = OUT / "replay" / case.optimizer / f"{case.name}.safetensors"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(tensors, path, metadata=metadata)
+            print(f"wrote {path}")
+        mlp = getattr(module, "MLP", None)
+        if mlp is not None:
+            optimizer, make, kwargs, reference = mlp
+            write(OUT / "mlp" / f"{optimizer}.json", mlp_for(optimizer, make, kwargs, reference))
+    if not only:
+        write(OUT / "mlp_article.json", mlp_article())
+        write(OUT / "cnn_batch.json", cnn_batch())
 
 
 if __name__ == "__main__":

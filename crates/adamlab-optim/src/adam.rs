@@ -4,7 +4,9 @@ use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-use crate::{RecordState, check_learning_rate};
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::RecordState;
 
 /// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
 ///
@@ -39,25 +41,95 @@ pub struct AdamConfig {
     pub maximize: bool,
 }
 
-/// A hyper-parameter outside its valid range. Each message names the parameter and its range.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AdamConfigError {
-    /// The learning rate is negative or not a number.
-    #[error("invalid learning rate {0}: it must be a finite number ≥ 0")]
-    LearningRate(f64),
-    /// β₁ is outside [0, 1).
-    #[error("invalid beta1 {0}: it must lie in [0, 1)")]
-    Beta1(f64),
-    /// β₂ is outside [0, 1).
-    #[error("invalid beta2 {0}: it must lie in [0, 1)")]
-    Beta2(f64),
-    /// ε is not positive.
-    #[error("invalid eps {0}: it must be a finite number > 0")]
-    Eps(f64),
-    /// The weight decay is negative or not a number.
-    #[error("invalid weight decay {0}: it must be a finite number ≥ 0")]
-    WeightDecay(f64),
-}
+/// `betas`: (β₁, β₂), each in [0, 1).
+pub const BETAS: HyperParam = HyperParam {
+    name: "betas",
+    kind: Kind::Tuple(&[Kind::Float(Interval::UNIT_OPEN_RIGHT), Kind::Float(Interval::UNIT_OPEN_RIGHT)]),
+    default: "(0.9, 0.999)",
+    help: "decay rates of the first and second moment estimates",
+};
+/// `eps`, added to `√v̂`.
+pub const EPS: HyperParam = HyperParam {
+    name: "eps",
+    kind: Kind::Float(Interval::POSITIVE),
+    default: "1e-8",
+    help: "added to the denominator √v̂ for numerical stability",
+};
+/// `weight_decay` for Adam (L2 unless decoupled).
+pub const WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "weight_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "weight decay λ (L2, g ← g + λθ, unless decoupled_weight_decay)",
+};
+/// `weight_decay` for AdamW (decoupled), torch's default 1e-2.
+pub const ADAMW_WEIGHT_DECAY: HyperParam = HyperParam {
+    default: "0.01",
+    help: "decoupled weight decay λ: θ ← θ·(1 − lr·λ)",
+    ..WEIGHT_DECAY
+};
+/// `decoupled_weight_decay`: AdamW's decay inside Adam.
+pub const DECOUPLED_WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "decoupled_weight_decay",
+    kind: Kind::Bool,
+    default: "false",
+    help: "decay the weights directly (AdamW) instead of adding λθ to the gradient",
+};
+/// `amsgrad`.
+pub const AMSGRAD: HyperParam = HyperParam {
+    name: "amsgrad",
+    kind: Kind::Bool,
+    default: "false",
+    help: "use the running maximum of the second moment (AMSGrad)",
+};
+/// `maximize`, shared by every optimizer that has it.
+pub const MAXIMIZE: HyperParam = HyperParam {
+    name: "maximize",
+    kind: Kind::Bool,
+    default: "false",
+    help: "maximise the objective instead of minimising it",
+};
+
+/// The registry's `adam`: `torch.optim.Adam`.
+pub const ADAM: OptimizerEntry = OptimizerEntry {
+    name: "adam",
+    summary: "Adam (Kingma & Ba, 2015), L2 weight decay; AMSGrad and AdamW's decay as options",
+    reference: "torch.optim.Adam (torch 2.15)",
+    params: &[learning_rate("0.001"), BETAS, EPS, WEIGHT_DECAY, DECOUPLED_WEIGHT_DECAY, AMSGRAD, MAXIMIZE],
+    build: |args| {
+        let (beta1, beta2) = args.pair("betas");
+        let adam = AdamConfig::new()
+            .with_beta1(beta1)
+            .with_beta2(beta2)
+            .with_eps(args.f64("eps"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
+            .with_amsgrad(args.bool("amsgrad"))
+            .with_maximize(args.bool("maximize"))
+            .build()?;
+        Ok(Box::new(adam))
+    },
+};
+
+/// The registry's `adamw`: `torch.optim.AdamW`.
+pub const ADAMW: OptimizerEntry = OptimizerEntry {
+    name: "adamw",
+    summary: "AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay",
+    reference: "torch.optim.AdamW (torch 2.15)",
+    params: &[learning_rate("0.001"), BETAS, EPS, ADAMW_WEIGHT_DECAY, AMSGRAD, MAXIMIZE],
+    build: |args| {
+        let (beta1, beta2) = args.pair("betas");
+        let adam = AdamConfig::adamw()
+            .with_beta1(beta1)
+            .with_beta2(beta2)
+            .with_eps(args.f64("eps"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_amsgrad(args.bool("amsgrad"))
+            .with_maximize(args.bool("maximize"))
+            .build()?;
+        Ok(Box::new(adam))
+    },
+};
 
 impl AdamConfig {
     /// AdamW as `torch.optim.AdamW` configures it: decoupled weight decay of 1e-2 (burn's own AdamW
@@ -69,25 +141,15 @@ impl AdamConfig {
     }
 
     /// Checks every hyper-parameter against the ranges torch.optim accepts.
-    pub fn validate(&self) -> Result<(), AdamConfigError> {
-        let unit = 0.0..1.0;
-        if !unit.contains(&self.beta1) {
-            return Err(AdamConfigError::Beta1(self.beta1));
-        }
-        if !unit.contains(&self.beta2) {
-            return Err(AdamConfigError::Beta2(self.beta2));
-        }
-        if !(self.eps > 0.0 && self.eps.is_finite()) {
-            return Err(AdamConfigError::Eps(self.eps));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(AdamConfigError::WeightDecay(self.weight_decay));
-        }
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        BETAS.check_floats(&[self.beta1, self.beta2])?;
+        EPS.check_f64(self.eps)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
         Ok(())
     }
 
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adam, AdamConfigError> {
+    pub fn build(&self) -> Result<Adam, ConfigError> {
         self.validate()?;
         Ok(Adam {
             config: self.clone(),
@@ -95,7 +157,7 @@ impl AdamConfig {
     }
 
     /// The optimizer for a whole module, as burn's `AdamConfig::init` gives it.
-    pub fn init(&self) -> Result<ModuleOptimizer, AdamConfigError> {
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
         Ok(ModuleOptimizer::from(self.build()?))
     }
 }
@@ -148,6 +210,8 @@ impl Adam {
         &self.config
     }
 }
+
+impl EvalWeights for Adam {}
 
 impl Optimizer for Adam {
     type State<const D: usize> = AdamState<D>;
@@ -334,24 +398,21 @@ mod tests {
     #[test]
     fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
         let cases = [
-            (AdamConfig::new().with_beta1(1.0), AdamConfigError::Beta1(1.0)),
-            (AdamConfig::new().with_beta1(-0.1), AdamConfigError::Beta1(-0.1)),
-            (AdamConfig::new().with_beta2(1.5), AdamConfigError::Beta2(1.5)),
-            (AdamConfig::new().with_eps(0.0), AdamConfigError::Eps(0.0)),
-            (AdamConfig::new().with_weight_decay(-1e-2), AdamConfigError::WeightDecay(-1e-2)),
+            (AdamConfig::new().with_beta1(1.0), "invalid betas (1.0, 0.999)"),
+            (AdamConfig::new().with_beta1(-0.1), "invalid betas (-0.1, 0.999)"),
+            (AdamConfig::new().with_beta2(1.5), "invalid betas (0.9, 1.5)"),
+            (AdamConfig::new().with_eps(0.0), "invalid eps 0.0: it must be a number in (0, ∞)"),
+            (AdamConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
+            (AdamConfig::new().with_weight_decay(-1e-2), "invalid weight_decay -0.01"),
         ];
         for (config, expected) in cases {
-            assert_eq!(config.build().err(), Some(expected.clone()));
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
         }
-        assert!(AdamConfig::new().with_eps(f64::NAN).validate().is_err());
         assert!(AdamConfig::new().with_beta1(0.0).validate().is_ok());
-        assert_eq!(
-            check_learning_rate(-1e-3),
-            Err(AdamConfigError::LearningRate(-1e-3))
-        );
+        assert!(check_learning_rate(-1e-3).unwrap_err().to_string().contains("invalid lr"));
         assert!(check_learning_rate(f64::INFINITY).is_err());
         assert!(check_learning_rate(0.0).is_ok());
-        assert!(AdamConfigError::Beta2(1.5).to_string().contains("beta2"));
     }
 
     /// Saving the optimizer after two steps and loading it into a fresh one gives the same third

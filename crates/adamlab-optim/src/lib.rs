@@ -1,33 +1,44 @@
-//! Optimizers for burn that compute what `torch.optim` computes.
+//! Optimizers for burn that compute what their reference implementations compute
+//! (`torch.optim`, `lion-pytorch`, `schedulefree`), and the registry that lists them.
 //!
 //! Each optimizer implements [`burn::optim::Optimizer`], so it runs inside burn's
 //! [`ModuleOptimizer`](burn::optim::ModuleOptimizer), its parameter groups and burn-train's
-//! `Learner`, on every backend. One optimizer per module, reading like its paper:
-//!
-//! - [`adam`]: Adam, AdamW (decoupled weight decay) and AMSGrad, as `torch.optim.Adam`.
+//! `Learner`, on every backend. One optimizer per module, reading like its paper. [`REGISTRY`]
+//! lists them all, with burn's own built-ins beside them for comparison; the CLI, verification
+//! and benchmarks read it and name no optimizer themselves.
 //!
 //! ```no_run
-//! use adamlab_optim::AdamConfig;
+//! use adamlab_optim::{AdamConfig, OptimizerSpec};
 //! let mut optimizer = AdamConfig::new().init().expect("valid hyper-parameters");
 //! // model = optimizer.step(1e-3, model, grads);
+//! # let _ = &mut optimizer;
+//! // Or by spec, as the command line takes it:
+//! let spec = OptimizerSpec::parse("sgd(momentum=0.9, nesterov=true)").expect("a valid spec");
+//! let mut optimizer = spec.build().expect("checked by parse").module_optimizer();
 //! # let _ = &mut optimizer;
 //! ```
 
 pub mod adam;
+pub mod burn_builtin;
+pub mod hyper;
+pub mod registry;
+pub mod spec;
 
-pub use adam::{Adam, AdamConfig, AdamConfigError, AdamState};
+pub use adam::{Adam, AdamConfig, AdamState};
+pub use hyper::{Args, ConfigError, HyperParam, Interval, Kind, Value, check_learning_rate};
+pub use registry::{
+    EvalWeights, LabOptimizer, OptimizerEntry, OptimizerSpec, SpecError, eval_weights, lookup,
+    registry,
+};
 
 // `#[derive(RecordState)]` expands to paths under `crate::` and `burn_pack::`.
 use burn::optim::{RecordState, StateSink, StateSource};
 
-/// Checks a learning rate taken from a user: finite and ≥ 0, as torch.optim requires.
-///
-/// burn passes the learning rate to every step rather than to the optimizer's configuration, so
-/// it is checked apart from [`AdamConfig::validate`].
-pub fn check_learning_rate(lr: f64) -> Result<(), AdamConfigError> {
-    if lr >= 0.0 && lr.is_finite() {
-        Ok(())
-    } else {
-        Err(AdamConfigError::LearningRate(lr))
-    }
-}
+/// Every optimizer, one line each: adamlab's, then burn's built-ins (`burn-NAME`) for
+/// comparison. Adding an optimizer is writing its file and adding its line here.
+pub static REGISTRY: &[OptimizerEntry] = &[
+    adam::ADAM,
+    adam::ADAMW,
+    burn_builtin::adam::BURN_ADAM,
+    burn_builtin::adam::BURN_ADAMW,
+];
