@@ -116,6 +116,9 @@ class Case:
     gradients: str = "normal"
     shapes: list = dataclasses.field(default_factory=lambda: list(SHAPES))
     reference_version: str = "torch " + torch.__version__.split("+")[0]
+    # Called after the last step as final(opt, params); returns extra tensors to store by name, for
+    # example `eval.<i>`, the evaluation weights of a schedule-free optimizer.
+    final: Optional[Callable] = None
 
 
 def spec_value(v):
@@ -180,6 +183,9 @@ def replay_case(case):
             if len(values) != REPLAY_STEPS:
                 raise ValueError(f"{case.optimizer}/{case.name}: state {key} missing at some steps")
             tensors[f"state.{key}.{i}"] = torch.stack(values).contiguous()
+    if case.final is not None:
+        for name, value in case.final(opt, params).items():
+            tensors[name] = value.detach().to(torch.float32).contiguous()
     metadata = {
         "case": f"{case.optimizer}/{case.name}",
         "optimizer": case.optimizer,
