@@ -51,7 +51,7 @@ pub const BETAS: HyperParam = HyperParam {
 /// `eps`, added to `√v̂`.
 pub const EPS: HyperParam = HyperParam {
     name: "eps",
-    kind: Kind::Float(Interval::POSITIVE),
+    kind: Kind::Float(Interval::EPS),
     default: "1e-8",
     help: "added to the denominator √v̂ for numerical stability",
 };
@@ -416,7 +416,14 @@ mod tests {
             (AdamConfig::new().with_beta1(1.0), "invalid betas (1.0, 0.999)"),
             (AdamConfig::new().with_beta1(-0.1), "invalid betas (-0.1, 0.999)"),
             (AdamConfig::new().with_beta2(1.5), "invalid betas (0.9, 1.5)"),
-            (AdamConfig::new().with_eps(0.0), "invalid eps 0.0: it must be a number in (0, ∞)"),
+            (
+                AdamConfig::new().with_eps(0.0),
+                "invalid eps 0.0: it must be a number in [1.1754943508222875e-38, 3.4028234663852886e38]",
+            ),
+            // Subnormal in f32: torch would compute with it, but in f32 it is as good as 0.
+            (AdamConfig::new().with_eps(1e-320), "invalid eps 1e-320"),
+            (AdamConfig::new().with_eps(1e-39), "invalid eps 1e-39"),
+            (AdamConfig::new().with_eps(1e39), "invalid eps 1e39"),
             (AdamConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
             (AdamConfig::new().with_weight_decay(-1e-2), "invalid weight_decay -0.01"),
         ];
@@ -425,6 +432,7 @@ mod tests {
             assert!(message.starts_with(expected), "{message}");
         }
         assert!(AdamConfig::new().with_beta1(0.0).validate().is_ok());
+        assert!(AdamConfig::new().with_eps(f64::from(f32::MIN_POSITIVE)).validate().is_ok());
         assert!(check_learning_rate(-1e-3).unwrap_err().to_string().contains("invalid lr"));
         assert!(check_learning_rate(f64::INFINITY).is_err());
         assert!(check_learning_rate(0.0).is_ok());

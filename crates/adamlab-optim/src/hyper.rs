@@ -28,8 +28,12 @@ impl Interval {
     pub const ANY: Self = Self::new(f64::NEG_INFINITY, false, f64::INFINITY, false);
     /// `[0, ∞)`: learning rates, weight decays.
     pub const NON_NEGATIVE: Self = Self::new(0.0, true, f64::INFINITY, false);
-    /// `(0, ∞)`: epsilons.
+    /// `(0, ∞)`.
     pub const POSITIVE: Self = Self::new(0.0, false, f64::INFINITY, false);
+    /// `[f32::MIN_POSITIVE, f32::MAX]`, the normal f32 numbers: every optimizer's `eps`. The
+    /// optimizers compute in f32, where a smaller ε is subnormal or 0 (`--eps 1e-320` became a
+    /// division by zero and NaN weights) and a larger one is infinite.
+    pub const EPS: Self = Self::new(f32::MIN_POSITIVE as f64, true, f32::MAX as f64, true);
     /// `[0, 1)`: decay rates such as β₁ and β₂.
     pub const UNIT_OPEN_RIGHT: Self = Self::new(0.0, true, 1.0, false);
     /// `[0, 1]`.
@@ -68,6 +72,8 @@ impl fmt::Display for Interval {
                 "∞".to_string()
             } else if v == f64::NEG_INFINITY {
                 "-∞".to_string()
+            } else if v != 0.0 && !(1e-4..1e16).contains(&v.abs()) {
+                format!("{v:e}")
             } else {
                 format!("{v}")
             }
