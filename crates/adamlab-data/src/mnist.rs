@@ -43,6 +43,12 @@ pub enum DataError {
          --data-dir (or {DATA_DIR_ENV}) at a directory of MNIST-format IDX files"
     )]
     MissingDir(PathBuf),
+    /// The data directory is a file (or something else that is not a directory).
+    #[error(
+        "data directory {0} is not a directory: point --data-dir (or {DATA_DIR_ENV}) at the \
+         directory that holds the MNIST-format IDX files"
+    )]
+    NotADirectory(PathBuf),
     /// A file of the split is in neither raw nor `.gz` form.
     #[error("{dir}: neither {name} nor {name}.gz exists")]
     MissingFile {
@@ -75,8 +81,11 @@ pub struct MnistDataset {
 impl MnistDataset {
     /// Loads `split` from `dir`, validating both files and their agreement.
     pub fn load(dir: &Path, split: Split) -> Result<Self, DataError> {
-        if !dir.is_dir() {
+        if !dir.exists() {
             return Err(DataError::MissingDir(dir.to_path_buf()));
+        }
+        if !dir.is_dir() {
+            return Err(DataError::NotADirectory(dir.to_path_buf()));
         }
         let images_path = find(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
         let labels_path = find(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
@@ -135,6 +144,15 @@ impl MnistDataset {
         self.labels.truncate(n);
         self.pixels.truncate(n * SIDE * SIDE);
         self
+    }
+
+    /// A checksum (CRC-32) of the images and labels, in order: two datasets with the same
+    /// checksum hold the same data, as far as a checkpoint's run identity needs to know.
+    pub fn checksum(&self) -> u32 {
+        let mut crc = flate2::Crc::new();
+        crc.update(&self.labels);
+        crc.update(&self.pixels);
+        crc.sum()
     }
 
     /// The data directory to use: `explicit` if given, else `$ADAMLAB_DATA_DIR`, else
