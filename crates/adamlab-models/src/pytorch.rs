@@ -2,10 +2,16 @@
 //! (`conv1.weight`, `fc.bias`, …) and PyTorch's layouts (a linear weight is `[out, in]`).
 
 use burn::module::Module;
+use burn::tensor::{bf16, f16};
 use burn_store::{
     ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Why weights could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +47,25 @@ pub enum WeightsError {
         path: PathBuf,
         /// PyTorch name of the tensor.
         tensor: String,
-        /// Shape the model expects, in burn's layout.
+        /// Shape the model expects, in PyTorch's layout (a linear weight is `[out, in]`).
         expected: Vec<usize>,
-        /// Shape found in the file, in burn's layout.
+        /// Shape found in the file, in PyTorch's layout.
         found: Vec<usize>,
     },
-    /// A tensor could not be converted (e.g. an integer dtype where floats are expected).
+    /// A tensor is stored in a type that is not a float (or not one adamlab can read).
+    #[error(
+        "{path}: tensor `{tensor}` is {dtype}, not a float type: the weights must be float32, \
+         float16, bfloat16 or float64"
+    )]
+    DType {
+        /// The file.
+        path: PathBuf,
+        /// PyTorch name of the tensor.
+        tensor: String,
+        /// PyTorch's name of the type found (`int64`, `bool`, …).
+        dtype: &'static str,
+    },
+    /// A tensor could not be converted.
     #[error("{path}: tensor `{tensor}`: {message}")]
     Tensor {
         /// The file.
@@ -58,13 +77,172 @@ pub enum WeightsError {
     },
 }
 
+/// Weights read from a file, and what had to be converted on the way.
+#[derive(Debug)]
+pub struct Loaded<M> {
+    /// The model with the file's weights.
+    pub model: M,
+    /// Tensors stored in another float type than float32, converted on load.
+    pub converted: Conversions,
+}
+
+/// The number of tensors converted to float32, by PyTorch's name of their stored type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversions(BTreeMap<&'static str, usize>);
+
+impl Conversions {
+    /// Whether every tensor was float32 already.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Conversions {
+    /// `converted 8 float16 tensors to float32`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(dtype, count)| format!("{count} {dtype}"))
+            .collect();
+        let total: usize = self.0.values().sum();
+        let noun = if total == 1 { "tensor" } else { "tensors" };
+        write!(f, "converted {} {noun} to float32", parts.join(" and "))
+    }
+}
+
+/// PyTorch's name of a safetensors type (`torch.float16` is `F16`).
+fn torch_name(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::BOOL => "bool",
+        Dtype::U8 => "uint8",
+        Dtype::I8 => "int8",
+        Dtype::I16 => "int16",
+        Dtype::U16 => "uint16",
+        Dtype::I32 => "int32",
+        Dtype::U32 => "uint32",
+        Dtype::I64 => "int64",
+        Dtype::U64 => "uint64",
+        Dtype::F16 => "float16",
+        Dtype::BF16 => "bfloat16",
+        Dtype::F32 => "float32",
+        Dtype::F64 => "float64",
+        Dtype::C64 => "complex64",
+        Dtype::F8_E5M2 => "float8_e5m2",
+        Dtype::F8_E4M3 => "float8_e4m3fn",
+        Dtype::F8_E8M0 => "float8_e8m0fnu",
+        Dtype::F8_E4M3FNUZ => "float8_e4m3fnuz",
+        Dtype::F8_E5M2FNUZ => "float8_e5m2fnuz",
+        _ => "a packed sub-byte type",
+    }
+}
+
+/// The float32 values of a float16, bfloat16 or float64 tensor's little-endian bytes; `None`
+/// for any other type.
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let halves = |convert: fn(u16) -> f32| {
+        bytes
+            .chunks_exact(2)
+            .map(|b| convert(u16::from_le_bytes([b[0], b[1]])))
+            .collect()
+    };
+    match dtype {
+        Dtype::F16 => Some(halves(|bits| f16::from_bits(bits).to_f32())),
+        Dtype::BF16 => Some(halves(|bits| bf16::from_bits(bits).to_f32())),
+        Dtype::F64 => Some(
+            bytes
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")) as f32)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Checks the tensors `model` needs in the safetensors `bytes` against the model, in PyTorch's
+/// terms (names, `[out, in]` layouts, dtypes), and converts those stored as float16, bfloat16
+/// or float64 to float32. Returns the bytes to load (the same ones if nothing was converted).
+fn checked_float32<M: Module>(
+    model: &M,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<(Vec<u8>, Conversions), WeightsError> {
+    let file = SafeTensors::deserialize(&bytes).map_err(|err| WeightsError::Format {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    // The model's tensors as `save_pytorch_safetensors` writes them: PyTorch's names and shapes.
+    let needed = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false);
+    let mut converted = Conversions::default();
+    let mut floats: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for tensor in &needed {
+        let name = tensor.name.clone();
+        let Ok(view) = file.tensor(&name) else {
+            return Err(WeightsError::Missing {
+                path: path.to_path_buf(),
+                tensor: name,
+            });
+        };
+        let expected = tensor.shape.to_vec();
+        if view.shape() != expected.as_slice() {
+            return Err(WeightsError::Shape {
+                path: path.to_path_buf(),
+                tensor: name,
+                expected,
+                found: view.shape().to_vec(),
+            });
+        }
+        if view.dtype() == Dtype::F32 {
+            floats.push((name, expected, view.data().to_vec()));
+            continue;
+        }
+        let Some(values) = to_f32(view.dtype(), view.data()) else {
+            return Err(WeightsError::DType {
+                path: path.to_path_buf(),
+                tensor: name,
+                dtype: torch_name(view.dtype()),
+            });
+        };
+        *converted.0.entry(torch_name(view.dtype())).or_default() += 1;
+        let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        floats.push((name, expected, bytes));
+    }
+    if converted.is_empty() {
+        drop(file);
+        return Ok((bytes, converted));
+    }
+    let views = floats
+        .iter()
+        .map(|(name, shape, data)| {
+            let view =
+                TensorView::new(Dtype::F32, shape.clone(), data).expect("sizes match shapes");
+            (name.as_str(), view)
+        })
+        .collect::<Vec<_>>();
+    let bytes = safetensors::serialize(views, None).map_err(|err| WeightsError::Format {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    Ok((bytes, converted))
+}
+
 /// Loads `model`'s weights from the safetensors bytes PyTorch wrote (`path` is for messages).
-/// Every tensor of the model must be present with its shape; extra tensors are ignored.
+/// Every tensor of the model must be present with its shape; extra tensors are ignored. Tensors
+/// in float16, bfloat16 or float64 are converted to float32.
 pub fn load_pytorch_safetensors_bytes<M: Module>(
-    mut model: M,
+    model: M,
     bytes: Vec<u8>,
     path: &Path,
 ) -> Result<M, WeightsError> {
+    load_bytes(model, bytes, path).map(|loaded| loaded.model)
+}
+
+fn load_bytes<M: Module>(
+    mut model: M,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<Loaded<M>, WeightsError> {
+    let (bytes, converted) = checked_float32(&model, bytes, path)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .validate(false)
@@ -75,41 +253,38 @@ pub fn load_pytorch_safetensors_bytes<M: Module>(
             path: path.to_path_buf(),
             message: err.to_string(),
         })?;
+    // The checks above leave burn nothing to refuse; should it still, say what it says.
     let path = path.to_path_buf();
     if let Some(error) = result.errors.into_iter().next() {
-        return Err(match error {
-            ApplyError::ShapeMismatch {
-                path: tensor,
-                expected,
-                found,
-            } => WeightsError::Shape {
-                path,
-                tensor,
-                expected: expected.to_vec(),
-                found: found.to_vec(),
-            },
-            ApplyError::DTypeMismatch { path: ref tensor, .. }
-            | ApplyError::AdapterError { path: ref tensor, .. }
-            | ApplyError::LoadError { path: ref tensor, .. } => WeightsError::Tensor {
-                path,
-                tensor: tensor.clone(),
-                message: error.to_string(),
-            },
+        let tensor = match &error {
+            ApplyError::ShapeMismatch { path, .. }
+            | ApplyError::DTypeMismatch { path, .. }
+            | ApplyError::AdapterError { path, .. }
+            | ApplyError::LoadError { path, .. } => path.clone(),
+        };
+        return Err(WeightsError::Tensor {
+            path,
+            tensor,
+            message: error.to_string().replace('\n', " "),
         });
     }
     if let Some((tensor, _)) = result.missing.into_iter().next() {
         return Err(WeightsError::Missing { path, tensor });
     }
-    Ok(model)
+    Ok(Loaded { model, converted })
 }
 
-/// Loads `model`'s weights from a safetensors file PyTorch wrote.
-pub fn load_pytorch_safetensors<M: Module>(model: M, path: &Path) -> Result<M, WeightsError> {
+/// Loads `model`'s weights from a safetensors file PyTorch wrote, converting float16, bfloat16
+/// and float64 tensors to float32 (the returned [`Loaded::converted`] says which).
+pub fn load_pytorch_safetensors<M: Module>(
+    model: M,
+    path: &Path,
+) -> Result<Loaded<M>, WeightsError> {
     let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    load_pytorch_safetensors_bytes(model, bytes, path)
+    load_bytes(model, bytes, path)
 }
 
 /// `model`'s weights as safetensors bytes in PyTorch's names and layouts.
@@ -132,18 +307,74 @@ pub fn save_pytorch_safetensors<M: Module>(model: &M, path: &Path) -> Result<(),
     write_atomically(path, &pytorch_safetensors_bytes(model))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file beside it and a rename, so that a crash
+/// leaves the old file or the new one, never a mix. The temporary file has a short name of its
+/// own (`path` may be as long as the file system allows) and is removed if anything fails.
+/// `path` must be a regular file or not exist: a directory or a device (`/dev/full`) is refused
+/// rather than replaced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
-    use std::io::Write;
     let io = |source| WeightsError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    refuse_non_regular(path).map_err(io)?;
+    let tmp = temporary_beside(path);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(err));
+    }
+    // Make the rename itself durable; a file system that cannot sync directories loses nothing.
+    if let Ok(dir) = std::fs::File::open(parent_of(path)) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Checks, before any work, that [`write_atomically`] can write `path`: the directory exists and
+/// takes new files, and `path` is a regular file or can be created. Leaves nothing behind.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    refuse_non_regular(path)?;
+    let tmp = temporary_beside(path);
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    std::fs::remove_file(&tmp)?;
+    if std::fs::symlink_metadata(path).is_err() {
+        // The name itself must be valid here (a name too long for the file system fails only now).
+        std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+fn refuse_non_regular(path: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory, not a file",
+        )),
+        Ok(meta) if !meta.is_file() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is not a regular file (a device or a pipe): give a file name",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// `.adamlab-PID-N.tmp` in `path`'s directory: short, and unique to this process and write.
+fn temporary_beside(path: &Path) -> PathBuf {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    parent_of(path).join(format!(".adamlab-{}-{n}.tmp", std::process::id()))
 }
