@@ -4,8 +4,10 @@
 
 use adamlab::backend::{compiled, device};
 use adamlab::data::{DEFAULT_DATA_DIR, MnistDataset, Split};
-use adamlab::train::classifier::{self, EpochReport, Observer, RunConfig, Start, StepReport};
 use adamlab::optim::OptimizerSpec;
+use adamlab::train::classifier::{
+    self, EpochReport, Observer, ObserverError, RunConfig, Start, StepReport,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,11 +18,13 @@ struct Losses {
 }
 
 impl Observer for Losses {
-    fn on_step(&mut self, report: &StepReport) {
+    fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError> {
         self.steps.push(report.loss);
+        Ok(())
     }
-    fn on_epoch(&mut self, report: &EpochReport) {
+    fn on_epoch(&mut self, report: &EpochReport) -> Result<(), ObserverError> {
         self.epochs.push(*report);
+        Ok(())
     }
 }
 
@@ -35,6 +39,7 @@ fn the_cnn_loss_falls_over_one_epoch_of_512_images_on_every_backend() {
         seed: 0,
         shuffle: true,
         optimizer: OptimizerSpec::parse("adam(lr=1e-3)").unwrap(),
+        checkpoint_every: None,
     };
     for backend in compiled() {
         let device = device(backend).unwrap();

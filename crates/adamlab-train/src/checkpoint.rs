@@ -4,31 +4,91 @@
 //! Layout of a checkpoint directory:
 //!
 //! ```text
-//! DIR/epoch-0001/{model.bpk, optimizer.bpk, state.json}
-//! DIR/latest            the name of the newest complete checkpoint
+//! DIR/epoch-0002/                 after epoch 2
+//! DIR/epoch-0003-batch-000040/    40 batches into epoch 3 (`--checkpoint-every`)
+//!     model.bpk, optimizer.bpk    burn's records
+//!     state.json                  progress, the run's identity, the files' checksums
+//! DIR/latest                      the name of the newest complete checkpoint
+//! DIR/lock                        the pid of the run using the directory
 //! ```
 //!
-//! Writes are atomic: a checkpoint is written under `epoch-NNNN.tmp/` and renamed into place
-//! once complete, then `latest` is replaced through a rename. A run killed at any moment leaves
-//! `latest` naming a complete checkpoint (or no `latest` at all before the first one).
+//! What this module promises:
+//!
+//! - **Atomic writes.** A checkpoint is written under `NAME.tmp/`, synced, and renamed into
+//!   place once complete; then `latest` is replaced through a rename. A run killed at any moment
+//!   leaves `latest` naming a complete checkpoint (or no `latest` before the first one).
+//! - **Nothing outside the directory is touched.** `latest` must hold one of the names above,
+//!   naming a real directory inside DIR; anything else is an error naming the file. Only entries
+//!   with those names (and their `.tmp` forms) are ever removed, by an explicit policy: a run
+//!   keeps its newest `keep` checkpoints.
+//! - **One run at a time.** [`Checkpointer::open`] takes an exclusive lock on `DIR/lock` (an
+//!   `flock`, released by the kernel when the process ends, kill -9 included) and writes its pid
+//!   there, so a second run is refused with the holder's pid.
+//! - **Integrity.** `state.json` records the size and CRC-32 of both records, the identity of
+//!   the run (model, optimizer spec, seed, batch size, shuffling, the training data's checksum)
+//!   and a checksum of itself; a resume refuses a damaged file or another run's checkpoint with
+//!   one line naming what differs, and checks that the counters agree with each other.
 
 use crate::classifier::RunConfig;
+use adamlab_data::MnistDataset;
 use adamlab_models::Cnn;
+use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Why a checkpoint could not be written or used.
+/// Why a checkpoint directory or checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// `--resume` without `--checkpoint-dir`.
     #[error("--resume needs --checkpoint-dir: the directory to resume from")]
     NoDirectory,
     /// The directory holds no complete checkpoint.
-    #[error("{0}: no checkpoint to resume from (no `latest` file)")]
+    #[error("{0}: no checkpoint to resume from")]
     NoCheckpoint(PathBuf),
+    /// The checkpoint directory exists but is a file.
+    #[error("{0}: not a directory: --checkpoint-dir needs a directory (it is created if missing)")]
+    NotADirectory(PathBuf),
+    /// Another run holds the directory's lock.
+    #[error(
+        "{dir} is in use by another adamlab run ({holder}): wait for it to end, or use another \
+         --checkpoint-dir"
+    )]
+    Locked {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// `pid 1234`, as the lock file says.
+        holder: String,
+    },
+    /// A new run was pointed at the checkpoints of an earlier one.
+    #[error(
+        "{dir} holds the checkpoints of an earlier run (latest: {latest}): continue it with \
+         --resume, choose another --checkpoint-dir, or replace them with --overwrite"
+    )]
+    HoldsCheckpoints {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The newest checkpoint there.
+        latest: String,
+    },
+    /// `latest` does not hold the name of one of the directory's checkpoints.
+    #[error(
+        "{path}: does not name a checkpoint of this directory (it holds {found}; a name such as \
+         epoch-0002 or epoch-0003-batch-000040 is expected): remove it, or start over with \
+         --overwrite"
+    )]
+    InvalidLatest {
+        /// The `latest` file.
+        path: PathBuf,
+        /// Its contents, quoted and escaped.
+        found: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -37,12 +97,12 @@ pub enum CheckpointError {
         /// What went wrong.
         source: std::io::Error,
     },
-    /// A checkpoint file is unreadable.
-    #[error("{path}: unreadable checkpoint ({message})")]
+    /// A checkpoint file is damaged or unreadable.
+    #[error("{path}: damaged checkpoint ({message})")]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong, on one line.
         message: String,
     },
     /// The checkpoint was written by a run with other settings.
@@ -62,51 +122,83 @@ pub enum CheckpointError {
     },
 }
 
-/// The settings a resumed run must share with the run it continues (everything that shapes
-/// the trajectory, except the number of epochs, which a resume may extend).
+/// The settings a resumed run must share with the run it continues: everything that shapes the
+/// trajectory, except the number of epochs, which a resume may extend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunIdentity {
-    /// Images per step.
-    pub batch_size: usize,
+    /// The model trained.
+    pub model: String,
+    /// The optimizer and every hyper-parameter, the learning rate included.
+    pub optimizer: String,
     /// The run's seed.
     pub seed: u64,
+    /// Images per step.
+    pub batch_size: usize,
     /// Whether epochs are shuffled.
     pub shuffle: bool,
     /// Number of training images (after `--limit-train`).
     pub train_images: usize,
-    /// The optimizer and its hyper-parameters.
-    pub optimizer: String,
+    /// CRC-32 of the training images and labels ([`MnistDataset::checksum`]): other data with
+    /// the same number of images is another run.
+    pub train_data: String,
 }
 
 impl RunIdentity {
-    /// The identity of a run with `config` over `train_images` images.
-    pub fn of(config: &RunConfig, train_images: usize) -> Self {
+    /// The identity of a run of the article's CNN with `config` on `train_set`.
+    pub fn of(config: &RunConfig, train_set: &MnistDataset) -> Self {
         Self {
-            batch_size: config.batch_size,
+            model: "cnn".into(),
+            optimizer: config.optimizer.canonical(),
             seed: config.seed,
+            batch_size: config.batch_size,
             shuffle: config.shuffle,
-            train_images,
-            optimizer: format!("{:?}", config.optimizer),
+            train_images: train_set.len(),
+            train_data: format!("crc32 {:08x}", train_set.checksum()),
         }
     }
 
     fn first_difference(&self, other: &Self) -> Option<(&'static str, String, String)> {
         let fields = [
-            ("batch size", self.batch_size.to_string(), other.batch_size.to_string()),
-            ("seed", self.seed.to_string(), other.seed.to_string()),
-            ("shuffle", self.shuffle.to_string(), other.shuffle.to_string()),
-            ("training images", self.train_images.to_string(), other.train_images.to_string()),
+            ("model", self.model.clone(), other.model.clone()),
             ("optimizer", self.optimizer.clone(), other.optimizer.clone()),
+            ("seed", self.seed.to_string(), other.seed.to_string()),
+            (
+                "batch size",
+                self.batch_size.to_string(),
+                other.batch_size.to_string(),
+            ),
+            (
+                "shuffle",
+                self.shuffle.to_string(),
+                other.shuffle.to_string(),
+            ),
+            (
+                "training images",
+                self.train_images.to_string(),
+                other.train_images.to_string(),
+            ),
+            (
+                "training data",
+                self.train_data.clone(),
+                other.train_data.clone(),
+            ),
         ];
         fields.into_iter().find(|(_, a, b)| a != b)
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    epoch: usize,
-    step: usize,
-    identity: RunIdentity,
+/// Where a run stands. A checkpoint taken here continues exactly where the run would have.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Batches done in the epoch in progress (0 at an epoch's end).
+    pub batch: usize,
+    /// Optimizer steps taken over the whole run.
+    pub step: usize,
+    /// Sum of the batch losses of the epoch in progress (0 at an epoch's end): a resumed epoch
+    /// reports the same mean training loss as the uninterrupted one.
+    pub epoch_loss_sum: f64,
 }
 
 /// A restored checkpoint.
@@ -115,27 +207,198 @@ pub struct Checkpoint {
     pub model: Cnn,
     /// The optimizer with its state.
     pub optimizer: ModuleOptimizer,
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Optimizer steps taken.
-    pub step: usize,
+    /// Where the run stood.
+    pub progress: Progress,
 }
 
-/// Writes and reads the checkpoints of one directory.
-#[derive(Debug, Clone)]
+/// How a run uses its checkpoint directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new run: the directory must not hold another run's checkpoints.
+    Fresh,
+    /// A new run that replaces the checkpoints the directory holds.
+    Overwrite,
+    /// Continue from the directory's latest checkpoint.
+    Resume,
+}
+
+/// The name of a checkpoint: `epoch-0002` after epoch 2, `epoch-0003-batch-000040` 40 batches
+/// into epoch 3. Ordered as the run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Name {
+    /// Epochs completed.
+    epochs_done: usize,
+    /// Batches done in the next epoch.
+    batch: usize,
+}
+
+impl Name {
+    fn of(progress: &Progress) -> Self {
+        Self {
+            epochs_done: progress.epoch,
+            batch: progress.batch,
+        }
+    }
+
+    /// The name `text` stands for, if it is exactly one this module writes.
+    fn parse(text: &str) -> Option<Self> {
+        let number = |digits: &str| {
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse::<usize>().ok())
+                .flatten()
+        };
+        let rest = text.strip_prefix("epoch-")?;
+        let name = match rest.split_once("-batch-") {
+            None => Self {
+                epochs_done: number(rest)?,
+                batch: 0,
+            },
+            Some((epoch, batch)) => Self {
+                epochs_done: number(epoch)?.checked_sub(1)?,
+                batch: number(batch).filter(|&b| b > 0)?,
+            },
+        };
+        let written = name.epochs_done > 0 || name.batch > 0;
+        (written && name.to_string() == text).then_some(name)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.batch == 0 {
+            write!(f, "epoch-{:04}", self.epochs_done)
+        } else {
+            write!(
+                f,
+                "epoch-{:04}-batch-{:06}",
+                self.epochs_done + 1,
+                self.batch
+            )
+        }
+    }
+}
+
+/// `state.json`: the checkpoint's progress, identity and file checksums, with a checksum of
+/// itself.
+#[derive(Debug, Serialize, Deserialize)]
+struct StateFile {
+    /// CRC-32 of `state` serialised compactly.
+    crc32: String,
+    state: State,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    /// The layout's version.
+    format: u32,
+    epoch: u64,
+    batch: u64,
+    step: u64,
+    /// The bits of the f64 [`Progress::epoch_loss_sum`] (JSON numbers may not round-trip).
+    epoch_loss_sum_bits: u64,
+    identity: RunIdentity,
+    files: BTreeMap<String, FileSum>,
+}
+
+const FORMAT: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileSum {
+    bytes: u64,
+    crc32: String,
+}
+
+impl FileSum {
+    fn of(bytes: &[u8]) -> Self {
+        Self {
+            bytes: bytes.len() as u64,
+            crc32: crc32(bytes),
+        }
+    }
+}
+
+fn crc32(bytes: &[u8]) -> String {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    format!("{:08x}", crc.sum())
+}
+
+/// Writes and reads the checkpoints of one directory, holding its lock while it lives.
+#[derive(Debug)]
 pub struct Checkpointer {
     dir: PathBuf,
+    keep: usize,
+    /// The open lock file: the lock lasts as long as this handle.
+    _lock: File,
 }
 
 const LATEST: &str = "latest";
+const LOCK: &str = "lock";
 const MODEL: &str = "model.bpk";
 const OPTIMIZER: &str = "optimizer.bpk";
 const STATE: &str = "state.json";
 
 impl Checkpointer {
-    /// Checkpoints in `dir` (created on the first save).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// Opens `dir` (created if missing) for a run: takes its lock, checks `latest`, removes what
+    /// a killed run left half-written, and applies `mode`: a fresh run refuses a directory that
+    /// holds checkpoints, an overwriting one removes them, a resume removes any checkpoint newer
+    /// than `latest` (written after it by a run killed before it could update `latest`) and
+    /// requires one to resume from. Keeps the newest `keep` (at least 1) checkpoints when saving.
+    pub fn open(dir: impl Into<PathBuf>, mode: Mode, keep: usize) -> Result<Self, CheckpointError> {
+        let dir = dir.into();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CheckpointError::Io { path, source }
+        };
+        if std::fs::metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(CheckpointError::NotADirectory(dir));
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let lock = lock(&dir)?;
+        let checkpointer = Self {
+            dir,
+            keep: keep.max(1),
+            _lock: lock,
+        };
+        let entries = checkpointer.entries()?;
+        for tmp in &entries.partial {
+            checkpointer.remove(tmp)?;
+        }
+        let latest = match mode {
+            Mode::Overwrite => None,
+            Mode::Fresh | Mode::Resume => checkpointer.latest()?,
+        };
+        // Without `latest`, the newest complete checkpoint: one renamed into place by a run
+        // killed before it could write `latest`.
+        let resume_point = latest.or_else(|| entries.complete.last().copied());
+        match mode {
+            Mode::Fresh => {
+                if let Some(newest) = resume_point {
+                    return Err(CheckpointError::HoldsCheckpoints {
+                        dir: checkpointer.dir,
+                        latest: newest.to_string(),
+                    });
+                }
+            }
+            Mode::Overwrite => {
+                let latest_path = checkpointer.dir.join(LATEST);
+                if std::fs::symlink_metadata(&latest_path).is_ok_and(|m| !m.is_dir()) {
+                    std::fs::remove_file(&latest_path).map_err(io(&latest_path))?;
+                }
+                for name in &entries.complete {
+                    checkpointer.remove(&name.to_string())?;
+                }
+            }
+            Mode::Resume => {
+                let Some(resume_point) = resume_point else {
+                    return Err(CheckpointError::NoCheckpoint(checkpointer.dir));
+                };
+                for name in entries.complete.iter().filter(|name| **name > resume_point) {
+                    checkpointer.remove(&name.to_string())?;
+                }
+            }
+        }
+        Ok(checkpointer)
     }
 
     /// The directory.
@@ -143,100 +406,216 @@ impl Checkpointer {
         &self.dir
     }
 
-    /// Saves a checkpoint after `epoch`, then points `latest` at it and removes older ones.
+    /// The checkpoint directories and partial writes (`NAME.tmp`) in the directory, by name;
+    /// anything else there is not ours and is left alone.
+    fn entries(&self) -> Result<Entries, CheckpointError> {
+        let io = |source| CheckpointError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut entries = Entries::default();
+        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            // A symlink is never ours, even when it points at a directory.
+            if !entry.file_type().map_err(io)?.is_dir() {
+                continue;
+            }
+            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Some(name) = Name::parse(&file_name) {
+                entries.complete.push(name);
+            } else if let Some(name) = file_name.strip_suffix(".tmp").and_then(Name::parse) {
+                entries.partial.push(format!("{name}.tmp"));
+            }
+        }
+        entries.complete.sort();
+        Ok(entries)
+    }
+
+    /// Removes the checkpoint (or partial write) `name`, one of [`Checkpointer::entries`].
+    fn remove(&self, name: &str) -> Result<(), CheckpointError> {
+        let path = self.dir.join(name);
+        std::fs::remove_dir_all(&path).map_err(|source| CheckpointError::Io { path, source })
+    }
+
+    /// The checkpoint `latest` names, validated: `None` when there is no `latest` file.
+    fn latest(&self) -> Result<Option<Name>, CheckpointError> {
+        let path = self.dir.join(LATEST);
+        let invalid = |bytes: &[u8]| CheckpointError::InvalidLatest {
+            path: path.clone(),
+            found: format!("{:?}", String::from_utf8_lossy(bytes)),
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CheckpointError::Io { path, source }),
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| invalid(&bytes))?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let name = Name::parse(text).ok_or_else(|| invalid(&bytes))?;
+        let is_dir = std::fs::symlink_metadata(self.dir.join(text)).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            return Err(CheckpointError::InvalidLatest {
+                path: path.clone(),
+                found: format!("{text:?}, which is not a checkpoint directory here"),
+            });
+        }
+        Ok(Some(name))
+    }
+
+    /// Saves a checkpoint at `progress`, then points `latest` at it and removes the checkpoints
+    /// beyond the newest `keep`.
     pub fn save(
         &self,
         model: &Cnn,
         optimizer: &ModuleOptimizer,
         identity: &RunIdentity,
-        epoch: usize,
-        step: usize,
+        progress: &Progress,
     ) -> Result<(), CheckpointError> {
-        let name = format!("epoch-{epoch:04}");
+        let name = Name::of(progress);
         let tmp = self.dir.join(format!("{name}.tmp"));
-        let done = self.dir.join(&name);
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CheckpointError::Io { path, source }
-        };
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        let done = self.dir.join(name.to_string());
+        if std::fs::symlink_metadata(&tmp).is_ok() {
+            self.remove(&format!("{name}.tmp"))?;
         }
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let corrupt = |path: &Path| {
-            let path = path.to_path_buf();
+        let written = self.write_checkpoint(&tmp, model, optimizer, identity, progress);
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        written?;
+        if std::fs::symlink_metadata(&done).is_ok() {
+            self.remove(&name.to_string())?;
+        }
+        std::fs::rename(&tmp, &done).map_err(|source| CheckpointError::Io {
+            path: done.clone(),
+            source,
+        })?;
+        let latest = self.dir.join(LATEST);
+        adamlab_models::pytorch::write_atomically(&latest, name.to_string().as_bytes()).map_err(
+            |err| CheckpointError::Io {
+                path: latest,
+                source: std::io::Error::other(err.to_string()),
+            },
+        )?;
+        self.prune(name)
+    }
+
+    fn write_checkpoint(
+        &self,
+        tmp: &Path,
+        model: &Cnn,
+        optimizer: &ModuleOptimizer,
+        identity: &RunIdentity,
+        progress: &Progress,
+    ) -> Result<(), CheckpointError> {
+        let unserialisable = |path: PathBuf| {
             move |err: burn::store::RecordError| CheckpointError::Corrupt {
                 path,
-                message: err.to_string(),
+                message: one_line(&err.to_string()),
             }
         };
-        let model_path = tmp.join(MODEL);
-        model
+        std::fs::create_dir(tmp).map_err(|source| CheckpointError::Io {
+            path: tmp.to_path_buf(),
+            source,
+        })?;
+        let model_bytes = model
             .clone()
             .into_record()
-            .save(&model_path)
-            .map_err(corrupt(&model_path))?;
-        let optimizer_path = tmp.join(OPTIMIZER);
-        optimizer.save(&optimizer_path).map_err(corrupt(&optimizer_path))?;
+            .into_bytes()
+            .map_err(unserialisable(tmp.join(MODEL)))?;
+        let optimizer_bytes = optimizer
+            .into_bytes()
+            .map_err(unserialisable(tmp.join(OPTIMIZER)))?;
         let state = State {
-            epoch,
-            step,
+            format: FORMAT,
+            epoch: progress.epoch as u64,
+            batch: progress.batch as u64,
+            step: progress.step as u64,
+            epoch_loss_sum_bits: progress.epoch_loss_sum.to_bits(),
             identity: identity.clone(),
+            files: BTreeMap::from([
+                (MODEL.to_string(), FileSum::of(&model_bytes)),
+                (OPTIMIZER.to_string(), FileSum::of(&optimizer_bytes)),
+            ]),
         };
-        let state_path = tmp.join(STATE);
-        let json = serde_json::to_vec_pretty(&state).expect("the state serialises");
-        std::fs::write(&state_path, json).map_err(io(&state_path))?;
-        for file in [&model_path, &optimizer_path, &state_path] {
-            std::fs::File::open(file)
-                .and_then(|f| f.sync_all())
-                .map_err(io(file))?;
-        }
-        if done.exists() {
-            std::fs::remove_dir_all(&done).map_err(io(&done))?;
-        }
-        std::fs::rename(&tmp, &done).map_err(io(&done))?;
-        let previous = self.latest_name();
-        adamlab_models::pytorch::write_atomically(&self.dir.join(LATEST), name.as_bytes())
-            .map_err(|err| CheckpointError::Corrupt {
-                path: self.dir.join(LATEST),
-                message: err.to_string(),
-            })?;
-        if let Some(previous) = previous.filter(|p| *p != name) {
-            // The old checkpoint is no longer referenced; failing to remove it loses nothing.
-            let _ = std::fs::remove_dir_all(self.dir.join(previous));
+        let compact = serde_json::to_vec(&state).expect("the state serialises");
+        let file = StateFile {
+            crc32: crc32(&compact),
+            state,
+        };
+        let json = serde_json::to_vec_pretty(&file).expect("the state serialises");
+        for (name, bytes) in [
+            (MODEL, &model_bytes[..]),
+            (OPTIMIZER, &optimizer_bytes[..]),
+            (STATE, &json[..]),
+        ] {
+            let path = tmp.join(name);
+            write_synced(&path, bytes).map_err(|source| CheckpointError::Io { path, source })?;
         }
         Ok(())
     }
 
-    fn latest_name(&self) -> Option<String> {
-        std::fs::read_to_string(self.dir.join(LATEST))
-            .ok()
-            .map(|s| s.trim().to_string())
+    /// Keeps `newest` and the `keep - 1` checkpoints before it; removes the older ones.
+    fn prune(&self, newest: Name) -> Result<(), CheckpointError> {
+        let older: Vec<Name> = self
+            .entries()?
+            .complete
+            .into_iter()
+            .filter(|name| *name < newest)
+            .collect();
+        let excess = older.len().saturating_sub(self.keep - 1);
+        for name in &older[..excess] {
+            self.remove(&name.to_string())?;
+        }
+        Ok(())
     }
 
-    /// Loads the newest complete checkpoint into `template` (a freshly built model) and
-    /// `optimizer` (a fresh one, as configured), after checking that it comes from a run with
-    /// the same `identity`.
+    /// Loads the latest checkpoint (the newest one, should a kill have left no `latest`) into
+    /// `template` (a freshly built model) and `optimizer` (a
+    /// fresh one, as configured), after checking the files' checksums, that it comes from a run
+    /// with the same `identity`, and that its counters fit `batches` per epoch.
     pub fn load_latest(
         &self,
         template: Cnn,
         optimizer: ModuleOptimizer,
         identity: &RunIdentity,
+        batches: usize,
     ) -> Result<Checkpoint, CheckpointError> {
-        let name = self
-            .latest_name()
-            .ok_or_else(|| CheckpointError::NoCheckpoint(self.dir.clone()))?;
-        let dir = self.dir.join(name);
+        let name = match self.latest()? {
+            Some(name) => name,
+            None => self
+                .entries()?
+                .complete
+                .pop()
+                .ok_or_else(|| CheckpointError::NoCheckpoint(self.dir.clone()))?,
+        };
+        let dir = self.dir.join(name.to_string());
         let state_path = dir.join(STATE);
-        let bytes = std::fs::read(&state_path).map_err(|source| CheckpointError::Io {
-            path: state_path.clone(),
-            source,
-        })?;
-        let state: State =
-            serde_json::from_slice(&bytes).map_err(|err| CheckpointError::Corrupt {
-                path: state_path.clone(),
-                message: err.to_string(),
-            })?;
+        let corrupt = |path: &Path, message: String| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = read_file(&state_path)?;
+        let file: StateFile = serde_json::from_slice(&bytes)
+            .map_err(|err| corrupt(&state_path, format!("not a state file: {err}")))?;
+        let state = file.state;
+        let compact = serde_json::to_vec(&state).expect("the state serialises");
+        if crc32(&compact) != file.crc32 {
+            return Err(corrupt(
+                &state_path,
+                "its checksum does not match its contents".into(),
+            ));
+        }
+        if state.format != FORMAT {
+            return Err(corrupt(
+                &state_path,
+                format!(
+                    "layout version {}, this adamlab reads version {FORMAT}",
+                    state.format
+                ),
+            ));
+        }
         if let Some((field, saved, current)) = state.identity.first_difference(identity) {
             return Err(CheckpointError::Mismatch {
                 path: state_path,
@@ -245,26 +624,257 @@ impl Checkpointer {
                 current,
             });
         }
-        let corrupt = |path: PathBuf| {
+        let progress = checked_progress(&state, batches, name)
+            .map_err(|message| corrupt(&state_path, message))?;
+        let mut records = BTreeMap::new();
+        for file in [MODEL, OPTIMIZER] {
+            let path = dir.join(file);
+            let recorded = state.files.get(file).ok_or_else(|| {
+                corrupt(&state_path, format!("it records no checksum for {file}"))
+            })?;
+            let bytes = read_file(&path)?;
+            let found = FileSum::of(&bytes);
+            if found.bytes != recorded.bytes {
+                let message = format!(
+                    "{} bytes, the checkpoint recorded {}",
+                    found.bytes, recorded.bytes
+                );
+                return Err(corrupt(&path, message));
+            }
+            if found.crc32 != recorded.crc32 {
+                let message = format!(
+                    "CRC-32 {}, the checkpoint recorded {}",
+                    found.crc32, recorded.crc32
+                );
+                return Err(corrupt(&path, message));
+            }
+            records.insert(file, bytes);
+        }
+        let unreadable = |path: PathBuf| {
             move |err: burn::store::RecordError| CheckpointError::Corrupt {
                 path,
-                message: err.to_string(),
+                message: one_line(&err.to_string()),
             }
         };
         let model_path = dir.join(MODEL);
-        let record = ModuleRecord::load(&model_path).map_err(corrupt(model_path.clone()))?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(
+            records.remove(MODEL).unwrap_or_default(),
+        ))
+        .map_err(unreadable(model_path.clone()))?;
         let model = template
             .try_load_record(record)
-            .map_err(corrupt(model_path))?;
+            .map_err(unreadable(model_path))?;
         let optimizer_path = dir.join(OPTIMIZER);
         let optimizer = optimizer
-            .load(&optimizer_path)
-            .map_err(corrupt(optimizer_path))?;
+            .from_bytes(Bytes::from_bytes_vec(
+                records.remove(OPTIMIZER).unwrap_or_default(),
+            ))
+            .map_err(unreadable(optimizer_path))?;
         Ok(Checkpoint {
             model,
             optimizer,
-            epoch: state.epoch,
-            step: state.step,
+            progress,
         })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// Complete checkpoints, oldest first.
+    complete: Vec<Name>,
+    /// `NAME.tmp` directories a killed run left.
+    partial: Vec<String>,
+}
+
+/// Takes the exclusive lock on `dir/lock` and writes this process's pid there.
+fn lock(dir: &Path) -> Result<File, CheckpointError> {
+    let path = dir.join(LOCK);
+    let io = |source| CheckpointError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            // The holder writes its pid right after locking: give it a moment to.
+            let mut holder = String::new();
+            for _ in 0..20 {
+                holder.clear();
+                let _ = File::open(&path).and_then(|mut f| f.read_to_string(&mut holder));
+                if !holder.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let holder = match holder.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "pid unknown".to_string(),
+            };
+            return Err(CheckpointError::Locked {
+                dir: dir.to_path_buf(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(source)) => return Err(io(source)),
+    }
+    file.set_len(0).map_err(io)?;
+    writeln!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+/// The progress `state` records, if its counters agree: the batch within an epoch of `batches`,
+/// the step count equal to the epochs and batches done, the epoch's loss sum finite.
+fn checked_progress(state: &State, batches: usize, name: Name) -> Result<Progress, String> {
+    let counters = format!(
+        "epoch {}, batch {}, step {} with {batches} batches per epoch",
+        state.epoch, state.batch, state.step
+    );
+    let fits = |n: u64| usize::try_from(n).ok();
+    let (Some(epoch), Some(batch), Some(step)) =
+        (fits(state.epoch), fits(state.batch), fits(state.step))
+    else {
+        return Err(format!("counters out of range ({counters})"));
+    };
+    let expected_step = epoch
+        .checked_mul(batches)
+        .and_then(|s| s.checked_add(batch));
+    if batch >= batches || expected_step != Some(step) {
+        return Err(format!("counters that disagree ({counters})"));
+    }
+    let epoch_loss_sum = f64::from_bits(state.epoch_loss_sum_bits);
+    if !epoch_loss_sum.is_finite() || (batch == 0 && epoch_loss_sum != 0.0) {
+        return Err(format!(
+            "an epoch loss sum of {epoch_loss_sum} at batch {batch}"
+        ));
+    }
+    let progress = Progress {
+        epoch,
+        batch,
+        step,
+        epoch_loss_sum,
+    };
+    if Name::of(&progress) != name {
+        return Err(format!(
+            "counters of another checkpoint than {name} ({counters})"
+        ));
+    }
+    Ok(progress)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// `message` on one line: burn's errors may span several or hold debug structures.
+fn one_line(message: &str) -> String {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_names_round_trip_and_order_as_the_run_goes() {
+        let names = [
+            "epoch-0001",
+            "epoch-0002-batch-000001",
+            "epoch-0002-batch-000040",
+            "epoch-0002",
+            "epoch-12345",
+        ];
+        let parsed: Vec<Name> = names.iter().map(|n| Name::parse(n).unwrap()).collect();
+        for (name, text) in parsed.iter().zip(names) {
+            assert_eq!(name.to_string(), text);
+        }
+        assert!(parsed.is_sorted(), "{parsed:?}");
+    }
+
+    fn state(epoch: u64, batch: u64, step: u64) -> State {
+        State {
+            format: FORMAT,
+            epoch,
+            batch,
+            step,
+            epoch_loss_sum_bits: if batch == 0 { 0 } else { 1.5f64.to_bits() },
+            identity: RunIdentity {
+                model: "cnn".into(),
+                optimizer: "adam".into(),
+                seed: 0,
+                batch_size: 32,
+                shuffle: true,
+                train_images: 256,
+                train_data: "crc32 00000000".into(),
+            },
+            files: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn counters_must_agree_with_each_other_and_with_the_name() {
+        let batches = 8;
+        let at = |epoch, batch| Name {
+            epochs_done: epoch,
+            batch,
+        };
+        assert!(checked_progress(&state(2, 0, 16), batches, at(2, 0)).is_ok());
+        assert!(checked_progress(&state(2, 3, 19), batches, at(2, 3)).is_ok());
+        let refused = [
+            (state(u64::MAX, 0, 16), at(2, 0), "disagree"),
+            (state(u64::MAX, 0, u64::MAX), at(2, 0), "disagree"),
+            (state(2, 8, 24), at(2, 8), "disagree"),
+            (state(2, 0, 17), at(2, 0), "disagree"),
+            (state(1, 0, 8), at(2, 0), "another checkpoint"),
+        ];
+        for (state, name, expected) in refused {
+            let message = checked_progress(&state, batches, name).unwrap_err();
+            assert!(message.contains(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn anything_but_a_canonical_checkpoint_name_is_refused() {
+        let refused = [
+            "",
+            ".",
+            "..",
+            "/tmp",
+            "epoch-",
+            "epoch-1",
+            "epoch-0000",
+            "epoch-0001/..",
+            "../epoch-0001",
+            "epoch-0001.tmp",
+            "epoch-0001-batch-000000",
+            "epoch-0000-batch-000001",
+            "epoch-+001",
+            "epoch-0001-batch-1",
+            " epoch-0001",
+            "epoch-0001 ",
+            "epoch-99999999999999999999999",
+        ];
+        for text in refused {
+            assert_eq!(Name::parse(text), None, "{text:?}");
+        }
     }
 }

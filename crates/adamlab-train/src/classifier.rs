@@ -6,7 +6,7 @@
 //! uninterrupted one (the data order of each epoch is a pure function of the seed and the epoch),
 //! and a non-finite loss must stop the run at that step with the last good checkpoint intact.
 
-use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, RunIdentity};
+use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, Progress, RunIdentity};
 use crate::cnn;
 use adamlab_data::{MnistBatch, MnistBatcher, MnistDataset};
 use adamlab_models::{Cnn, CnnConfig};
@@ -14,7 +14,7 @@ use adamlab_optim::{LabOptimizer, OptimizerSpec, SpecError, eval_weights};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +24,7 @@ use std::time::Instant;
 pub struct RunConfig {
     /// Epochs to reach (a resumed run continues up to this total).
     pub epochs: usize,
-    /// Images per optimizer step.
+    /// Images per optimizer step. A batch larger than the training set is the whole set.
     pub batch_size: usize,
     /// Seeds the initial weights and every epoch's shuffle.
     pub seed: u64,
@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub shuffle: bool,
     /// The optimizer and its hyper-parameters, the learning rate included.
     pub optimizer: OptimizerSpec,
+    /// Checkpoint every this many optimizer steps as well as after every epoch (`None`: at
+    /// epoch ends only), when a checkpointer is given.
+    pub checkpoint_every: Option<usize>,
 }
 
 /// What stopped a run.
@@ -43,11 +46,14 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The observer could not take a report (the metrics file could not be written).
+    #[error("{0}")]
+    Observer(ObserverError),
     /// The loss became NaN or infinite.
     #[error(
         "the loss became {loss} at epoch {epoch}, step {step}: training stopped{}",
-        match .checkpoint_epoch {
-            Some(e) => format!("; the last good checkpoint (epoch {e}) is kept"),
+        match .checkpoint {
+            Some(name) => format!("; the last good checkpoint ({name}) is kept"),
             None => String::new(),
         }
     )]
@@ -58,13 +64,47 @@ pub enum TrainError {
         step: usize,
         /// The value seen.
         loss: f32,
-        /// The epoch of the last checkpoint written, if any.
-        checkpoint_epoch: Option<usize>,
+        /// Where the last checkpoint written was taken (`epoch 2`, `step 40`), if any.
+        checkpoint: Option<String>,
     },
-    /// The batch size is 0 or the training set is empty.
+    /// The batch size is 0, a dataset is empty, or nothing is left to train.
     #[error("{0}")]
     Invalid(String),
 }
+
+/// A run that stopped before its end, with the weights it had trained.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Stopped {
+    /// Why it stopped.
+    #[source]
+    pub error: TrainError,
+    /// The weights after the last step taken (without autodiff; for a schedule-free optimizer,
+    /// the evaluation weights), if this process took any step and the weights are worth keeping
+    /// (not after a non-finite loss).
+    pub trained: Option<Trained>,
+}
+
+/// Weights of a run that stopped early.
+#[derive(Debug)]
+pub struct Trained {
+    /// The model.
+    pub model: Cnn,
+    /// The optimizer steps taken.
+    pub step: usize,
+}
+
+impl From<TrainError> for Stopped {
+    fn from(error: TrainError) -> Self {
+        Self {
+            error,
+            trained: None,
+        }
+    }
+}
+
+/// An observer's failure, in its own words (it names its file).
+pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Loss and accuracy of a model on a dataset.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,7 +130,7 @@ pub struct StepReport {
     pub loss: f32,
     /// The learning rate of this step.
     pub lr: f64,
-    /// Training throughput since the epoch began.
+    /// Training throughput since the epoch (or its resumed part) began.
     pub images_per_second: f64,
 }
 
@@ -105,18 +145,25 @@ pub struct EpochReport {
     pub train_loss: f64,
     /// On the test set after the epoch.
     pub test: Evaluation,
-    /// Wall-clock seconds the epoch's training took.
+    /// Wall-clock seconds the epoch's training took (in this process, when resumed).
     pub seconds: f64,
-    /// Training images per second over the epoch.
+    /// Training images per second over the epoch (or its resumed part).
     pub images_per_second: f64,
 }
 
-/// Receives progress as the run goes.
+/// Receives progress as the run goes. An error stops the run (with its weights kept, see
+/// [`Stopped`]).
 pub trait Observer {
+    /// Once, before the first step: where the run starts (a checkpoint's progress when
+    /// resuming, else step 0). Whatever the observer recorded beyond it belongs to a run that
+    /// was interrupted and is repeated now.
+    fn on_start(&mut self, _progress: &Progress) -> Result<(), ObserverError> {
+        Ok(())
+    }
     /// After every optimizer step.
-    fn on_step(&mut self, report: &StepReport);
-    /// After every epoch's evaluation.
-    fn on_epoch(&mut self, report: &EpochReport);
+    fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError>;
+    /// After every epoch's evaluation, before the epoch's checkpoint.
+    fn on_epoch(&mut self, report: &EpochReport) -> Result<(), ObserverError>;
 }
 
 /// Where a run starts from.
@@ -131,8 +178,13 @@ pub enum Start {
 }
 
 /// Trains the CNN on `train_set`, evaluating on `test_set` after every epoch, checkpointing
-/// after every epoch when `checkpointer` is given. Returns the trained model (without autodiff;
-/// for a schedule-free optimizer, the evaluation weights).
+/// after every epoch (and every `config.checkpoint_every` steps) when `checkpointer` is given.
+/// Returns the trained model (without autodiff; for a schedule-free optimizer, the evaluation
+/// weights); a run that stops early returns the weights it had trained with the error.
+///
+/// A resumed run continues bit for bit as the uninterrupted one: the data order of each epoch
+/// is a pure function of the seed and the epoch, and a checkpoint taken `k` batches into an
+/// epoch resumes by skipping that epoch's first `k` batches.
 pub fn train(
     device: &Device,
     train_set: Arc<MnistDataset>,
@@ -141,69 +193,128 @@ pub fn train(
     start: Start,
     checkpointer: Option<&Checkpointer>,
     observer: &mut dyn Observer,
-) -> Result<Cnn, TrainError> {
+) -> Result<Cnn, Stopped> {
     if config.batch_size == 0 {
-        return Err(TrainError::Invalid("the batch size must be at least 1".into()));
+        return Err(TrainError::Invalid("the batch size must be at least 1".into()).into());
+    }
+    if config.checkpoint_every == Some(0) {
+        return Err(TrainError::Invalid("checkpoints every 0 steps: give at least 1".into()).into());
     }
     if train_set.is_empty() {
-        return Err(TrainError::Invalid("the training set is empty".into()));
+        return Err(TrainError::Invalid("the training set is empty".into()).into());
+    }
+    if test_set.is_empty() {
+        let message = "the test set is empty: nothing to evaluate on";
+        return Err(TrainError::Invalid(message.into()).into());
     }
     let device = device.clone().autodiff();
-    let identity = RunIdentity::of(config, train_set.len());
-    let lab = config.optimizer.build()?;
+    let identity = RunIdentity::of(config, &train_set);
+    let batch_size = config.batch_size.min(train_set.len());
+    let batches = train_set.len().div_ceil(batch_size);
+    let lab = config.optimizer.build().map_err(TrainError::from)?;
     let lr = config.optimizer.lr();
     let mut optimizer = lab.module_optimizer();
-    let (mut model, first_epoch, mut step, mut checkpoint_epoch) = match start {
+    let (mut model, mut at) = match start {
         Start::Seeded => {
             device.seed(config.seed);
-            (CnnConfig::new().init(&device), 1, 0, None)
+            (CnnConfig::new().init(&device), Progress::default())
         }
-        Start::Weights(model) => (*model, 1, 0, None),
+        Start::Weights(model) => (*model, Progress::default()),
         Start::Resume => {
-            let checkpointer = checkpointer.ok_or(CheckpointError::NoDirectory)?;
+            let checkpointer =
+                checkpointer.ok_or(CheckpointError::NoDirectory).map_err(TrainError::from)?;
             let template = CnnConfig::new().init(&device);
             let Checkpoint {
                 model,
                 optimizer: restored,
-                epoch,
-                step,
-            } = checkpointer.load_latest(template, optimizer, &identity)?;
+                progress,
+            } = checkpointer
+                .load_latest(template, optimizer, &identity, batches)
+                .map_err(TrainError::from)?;
+            // A checkpoint at the end of the last epoch resumes to nothing left to train (the run
+            // is complete); one beyond it belongs to a longer run.
+            let epochs_begun = progress.epoch + usize::from(progress.batch > 0);
+            if epochs_begun > config.epochs {
+                return Err(TrainError::Invalid(format!(
+                    "the checkpoint in {} is at {}, past --epochs {}: resume with --epochs \
+                     {epochs_begun} or more",
+                    checkpointer.dir().display(),
+                    checkpoint_label(&progress, batches),
+                    config.epochs
+                ))
+                .into());
+            }
             optimizer = restored;
-            (model, epoch + 1, step, Some(epoch))
+            (model, progress)
         }
     };
+    // Weights trained in this process are handed back with any error; a checkpoint's own weights
+    // are already safe in its directory.
+    let first_step = at.step;
+    let stop = |error: TrainError, model: &Cnn, optimizer: &ModuleOptimizer, step: usize| Stopped {
+        error,
+        trained: (step > first_step).then(|| Trained {
+            model: evaluation_model(&*lab, optimizer, model),
+            step,
+        }),
+    };
+    if let Err(err) = observer.on_start(&at) {
+        return Err(stop(TrainError::Observer(err), &model, &optimizer, at.step));
+    }
+    let mut last_checkpoint = (at.step > 0).then(|| checkpoint_label(&at, batches));
+    // Writes a checkpoint at `at`, when the run has a directory; returns how to name it.
+    let checkpoint = |model: &Cnn, optimizer: &ModuleOptimizer, at: &Progress| {
+        let Some(checkpointer) = checkpointer else {
+            return Ok(None);
+        };
+        checkpointer.save(model, optimizer, &identity, at)?;
+        Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
+    };
 
-    for epoch in first_epoch..=config.epochs {
+    while at.epoch < config.epochs {
+        let epoch = at.epoch + 1;
         let loader = epoch_loader(&train_set, config, epoch, &device);
-        let batches = train_set.len().div_ceil(config.batch_size);
         let started = Instant::now();
-        let (mut images, mut loss_sum) = (0usize, 0f64);
-        for (index, batch) in loader.iter().enumerate() {
+        let mut images = 0usize;
+        // A resumed epoch skips the batches its checkpoint had already trained on.
+        for batch in loader.iter().skip(at.batch) {
             let MnistBatch { images: x, targets } = batch.expect("in-memory datasets cannot fail");
             let n = targets.dims()[0];
             let loss = cnn::loss(&model, x, targets);
             let loss_value = loss.clone().into_scalar::<f32>();
-            step += 1;
             if !loss_value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,
-                    step,
+                    step: at.step + 1,
                     loss: loss_value,
-                    checkpoint_epoch,
-                });
+                    checkpoint: last_checkpoint,
+                }
+                .into());
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
+            at.step += 1;
+            at.batch += 1;
+            at.epoch_loss_sum += f64::from(loss_value);
             images += n;
-            loss_sum += f64::from(loss_value);
-            observer.on_step(&StepReport {
+            let report = StepReport {
                 epoch,
-                step,
-                batch: (index + 1, batches),
+                step: at.step,
+                batch: (at.batch, batches),
                 loss: loss_value,
                 lr,
                 images_per_second: images as f64 / started.elapsed().as_secs_f64(),
-            });
+            };
+            if let Err(err) = observer.on_step(&report) {
+                return Err(stop(TrainError::Observer(err), &model, &optimizer, at.step));
+            }
+            let mid_epoch = at.batch < batches;
+            if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {
+                match checkpoint(&model, &optimizer, &at) {
+                    Ok(label) => last_checkpoint = label.or(last_checkpoint),
+                    Err(err) => return Err(stop(err.into(), &model, &optimizer, at.step)),
+                }
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         let test = evaluate(
@@ -211,26 +322,46 @@ pub fn train(
             &test_set,
             config.batch_size.max(256),
         );
-        if let Some(checkpointer) = checkpointer {
-            checkpointer.save(&model, &optimizer, &identity, epoch, step)?;
-            checkpoint_epoch = Some(epoch);
-        }
-        observer.on_epoch(&EpochReport {
+        let report = EpochReport {
             epoch,
-            step,
-            train_loss: loss_sum / batches as f64,
+            step: at.step,
+            train_loss: at.epoch_loss_sum / batches as f64,
             test,
             seconds,
             images_per_second: images as f64 / seconds,
-        });
+        };
+        // The epoch's report goes out before its checkpoint: a run resumed from the checkpoint
+        // finds it in the metrics.
+        if let Err(err) = observer.on_epoch(&report) {
+            return Err(stop(TrainError::Observer(err), &model, &optimizer, at.step));
+        }
+        at = Progress {
+            epoch,
+            batch: 0,
+            step: at.step,
+            epoch_loss_sum: 0.0,
+        };
+        match checkpoint(&model, &optimizer, &at) {
+            Ok(label) => last_checkpoint = label.or(last_checkpoint),
+            Err(err) => return Err(stop(err.into(), &model, &optimizer, at.step)),
+        }
     }
     Ok(evaluation_model(&*lab, &optimizer, &model))
 }
 
 /// The weights to evaluate and to save: the trained ones, or for a schedule-free optimizer the
 /// evaluation point its state defines (without autodiff).
-fn evaluation_model(lab: &dyn LabOptimizer, optimizer: &burn::optim::ModuleOptimizer, model: &Cnn) -> Cnn {
+fn evaluation_model(lab: &dyn LabOptimizer, optimizer: &ModuleOptimizer, model: &Cnn) -> Cnn {
     eval_weights(lab, optimizer, model.valid())
+}
+
+/// How a checkpoint at `at` is named in messages: `epoch 2`, or `epoch 3 batch 5/8, step 21`.
+fn checkpoint_label(at: &Progress, batches: usize) -> String {
+    if at.batch == 0 {
+        format!("epoch {}", at.epoch)
+    } else {
+        format!("epoch {} batch {}/{batches}, step {}", at.epoch + 1, at.batch, at.step)
+    }
 }
 
 /// The data loader of `epoch`: its order depends only on the seed and the epoch, so a resumed
@@ -242,7 +373,7 @@ fn epoch_loader(
     device: &Device,
 ) -> Arc<dyn DataLoader<MnistBatch>> {
     let builder = DataLoaderBuilder::new(MnistBatcher)
-        .batch_size(config.batch_size)
+        .batch_size(config.batch_size.min(train_set.len()))
         .set_device(device.clone());
     let builder = if config.shuffle {
         builder.shuffle(epoch_seed(config.seed, epoch))
@@ -265,7 +396,7 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 pub fn evaluate(model: &Cnn, dataset: &Arc<MnistDataset>, batch_size: usize) -> Evaluation {
     let device = model.conv1.weight.device();
     let loader = DataLoaderBuilder::new(MnistBatcher)
-        .batch_size(batch_size.max(1))
+        .batch_size(batch_size.clamp(1, dataset.len().max(1)))
         .set_device(device)
         .build(dataset.clone());
     let (mut loss_sum, mut correct, mut images) = (0f64, 0usize, 0usize);
