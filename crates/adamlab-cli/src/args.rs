@@ -85,7 +85,7 @@ pub struct TrainArgs {
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per optimizer step (CNN).
+    /// Images per optimizer step (CNN). A batch larger than the training set is the whole set.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Seed of the initial weights and of every epoch's shuffle.
@@ -110,17 +110,30 @@ pub struct TrainArgs {
     /// with `model.load_state_dict(safetensors.torch.load_file(FILE))`).
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
-    /// Write metrics as JSON lines to FILE: one per optimizer step (epoch, step, loss), one per
-    /// epoch (test loss and accuracy).
+    /// Write metrics as JSON lines to FILE: one per optimizer step (epoch, step, loss, lr), one
+    /// per epoch (test loss and accuracy). Each line is written as it comes; --resume cuts the
+    /// file back to the checkpoint's step before appending.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
-    /// Write a checkpoint (model, optimizer state, progress) to DIR after every epoch (CNN).
+    /// Write a checkpoint (model, optimizer state, progress) to DIR after every epoch (CNN). DIR
+    /// is locked while the run lasts; a new run refuses a DIR holding another run's checkpoints.
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint every N optimizer steps, not only at epoch ends: a killed run then
+    /// repeats at most N steps.
+    #[arg(long, value_name = "N", requires = "checkpoint_dir")]
+    pub checkpoint_every: Option<usize>,
+    /// Keep the newest N checkpoints in --checkpoint-dir, removing older ones.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub keep_checkpoints: usize,
     /// Continue from the latest checkpoint in --checkpoint-dir, exactly as the uninterrupted run
     /// would have, up to --epochs.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
+    /// Start a new run in a --checkpoint-dir that holds an earlier run's checkpoints, removing
+    /// them (without it, such a run is refused).
+    #[arg(long, requires = "checkpoint_dir", conflicts_with = "resume")]
+    pub overwrite: bool,
 }
 
 /// Options of `adamlab eval`.
@@ -133,7 +146,7 @@ pub struct EvalArgs {
     pub backend: BackendArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Images per evaluation batch.
+    /// Images per evaluation batch (at most the test set's size).
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
 }

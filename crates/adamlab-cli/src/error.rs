@@ -29,17 +29,30 @@ pub enum CliError {
     /// An option does not apply, or a value is out of range.
     #[error("{0}")]
     Usage(String),
-    /// The metrics file could not be written.
-    #[error("{path}: {source}")]
-    Io {
+    /// An output (`--save`, `--metrics-out`) cannot be written.
+    #[error("{flag} {}: {source}", path.display())]
+    Output {
+        /// The option naming the file.
+        flag: &'static str,
         /// The file.
         path: PathBuf,
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The metrics journal could not be written during the run.
+    #[error("{0}")]
+    Metrics(String),
     /// Training stopped (a non-finite loss).
     #[error(transparent)]
     TrainingFailed(TrainError),
+    /// A run that failed after training some steps, and where their weights went.
+    #[error("{error}; {kept}")]
+    Stopped {
+        /// Why the run stopped.
+        error: Box<CliError>,
+        /// Where the weights are: `the weights after step 12 are in FILE`.
+        kept: String,
+    },
     /// `verify` found deviations.
     #[error("{0} check(s) failed")]
     VerificationFailed(usize),
@@ -50,6 +63,7 @@ impl From<TrainError> for CliError {
         match err {
             TrainError::Optimizer(e) => Self::Optimizer(e),
             TrainError::Checkpoint(e) => Self::Checkpoint(e),
+            TrainError::Observer(e) => Self::Metrics(e.to_string()),
             TrainError::Invalid(message) => Self::Usage(message),
             failed @ TrainError::NonFiniteLoss { .. } => Self::TrainingFailed(failed),
         }

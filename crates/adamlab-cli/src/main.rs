@@ -2,6 +2,8 @@
 //! backend; evaluate saved weights; verify the optimizers against their references and burn; list
 //! them.
 
+#[macro_use]
+mod console;
 mod args;
 mod error;
 mod eval;
@@ -19,10 +21,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
-            // clap's first line names the problem; its usage block would make it five.
-            let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            tell!("{} (see --help)", first_paragraph(&err.render().to_string()));
             return ExitCode::from(2);
         }
     };
@@ -38,9 +37,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            tell!("error: {err}");
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// clap's message without its usage block, on one line: the problem and what it names
+/// (`error: the following required arguments were not provided: --init <FILE>`).
+fn first_paragraph(rendered: &str) -> String {
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    if paragraph.is_empty() {
+        "error: invalid arguments".to_string()
+    } else {
+        paragraph.join(" ")
     }
 }
 
@@ -57,6 +71,7 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::TrainingFailed(_) | CliError::VerificationFailed(_) => 1,
+            CliError::Stopped { error, .. } => error.exit_code(),
             _ => 2,
         }
     }

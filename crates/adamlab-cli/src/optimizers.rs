@@ -15,20 +15,20 @@ pub fn run(args: &OptimizersArgs) -> Result<(), CliError> {
     };
     for (i, entry) in entries.iter().enumerate() {
         if i > 0 {
-            println!();
+            say!("");
         }
-        println!("{}: {}", entry.name, entry.summary);
-        println!("  reference: {}", entry.reference);
+        say!("{}: {}", entry.name, entry.summary);
+        say!("  reference: {}", entry.reference);
         let width = entry.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
         for param in entry.params {
-            println!(
+            say!(
                 "  {:<width$}  default {:<14} {}; {}",
                 param.name, param.default, param.kind, param.help
             );
         }
     }
     if args.name.is_none() {
-        println!(
+        say!(
             "\n{} optimizers. Use one with `adamlab train --optimizer 'NAME(keyword=value, …)'`.",
             entries.len()
         );

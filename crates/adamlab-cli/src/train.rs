@@ -2,20 +2,21 @@
 
 use crate::args::{BackendArgs, ModelArg, TrainArgs};
 use crate::error::CliError;
-use crate::progress::Reporter;
+use crate::progress::{Journal, Reporter};
 use adamlab_backend::{default_backend, describe, device};
 use adamlab_data::{MnistDataset, Split};
-use adamlab_models::pytorch::{load_pytorch_safetensors, save_pytorch_safetensors};
+use adamlab_models::pytorch::{
+    Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
+};
 use adamlab_models::{CnnConfig, MlpConfig};
-use adamlab_train::checkpoint::Checkpointer;
-use adamlab_train::classifier::{self, RunConfig, Start};
 use adamlab_optim::{OptimizerSpec, Value};
+use adamlab_train::checkpoint::{Checkpointer, Mode};
+use adamlab_train::classifier::{self, RunConfig, Start, Stopped, Trained};
 use adamlab_train::{epoch_line, mlp};
 use burn::data::dataset::Dataset;
+use burn::module::Module;
 use burn::tensor::Device;
-use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The article's defaults per model: (learning rate, epochs).
@@ -89,17 +90,35 @@ pub fn optimizer_spec(args: &TrainArgs, default_lr: f64) -> Result<OptimizerSpec
     Ok(spec)
 }
 
-/// Flags that contradict each other or the model, refused before any work starts.
+/// Flags that contradict each other or the model, or values out of range, refused before any
+/// work starts.
 fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
+    let usage = |message: &str| Err(CliError::Usage(message.to_string()));
+    if args.epochs == Some(0) {
+        return usage(
+            "--epochs 0 trains nothing (the initial weights would pass for trained ones): give at \
+             least 1",
+        );
+    }
     match args.model {
         ModelArg::Cnn => {
             if args.batch_size == 0 {
-                return Err(CliError::Usage("--batch-size must be at least 1".into()));
+                return usage("--batch-size must be at least 1");
+            }
+            if args.limit_train == Some(0) {
+                return usage("--limit-train 0 leaves no training images: give at least 1");
+            }
+            if args.limit_test == Some(0) {
+                return usage("--limit-test 0 leaves no test images to evaluate on: give 1 or more");
+            }
+            if args.checkpoint_every == Some(0) {
+                return usage("--checkpoint-every must be at least 1 (steps between checkpoints)");
+            }
+            if args.keep_checkpoints == 0 {
+                return usage("--keep-checkpoints must be at least 1: resuming needs the latest");
             }
             if args.resume && args.init.is_some() {
-                return Err(CliError::Usage(
-                    "--resume continues from the checkpoint's weights: drop --init".into(),
-                ));
+                return usage("--resume continues from the checkpoint's weights: drop --init");
             }
         }
         ModelArg::Mlp => {
@@ -119,6 +138,48 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The run's outputs, checked, opened or locked before any data is read or any step taken, so
+/// that a run never trains for nothing.
+struct Outputs {
+    journal: Option<Journal>,
+    checkpointer: Option<Checkpointer>,
+}
+
+impl Outputs {
+    fn prepare(args: &TrainArgs) -> Result<Self, CliError> {
+        if let Some(path) = &args.save {
+            check_writable(path).map_err(|source| CliError::Output {
+                flag: "--save",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let journal = match &args.metrics_out {
+            Some(path) => Some(Journal::open(path).map_err(|source| CliError::Output {
+                flag: "--metrics-out",
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let mode = if args.resume {
+            Mode::Resume
+        } else if args.overwrite {
+            Mode::Overwrite
+        } else {
+            Mode::Fresh
+        };
+        let checkpointer = match &args.checkpoint_dir {
+            Some(dir) => Some(Checkpointer::open(dir, mode, args.keep_checkpoints)?),
+            None => None,
+        };
+        Ok(Self {
+            journal,
+            checkpointer,
+        })
+    }
+}
+
 fn train_cnn(
     args: &TrainArgs,
     spec: OptimizerSpec,
@@ -126,6 +187,10 @@ fn train_cnn(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
+    let Outputs {
+        journal,
+        checkpointer,
+    } = Outputs::prepare(args)?;
     let mut train_set = MnistDataset::load(&args.data.data_dir, Split::Train)?;
     if let Some(n) = args.limit_train {
         train_set = train_set.truncated(n);
@@ -134,22 +199,32 @@ fn train_cnn(
     if let Some(n) = args.limit_test {
         test_set = test_set.truncated(n);
     }
+    let batch_size = args.batch_size.min(train_set.len().max(1));
+    if batch_size < args.batch_size {
+        tell!(
+            "note: --batch-size {} is more than the {} training images: each epoch is one batch \
+             of {batch_size}",
+            args.batch_size,
+            train_set.len()
+        );
+    }
     let start = if args.resume {
         Start::Resume
     } else if let Some(path) = &args.init {
         let model = CnnConfig::new().init(&device.clone().autodiff());
-        Start::Weights(Box::new(load_pytorch_safetensors(model, path)?))
+        Start::Weights(Box::new(load_init(model, path)?))
     } else {
         Start::Seeded
     };
     let config = RunConfig {
         epochs,
-        batch_size: args.batch_size,
+        batch_size,
         seed: args.seed,
         shuffle: !args.no_shuffle,
         optimizer: spec,
+        checkpoint_every: args.checkpoint_every,
     };
-    println!(
+    say!(
         "training the article's CNN on {} images from {} with {} (lr {}), batch {}, {epochs} epoch(s), on {described}",
         train_set.len(),
         args.data.data_dir.display(),
@@ -157,9 +232,8 @@ fn train_cnn(
         config.optimizer.lr(),
         config.batch_size,
     );
-    let checkpointer = args.checkpoint_dir.as_ref().map(Checkpointer::new);
-    let mut reporter = Reporter::new(epochs, open_metrics(args.metrics_out.as_deref(), args.resume)?);
-    let model = classifier::train(
+    let mut reporter = Reporter::new(epochs, journal);
+    let trained = classifier::train(
         &device,
         Arc::new(train_set),
         Arc::new(test_set),
@@ -168,13 +242,16 @@ fn train_cnn(
         checkpointer.as_ref(),
         &mut reporter,
     );
-    finish_metrics(reporter, args.metrics_out.as_deref())?;
-    let model = model?;
-    if let Some(path) = &args.save {
-        save_pytorch_safetensors(&model, path)?;
-        println!("saved the weights to {}", path.display());
+    match trained {
+        Ok(model) => save_weights(args.save.as_deref(), &model, say_saved),
+        Err(Stopped { error, trained }) => Err(match trained {
+            Some(Trained { model, step }) => CliError::Stopped {
+                error: Box::new(error.into()),
+                kept: keep_partial(args.save.as_deref(), &model, step),
+            },
+            None => error.into(),
+        }),
     }
-    Ok(())
 }
 
 fn train_mlp(
@@ -184,66 +261,111 @@ fn train_mlp(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
+    let Outputs { journal, .. } = Outputs::prepare(args)?;
     let device = device.autodiff();
     device.seed(args.seed);
     let mut model = MlpConfig::new().init(&device);
     if let Some(path) = &args.init {
-        model = load_pytorch_safetensors(model, path)?;
+        model = load_init(model, path)?;
     }
     let lab = spec.build()?;
     let mut optimizer = lab.module_optimizer();
     let lr = spec.lr();
     // stderr: stdout carries exactly the article's ten lines.
-    eprintln!("training the article's MLP with {spec} (lr {lr}) for {epochs} epochs on {described}");
-    let mut metrics = open_metrics(args.metrics_out.as_deref(), false)?;
+    tell!("training the article's MLP with {spec} (lr {lr}) for {epochs} epochs on {described}");
+    let mut journal = journal;
     let mut write_error = None;
+    if let Some(journal) = &mut journal
+        && let Err(err) = journal.rewind(0)
+    {
+        write_error = Some(err);
+    }
+    // One full-batch step per epoch takes microseconds: a journal that fails is reported after
+    // the run, whose weights are saved first.
     let model = mlp::train(model, &mut optimizer, lr, epochs, |epoch, loss| {
         if let Some(line) = epoch_line(epoch, epochs, loss) {
-            println!("{line}");
+            say!("{line}");
         }
-        if let Some(out) = &mut metrics {
+        if write_error.is_none()
+            && let Some(journal) = &mut journal
+        {
             let line = serde_json::json!({"epoch": epoch, "step": epoch, "loss": loss, "lr": lr});
-            if let Err(err) = writeln!(out, "{line}") {
-                write_error.get_or_insert(err);
-            }
+            write_error = journal.write(&line).err();
         }
     });
-    if let Some(path) = &args.metrics_out {
-        let flushed = metrics.map_or(Ok(()), |mut out| out.flush());
-        if let Some(source) = write_error.or(flushed.err()) {
-            return Err(CliError::Io {
-                path: path.to_path_buf(),
+    let model = adamlab_optim::eval_weights(&*lab, &optimizer, model);
+    match (write_error, &args.metrics_out) {
+        (Some(source), Some(path)) => Err(CliError::Stopped {
+            error: Box::new(CliError::Output {
+                flag: "--metrics-out",
+                path: path.clone(),
                 source,
-            });
+            }),
+            kept: keep_partial(args.save.as_deref(), &model, epochs),
+        }),
+        _ => save_weights(args.save.as_deref(), &model, |path| {
+            tell!("saved the weights to {}", path.display())
+        }),
+    }
+}
+
+/// Weights from `--init`, with a note when they had to be converted to float32.
+fn load_init<M: Module>(model: M, path: &Path) -> Result<M, CliError> {
+    let Loaded { model, converted } = load_pytorch_safetensors(model, path)?;
+    if !converted.is_empty() {
+        tell!("note: {}: {converted}", path.display());
+    }
+    Ok(model)
+}
+
+fn say_saved(path: &Path) {
+    say!("saved the weights to {}", path.display());
+}
+
+/// Writes the trained weights to `--save`, if given; should that fail, to a rescue file that the
+/// error names.
+fn save_weights<M: Module>(
+    save: Option<&Path>,
+    model: &M,
+    saved: impl Fn(&Path),
+) -> Result<(), CliError> {
+    let Some(path) = save else { return Ok(()) };
+    match save_pytorch_safetensors(model, path) {
+        Ok(()) => {
+            saved(path);
+            Ok(())
+        }
+        Err(err) => Err(CliError::Stopped {
+            error: Box::new(err.into()),
+            kept: rescue(model, "the trained weights"),
+        }),
+    }
+}
+
+/// Keeps the weights of a run that failed after `step` steps: in `--save` if given, else (or
+/// should that fail too) in a rescue file. Returns the words saying where they are.
+fn keep_partial<M: Module>(save: Option<&Path>, model: &M, step: usize) -> String {
+    let what = format!("the weights after step {step}");
+    let Some(path) = save else {
+        return rescue(model, &what);
+    };
+    match save_pytorch_safetensors(model, path) {
+        Ok(()) => format!("{what} are saved in {}", path.display()),
+        Err(err) => format!("{err}; {}", rescue(model, &what)),
+    }
+}
+
+/// Writes `model` to `adamlab-rescue-PID.safetensors` in the current directory, else in the
+/// temporary directory. Returns the words saying where `what` went.
+fn rescue<M: Module>(model: &M, what: &str) -> String {
+    let name = format!("adamlab-rescue-{}.safetensors", std::process::id());
+    let mut failures = Vec::new();
+    for dir in [PathBuf::from("."), std::env::temp_dir()] {
+        let path = dir.join(&name);
+        match save_pytorch_safetensors(model, &path) {
+            Ok(()) => return format!("{what} are in the rescue file {}", path.display()),
+            Err(err) => failures.push(err.to_string()),
         }
     }
-    let model = adamlab_optim::eval_weights(&*lab, &optimizer, model);
-    if let Some(path) = &args.save {
-        save_pytorch_safetensors(&model, path)?;
-        eprintln!("saved the weights to {}", path.display());
-    }
-    Ok(())
-}
-
-/// Opens the metrics file: truncated for a new run, appended to when resuming.
-fn open_metrics(path: Option<&Path>, append: bool) -> Result<Option<Box<dyn Write>>, CliError> {
-    let Some(path) = path else { return Ok(None) };
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(append)
-        .truncate(!append)
-        .open(path)
-        .map_err(|source| CliError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(Some(Box::new(BufWriter::new(file))))
-}
-
-fn finish_metrics(reporter: Reporter, path: Option<&Path>) -> Result<(), CliError> {
-    reporter.finish().map_err(|source| CliError::Io {
-        path: path.map(Path::to_path_buf).unwrap_or_default(),
-        source,
-    })
+    format!("{what} could not be saved anywhere ({})", failures.join("; "))
 }

@@ -20,15 +20,15 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
         ));
     }
     let (device, described) = resolve_device(&args.backend)?;
-    println!("adamlab verify on {described}");
-    println!(
+    say!("adamlab verify on {described}");
+    say!(
         "{:<52} {:>5} {:>11} {:>11} {:>19}  result",
         "case", "steps", "max abs", "max rel", "tolerance (atol/rtol)"
     );
     let mut failed = 0;
     let mut checked = 0;
     let mut print = |report: CheckReport| {
-        println!(
+        say!(
             "{:<52} {:>5} {:>11.3e} {:>11.3e} {:>9.0e}/{:<9.0e}  {}",
             report.case,
             report.steps,
@@ -41,7 +41,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
         checked += 1;
         if !report.passed() {
             failed += 1;
-            println!("    {report}");
+            say!("    {report}");
         }
     };
     replay::replay_all(&device, only).into_iter().for_each(&mut print);
@@ -59,6 +59,6 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
     if failed > 0 {
         return Err(CliError::VerificationFailed(failed));
     }
-    println!("all {checked} checks passed");
+    say!("all {checked} checks passed");
     Ok(())
 }

@@ -114,14 +114,14 @@ fn init_with_a_missing_or_misshaped_tensor_names_it_and_both_shapes() {
     // The MLP's weights into the CNN: the convolutions' tensors are missing.
     let output = adamlab(&small_cnn_run(&["--epochs", "1", "--init", path(&good)]));
     assert_user_error(&output, &["tensor `conv1.", "is missing"]);
-    // A mis-shaped fc.weight names the tensor and both shapes (burn's layout, [in, out]).
+    // A mis-shaped fc.weight names the tensor and both shapes, in PyTorch's layout ([out, in]).
     let misshaped = dir.join("misshaped.safetensors");
     std::fs::write(&misshaped, safetensors_with(&[("fc.weight", &[1, 3]), ("fc.bias", &[1])]))
         .unwrap();
     let output = adamlab(&[
         "train", "--model", "mlp", "--backend", "flex", "--init", path(&misshaped),
     ]);
-    assert_user_error(&output, &["fc.weight", "[3, 1]", "[2, 1]"]);
+    assert_user_error(&output, &["fc.weight", "has shape [1, 3]", "expects [1, 2]"]);
     let output = adamlab(&["eval", "--init", "/nonexistent.safetensors", "--backend", "flex"]);
     assert_user_error(&output, &["/nonexistent.safetensors"]);
 }
