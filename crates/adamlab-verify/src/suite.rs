@@ -39,7 +39,7 @@ fn minimise<const D: usize>(
     let device = device.clone().autodiff();
     let (mut optimizer, lr) = defaults(entry);
     let mut point = Point {
-        x: Param::from_tensor(x0.to_device(&device).require_grad()),
+        x: Param::from_tensor(Tensor::from_data(x0.into_data(), &device)),
     };
     let value = |p: &Point<D>| objective(p.x.val()).into_scalar::<f32>();
     let before = value(&point);
@@ -49,7 +49,7 @@ fn minimise<const D: usize>(
         point = optimizer.step(lr, point, grads);
     }
     let after = value(&point);
-    let x = point.x.val().to_data().convert::<f32>().to_vec::<f32>().expect("f32");
+    let x = point.x.val().to_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
     (before, after, x)
 }
 
@@ -118,7 +118,7 @@ pub fn resumes_exactly_after_save_and_load(entry: &'static OptimizerEntry, devic
         let g = grads(&model, scale);
         model = original.step(lr, model, g);
     }
-    let keeps_tensors = !original.to_record().tensors.is_empty();
+    let keeps_tensors = !original.to_record().is_empty();
     let bytes = original
         .into_bytes()
         .map_err(|err| format!("{}: saving the state: {err}", entry.name))?;
@@ -127,8 +127,8 @@ pub fn resumes_exactly_after_save_and_load(entry: &'static OptimizerEntry, devic
         .from_bytes(bytes)
         .map_err(|err| format!("{}: loading the state: {err}", entry.name))?;
     let weights = |m: &Linear| {
-        let mut w = m.weight.val().to_data().to_vec::<f32>().expect("f32");
-        w.extend(m.bias.as_ref().expect("bias").val().to_data().to_vec::<f32>().expect("f32"));
+        let mut w = m.weight.val().to_data().try_to_vec::<f32>().expect("f32");
+        w.extend(m.bias.as_ref().expect("bias").val().to_data().try_to_vec::<f32>().expect("f32"));
         w
     };
     let expected = weights(&original.step(lr, model.clone(), grads(&model, -0.5)));
