@@ -22,6 +22,7 @@ pub mod adam;
 pub mod burn_builtin;
 pub mod hyper;
 pub mod registry;
+pub mod sgd;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -39,6 +40,7 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    sgd::SGD,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
