@@ -22,6 +22,7 @@ pub mod adam;
 pub mod burn_builtin;
 pub mod hyper;
 pub mod registry;
+pub mod rprop;
 pub mod sgd;
 pub mod spec;
 
@@ -41,6 +42,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
     sgd::SGD,
+    rprop::RPROP,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
