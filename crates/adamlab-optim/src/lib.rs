@@ -19,6 +19,7 @@
 //! ```
 
 pub mod adam;
+pub mod asgd;
 pub mod burn_builtin;
 pub mod hyper;
 pub mod registry;
@@ -43,6 +44,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAMW,
     sgd::SGD,
     rprop::RPROP,
+    asgd::ASGD,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
