@@ -47,4 +47,5 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     asgd::ASGD,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    burn_builtin::sgd::BURN_SGD,
 ];
