@@ -27,7 +27,9 @@
 //!
 //! Deliberate differences from `torch.optim.ASGD`: none in the arithmetic. torch evaluates
 //! `a.add(b, alpha=c)` as one fused multiply-add on CPU; burn has no fused op, so `a + c·b`
-//! rounds twice. The two agree to f32 rounding, not bit for bit (measured by the replay cases).
+//! rounds twice. The two agree to f32 rounding, not bit for bit (measured by the replay cases);
+//! where `θ − η·g` cancels to near 0 from large operands, the difference is an ulp of the
+//! operands rather than of the result.
 //! As in torch, the first step's learning rate is the first η and each step's learning rate
 //! sets the next η. torch's `foreach`, `capturable` and `differentiable` select implementations
 //! of the same arithmetic and have no counterpart here.

@@ -26,8 +26,8 @@
 //! Deliberate differences from `torch.optim.Rprop`: none in the arithmetic, which is exact but
 //! for the products s·f (one rounding each, as in torch). As in torch, the learning rate only
 //! sets the initial step sizes: burn passes it to every step, and only the first step's is read.
-//! NaN gradients are not reproduced: torch's NaN sign spreads into s and θ, while burn's
-//! comparisons with NaN are false and its `sign(NaN)` is 0, so here such a weight does not move.
+//! A NaN gradient behaves as in torch, whose `sign(NaN)` is 0 like burn's: no step, s unchanged,
+//! and the next step treats the NaN kept in p as no sign. An infinite `step_sizes` bound, which torch accepts, is refused: specs take finite numbers.
 //! torch's `foreach`, `capturable` and `differentiable` select
 //! implementations of the same arithmetic and have no counterpart here.
 
@@ -316,6 +316,28 @@ mod tests {
         assert_close(&steps[0].0, [1.0, -1.9]);
         assert_close(&steps[1].1.step_size.to_data(), [0.1, 0.12]);
         assert_close(&steps[1].0, [0.9, -1.78]);
+    }
+
+    /// A NaN gradient as torch 2.15 treats it (its `sign(NaN)` is 0): no step and s unchanged,
+    /// then the NaN kept in p counts as no sign. From θ₀ = [1, 2] at lr 0.01 with gradients
+    /// [1, 1], [NaN, 1], [1, 1], [1, 1], torch gives θ = [0.99, 1.99], [0.99, 1.978],
+    /// [0.98, 1.9636], [0.968, 1.94632]: the first weight's s grows again only at step 4.
+    #[test]
+    fn a_nan_gradient_takes_no_step_and_leaves_the_step_size_as_torch() {
+        let rprop = RpropConfig::new().build().unwrap();
+        let mut theta = tensor([1.0, 2.0]);
+        let mut state = None;
+        let grads = [[1.0, 1.0], [f32::NAN, 1.0], [1.0, 1.0], [1.0, 1.0]];
+        let expected = [
+            [0.99, 1.99],
+            [0.99, 1.978],
+            [0.98, 1.9636],
+            [0.968, 1.94632],
+        ];
+        for (g, expected) in grads.iter().zip(expected) {
+            (theta, state) = rprop.step(0.01, theta.clone(), tensor(*g), state.take());
+            assert_close(&theta.to_data(), expected);
+        }
     }
 
     /// Only the first step's learning rate is read (torch reads `lr` only to fill the initial
