@@ -21,8 +21,9 @@
 //! where `θ − lr·g` cancels to near 0 from large operands, the difference is an ulp of the
 //! operands rather than of the result.
 //! The learning rate is passed to every step, as burn does, rather than kept in the
-//! configuration; torch's `foreach`, `fused` and `differentiable` select implementations of the
-//! same arithmetic and have no counterpart here.
+//! configuration; a schedule that cycles the momentum (OneCycleLR) sets μ before each step, as
+//! torch writes `group["momentum"]`. torch's `foreach`, `fused` and `differentiable` select
+//! implementations of the same arithmetic and have no counterpart here.
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
@@ -30,7 +31,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::adam::MAXIMIZE;
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
 /// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
@@ -107,7 +110,8 @@ pub const SGD: OptimizerEntry = OptimizerEntry {
             .with_weight_decay(args.f64("weight_decay"))
             .with_nesterov(args.bool("nesterov"))
             .with_maximize(args.bool("maximize"))
-            .build()?;
+            .build()?
+            .with_cycled_momentum(args.cycled_momentum());
         Ok(Box::new(sgd))
     },
 };
@@ -132,6 +136,7 @@ impl SgdConfig {
         self.validate()?;
         Ok(Sgd {
             config: self.clone(),
+            cycled_momentum: None,
         })
     }
 
@@ -146,6 +151,8 @@ impl SgdConfig {
 #[derive(Clone, Debug)]
 pub struct Sgd {
     config: SgdConfig,
+    /// μ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_momentum: Option<SharedF64>,
 }
 
 /// The state SGD keeps for one parameter, only when the momentum is not 0. Named as torch's
@@ -160,6 +167,13 @@ impl Sgd {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &SgdConfig {
         &self.config
+    }
+
+    /// This optimizer, taking μ from `momentum` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["momentum"]` before each step).
+    pub fn with_cycled_momentum(mut self, momentum: Option<SharedF64>) -> Self {
+        self.cycled_momentum = momentum;
+        self
     }
 }
 
@@ -185,12 +199,15 @@ impl Optimizer for Sgd {
             panic!("{err}");
         }
         let SgdConfig {
-            momentum,
+            mut momentum,
             dampening,
             weight_decay,
             nesterov,
             maximize,
         } = self.config;
+        if let Some(cycled) = self.cycled_momentum.as_ref().and_then(SharedF64::get) {
+            momentum = cycled;
+        }
 
         let mut g = if maximize { grad.neg() } else { grad };
         if weight_decay != 0.0 {
@@ -328,6 +345,25 @@ mod tests {
             &G[..1],
             &[[1.05, -2.1]],
         );
+    }
+
+    /// A schedule that cycles the momentum (OneCycleLR) sets μ for the next step: with μ = 0.9
+    /// configured and 0.5 set before step 2, b = 0.5·[0.5, −1] + [0.25, 0.5] = [0.5, 0] and
+    /// θ₂ = [0.9, −1.9]. Unset, the configured μ applies (step 1 as plain momentum SGD).
+    #[test]
+    fn a_cycled_momentum_replaces_the_configured_one_once_set() {
+        let cycled = SharedF64::default();
+        let sgd = SgdConfig::new()
+            .with_momentum(0.9)
+            .build()
+            .unwrap()
+            .with_cycled_momentum(Some(cycled.clone()));
+        let (theta, state) = sgd.step(LR, tensor([1.0, -2.0]), tensor(G[0]), None);
+        cycled.set(0.5);
+        let (theta, _) = sgd.step(LR, theta, tensor(G[1]), state);
+        theta
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), Tolerance::absolute(1e-6));
     }
 
     #[test]
