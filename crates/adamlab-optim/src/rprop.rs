@@ -27,9 +27,9 @@
 //! for the products s·f (one rounding each, as in torch). As in torch, the learning rate only
 //! sets the initial step sizes: burn passes it to every step, and only the first step's is read.
 //! A NaN gradient behaves as in torch, whose `sign(NaN)` is 0 like burn's: no step, s unchanged,
-//! and the next step treats the NaN kept in p as no sign. An infinite `step_sizes` bound, which torch accepts, is refused: specs take finite numbers.
-//! torch's `foreach`, `capturable` and `differentiable` select
-//! implementations of the same arithmetic and have no counterpart here.
+//! and the next step treats the NaN kept in p as no sign. An infinite `step_sizes` bound, which
+//! torch accepts, is refused: specs take finite numbers. torch's `foreach`, `capturable` and
+//! `differentiable` select implementations of the same arithmetic and have no counterpart here.
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
@@ -83,12 +83,18 @@ pub const STEP_SIZES: HyperParam = HyperParam {
     help: "(s_min, s_max): the bounds each step size is clamped to",
 };
 
+/// `lr` for Rprop: the initial step size, read at the first step only.
+pub const LR: HyperParam = HyperParam {
+    help: "initial step size s: only the first step's lr is read (a schedule has no effect)",
+    ..learning_rate("0.01")
+};
+
 /// The registry's `rprop`: `torch.optim.Rprop`.
 pub const RPROP: OptimizerEntry = OptimizerEntry {
     name: "rprop",
     summary: "Rprop (Riedmiller & Braun, 1993): per-weight step sizes driven by gradient signs",
     reference: "torch.optim.Rprop (torch 2.15)",
-    params: &[learning_rate("0.01"), ETAS, STEP_SIZES, MAXIMIZE],
+    params: &[LR, ETAS, STEP_SIZES, MAXIMIZE],
     build: |args| {
         let (etaminus, etaplus) = args.pair("etas");
         let (step_size_min, step_size_max) = args.pair("step_sizes");

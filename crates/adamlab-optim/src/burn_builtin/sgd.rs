@@ -6,7 +6,7 @@
 //! from the second step on). burn has no `maximize`, so none is offered; burn accepts Nesterov
 //! with dampening, which torch refuses, so this entry accepts it too.
 
-use crate::hyper::{ConfigError, learning_rate};
+use crate::hyper::{ConfigError, HyperParam, learning_rate};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::sgd::{DAMPENING, MOMENTUM, NESTEROV, WEIGHT_DECAY};
 use burn::optim::decay::WeightDecayConfig;
@@ -14,6 +14,12 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Sgd, SgdConfig};
 
 impl EvalWeights for Sgd {}
+
+/// `nesterov` as burn takes it: with dampening too, which torch refuses.
+const BURN_NESTEROV: HyperParam = HyperParam {
+    help: "Nesterov momentum (needs momentum > 0; burn, unlike torch, allows dampening)",
+    ..NESTEROV
+};
 
 /// `burn-sgd`: burn's `SgdConfig` with torch's defaults (no momentum, no dampening).
 pub const BURN_SGD: OptimizerEntry = OptimizerEntry {
@@ -25,7 +31,7 @@ pub const BURN_SGD: OptimizerEntry = OptimizerEntry {
         MOMENTUM,
         DAMPENING,
         WEIGHT_DECAY,
-        NESTEROV,
+        BURN_NESTEROV,
     ],
     build: |args| {
         let momentum = args.f64("momentum");
