@@ -19,11 +19,14 @@
 //! ```
 
 pub mod adam;
+pub mod asgd;
 pub mod burn_builtin;
 pub mod clip;
 pub mod hyper;
 pub mod registry;
+pub mod rprop;
 pub mod schedule;
+pub mod sgd;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -41,6 +44,10 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    sgd::SGD,
+    rprop::RPROP,
+    asgd::ASGD,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    burn_builtin::sgd::BURN_SGD,
 ];
