@@ -19,6 +19,7 @@
 //! ```
 
 pub mod adam;
+pub mod adamax;
 pub mod burn_builtin;
 pub mod hyper;
 pub mod registry;
@@ -39,6 +40,7 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    adamax::ENTRY,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
