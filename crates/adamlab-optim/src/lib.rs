@@ -22,6 +22,7 @@ pub mod adam;
 pub mod adamax;
 pub mod burn_builtin;
 pub mod hyper;
+pub mod nadam;
 pub mod registry;
 pub mod spec;
 
@@ -41,6 +42,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
     adamax::ENTRY,
+    nadam::ENTRY,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
