@@ -23,6 +23,7 @@ pub mod adamax;
 pub mod burn_builtin;
 pub mod hyper;
 pub mod nadam;
+pub mod radam;
 pub mod registry;
 pub mod spec;
 
@@ -43,6 +44,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAMW,
     adamax::ENTRY,
     nadam::ENTRY,
+    radam::ENTRY,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
