@@ -6,7 +6,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::adam::MAXIMIZE;
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
 /// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
@@ -72,7 +74,8 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
             .with_eps(args.f64("eps"))
             .with_weight_decay(args.f64("weight_decay"))
             .with_maximize(args.bool("maximize"))
-            .build()?;
+            .build()?
+            .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adamax))
     },
 };
@@ -91,6 +94,7 @@ impl AdamaxConfig {
         self.validate()?;
         Ok(Adamax {
             config: self.clone(),
+            cycled_beta1: None,
         })
     }
 
@@ -115,12 +119,14 @@ impl AdamaxConfig {
 ///
 /// As torch does, and contrary to the paper's `max(β₂·u, |g|)`, ε is added to `|g|` inside the
 /// maximum rather than to the denominator. The step size `lr / (1 − β₁ᵗ)` is computed in f64 (torch
-/// computes it as a Python float). The first moment follows torch's `lerp`, which evaluates
-/// `m + w·(g − m)` with w = 1 − β₁ when w < 0.5 and `g − (g − m)·(1 − w)` otherwise; both equal
-/// the paper's in exact arithmetic.
+/// computes it as a Python float). The first moment follows torch's `lerp`, `m + w·(g − m)` with
+/// w = 1 − β₁ when w < 0.5 and `g − (g − m)·(1 − w)` otherwise, and like the weight decay
+/// `g + λ·θ` it is rounded once, as torch's fused kernels round it (see [`fused`]).
 #[derive(Clone, Debug)]
 pub struct Adamax {
     config: AdamaxConfig,
+    /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_beta1: Option<SharedF64>,
 }
 
 /// The state Adamax keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -139,16 +145,72 @@ impl Adamax {
     pub fn config(&self) -> &AdamaxConfig {
         &self.config
     }
+
+    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["betas"]` before each step).
+    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+        self.cycled_beta1 = beta1;
+        self
+    }
 }
 
-/// `m ← lerp(m, g, w)` as torch's CPU kernel evaluates it: `m + w·(g − m)` for w < 0.5, else
-/// `g − (g − m)·(1 − w)`, with w and 1 − w rounded to f32 as the kernel holds them.
-fn lerp<const D: usize>(m: Tensor<D>, g: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    if w.abs() < 0.5 {
-        m.clone().add(g.sub(m).mul_scalar(w))
-    } else {
-        g.clone().sub(g.sub(m).mul_scalar(1.0f32 - w))
+/// torch's fused CPU kernels, shared with [`crate::nadam`] and [`crate::radam`].
+///
+/// torch 2.15's CPU kernels for `lerp`, `add(…, alpha)` and `addcmul` round `a·b + c` once (a
+/// fused multiply-add per element, in the vectorised loops and, compiled with contraction, in the
+/// scalar tails too), where two burn tensor ops round `a·b` and then the sum. The two differ by
+/// an ulp of `a·b`, which is harmless until `c` cancels most of it: with gradients near 1e6 a
+/// first moment of a few hundred keeps only the leading digits, and the replays'
+/// `huge-gradients` cases of Adamax, NAdam and RAdam drifted from torch's by up to 3.5e-2
+/// (relative) with two roundings; with one they pass at the replay tolerance.
+pub(crate) mod fused {
+    use burn::tensor::{DType, FloatDType, Tensor};
+
+    /// `a·b + c` rounded once, for a scalar `b`: torch's `c.add(a, alpha=b)`.
+    ///
+    /// The product of two f32s is exact in f64, so the sum evaluated in f64 and rounded to f32
+    /// is the fused multiply-add, except where the f64 sum lies exactly halfway between two f32s
+    /// (double rounding; about one element in 2²⁹). On a device without f64 (wgpu on Metal or
+    /// WebGPU) it rounds twice, as plain tensor ops do, and agrees with torch to rounding only.
+    pub(crate) fn mul_add_scalar<const D: usize>(a: Tensor<D>, b: f32, c: Tensor<D>) -> Tensor<D> {
+        if !in_f64(&c) {
+            return a.mul_scalar(b).add(c);
+        }
+        a.cast(FloatDType::F64)
+            .mul_scalar(f64::from(b))
+            .add(c.cast(FloatDType::F64))
+            .cast(FloatDType::F32)
+    }
+
+    /// `a·b + c` rounded once, for a tensor `b`: torch's `c.addcmul(a, b)` (after its scalar
+    /// factor, which torch rounds into `a` first).
+    pub(crate) fn mul_add<const D: usize>(a: Tensor<D>, b: Tensor<D>, c: Tensor<D>) -> Tensor<D> {
+        if !in_f64(&c) {
+            return a.mul(b).add(c);
+        }
+        a.cast(FloatDType::F64)
+            .mul(b.cast(FloatDType::F64))
+            .add(c.cast(FloatDType::F64))
+            .cast(FloatDType::F32)
+    }
+
+    /// `start.lerp(end, weight)` as torch's CPU kernel computes it: `start + w·(end − start)`
+    /// for |w| < 0.5, else `end − (end − start)·(1 − w)`, each one fused multiply-add, with w
+    /// and 1 − w rounded to f32 as the kernel holds them. Both equal `(1 − w)·start + w·end` in
+    /// exact arithmetic.
+    pub(crate) fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
+        let w = weight as f32;
+        let diff = end.clone().sub(start.clone());
+        if w.abs() < 0.5 {
+            mul_add_scalar(diff, w, start)
+        } else {
+            mul_add_scalar(diff, -(1.0 - w), end)
+        }
+    }
+
+    /// Whether `t` is f32 on a device that can compute in f64 (so one rounding is possible).
+    fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
+        t.dtype() == DType::F32 && t.device().supports_dtype(FloatDType::F64)
     }
 }
 
@@ -174,16 +236,20 @@ impl Optimizer for Adamax {
             panic!("{err}");
         }
         let AdamaxConfig {
-            beta1,
+            mut beta1,
             beta2,
             eps,
             weight_decay,
             maximize,
         } = self.config;
+        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
+            beta1 = cycled;
+        }
 
         let mut g = if maximize { grad.neg() } else { grad };
         if weight_decay != 0.0 {
-            g = g.add(theta.clone().mul_scalar(weight_decay));
+            // As torch's `g.add(θ, alpha=λ)`: one rounding.
+            g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
         }
 
         let (t, m, u) = match state {
@@ -192,7 +258,7 @@ impl Optimizer for Adamax {
         };
 
         // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = lerp(m, g.clone(), 1.0 - beta1);
+        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
         // u ← max(β₂·u, |g| + ε).
         let u = u.mul_scalar(beta2).max_pair(g.abs().add_scalar(eps));
 
@@ -327,6 +393,61 @@ mod tests {
             .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
         let m = state.unwrap().exp_avg.to_data();
         m.assert_approx_eq::<f32>(&TensorData::from([0.35f32, -0.7]), tolerance);
+    }
+
+    /// The fused helpers equal Rust's `f32::mul_add` (one rounding) element for element, where
+    /// plain tensor ops (two roundings) do not: 256 products of magnitude ~1e5 added to values
+    /// that cancel most of them, as in the huge-gradient replays.
+    #[test]
+    fn fused_mul_add_rounds_once_like_an_fma() {
+        let mut seed = 12_345u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let a: Vec<f32> = (0..256).map(|_| next() * 1e6).collect();
+        let b: Vec<f32> = (0..256).map(|_| next()).collect();
+        let c: Vec<f32> = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| -a * b * (1.0 + next() * 1e-3))
+            .collect();
+        let w = 0.1f32;
+        let t = |v: &[f32]| Tensor::<1>::from_floats(v, &device());
+        let values = |x: Tensor<1>| x.to_data().as_slice::<f32>().unwrap().to_vec();
+
+        let fma_scalar: Vec<f32> = a.iter().zip(&c).map(|(a, c)| a.mul_add(w, *c)).collect();
+        let fma: Vec<f32> = a
+            .iter()
+            .zip(&b)
+            .zip(&c)
+            .map(|((a, b), c)| a.mul_add(*b, *c))
+            .collect();
+        assert_eq!(values(fused::mul_add_scalar(t(&a), w, t(&c))), fma_scalar);
+        assert_eq!(values(fused::mul_add(t(&a), t(&b), t(&c))), fma);
+        // The comparison can fail: two roundings give other values here.
+        assert_ne!(values(t(&a).mul_scalar(w).add(t(&c))), fma_scalar);
+        assert_ne!(values(t(&a).mul(t(&b)).add(t(&c))), fma);
+    }
+
+    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
+    #[test]
+    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
+        let cell = SharedF64::default();
+        let cycled = AdamaxConfig::new()
+            .build()
+            .unwrap()
+            .with_cycled_beta1(Some(cell.clone()));
+        let first_moment = |optimizer: &Adamax| {
+            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
+            state.unwrap().exp_avg.to_data()
+        };
+        let plain = AdamaxConfig::new().build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
+        cell.set(0.5);
+        let half = AdamaxConfig::new().with_beta1(0.5).build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&half), true);
+        assert_ne!(first_moment(&cycled), first_moment(&plain));
     }
 
     #[test]

@@ -6,7 +6,10 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::adam::{BETAS, DECOUPLED_WEIGHT_DECAY, MAXIMIZE, WEIGHT_DECAY};
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::adamax::fused;
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
 /// Configuration of [`RAdam`], with `torch.optim.RAdam`'s defaults.
@@ -67,7 +70,8 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
             .with_weight_decay(args.f64("weight_decay"))
             .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
             .with_maximize(args.bool("maximize"))
-            .build()?;
+            .build()?
+            .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(radam))
     },
 };
@@ -86,6 +90,7 @@ impl RAdamConfig {
         self.validate()?;
         Ok(RAdam {
             config: self.clone(),
+            cycled_beta1: None,
         })
     }
 
@@ -121,11 +126,17 @@ impl RAdamConfig {
 /// (the paper adds it to `√v̂`). The bias corrections, ρₜ and r are f64 (Python floats), and the
 /// tensor products run in torch's order: `((m̂·lr)·l)·r`, with `l` as torch's
 /// `√(1 − β₂ᵗ) / (√v + ε)` evaluates it, `(√v + ε)⁻¹·√(1 − β₂ᵗ)`. The first moment follows
-/// torch's `lerp`, which evaluates `m + w·(g − m)` with w = 1 − β₁ when w < 0.5 and
-/// `g − (g − m)·(1 − w)` otherwise; both equal the paper's in exact arithmetic.
+/// torch's `lerp` (`m + w·(g − m)` with w = 1 − β₁ when w < 0.5, `g − (g − m)·(1 − w)`
+/// otherwise), and it, the second moment's `v·β₂ + ((1 − β₂)·g)·g` and the weight decay
+/// `g + λ·θ` are each rounded once, as torch's fused kernels round them (see
+/// [`fused`](crate::adamax::fused)). torch's CPU `sqrt` is not correctly rounded (it differs by
+/// an ulp on about a fifth of f32 inputs on an AVX2 build), so the denominators, and the
+/// parameters after them, agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]
 pub struct RAdam {
     config: RAdamConfig,
+    /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_beta1: Option<SharedF64>,
 }
 
 /// The state RAdam keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -144,16 +155,12 @@ impl RAdam {
     pub fn config(&self) -> &RAdamConfig {
         &self.config
     }
-}
 
-/// `m ← lerp(m, g, w)` as torch's CPU kernel evaluates it: `m + w·(g − m)` for w < 0.5, else
-/// `g − (g − m)·(1 − w)`, with w and 1 − w rounded to f32 as the kernel holds them.
-fn lerp<const D: usize>(m: Tensor<D>, g: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    if w.abs() < 0.5 {
-        m.clone().add(g.sub(m).mul_scalar(w))
-    } else {
-        g.clone().sub(g.sub(m).mul_scalar(1.0f32 - w))
+    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["betas"]` before each step).
+    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+        self.cycled_beta1 = beta1;
+        self
     }
 }
 
@@ -187,13 +194,16 @@ impl Optimizer for RAdam {
             panic!("{err}");
         }
         let RAdamConfig {
-            beta1,
+            mut beta1,
             beta2,
             eps,
             weight_decay,
             decoupled_weight_decay,
             maximize,
         } = self.config;
+        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
+            beta1 = cycled;
+        }
 
         let mut g = if maximize { grad.neg() } else { grad };
         let mut theta = theta;
@@ -201,7 +211,8 @@ impl Optimizer for RAdam {
             if decoupled_weight_decay {
                 theta = theta.mul_scalar(1.0 - lr * weight_decay);
             } else {
-                g = g.add(theta.clone().mul_scalar(weight_decay));
+                // As torch's `g.add(θ, alpha=λ)`: one rounding.
+                g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
             }
         }
 
@@ -212,11 +223,9 @@ impl Optimizer for RAdam {
         let step = t as f64;
 
         // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = lerp(m, g.clone(), 1.0 - beta1);
+        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
         // v ← β₂·v + (1 − β₂)·g², as torch's `exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)`.
-        let v = v
-            .mul_scalar(beta2)
-            .add(g.clone().mul_scalar(1.0 - beta2).mul(g));
+        let v = fused::mul_add(g.clone().mul_scalar(1.0 - beta2), g, v.mul_scalar(beta2));
 
         // In f64, as Python evaluates them.
         let bias_correction1 = 1.0 - beta1.powf(step);
@@ -381,6 +390,26 @@ mod tests {
             &TensorData::from([1.05f32, -2.1]),
             Tolerance::absolute(1e-6),
         );
+    }
+
+    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
+    #[test]
+    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
+        let cell = SharedF64::default();
+        let cycled = RAdamConfig::new()
+            .build()
+            .unwrap()
+            .with_cycled_beta1(Some(cell.clone()));
+        let first_moment = |optimizer: &RAdam| {
+            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
+            state.unwrap().exp_avg.to_data()
+        };
+        let plain = RAdamConfig::new().build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
+        cell.set(0.5);
+        let half = RAdamConfig::new().with_beta1(0.5).build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&half), true);
+        assert_ne!(first_moment(&cycled), first_moment(&plain));
     }
 
     #[test]
