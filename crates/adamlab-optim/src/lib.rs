@@ -20,9 +20,12 @@
 
 pub mod adam;
 pub mod asgd;
+pub mod adamax;
 pub mod burn_builtin;
 pub mod clip;
 pub mod hyper;
+pub mod nadam;
+pub mod radam;
 pub mod registry;
 pub mod rprop;
 pub mod schedule;
@@ -47,6 +50,9 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     sgd::SGD,
     rprop::RPROP,
     asgd::ASGD,
+    adamax::ENTRY,
+    nadam::ENTRY,
+    radam::ENTRY,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
     burn_builtin::sgd::BURN_SGD,
