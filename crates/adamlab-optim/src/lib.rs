@@ -18,10 +18,13 @@
 //! # let _ = &mut optimizer;
 //! ```
 
+pub mod adadelta;
+pub mod adagrad;
 pub mod adam;
 pub mod burn_builtin;
 pub mod hyper;
 pub mod registry;
+pub mod rmsprop;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -41,4 +44,9 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAMW,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    adagrad::ADAGRAD,
+    adadelta::ADADELTA,
+    rmsprop::RMSPROP,
+    burn_builtin::adagrad::BURN_ADAGRAD,
+    burn_builtin::rmsprop::BURN_RMSPROP,
 ];
