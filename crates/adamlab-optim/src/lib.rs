@@ -18,6 +18,8 @@
 //! # let _ = &mut optimizer;
 //! ```
 
+pub mod adadelta;
+pub mod adagrad;
 pub mod adam;
 pub mod asgd;
 pub mod adamax;
@@ -28,6 +30,7 @@ pub mod nadam;
 pub mod radam;
 pub mod registry;
 pub mod rprop;
+pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
 pub mod spec;
@@ -56,4 +59,9 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
     burn_builtin::sgd::BURN_SGD,
+    adagrad::ADAGRAD,
+    adadelta::ADADELTA,
+    rmsprop::RMSPROP,
+    burn_builtin::adagrad::BURN_ADAGRAD,
+    burn_builtin::rmsprop::BURN_RMSPROP,
 ];

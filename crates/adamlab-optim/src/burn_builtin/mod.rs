@@ -5,5 +5,7 @@
 //! than burn's 1e-5, for instance), so that a comparison measures the implementations, not their
 //! defaults. Options burn lacks are not offered (no `maximize` anywhere).
 
+pub mod adagrad;
 pub mod adam;
 pub mod sgd;
+pub mod rmsprop;
