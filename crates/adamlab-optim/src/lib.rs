@@ -18,6 +18,7 @@
 //! # let _ = &mut optimizer;
 //! ```
 
+pub mod adafactor;
 pub mod adam;
 pub mod burn_builtin;
 pub mod hyper;
@@ -39,6 +40,7 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    adafactor::ADAFACTOR,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
