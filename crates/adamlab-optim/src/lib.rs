@@ -22,6 +22,7 @@ pub mod adafactor;
 pub mod adam;
 pub mod burn_builtin;
 pub mod hyper;
+pub mod muon;
 pub mod registry;
 pub mod spec;
 
@@ -41,6 +42,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
     adafactor::ADAFACTOR,
+    muon::MUON,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
 ];
