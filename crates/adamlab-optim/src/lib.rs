@@ -45,4 +45,6 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     muon::MUON,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    burn_builtin::adafactor::BURN_ADAFACTOR,
+    burn_builtin::muon::BURN_MUON,
 ];

@@ -5,4 +5,6 @@
 //! than burn's 1e-5, for instance), so that a comparison measures the implementations, not their
 //! defaults. Options burn lacks are not offered (no `maximize` anywhere).
 
+pub mod adafactor;
 pub mod adam;
+pub mod muon;
