@@ -20,14 +20,19 @@
 
 pub mod adafactor;
 pub mod adam;
+pub mod asgd;
 pub mod burn_builtin;
+pub mod clip;
 pub mod hyper;
 pub mod muon;
 pub mod registry;
+pub mod rprop;
+pub mod schedule;
+pub mod sgd;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
-pub use hyper::{Args, ConfigError, HyperParam, Interval, Kind, Value, check_learning_rate};
+pub use hyper::{Args, ConfigError, HyperParam, Interval, Kind, SharedF64, Value, check_learning_rate};
 pub use registry::{
     EvalWeights, LabOptimizer, OptimizerEntry, OptimizerSpec, SpecError, eval_weights, lookup,
     registry,
@@ -41,10 +46,14 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    sgd::SGD,
+    rprop::RPROP,
+    asgd::ASGD,
     adafactor::ADAFACTOR,
     muon::MUON,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    burn_builtin::sgd::BURN_SGD,
     burn_builtin::adafactor::BURN_ADAFACTOR,
     burn_builtin::muon::BURN_MUON,
 ];

@@ -8,3 +8,4 @@
 pub mod adafactor;
 pub mod adam;
 pub mod muon;
+pub mod sgd;
