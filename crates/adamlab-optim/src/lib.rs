@@ -20,6 +20,7 @@
 
 pub mod adadelta;
 pub mod adagrad;
+pub mod adafactor;
 pub mod adam;
 pub mod asgd;
 pub mod adamax;
@@ -28,6 +29,7 @@ pub mod clip;
 pub mod hyper;
 pub mod nadam;
 pub mod radam;
+pub mod muon;
 pub mod registry;
 pub mod rprop;
 pub mod rmsprop;
@@ -64,4 +66,11 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     rmsprop::RMSPROP,
     burn_builtin::adagrad::BURN_ADAGRAD,
     burn_builtin::rmsprop::BURN_RMSPROP,
+    adafactor::ADAFACTOR,
+    muon::MUON,
+    burn_builtin::adam::BURN_ADAM,
+    burn_builtin::adam::BURN_ADAMW,
+    burn_builtin::sgd::BURN_SGD,
+    burn_builtin::adafactor::BURN_ADAFACTOR,
+    burn_builtin::muon::BURN_MUON,
 ];

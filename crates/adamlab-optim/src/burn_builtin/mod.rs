@@ -6,6 +6,8 @@
 //! defaults. Options burn lacks are not offered (no `maximize` anywhere).
 
 pub mod adagrad;
+pub mod adafactor;
 pub mod adam;
+pub mod muon;
 pub mod sgd;
 pub mod rmsprop;
