@@ -21,6 +21,7 @@
 pub mod adam;
 pub mod burn_builtin;
 pub mod hyper;
+pub mod lion;
 pub mod registry;
 pub mod spec;
 
@@ -41,4 +42,6 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAMW,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    lion::LION,
+    burn_builtin::lion::BURN_LION,
 ];

@@ -6,3 +6,4 @@
 //! defaults. Options burn lacks are not offered (no `maximize` anywhere).
 
 pub mod adam;
+pub mod lion;
