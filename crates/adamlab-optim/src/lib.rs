@@ -23,6 +23,7 @@ pub mod burn_builtin;
 pub mod hyper;
 pub mod lion;
 pub mod registry;
+pub mod schedule_free_adamw;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -44,4 +45,5 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     burn_builtin::adam::BURN_ADAMW,
     lion::LION,
     burn_builtin::lion::BURN_LION,
+    schedule_free_adamw::SCHEDULE_FREE_ADAMW,
 ];
