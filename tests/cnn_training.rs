@@ -5,7 +5,7 @@
 use adamlab::backend::{compiled, device};
 use adamlab::data::{DEFAULT_DATA_DIR, MnistDataset, Split};
 use adamlab::train::classifier::{self, EpochReport, Observer, RunConfig, Start, StepReport};
-use adamlab::train::{OptimizerKind, OptimizerSettings};
+use adamlab::optim::OptimizerSpec;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ fn the_cnn_loss_falls_over_one_epoch_of_512_images_on_every_backend() {
         batch_size: 64,
         seed: 0,
         shuffle: true,
-        optimizer: OptimizerSettings::new(OptimizerKind::Adam, 1e-3),
+        optimizer: OptimizerSpec::parse("adam(lr=1e-3)").unwrap(),
     };
     for backend in compiled() {
         let device = device(backend).unwrap();

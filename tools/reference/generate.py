@@ -382,6 +382,19 @@ def main():
         if mlp is not None:
             optimizer, make, kwargs, reference = mlp
             write(OUT / "mlp" / f"{optimizer}.json", mlp_for(optimizer, make, kwargs, reference))
+    if not only or "controls" in only:
+        import controls
+
+        fixture = header("schedules")
+        fixture["cases"] = controls.schedule_cases()
+        write(OUT / "controls" / "schedules.json", fixture)
+        fixture = header("clipping")
+        fixture["cases"] = controls.clipping_cases(flat)
+        write(OUT / "controls" / "clipping.json", fixture)
+        for name, case in controls.mlp_cases(SimpleModel, flat):
+            fixture = header("mlp-controls")
+            fixture.update(case)
+            write(OUT / "controls" / f"mlp-{name}.json", fixture)
     if not only:
         write(OUT / "mlp_article.json", mlp_article())
         write(OUT / "cnn_batch.json", cnn_batch())

@@ -2,7 +2,6 @@
 
 use adamlab_backend::BackendKind;
 use adamlab_data::DATA_DIR_ENV;
-use adamlab_train::OptimizerKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -22,8 +21,10 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Report test loss and accuracy of saved CNN weights.
     Eval(EvalArgs),
-    /// Check adamlab's Adam against burn's built-ins and PyTorch's fixtures on a backend.
+    /// Check every optimizer against its reference's fixtures and burn's built-ins, on a backend.
     Verify(VerifyArgs),
+    /// List every optimizer with its hyper-parameters, defaults, ranges and reference.
+    Optimizers(OptimizersArgs),
 }
 
 /// Options shared by every command that runs on a backend.
@@ -53,30 +54,32 @@ pub struct TrainArgs {
     pub model: ModelArg,
     #[command(flatten)]
     pub backend: BackendArgs,
-    /// Optimizer: adamlab's `adam` or `adamw`, or burn's built-in `burn-adam` or `burn-adamw`
-    /// (given the same hyper-parameters, eps included) to compare side by side.
-    #[arg(long, value_enum, default_value = "adam")]
-    pub optimizer: OptimizerArg,
-    /// Learning rate. Default: the article's, 1e-3 for the CNN and 0.01 for the MLP.
+    /// Optimizer: a name or a torch-like call with torch's keyword names, e.g. `sgd`,
+    /// `'sgd(momentum=0.9, nesterov=true)'`, `'adamw(betas=(0.8, 0.9), weight_decay=0.1)'`,
+    /// `'lion(betas=(0.9, 0.99), weight_decay=1.0)'`. `adamlab optimizers` lists them all; `burn-NAME`
+    /// runs burn's own version where it has one.
+    #[arg(long, value_name = "SPEC", default_value = "adam")]
+    pub optimizer: String,
+    /// Learning rate (or `lr=` in the spec, not both). Default: the article's, 1e-3 for the CNN
+    /// and 0.01 for the MLP, whatever the optimizer.
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Adam's β₁, decay of the first moment.
-    #[arg(long, default_value_t = 0.9)]
-    pub beta1: f64,
-    /// Adam's β₂, decay of the second moment.
-    #[arg(long, default_value_t = 0.999)]
-    pub beta2: f64,
-    /// Added to √v̂ for stability (torch's default; burn's own Adam would use 1e-5).
-    #[arg(long, default_value_t = 1e-8)]
-    pub eps: f64,
-    /// Weight decay. Default: torch's, 0 for Adam and 1e-2 for AdamW. L2 for `adam`,
-    /// decoupled for `adamw`.
+    /// β₁ (the spec's `betas=(β₁, β₂)`), for the optimizers that have `betas`.
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// β₂ (the spec's `betas=(β₁, β₂)`), for the optimizers that have `betas`.
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// The spec's `eps`, for the optimizers that have it.
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// The spec's `weight_decay`: L2 for `adam`, decoupled for `adamw`.
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Use AMSGrad (the running maximum of the second moment).
+    /// The spec's `amsgrad=true`.
     #[arg(long)]
     pub amsgrad: bool,
-    /// Maximise the loss instead of minimising it (adamlab's optimizers only).
+    /// The spec's `maximize=true`: maximise the loss instead of minimising it.
     #[arg(long)]
     pub maximize: bool,
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
@@ -140,6 +143,17 @@ pub struct EvalArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Check only this optimizer (a registry name, e.g. `sgd`): its replays, its MLP fixture and
+    /// its burn parity cases.
+    #[arg(long, value_name = "NAME")]
+    pub optimizer: Option<String>,
+}
+
+/// Options of `adamlab optimizers`.
+#[derive(Debug, clap::Args)]
+pub struct OptimizersArgs {
+    /// Show only this optimizer.
+    pub name: Option<String>,
 }
 
 /// The models `train` knows.
@@ -149,28 +163,4 @@ pub enum ModelArg {
     Cnn,
     /// The article's one-layer MLP, `Linear(2, 1)`, MSE on two points.
     Mlp,
-}
-
-/// The optimizers `train` offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    /// adamlab's Adam, torch.optim.Adam's semantics (L2 weight decay).
-    Adam,
-    /// adamlab's AdamW, torch.optim.AdamW's semantics (decoupled weight decay).
-    Adamw,
-    /// burn's built-in Adam.
-    BurnAdam,
-    /// burn's built-in AdamW.
-    BurnAdamw,
-}
-
-impl From<OptimizerArg> for OptimizerKind {
-    fn from(arg: OptimizerArg) -> Self {
-        match arg {
-            OptimizerArg::Adam => OptimizerKind::Adam,
-            OptimizerArg::Adamw => OptimizerKind::AdamW,
-            OptimizerArg::BurnAdam => OptimizerKind::BurnAdam,
-            OptimizerArg::BurnAdamw => OptimizerKind::BurnAdamW,
-        }
-    }
 }

@@ -5,7 +5,7 @@ use adamlab_data::DataError;
 use adamlab_models::pytorch::WeightsError;
 use adamlab_train::checkpoint::CheckpointError;
 use adamlab_train::classifier::TrainError;
-use adamlab_train::optimizer::OptimizerError;
+use adamlab_optim::SpecError;
 use std::path::PathBuf;
 
 /// A command's failure.
@@ -14,9 +14,9 @@ pub enum CliError {
     /// The backend is not compiled in or has no device.
     #[error(transparent)]
     Backend(#[from] BackendError),
-    /// Invalid optimizer settings.
+    /// An optimizer spec that cannot be used.
     #[error(transparent)]
-    Optimizer(#[from] OptimizerError),
+    Optimizer(#[from] SpecError),
     /// The dataset is missing or corrupt.
     #[error(transparent)]
     Data(#[from] DataError),

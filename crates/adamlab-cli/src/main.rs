@@ -1,9 +1,11 @@
-//! `adamlab`: train the article's models with adamlab's Adam or burn's, on any compiled backend;
-//! evaluate saved weights; verify the optimizer against burn and PyTorch.
+//! `adamlab`: train the article's models with any optimizer of the registry, on any compiled
+//! backend; evaluate saved weights; verify the optimizers against their references and burn; list
+//! them.
 
 mod args;
 mod error;
 mod eval;
+mod optimizers;
 mod progress;
 mod train;
 mod verify;
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         args::Command::Train(args) => train::run(&args),
         args::Command::Eval(args) => eval::run(&args),
         args::Command::Verify(args) => verify::run(&args),
+        args::Command::Optimizers(args) => optimizers::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -50,7 +50,7 @@ impl Reporter {
 
 impl Observer for Reporter {
     fn on_step(&mut self, r: &StepReport) {
-        self.metric(serde_json::json!({"epoch": r.epoch, "step": r.step, "loss": r.loss}));
+        self.metric(serde_json::json!({"epoch": r.epoch, "step": r.step, "loss": r.loss, "lr": r.lr}));
         let (batch, batches) = r.batch;
         let message = format!("loss {:.4}  {:.0} img/s", r.loss, r.images_per_second);
         if self.terminal {

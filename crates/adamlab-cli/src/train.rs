@@ -9,7 +9,8 @@ use adamlab_models::pytorch::{load_pytorch_safetensors, save_pytorch_safetensors
 use adamlab_models::{CnnConfig, MlpConfig};
 use adamlab_train::checkpoint::Checkpointer;
 use adamlab_train::classifier::{self, RunConfig, Start};
-use adamlab_train::{OptimizerSettings, epoch_line, mlp};
+use adamlab_optim::{OptimizerSpec, Value};
+use adamlab_train::{epoch_line, mlp};
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use std::fs::OpenOptions;
@@ -36,24 +37,56 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         ModelArg::Cnn => CNN_DEFAULTS,
         ModelArg::Mlp => MLP_DEFAULTS,
     };
-    let settings = OptimizerSettings {
-        kind: args.optimizer.into(),
-        lr: args.lr.unwrap_or(default_lr),
-        beta1: args.beta1,
-        beta2: args.beta2,
-        eps: args.eps,
-        weight_decay: args.weight_decay,
-        amsgrad: args.amsgrad,
-        maximize: args.maximize,
-    };
-    settings.validate()?;
+    let spec = optimizer_spec(args, default_lr)?;
     check_flags(args)?;
     let epochs = args.epochs.unwrap_or(default_epochs);
     let (device, described) = resolve_device(&args.backend)?;
     match args.model {
-        ModelArg::Cnn => train_cnn(args, settings, epochs, device, &described),
-        ModelArg::Mlp => train_mlp(args, settings, epochs, device, &described),
+        ModelArg::Cnn => train_cnn(args, spec, epochs, device, &described),
+        ModelArg::Mlp => train_mlp(args, spec, epochs, device, &described),
     }
+}
+
+/// The optimizer spec of `--optimizer`, with `--lr` and the Adam-era flags (`--beta1`, `--eps`,
+/// …) folded in as the keywords they stand for, and the model's learning rate when none is given.
+pub fn optimizer_spec(args: &TrainArgs, default_lr: f64) -> Result<OptimizerSpec, CliError> {
+    let mut spec = OptimizerSpec::parse(&args.optimizer)?;
+    if let Some(lr) = args.lr {
+        if spec.is_given("lr") {
+            return Err(CliError::Usage(format!(
+                "the learning rate is given twice, in --optimizer '{}' and --lr: give it once",
+                args.optimizer
+            )));
+        }
+        spec = spec.with("lr", Value::Number(lr))?;
+    } else if !spec.is_given("lr") {
+        spec = spec.with("lr", Value::Number(default_lr))?;
+    }
+    if args.beta1.is_some() || args.beta2.is_some() {
+        // An optimizer without `betas` refuses the keyword below, naming the ones it has.
+        let (beta1, beta2) = if spec.args().values().contains_key("betas") {
+            spec.args().pair("betas")
+        } else {
+            (0.9, 0.999)
+        };
+        let betas = Value::Tuple(vec![
+            Value::Number(args.beta1.unwrap_or(beta1)),
+            Value::Number(args.beta2.unwrap_or(beta2)),
+        ]);
+        spec = spec.with("betas", betas)?;
+    }
+    let flags = [
+        ("eps", args.eps.map(Value::Number)),
+        ("weight_decay", args.weight_decay.map(Value::Number)),
+        ("amsgrad", args.amsgrad.then_some(Value::Bool(true))),
+        ("maximize", args.maximize.then_some(Value::Bool(true))),
+    ];
+    for (keyword, value) in flags {
+        if let Some(value) = value {
+            spec = spec.with(keyword, value)?;
+        }
+    }
+    Ok(spec)
 }
 
 /// Flags that contradict each other or the model, refused before any work starts.
@@ -88,7 +121,7 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
 
 fn train_cnn(
     args: &TrainArgs,
-    settings: OptimizerSettings,
+    spec: OptimizerSpec,
     epochs: usize,
     device: Device,
     described: &str,
@@ -114,14 +147,14 @@ fn train_cnn(
         batch_size: args.batch_size,
         seed: args.seed,
         shuffle: !args.no_shuffle,
-        optimizer: settings,
+        optimizer: spec,
     };
     println!(
         "training the article's CNN on {} images from {} with {} (lr {}), batch {}, {epochs} epoch(s), on {described}",
         train_set.len(),
         args.data.data_dir.display(),
-        config.optimizer.kind,
-        config.optimizer.lr,
+        config.optimizer,
+        config.optimizer.lr(),
         config.batch_size,
     );
     let checkpointer = args.checkpoint_dir.as_ref().map(Checkpointer::new);
@@ -146,7 +179,7 @@ fn train_cnn(
 
 fn train_mlp(
     args: &TrainArgs,
-    settings: OptimizerSettings,
+    spec: OptimizerSpec,
     epochs: usize,
     device: Device,
     described: &str,
@@ -157,20 +190,19 @@ fn train_mlp(
     if let Some(path) = &args.init {
         model = load_pytorch_safetensors(model, path)?;
     }
-    let mut optimizer = settings.build()?;
+    let lab = spec.build()?;
+    let mut optimizer = lab.module_optimizer();
+    let lr = spec.lr();
     // stderr: stdout carries exactly the article's ten lines.
-    eprintln!(
-        "training the article's MLP with {} (lr {}) for {epochs} epochs on {described}",
-        settings.kind, settings.lr
-    );
+    eprintln!("training the article's MLP with {spec} (lr {lr}) for {epochs} epochs on {described}");
     let mut metrics = open_metrics(args.metrics_out.as_deref(), false)?;
     let mut write_error = None;
-    let model = mlp::train(model, &mut optimizer, settings.lr, epochs, |epoch, loss| {
+    let model = mlp::train(model, &mut optimizer, lr, epochs, |epoch, loss| {
         if let Some(line) = epoch_line(epoch, epochs, loss) {
             println!("{line}");
         }
         if let Some(out) = &mut metrics {
-            let line = serde_json::json!({"epoch": epoch, "step": epoch, "loss": loss});
+            let line = serde_json::json!({"epoch": epoch, "step": epoch, "loss": loss, "lr": lr});
             if let Err(err) = writeln!(out, "{line}") {
                 write_error.get_or_insert(err);
             }
@@ -185,6 +217,7 @@ fn train_mlp(
             });
         }
     }
+    let model = adamlab_optim::eval_weights(&*lab, &optimizer, model);
     if let Some(path) = &args.save {
         save_pytorch_safetensors(&model, path)?;
         eprintln!("saved the weights to {}", path.display());

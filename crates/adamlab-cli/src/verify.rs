@@ -3,20 +3,33 @@
 use crate::args::VerifyArgs;
 use crate::error::CliError;
 use crate::train::resolve_device;
-use adamlab_verify::{CheckReport, parity, torch};
+use adamlab_optim::{OptimizerSpec, lookup};
+use adamlab_verify::{CheckReport, controls, parity, replay, torch};
 
-/// Runs every check on the chosen backend and prints a table; fails if any check fails.
+/// Runs every check (or one optimizer's) on the chosen backend and prints a table; fails if any
+/// check fails.
 pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
+    let only = args.optimizer.as_deref();
+    if let Some(name) = only
+        && lookup(name).is_none()
+    {
+        // The same one line as a bad `--optimizer`, listing the names.
+        return Err(OptimizerSpec::parse(name).err().map_or_else(
+            || CliError::Usage(format!("unknown optimizer `{name}`")),
+            CliError::from,
+        ));
+    }
     let (device, described) = resolve_device(&args.backend)?;
     println!("adamlab verify on {described}");
     println!(
-        "{:<48} {:>5} {:>11} {:>11} {:>19}  result",
+        "{:<52} {:>5} {:>11} {:>11} {:>19}  result",
         "case", "steps", "max abs", "max rel", "tolerance (atol/rtol)"
     );
     let mut failed = 0;
+    let mut checked = 0;
     let mut print = |report: CheckReport| {
         println!(
-            "{:<48} {:>5} {:>11.3e} {:>11.3e} {:>9.0e}/{:<9.0e}  {}",
+            "{:<52} {:>5} {:>11.3e} {:>11.3e} {:>9.0e}/{:<9.0e}  {}",
             report.case,
             report.steps,
             report.deviation.max_abs,
@@ -25,16 +38,27 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
             report.tolerance.rtol,
             if report.passed() { "pass" } else { "FAIL" }
         );
+        checked += 1;
         if !report.passed() {
             failed += 1;
             println!("    {report}");
         }
     };
-    torch::check_all(&device).into_iter().for_each(&mut print);
-    parity::check_all(&device).into_iter().for_each(&mut print);
+    replay::replay_all(&device, only).into_iter().for_each(&mut print);
+    if only.is_none_or(|name| name == "adam") {
+        print(torch::check_mlp_article(&device));
+    }
+    torch::check_mlp_fixtures(&device, only).into_iter().for_each(&mut print);
+    if only.is_none_or(|name| name == "adam") {
+        torch::check_cnn_batch(&device).into_iter().for_each(&mut print);
+    }
+    parity::check_all(&device, only).into_iter().for_each(&mut print);
+    if only.is_none() {
+        controls::check_all(&device).into_iter().for_each(&mut print);
+    }
     if failed > 0 {
         return Err(CliError::VerificationFailed(failed));
     }
-    println!("all checks passed");
+    println!("all {checked} checks passed");
     Ok(())
 }

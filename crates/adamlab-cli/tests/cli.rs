@@ -150,7 +150,7 @@ fn safetensors_with(tensors: &[(&str, &[usize])]) -> Vec<u8> {
 
 #[test]
 fn bad_flags_are_one_line_errors() {
-    assert_user_error(&adamlab(&["train", "--model", "mlp", "--lr=-1"]), &["learning rate"]);
+    assert_user_error(&adamlab(&["train", "--model", "mlp", "--lr=-1"]), &["invalid lr -1"]);
     assert_user_error(&adamlab(&["train", "--model", "mlp", "--lr", "fast"]), &["--lr"]);
     assert_user_error(&adamlab(&["train", "--no-such-flag"]), &["--no-such-flag"]);
     assert_user_error(&adamlab(&["train", "--model", "mlp", "--beta1", "1"]), &["beta1"]);
@@ -164,6 +164,83 @@ fn bad_flags_are_one_line_errors() {
         &["--checkpoint-dir", "cnn"],
     );
     assert_user_error(&adamlab(&["train", "--backend", "cuda"]), &["cuda"]);
+}
+
+#[test]
+fn bad_optimizer_specs_are_one_line_errors_naming_what_is_valid() {
+    let mlp = |spec: &str| adamlab(&["train", "--model", "mlp", "--optimizer", spec]);
+    assert_user_error(&mlp("nosuch"), &["unknown optimizer `nosuch`", "sgd", "adamw"]);
+    assert_user_error(&mlp("sgd(betas=(0.9, 0.99))"), &["sgd has no keyword `betas`", "it belongs to", "momentum"]);
+    assert_user_error(&mlp("sgd(momentum=-1)"), &["invalid momentum -1"]);
+    assert_user_error(&mlp("sgd(nesterov=maybe)"), &["invalid nesterov", "true or false"]);
+    assert_user_error(&mlp("sgd(momentum=0.9"), &["cannot parse", "at character"]);
+    assert_user_error(&mlp("adamw(betas=(0.9, 1.0))"), &["invalid betas"]);
+    assert_user_error(
+        &adamlab(&["train", "--model", "mlp", "--optimizer", "sgd(lr=0.1)", "--lr", "0.2"]),
+        &["given twice"],
+    );
+    assert_user_error(
+        &adamlab(&["train", "--model", "mlp", "--optimizer", "sgd", "--beta1", "0.5"]),
+        &["sgd has no keyword `betas`"],
+    );
+    assert_user_error(&adamlab(&["optimizers", "nosuch"]), &["unknown optimizer"]);
+    assert_user_error(&adamlab(&["verify", "--optimizer", "nosuch"]), &["unknown optimizer"]);
+}
+
+/// The names `adamlab optimizers` lists, from its output.
+fn listed_optimizers() -> Vec<String> {
+    let output = adamlab(&["optimizers"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty() && l.contains(": "))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn optimizers_lists_at_least_15_with_their_keywords_defaults_and_references() {
+    let names = listed_optimizers();
+    let ours: Vec<&String> = names.iter().filter(|n| !n.starts_with("burn-")).collect();
+    assert!(ours.len() >= 15, "{names:?}");
+    let output = adamlab(&["optimizers", "adamw"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("reference: torch.optim.AdamW"), "{stdout}");
+    assert!(stdout.contains("weight_decay") && stdout.contains("0.01"), "{stdout}");
+    assert!(stdout.contains("betas") && stdout.contains("(0.9, 0.999)"), "{stdout}");
+}
+
+/// Every optimizer `adamlab optimizers` lists trains the article's MLP from the command line on
+/// every backend compiled in: ten finite loss lines, exit 0, the learning rate in the metrics.
+#[test]
+fn every_listed_optimizer_trains_the_article_mlp_on_every_backend() {
+    let dir = temp_dir("every-optimizer");
+    let backends = ["ndarray", "flex", "wgpu"];
+    for name in listed_optimizers() {
+        for backend in backends {
+            let metrics = dir.join(format!("{name}-{backend}.jsonl"));
+            let output = adamlab(&[
+                "train", "--model", "mlp", "--optimizer", &name, "--backend", backend, "--metrics-out",
+                path(&metrics),
+            ]);
+            let err = stderr(&output);
+            if output.status.code() == Some(2) && err.contains("--features wgpu") {
+                continue; // not compiled in
+            }
+            assert!(output.status.success(), "{name} on {backend}: {err}");
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            let losses: Vec<f32> = stdout
+                .lines()
+                .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(losses.len(), 10, "{name} on {backend}: {stdout}");
+            assert!(losses.iter().all(|l| l.is_finite()), "{name} on {backend}: {losses:?}");
+            let journal = std::fs::read_to_string(&metrics).unwrap();
+            let first: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+            assert_eq!(first["lr"], 0.01, "{name} on {backend}: {first}");
+        }
+    }
 }
 
 #[test]

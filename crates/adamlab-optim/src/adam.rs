@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::RecordState;
 
@@ -106,7 +106,8 @@ pub const ADAM: OptimizerEntry = OptimizerEntry {
             .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
             .with_amsgrad(args.bool("amsgrad"))
             .with_maximize(args.bool("maximize"))
-            .build()?;
+            .build()?
+            .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
     },
 };
@@ -126,7 +127,8 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
             .with_weight_decay(args.f64("weight_decay"))
             .with_amsgrad(args.bool("amsgrad"))
             .with_maximize(args.bool("maximize"))
-            .build()?;
+            .build()?
+            .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
     },
 };
@@ -153,6 +155,7 @@ impl AdamConfig {
         self.validate()?;
         Ok(Adam {
             config: self.clone(),
+            cycled_beta1: None,
         })
     }
 
@@ -189,6 +192,8 @@ impl AdamConfig {
 #[derive(Clone, Debug)]
 pub struct Adam {
     config: AdamConfig,
+    /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_beta1: Option<SharedF64>,
 }
 
 /// The state Adam keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -208,6 +213,13 @@ impl Adam {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &AdamConfig {
         &self.config
+    }
+
+    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["betas"]` before each step).
+    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+        self.cycled_beta1 = beta1;
+        self
     }
 }
 
@@ -233,7 +245,7 @@ impl Optimizer for Adam {
             panic!("{err}");
         }
         let AdamConfig {
-            beta1,
+            mut beta1,
             beta2,
             eps,
             weight_decay,
@@ -242,6 +254,9 @@ impl Optimizer for Adam {
             maximize,
         } = self.config;
 
+        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
+            beta1 = cycled;
+        }
         let mut g = if maximize { grad.neg() } else { grad };
         let mut theta = theta;
         if weight_decay != 0.0 {

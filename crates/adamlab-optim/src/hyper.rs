@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// An interval of real numbers, each end open or closed. Infinite ends are open.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,6 +101,8 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// A tuple, element by element: `betas=(0.9, 0.999)`.
     Tuple(&'static [Kind]),
+    /// A list of any length, every element of the inner kind: `milestones=[30, 80]`.
+    List(&'static Kind),
     /// `None`, or a value of the inner kind.
     Optional(&'static Kind),
 }
@@ -123,6 +127,12 @@ impl Kind {
                 }
                 Ok(())
             }
+            (Kind::List(kind), Value::Tuple(values)) => {
+                for value in values {
+                    kind.check(value).map_err(|_| self.to_string())?;
+                }
+                Ok(())
+            }
             (Kind::Optional(_), Value::None) => Ok(()),
             (Kind::Optional(inner), value) => inner.check(value).map_err(|_| self.to_string()),
             _ => Err(self.to_string()),
@@ -142,6 +152,7 @@ impl fmt::Display for Kind {
                 let parts: Vec<String> = kinds.iter().map(ToString::to_string).collect();
                 write!(f, "a tuple ({})", parts.join(", "))
             }
+            Kind::List(inner) => write!(f, "a list, each element {inner}"),
             Kind::Optional(inner) => write!(f, "None or {inner}"),
         }
     }
@@ -249,10 +260,49 @@ pub fn check_learning_rate(lr: f64) -> Result<(), ConfigError> {
     learning_rate("0").check_f64(lr).map(|_| ())
 }
 
+/// An f64 shared between a schedule and the optimizer it drives, read at every step: how
+/// OneCycleLR's cycled β₁ (or momentum) reaches an optimizer whose hyper-parameters are otherwise
+/// fixed when it is built. Empty until set.
+#[derive(Debug, Clone)]
+pub struct SharedF64(Arc<AtomicU64>);
+
+impl Default for SharedF64 {
+    fn default() -> Self {
+        Self(Arc::new(AtomicU64::new(f64::NAN.to_bits())))
+    }
+}
+
+impl SharedF64 {
+    /// The value, if set.
+    pub fn get(&self) -> Option<f64> {
+        let value = f64::from_bits(self.0.load(Ordering::Relaxed));
+        (!value.is_nan()).then_some(value)
+    }
+
+    /// Sets the value.
+    pub fn set(&self, value: f64) {
+        self.0.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// The cycled momentum offered to an optimizer's build, and whether the build took it.
+#[derive(Debug)]
+struct Cycled {
+    momentum: SharedF64,
+    taken: AtomicBool,
+}
+
 /// The hyper-parameters of one optimizer, every one resolved (given or defaulted) and checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Args {
     values: BTreeMap<&'static str, Value>,
+    cycled: Option<Arc<Cycled>>,
+}
+
+impl PartialEq for Args {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
 }
 
 impl Args {
@@ -271,7 +321,32 @@ impl Args {
                 (p.name, value)
             })
             .collect();
-        Self { values }
+        Self { values, cycled: None }
+    }
+
+    /// These values, offering `momentum` to the build as the cycled β₁ or momentum.
+    pub(crate) fn with_cycled_momentum(&self, momentum: SharedF64) -> Self {
+        Self {
+            values: self.values.clone(),
+            cycled: Some(Arc::new(Cycled {
+                momentum,
+                taken: AtomicBool::new(false),
+            })),
+        }
+    }
+
+    /// Whether the build took the cycled momentum offered (see [`Args::cycled_momentum`]).
+    pub(crate) fn took_cycled_momentum(&self) -> bool {
+        self.cycled.as_ref().is_some_and(|c| c.taken.load(Ordering::Relaxed))
+    }
+
+    /// The β₁ (or momentum) a schedule cycles, when one does (OneCycleLR): an optimizer that has
+    /// `betas` or `momentum` calls this in its build and, at each step, uses the cell's value
+    /// instead of its configured β₁ when the cell is set.
+    pub fn cycled_momentum(&self) -> Option<SharedF64> {
+        let cycled = self.cycled.as_ref()?;
+        cycled.taken.store(true, Ordering::Relaxed);
+        Some(cycled.momentum.clone())
     }
 
     /// Every value, by name.

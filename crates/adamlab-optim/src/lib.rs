@@ -20,14 +20,16 @@
 
 pub mod adam;
 pub mod burn_builtin;
+pub mod clip;
 pub mod hyper;
 pub mod lion;
 pub mod registry;
+pub mod schedule;
 pub mod schedule_free_adamw;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
-pub use hyper::{Args, ConfigError, HyperParam, Interval, Kind, Value, check_learning_rate};
+pub use hyper::{Args, ConfigError, HyperParam, Interval, Kind, SharedF64, Value, check_learning_rate};
 pub use registry::{
     EvalWeights, LabOptimizer, OptimizerEntry, OptimizerSpec, SpecError, eval_weights, lookup,
     registry,

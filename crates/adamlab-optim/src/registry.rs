@@ -7,7 +7,7 @@
 //! resolved values. [`OptimizerSpec::parse`] turns `--optimizer 'sgd(momentum=0.9)'` into a
 //! checked spec, and [`OptimizerSpec::build`] into an optimizer.
 
-use crate::hyper::{Args, ConfigError, HyperParam, Value};
+use crate::hyper::{Args, ConfigError, HyperParam, SharedF64, Value};
 use crate::spec::{Expr, SyntaxError, parse_call};
 use burn::module::{Module, ModuleMapper, Param, ParamGroup};
 use burn::optim::{DynOptimizer, ModuleOptimizer, Optimizer, RecordState, StateSource};
@@ -125,10 +125,16 @@ pub fn eval_weights<M: Module>(lab: &dyn LabOptimizer, optimizer: &ModuleOptimiz
     if !lab.has_eval_weights() {
         return module;
     }
-    let record = optimizer.to_record();
-    let mut source = StateSource::new(record.scalars);
-    for tensor in record.tensors {
-        source.insert_tensor(tensor.name, tensor.data);
+    // burn keeps the record's fields private; its burnpack bytes are the public way in.
+    let reader = optimizer
+        .into_bytes()
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| burn_pack::Reader::from_bytes(bytes).map_err(|e| e.to_string()))
+        .unwrap_or_else(|err| panic!("an optimizer's own record reads back: {err}"));
+    let mut source = StateSource::new(reader.scalars().clone());
+    for tensor in reader.into_tensors().expect("an optimizer's own record reads back") {
+        let (name, dtype, shape, _, bytes) = tensor.into_parts().expect("an optimizer's own record reads back");
+        source.insert_tensor(name, burn::tensor::TensorData::from_bytes(bytes, shape, dtype));
     }
     struct Mapper<'a> {
         lab: &'a dyn LabOptimizer,
@@ -224,6 +230,23 @@ impl OptimizerSpec {
             name: call.name.clone(),
             known: registry().iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
         })?;
+        Self::from_call(entry, call)
+    }
+
+    /// Parses `text` for `entry`, which need not be in the registry: an optimizer defined in
+    /// another crate gets the same spec language and checks (its name must be the call's).
+    pub fn parse_for(entry: &'static OptimizerEntry, text: &str) -> Result<Self, SpecError> {
+        let call = parse_call(text)?;
+        if call.name != entry.name {
+            return Err(SpecError::UnknownOptimizer {
+                name: call.name,
+                known: entry.name.to_string(),
+            });
+        }
+        Self::from_call(entry, call)
+    }
+
+    fn from_call(entry: &'static OptimizerEntry, call: crate::spec::Call) -> Result<Self, SpecError> {
         let mut given: BTreeMap<&'static str, Value> = BTreeMap::new();
         for arg in call.args {
             let Some(keyword) = arg.keyword else {
@@ -318,6 +341,24 @@ impl OptimizerSpec {
             optimizer: self.entry.name,
             source,
         })
+    }
+
+    /// The optimizer, reading its β₁ (or momentum) from `momentum` at every step once it is set:
+    /// how OneCycleLR cycles it. An error if the optimizer does not support it (torch's OneCycleLR
+    /// refuses optimizers without `momentum` or `betas` the same way).
+    pub fn build_cycling_momentum(&self, momentum: SharedF64) -> Result<Box<dyn LabOptimizer>, SpecError> {
+        let args = self.args.with_cycled_momentum(momentum);
+        let optimizer = (self.entry.build)(&args).map_err(|source| SpecError::Config {
+            optimizer: self.entry.name,
+            source,
+        })?;
+        if !args.took_cycled_momentum() {
+            return Err(SpecError::Malformed(format!(
+                "{} cannot have its momentum cycled by the schedule: use cycle_momentum=false",
+                self.entry.name
+            )));
+        }
+        Ok(optimizer)
     }
 
     /// Every value written out, in the registry's order: `sgd(lr=0.01, momentum=0.9, …)`. Two

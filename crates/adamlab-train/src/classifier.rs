@@ -8,9 +8,9 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, RunIdentity};
 use crate::cnn;
-use crate::optimizer::{OptimizerError, OptimizerSettings};
 use adamlab_data::{MnistBatch, MnistBatcher, MnistDataset};
 use adamlab_models::{Cnn, CnnConfig};
+use adamlab_optim::{LabOptimizer, OptimizerSpec, SpecError, eval_weights};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -30,16 +30,16 @@ pub struct RunConfig {
     pub seed: u64,
     /// Shuffle the training images each epoch (else file order).
     pub shuffle: bool,
-    /// The optimizer.
-    pub optimizer: OptimizerSettings,
+    /// The optimizer and its hyper-parameters, the learning rate included.
+    pub optimizer: OptimizerSpec,
 }
 
 /// What stopped a run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The optimizer's settings are invalid.
+    /// The optimizer cannot be built.
     #[error(transparent)]
-    Optimizer(#[from] OptimizerError),
+    Optimizer(#[from] SpecError),
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -88,6 +88,8 @@ pub struct StepReport {
     pub batch: (usize, usize),
     /// The loss on this batch, before the step.
     pub loss: f32,
+    /// The learning rate of this step.
+    pub lr: f64,
     /// Training throughput since the epoch began.
     pub images_per_second: f64,
 }
@@ -129,7 +131,8 @@ pub enum Start {
 }
 
 /// Trains the CNN on `train_set`, evaluating on `test_set` after every epoch, checkpointing
-/// after every epoch when `checkpointer` is given. Returns the trained model (without autodiff).
+/// after every epoch when `checkpointer` is given. Returns the trained model (without autodiff;
+/// for a schedule-free optimizer, the evaluation weights).
 pub fn train(
     device: &Device,
     train_set: Arc<MnistDataset>,
@@ -147,7 +150,9 @@ pub fn train(
     }
     let device = device.clone().autodiff();
     let identity = RunIdentity::of(config, train_set.len());
-    let mut optimizer = config.optimizer.build()?;
+    let lab = config.optimizer.build()?;
+    let lr = config.optimizer.lr();
+    let mut optimizer = lab.module_optimizer();
     let (mut model, first_epoch, mut step, mut checkpoint_epoch) = match start {
         Start::Seeded => {
             device.seed(config.seed);
@@ -188,7 +193,7 @@ pub fn train(
                 });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(config.optimizer.lr, model, grads);
+            model = optimizer.step(lr, model, grads);
             images += n;
             loss_sum += f64::from(loss_value);
             observer.on_step(&StepReport {
@@ -196,11 +201,16 @@ pub fn train(
                 step,
                 batch: (index + 1, batches),
                 loss: loss_value,
+                lr,
                 images_per_second: images as f64 / started.elapsed().as_secs_f64(),
             });
         }
         let seconds = started.elapsed().as_secs_f64();
-        let test = evaluate(&model.valid(), &test_set, config.batch_size.max(256));
+        let test = evaluate(
+            &evaluation_model(&*lab, &optimizer, &model),
+            &test_set,
+            config.batch_size.max(256),
+        );
         if let Some(checkpointer) = checkpointer {
             checkpointer.save(&model, &optimizer, &identity, epoch, step)?;
             checkpoint_epoch = Some(epoch);
@@ -214,7 +224,13 @@ pub fn train(
             images_per_second: images as f64 / seconds,
         });
     }
-    Ok(model.valid())
+    Ok(evaluation_model(&*lab, &optimizer, &model))
+}
+
+/// The weights to evaluate and to save: the trained ones, or for a schedule-free optimizer the
+/// evaluation point its state defines (without autodiff).
+fn evaluation_model(lab: &dyn LabOptimizer, optimizer: &burn::optim::ModuleOptimizer, model: &Cnn) -> Cnn {
+    eval_weights(lab, optimizer, model.valid())
 }
 
 /// The data loader of `epoch`: its order depends only on the seed and the epoch, so a resumed

@@ -1,6 +1,5 @@
 //! Training the article's models with a choice of optimizer.
 //!
-//! - [`optimizer`]: which optimizer, with which hyper-parameters: ours or burn's built-ins.
 //! - [`classifier`]: the CNN on Fashion-MNIST (or any MNIST-format data): epochs, evaluation,
 //!   per-step reports, exact resume, and a stop on a non-finite loss.
 //! - [`checkpoint`]: atomic checkpoints of model, optimizer state and progress.
@@ -10,10 +9,8 @@
 pub mod checkpoint;
 pub mod classifier;
 pub mod cnn;
+pub mod controls;
 pub mod mlp;
-pub mod optimizer;
-
-pub use optimizer::{OptimizerKind, OptimizerSettings};
 
 /// The article's progress line, printed every 10 epochs by both of its programs:
 /// `Epoch [10/100], Loss: 0.1234`. `None` for the other epochs.

@@ -78,27 +78,35 @@ impl Deviation {
             expected.len()
         );
         for (index, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-            let (a, e) = (f64::from(a), f64::from(e));
-            let abs = if a == e { 0.0 } else { (a - e).abs() };
-            let abs = if abs.is_nan() { f64::INFINITY } else { abs };
-            let ok = tolerance.accepts(a, e);
-            let first_failure = !ok && self.failures == 0;
-            if first_failure || (self.failures == 0 && abs > self.max_abs) {
-                self.worst = Some(Worst {
-                    step,
-                    tensor: tensor.to_string(),
-                    index,
-                    actual: a,
-                    expected: e,
-                });
-            }
-            self.max_abs = self.max_abs.max(abs);
-            if e != 0.0 {
-                self.max_rel = self.max_rel.max(abs / e.abs());
-            }
-            self.failures += usize::from(!ok);
-            self.compared += 1;
+            self.compare(tolerance, step, tensor, index, f64::from(a), f64::from(e));
         }
+    }
+
+    /// Compares one f64 value (a learning rate, a norm) with its reference.
+    pub fn record_f64(&mut self, tolerance: Tolerance, step: usize, name: &str, actual: f64, expected: f64) {
+        self.compare(tolerance, step, name, 0, actual, expected);
+    }
+
+    fn compare(&mut self, tolerance: Tolerance, step: usize, tensor: &str, index: usize, a: f64, e: f64) {
+        let abs = if a == e { 0.0 } else { (a - e).abs() };
+        let abs = if abs.is_nan() { f64::INFINITY } else { abs };
+        let ok = tolerance.accepts(a, e);
+        let first_failure = !ok && self.failures == 0;
+        if first_failure || (self.failures == 0 && abs > self.max_abs) {
+            self.worst = Some(Worst {
+                step,
+                tensor: tensor.to_string(),
+                index,
+                actual: a,
+                expected: e,
+            });
+        }
+        self.max_abs = self.max_abs.max(abs);
+        if e != 0.0 {
+            self.max_rel = self.max_rel.max(abs / e.abs());
+        }
+        self.failures += usize::from(!ok);
+        self.compared += 1;
     }
 
     /// Counts a tensor the reference has and the run lacks, or the reverse, as a failure.

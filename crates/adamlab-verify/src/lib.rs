@@ -2,17 +2,24 @@
 //!
 //! - [`compare`]: element-wise deviation between two runs, with explicit tolerances, keeping the
 //!   worst element so a failure names the case, the step and the tensor.
-//! - [`parity`]: our Adam against burn's built-in `Adam`/`AdamW`, from the same weights on the
-//!   same data, on the article's MLP and CNN.
-//! - [`torch`]: replays of `torch.optim.Adam`/`AdamW` fixtures (fixed gradients, every step's
-//!   parameters and state), and the article's MLP and CNN trajectories against torch's.
+//! - [`controls`]: schedules, gradient clipping and param groups against torch's.
+//! - [`parity`]: our optimizers against burn's built-ins, from the same weights on the same
+//!   data, on the article's MLP (and Adam on the CNN).
+//! - [`replay`]: every optimizer of the registry fed the gradients its reference implementation
+//!   was fed, compared on parameters and state after every step.
+//! - [`torch`]: the article's MLP with every optimizer, and its CNN with Adam, against torch's.
+//! - [`suite`]: the properties every registered optimizer must have (resume, finite values,
+//!   descent on a quadratic and on Rosenbrock).
 //!
 //! The same checks back the test suite and `adamlab verify`, so a user can rerun them on their
 //! own GPU.
 
 pub mod compare;
+pub mod controls;
 pub mod params;
 pub mod parity;
+pub mod replay;
+pub mod suite;
 pub mod torch;
 
 pub use compare::{CheckReport, Deviation, Tolerance};

@@ -1,0 +1,254 @@
+//! The training controls against torch (`fixtures/torch/controls/`, written by
+//! `tools/reference/generate.py controls` from `tools/reference/controls.py`): every schedule's
+//! learning rate for 300 steps, gradient clipping on fixed gradients, and the article's MLP for
+//! 100 epochs with schedules, clipping and two param groups.
+
+use crate::compare::{CheckReport, Deviation, Tolerance};
+use crate::params::named_params;
+use crate::torch::mlp_from_torch;
+use adamlab_optim::clip::{self, Clip};
+use adamlab_optim::schedule::ScheduleSpec;
+use adamlab_optim::{OptimizerSpec, Value};
+use adamlab_train::controls::{Controls, ControlsSpec, GroupSpec};
+use burn::module::{Module, Param, ParamGroup};
+use burn::nn::loss::{MseLoss, Reduction};
+use burn::optim::GradientsParams;
+use burn::optim::lr_scheduler::LrScheduler;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const SCHEDULES: &str = include_str!("../../../fixtures/torch/controls/schedules.json");
+const CLIPPING: &str = include_str!("../../../fixtures/torch/controls/clipping.json");
+/// The MLP cases, by name.
+pub const MLP_CONTROLS: [(&str, &str); 5] = [
+    ("warmup-cosine", include_str!("../../../fixtures/torch/controls/mlp-warmup-cosine.json")),
+    ("clip-norm", include_str!("../../../fixtures/torch/controls/mlp-clip-norm.json")),
+    ("clip-value-sgd", include_str!("../../../fixtures/torch/controls/mlp-clip-value-sgd.json")),
+    ("onecycle-sgd", include_str!("../../../fixtures/torch/controls/mlp-onecycle-sgd.json")),
+    ("two-groups-adamw", include_str!("../../../fixtures/torch/controls/mlp-two-groups-adamw.json")),
+];
+
+/// Schedules: relative 1e-7 on every learning rate and cycled momentum, the bound. The
+/// schedules replay torch's own f64 recursions, so they agree to a few ulps (measured: see the
+/// README's table of results).
+pub const SCHEDULE_TOLERANCE: Tolerance = Tolerance::new(0.0, 1e-7);
+
+/// Clipping: atol 1e-7 + rtol 1e-6 on the total norm and every clipped gradient. The norms are f32
+/// sums, whose order differs from torch's kernels by a few ulps.
+pub const CLIP_TOLERANCE: Tolerance = Tolerance::new(1e-7, 1e-6);
+
+/// The MLP with controls: atol 1e-6 + rtol 1e-4 on every loss and parameter, as the other
+/// optimizers' MLP fixtures (`adamlab_verify::torch::MLP_FIXTURE_TOLERANCE`).
+pub const MLP_CONTROLS_TOLERANCE: Tolerance = Tolerance::new(1e-6, 1e-4);
+
+#[derive(Debug, Deserialize)]
+struct ScheduleCase {
+    spec: String,
+    optimizer: String,
+    base_lr: f64,
+    lrs: Vec<f64>,
+    momenta: Vec<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Cases<T> {
+    cases: Vec<T>,
+}
+
+/// Every schedule of the fixture, against torch's learning rate at each of its 300 steps (and
+/// OneCycleLR's cycled momentum).
+pub fn check_schedules() -> Vec<CheckReport> {
+    let fixture: Cases<ScheduleCase> = serde_json::from_str(SCHEDULES).expect("embedded fixture");
+    fixture
+        .cases
+        .iter()
+        .map(|case| {
+            let spec = ScheduleSpec::parse(&case.spec)
+                .unwrap_or_else(|err| panic!("schedule fixture {}: {err}", case.spec));
+            let mut schedule = spec.build(case.base_lr).expect("parse checks that it builds");
+            let mut deviation = Deviation::default();
+            for (step, (lr, momentum)) in case.lrs.iter().zip(&case.momenta).enumerate() {
+                let (_, cycled) = schedule.peek();
+                let ours = LrScheduler::step(&mut schedule);
+                deviation.record_f64(SCHEDULE_TOLERANCE, step + 1, "lr", ours, *lr);
+                if let Some(cycled) = cycled {
+                    deviation.record_f64(SCHEDULE_TOLERANCE, step + 1, "momentum", cycled, *momentum);
+                }
+            }
+            CheckReport {
+                case: format!("torch-schedule/{} ({})", case.spec, case.optimizer),
+                steps: case.lrs.len(),
+                tolerance: SCHEDULE_TOLERANCE,
+                deviation,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct ClipCase {
+    kind: String,
+    max_norm: Option<f64>,
+    norm_type: Option<serde_json::Value>,
+    clip_value: Option<f64>,
+    shapes: Vec<Vec<usize>>,
+    grads: Vec<Vec<f32>>,
+    total_norm: Option<f64>,
+    clipped: Vec<Vec<f32>>,
+}
+
+/// Three parameters of rank 1, 2 and 4, as the clipping fixture has them.
+#[derive(Module, Debug)]
+struct Three {
+    a: Param<Tensor<1>>,
+    b: Param<Tensor<2>>,
+    c: Param<Tensor<4>>,
+}
+
+/// `clip_grad_norm_` and `clip_grad_value_` on the fixture's fixed gradients, on `device`.
+pub fn check_clipping(device: &Device) -> Vec<CheckReport> {
+    let fixture: Cases<ClipCase> = serde_json::from_str(CLIPPING).expect("embedded fixture");
+    fixture
+        .cases
+        .iter()
+        .map(|case| {
+            let shape = |i: usize| case.shapes[i].clone();
+            let data = |i: usize| TensorData::new(case.grads[i].clone(), shape(i));
+            let module = Three {
+                a: Param::from_tensor(Tensor::zeros(shape(0), device)),
+                b: Param::from_tensor(Tensor::zeros(shape(1), device)),
+                c: Param::from_tensor(Tensor::zeros(shape(2), device)),
+            };
+            let mut grads = GradientsParams::new();
+            grads.register::<1>(module.a.id, Tensor::from_data(data(0), device));
+            grads.register::<2>(module.b.id, Tensor::from_data(data(1), device));
+            grads.register::<4>(module.c.id, Tensor::from_data(data(2), device));
+            let clip = match case.kind.as_str() {
+                "norm" => Clip::Norm {
+                    max_norm: case.max_norm.expect("a norm case has max_norm"),
+                    norm_type: match &case.norm_type {
+                        Some(serde_json::Value::String(s)) if s == "inf" => f64::INFINITY,
+                        Some(v) => v.as_f64().expect("a number"),
+                        None => 2.0,
+                    },
+                },
+                _ => Clip::Value(case.clip_value.expect("a value case has clip_value")),
+            };
+            let total = clip::apply(clip, &module, &mut grads);
+            let mut deviation = Deviation::default();
+            if let (Some(ours), Some(theirs)) = (total, case.total_norm) {
+                deviation.record_f64(CLIP_TOLERANCE, 1, "total_norm", ours, theirs);
+            }
+            let host = |t: TensorData| t.convert::<f32>().to_vec::<f32>().expect("f32");
+            let clipped = [
+                host(grads.get::<1>(module.a.id).expect("kept").to_data()),
+                host(grads.get::<2>(module.b.id).expect("kept").to_data()),
+                host(grads.get::<4>(module.c.id).expect("kept").to_data()),
+            ];
+            for (i, (ours, theirs)) in clipped.iter().zip(&case.clipped).enumerate() {
+                deviation.record(CLIP_TOLERANCE, 1, &format!("grad{i}"), ours, theirs);
+            }
+            CheckReport {
+                case: format!("torch-clip/{clip:?}"),
+                steps: 1,
+                tolerance: CLIP_TOLERANCE,
+                deviation,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct MlpControlsFixture {
+    optimizer: String,
+    schedule: Option<String>,
+    clip: Option<BTreeMap<String, f64>>,
+    groups: Vec<GroupFixture>,
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+    initial: BTreeMap<String, Vec<f32>>,
+    losses: Vec<f32>,
+    params: Vec<BTreeMap<String, Vec<f32>>>,
+    lrs: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupFixture {
+    paths: Vec<String>,
+    overrides: BTreeMap<String, f64>,
+}
+
+/// The controls a fixture describes.
+fn controls_spec(fixture: &MlpControlsFixture) -> ControlsSpec {
+    let optimizer = OptimizerSpec::parse(&fixture.optimizer).expect("a valid spec");
+    let schedule = fixture
+        .schedule
+        .as_ref()
+        .map(|s| ScheduleSpec::parse(s).expect("a valid schedule"));
+    let clip = fixture.clip.as_ref().map(|c| match c.get("max_norm") {
+        Some(max_norm) => Clip::Norm {
+            max_norm: *max_norm,
+            norm_type: c.get("norm_type").copied().unwrap_or(2.0),
+        },
+        None => Clip::Value(c["clip_value"]),
+    });
+    let groups = fixture
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| GroupSpec {
+            name: format!("group{}", i + 1),
+            select: ParamGroup::from_paths(g.paths.clone()),
+            overrides: g.overrides.iter().map(|(k, v)| (k.clone(), Value::Number(*v))).collect(),
+        })
+        .collect();
+    ControlsSpec {
+        optimizer,
+        groups,
+        schedule,
+        clip,
+    }
+}
+
+/// The article's MLP for 100 epochs with the fixture's controls, from torch's weights: every loss,
+/// parameter and group learning rate.
+pub fn check_mlp_controls(name: &str, json: &str, device: &Device) -> CheckReport {
+    let fixture: MlpControlsFixture = serde_json::from_str(json).expect("embedded fixture");
+    let device = device.clone().autodiff();
+    let mut controls = Controls::new(&controls_spec(&fixture))
+        .unwrap_or_else(|err| panic!("controls fixture {name}: {err}"));
+    let mut model = mlp_from_torch(&fixture.initial, &device);
+    let inputs = Tensor::<2>::from_data(TensorData::new(fixture.inputs.clone(), [2, 2]), &device);
+    let targets = Tensor::<2>::from_data(TensorData::new(fixture.targets.clone(), [2, 1]), &device);
+    let mut deviation = Deviation::default();
+    for (epoch, ((expected_loss, expected_params), lrs)) in
+        fixture.losses.iter().zip(&fixture.params).zip(&fixture.lrs).enumerate()
+    {
+        for (group, ((ours, _), theirs)) in controls.next_rates().iter().zip(lrs).enumerate() {
+            deviation.record_f64(MLP_CONTROLS_TOLERANCE, epoch + 1, &format!("lr{group}"), *ours, *theirs);
+        }
+        let loss = MseLoss::new().forward(model.forward(inputs.clone()), targets.clone(), Reduction::Mean);
+        let loss_value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        (model, _) = controls.step(model, grads);
+        deviation.record(MLP_CONTROLS_TOLERANCE, epoch + 1, "loss", &[loss_value], &[*expected_loss]);
+        for (param, values) in named_params(&model) {
+            deviation.record(MLP_CONTROLS_TOLERANCE, epoch + 1, &param, &values, &expected_params[&param]);
+        }
+    }
+    CheckReport {
+        case: format!("torch-controls/mlp-{name}"),
+        steps: fixture.losses.len(),
+        tolerance: MLP_CONTROLS_TOLERANCE,
+        deviation,
+    }
+}
+
+/// Every controls check on `device`.
+pub fn check_all(device: &Device) -> Vec<CheckReport> {
+    let mut reports = check_schedules();
+    reports.extend(check_clipping(device));
+    reports.extend(MLP_CONTROLS.iter().map(|(name, json)| check_mlp_controls(name, json, device)));
+    reports
+}
