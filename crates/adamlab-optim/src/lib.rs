@@ -30,11 +30,13 @@ pub mod hyper;
 pub mod nadam;
 pub mod radam;
 pub mod muon;
+pub mod lion;
 pub mod registry;
 pub mod rprop;
 pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
+pub mod schedule_free_adamw;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -73,4 +75,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     burn_builtin::sgd::BURN_SGD,
     burn_builtin::adafactor::BURN_ADAFACTOR,
     burn_builtin::muon::BURN_MUON,
+    lion::LION,
+    burn_builtin::lion::BURN_LION,
+    schedule_free_adamw::SCHEDULE_FREE_ADAMW,
 ];

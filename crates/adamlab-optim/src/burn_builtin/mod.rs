@@ -11,3 +11,4 @@ pub mod adam;
 pub mod muon;
 pub mod sgd;
 pub mod rmsprop;
+pub mod lion;
