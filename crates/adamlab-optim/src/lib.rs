@@ -19,24 +19,24 @@
 //! ```
 
 pub mod adadelta;
-pub mod adagrad;
 pub mod adafactor;
+pub mod adagrad;
 pub mod adam;
-pub mod asgd;
 pub mod adamax;
+pub mod asgd;
 pub mod burn_builtin;
 pub mod clip;
 pub mod hyper;
+pub mod lion;
+pub mod muon;
 pub mod nadam;
 pub mod radam;
-pub mod muon;
-pub mod lion;
 pub mod registry;
-pub mod rprop;
 pub mod rmsprop;
+pub mod rprop;
 pub mod schedule;
-pub mod sgd;
 pub mod schedule_free_adamw;
+pub mod sgd;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -60,22 +60,19 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adamax::ENTRY,
     nadam::ENTRY,
     radam::ENTRY,
-    burn_builtin::adam::BURN_ADAM,
-    burn_builtin::adam::BURN_ADAMW,
-    burn_builtin::sgd::BURN_SGD,
     adagrad::ADAGRAD,
     adadelta::ADADELTA,
     rmsprop::RMSPROP,
-    burn_builtin::adagrad::BURN_ADAGRAD,
-    burn_builtin::rmsprop::BURN_RMSPROP,
     adafactor::ADAFACTOR,
     muon::MUON,
+    lion::LION,
+    schedule_free_adamw::SCHEDULE_FREE_ADAMW,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
     burn_builtin::sgd::BURN_SGD,
+    burn_builtin::adagrad::BURN_ADAGRAD,
+    burn_builtin::rmsprop::BURN_RMSPROP,
     burn_builtin::adafactor::BURN_ADAFACTOR,
     burn_builtin::muon::BURN_MUON,
-    lion::LION,
     burn_builtin::lion::BURN_LION,
-    schedule_free_adamw::SCHEDULE_FREE_ADAMW,
 ];
