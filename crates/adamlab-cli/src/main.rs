@@ -3,6 +3,7 @@
 //! them.
 
 mod args;
+mod bench;
 mod error;
 mod eval;
 mod optimizers;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| args::Command::Train(Box::new(default_train_args())));
     let result = match command {
+        args::Command::Bench(args) => bench::run(&args),
         args::Command::Train(args) => train::run(&args),
         args::Command::Eval(args) => eval::run(&args),
         args::Command::Verify(args) => verify::run(&args),
@@ -56,7 +58,7 @@ fn default_train_args() -> args::TrainArgs {
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            CliError::TrainingFailed(_) | CliError::VerificationFailed(_) => 1,
+            CliError::TrainingFailed(_) | CliError::VerificationFailed(_) | CliError::BenchFailed(_) => 1,
             _ => 2,
         }
     }
