@@ -36,6 +36,9 @@ pub struct Machine {
     pub torch_version: Option<String>,
     /// When the run started, UTC, ISO 8601.
     pub started_at: String,
+    /// The 1-, 5- and 15-minute load averages when the run started (`/proc/loadavg`): above the
+    /// core count, other work competed for the CPUs.
+    pub load_average: Option<[f64; 3]>,
 }
 
 impl Machine {
@@ -54,6 +57,7 @@ impl Machine {
             git_commit: git_commit(),
             torch_version: None,
             started_at: utc_now(),
+            load_average: load_average(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Machine {
             git_commit: Some("0123456789ab".into()),
             torch_version: Some("2.15.0".into()),
             started_at: "2026-11-27T01:00:00Z".into(),
+            load_average: Some([0.5, 0.4, 0.3]),
         }
     }
 }
@@ -107,6 +112,12 @@ fn cpu_model() -> Option<String> {
         .find(|line| line.starts_with("model name"))
         .and_then(|line| line.split(':').nth(1))
         .map(|name| name.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut values = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([values.next()??, values.next()??, values.next()??])
 }
 
 fn memory_gib() -> Option<f64> {

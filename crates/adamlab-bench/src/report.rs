@@ -139,17 +139,18 @@ impl Report {
         if let Some(preface) = &options.preface {
             let _ = writeln!(md, "{}\n", preface.trim_end());
         }
-        let _ = writeln!(md, "| file | command | machine | started (UTC) | commit | burn | torch |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "| file | command | machine | started (UTC) | load average | commit | burn | torch |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         for (path, file) in inputs {
             let m = &file.machine;
             let _ = writeln!(
                 md,
-                "| `{}` | `{}` | {} | {} | {} | {} | {} |",
+                "| `{}` | `{}` | {} | {} | {} | {} | {} | {} |",
                 path.display(),
                 file.command,
                 m.summary(),
                 m.started_at,
+                m.load_average.map_or("—".into(), |[a, b, c]| format!("{a:.1} {b:.1} {c:.1}")),
                 m.git_commit.as_deref().unwrap_or("—"),
                 m.burn_version,
                 m.torch_version.as_deref().unwrap_or("—"),
