@@ -191,9 +191,10 @@ impl Report {
             let _ = writeln!(
                 self.markdown,
                 "Streaming bandwidth of this machine, measured in the same run (triad `a = b + s·c` \
-                 over three {} MiB f32 arrays, {} threads): **{:.1} GB/s** (median of {}, {}–{} ms). \
-                 A step's bandwidth counts the least bytes it must move (28 B per parameter for Adam: \
-                 read θ, g, m, v; write θ, m, v) over its median time.\n",
+                 over three {} MiB f32 arrays, {} threads): **{:.1} GB/s**, its fastest of {} \
+                 repetitions ({}–{} ms). A step's bandwidth counts the least bytes it must move (read \
+                 θ, g and every state tensor, write θ and the state: `docs/bench-schema.md`) over its \
+                 median time; steps small enough to stay in cache can exceed the triad.\n",
                 t.params.unwrap_or(0) * 4 / (1 << 20),
                 source.file.machine.threads,
                 t.bandwidth_gbps.unwrap_or(0.0),
