@@ -130,9 +130,13 @@ def bench_step(config):
             kwargs = kwargs_for(cls, entry["kwargs"])
             takes = accepted(cls)
             for implementation, flags in IMPLEMENTATIONS:
-                if not set(flags) <= takes:
-                    log(f"torch: {cls.__name__} has no {', '.join(flags)}; {implementation} skipped")
+                # An implementation needs the switches it turns on; those it turns off are passed
+                # only where the class has them (a class without `fused` still has a for-loop).
+                needed = [k for k, v in flags.items() if v]
+                if not set(needed) <= takes:
+                    log(f"torch: {cls.__name__} has no {', '.join(needed)}; {implementation} skipped")
                     continue
+                flags = {k: v for k, v in flags.items() if k in takes}
                 for params in config["params"]:
                     torch.manual_seed(0)
                     tensors = []
