@@ -130,7 +130,7 @@ pub fn resumes_exactly_after_save_and_load(entry: &'static OptimizerEntry, devic
     let bytes = original
         .into_bytes()
         .map_err(|err| format!("{}: saving the state: {err}", entry.name))?;
-    let mut restored = defaults(entry)
+    let restored = defaults(entry)
         .0
         .from_bytes(bytes)
         .map_err(|err| format!("{}: loading the state: {err}", entry.name))?;
@@ -139,13 +139,20 @@ pub fn resumes_exactly_after_save_and_load(entry: &'static OptimizerEntry, devic
         w.extend(m.bias.as_ref().expect("bias").val().to_data().try_to_vec::<f32>().expect("f32"));
         w
     };
-    let expected = weights(&original.step(lr, model.clone(), grads(&model, -0.5)));
-    let actual = weights(&restored.step(lr, model.clone(), grads(&model, -0.5)));
-    if expected != actual {
-        return Err(format!("{}: resumed step {actual:?} differs from {expected:?}", entry.name));
+    // Two third steps: a small opposing gradient (as burn's own resume test uses) exercises a
+    // stored momentum, Lion's sign of it included; a large one exercises step-dependent
+    // coefficients such as ASGD's η, whose change is too small to see on a small step.
+    let mut state_matters = false;
+    for scale in [-0.01, -0.5] {
+        let expected = weights(&original.clone().step(lr, model.clone(), grads(&model, scale)));
+        let actual = weights(&restored.clone().step(lr, model.clone(), grads(&model, scale)));
+        if expected != actual {
+            return Err(format!("{}: resumed step {actual:?} differs from {expected:?}", entry.name));
+        }
+        let fresh = weights(&defaults(entry).0.step(lr, model.clone(), grads(&model, scale)));
+        state_matters |= fresh != expected;
     }
-    let fresh = weights(&defaults(entry).0.step(lr, model.clone(), grads(&model, -0.5)));
-    if keeps_tensors && fresh == expected {
+    if keeps_tensors && !state_matters {
         return Err(format!(
             "{}: a fresh optimizer's step equals the resumed one: the state is not carried (or has no effect)",
             entry.name
