@@ -9,8 +9,10 @@
 //! - [`backend`]: choosing ndarray, flex or wgpu at run time (`adamlab-backend`).
 //! - [`train`]: training loops and optimizer selection (`adamlab-train`).
 //! - [`verify`]: the checks against burn and PyTorch (`adamlab-verify`).
+//! - [`bench`]: the benchmarks behind `adamlab bench` and `cargo bench` (`adamlab-bench`).
 
 pub use adamlab_backend as backend;
+pub use adamlab_bench as bench;
 pub use adamlab_data as data;
 pub use adamlab_models as models;
 pub use adamlab_optim as optim;

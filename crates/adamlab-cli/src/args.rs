@@ -19,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Train one of the article's models.
     Train(Box<TrainArgs>),
+    /// Benchmarks: optimizer steps, training throughput, the optimizer shoot-out, side by side
+    /// with PyTorch; reports with figures.
+    Bench(crate::bench::BenchArgs),
     /// Report test loss and accuracy of saved CNN weights.
     Eval(EvalArgs),
     /// Check every optimizer against its reference's fixtures and burn's built-ins, on a backend.

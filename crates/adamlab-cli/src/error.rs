@@ -56,6 +56,9 @@ pub enum CliError {
     /// `verify` found deviations.
     #[error("{0} check(s) failed")]
     VerificationFailed(usize),
+    /// A benchmark failed while running (the device, or PyTorch's side).
+    #[error(transparent)]
+    BenchFailed(adamlab_bench::BenchError),
 }
 
 impl From<TrainError> for CliError {

@@ -5,6 +5,7 @@
 #[macro_use]
 mod console;
 mod args;
+mod bench;
 mod error;
 mod eval;
 mod optimizers;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| args::Command::Train(Box::new(default_train_args())));
     let result = match command {
+        args::Command::Bench(args) => bench::run(&args),
         args::Command::Train(args) => train::run(&args),
         args::Command::Eval(args) => eval::run(&args),
         args::Command::Verify(args) => verify::run(&args),
@@ -72,7 +74,7 @@ fn default_train_args() -> args::TrainArgs {
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            CliError::TrainingFailed(_) | CliError::VerificationFailed(_) => 1,
+            CliError::TrainingFailed(_) | CliError::VerificationFailed(_) | CliError::BenchFailed(_) => 1,
             CliError::Stopped { error, .. } => error.exit_code(),
             _ => 2,
         }

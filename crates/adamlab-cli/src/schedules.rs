@@ -7,17 +7,17 @@ use adamlab_optim::schedule::SCHEDULES;
 pub fn run() -> Result<(), CliError> {
     for (i, entry) in SCHEDULES.iter().enumerate() {
         if i > 0 {
-            println!();
+            say!("");
         }
-        println!("{}: {}", entry.name, entry.summary);
-        println!("  reference: {}", entry.reference);
+        say!("{}: {}", entry.name, entry.summary);
+        say!("  reference: {}", entry.reference);
         let width = entry.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
         for param in entry.params {
             let default = if param.default == "None" { "required" } else { param.default };
-            println!("  {:<width$}  default {:<20} {}; {}", param.name, default, param.kind, param.help);
+            say!("  {:<width$}  default {:<20} {}; {}", param.name, default, param.kind, param.help);
         }
     }
-    println!(
+    say!(
         "\nUse one with `adamlab train --lr-schedule 'NAME(keyword=value, …)'`; `sequential` chains \
          schedules given as calls: 'sequential(linear(start_factor=0.1, total_iters=10), cosine(t_max=90))'."
     );

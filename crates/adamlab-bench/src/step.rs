@@ -1,0 +1,310 @@
+//! `adamlab bench step`: the time of one optimizer step over `params` parameters split into
+//! `tensors` tensors, for every backend × optimizer × size, each optimizer built from the
+//! registry and stepped through its type-erased per-tensor step, as `ModuleOptimizer` runs it.
+
+use crate::measure::{self, DeviceError, Triad};
+use crate::schema::{Bench, Record};
+use crate::stats::{Summary, gigabytes_per_second};
+use crate::{BenchError, Observer, Target};
+use adamlab_optim::{OptimizerSpec, Value};
+use burn::optim::{DynOptimizer, StateSink};
+use burn::tensor::{Device, Distribution, Tensor};
+use std::sync::Arc;
+
+/// The optimizers timed when none are given: adamlab's Adam and AdamW and burn's built-in Adam.
+pub const DEFAULT_OPTIMIZERS: &[&str] = &["adam", "adamw", "burn-adam"];
+/// The parameter counts timed when none are given.
+pub const DEFAULT_PARAMS: &[usize] = &[100_000, 1_000_000, 10_000_000];
+/// Timed steps per measurement when not given.
+pub const DEFAULT_REPEATS: usize = 15;
+/// Untimed steps before the timed ones when not given (wgpu compiles its kernels then).
+pub const DEFAULT_WARMUP: usize = 3;
+
+/// Registry entries named `burn-NAME` are burn's own optimizers.
+const BURN_PREFIX: &str = "burn-";
+/// Bytes of one f32.
+const F32_BYTES: u64 = 4;
+
+/// What to time.
+#[derive(Debug, Clone)]
+pub struct StepConfig {
+    /// The backends, each with its device.
+    pub targets: Vec<Target>,
+    /// The optimizers.
+    pub optimizers: Vec<OptimizerSpec>,
+    /// Parameter counts.
+    pub params: Vec<usize>,
+    /// The parameters are split into this many tensors (≥ 1).
+    pub tensors: usize,
+    /// Untimed steps.
+    pub warmup: usize,
+    /// Timed steps (≥ 1).
+    pub repeats: usize,
+}
+
+impl StepConfig {
+    /// Checks what a user can get wrong: zero repeats, zero tensors, more tensors than
+    /// parameters, empty lists.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if self.repeats == 0 {
+            return Err(BenchError::Invalid("--repeats must be at least 1".into()));
+        }
+        if self.tensors == 0 {
+            return Err(BenchError::Invalid("--tensors must be at least 1".into()));
+        }
+        if let Some(&params) = self.params.iter().find(|&&p| p < self.tensors) {
+            return Err(BenchError::Invalid(format!(
+                "{params} parameters cannot be split into {} tensors",
+                self.tensors
+            )));
+        }
+        if self.targets.is_empty() || self.optimizers.is_empty() || self.params.is_empty() {
+            return Err(BenchError::Invalid("nothing to measure: a list is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Whose code a spec runs: `burn` for burn's built-ins (`burn-NAME`), `adamlab-reference` for a
+/// spec with `fused=false`, else `adamlab`.
+pub fn implementation(spec: &OptimizerSpec) -> &'static str {
+    if spec.name().starts_with(BURN_PREFIX) {
+        return "burn";
+    }
+    match spec.args().values().get("fused") {
+        Some(Value::Bool(false)) => "adamlab-reference",
+        _ => "adamlab",
+    }
+}
+
+/// The number of state tensors the optimizer keeps per parameter: one step on a small rank-1
+/// parameter, then its state flattened, counting the tensors of the parameter's size (scalars
+/// such as a step count, and smaller factored statistics, are not counted).
+pub fn state_tensors(optimizer: &dyn DynOptimizer, lr: f64, device: &Device) -> usize {
+    const LEN: usize = 64;
+    let theta = Tensor::<1>::ones([LEN], device).into_bridge();
+    let grad = Tensor::<1>::ones([LEN], device).mul_scalar(0.5).into_bridge();
+    let (_, state) = optimizer.step_dyn(1, lr, theta, grad, None);
+    let Some(state) = state else { return 0 };
+    let mut sink = StateSink::default();
+    optimizer.state_flatten("probe", &state, &mut sink);
+    sink.tensors
+        .iter()
+        .filter(|(_, data)| data.num_elements() == LEN)
+        .count()
+}
+
+/// The least bytes one step must move per f32 parameter: read θ, g and every state tensor, write
+/// θ and every state tensor: `4·(2 + 2·state_tensors + 1)`. Adam's two moments give 28.
+pub fn bytes_per_param(state_tensors: usize) -> u64 {
+    F32_BYTES * (2 + 2 * state_tensors as u64 + 1)
+}
+
+/// Fills a step record's bandwidth from its median time and bytes per parameter, and its
+/// fraction of the triad's bandwidth when one was measured.
+pub fn derive_bandwidth(record: &mut Record, bytes_per_param: u64, triad_gbps: Option<f64>) {
+    record.bytes_per_param = Some(bytes_per_param);
+    let (Some(params), Some(median)) = (record.params, record.median_ms) else {
+        return;
+    };
+    record.bandwidth_gbps = gigabytes_per_second(bytes_per_param as f64 * params as f64, median);
+    record.bandwidth_fraction = match (record.bandwidth_gbps, triad_gbps) {
+        (Some(gbps), Some(triad)) if triad > 0.0 => Some(gbps / triad),
+        _ => None,
+    };
+}
+
+/// The triad as a record.
+pub fn triad_record(triad: &Triad, threads: usize) -> Record {
+    let mut record = Record::new(Bench::Triad, "host", format!("host memory ({threads} threads)"))
+        .with_timing(&triad.summary, 1);
+    record.params = Some(triad.len as u64);
+    record.bandwidth_gbps = Some(triad.gigabytes_per_second());
+    record
+}
+
+/// The whole `adamlab bench step`: the triad, then every measurement of `config`, then PyTorch's
+/// rows when `torch` is given, all reported to `observer` as they come.
+pub fn run_all(
+    config: &StepConfig,
+    torch: Option<&crate::torch::Torch>,
+    threads: usize,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Record>, BenchError> {
+    config.validate()?;
+    observer.started("triad (host bandwidth)");
+    let triad = triad_record(&Triad::measure(Triad::LEN, 2, 10), threads);
+    let triad_gbps = triad.bandwidth_gbps;
+    observer.measured(&triad);
+    let mut records = vec![triad];
+    records.extend(run(config, triad_gbps, observer)?);
+    if let Some(torch) = torch {
+        let theirs = crate::torch::step(torch, config, threads, &records, triad_gbps, observer)?;
+        records.extend(theirs);
+    }
+    Ok(records)
+}
+
+/// Times every backend × optimizer × size of `config`, reporting each record to `observer` as
+/// it is measured. `triad_gbps` is the host bandwidth the fractions refer to.
+pub fn run(
+    config: &StepConfig,
+    triad_gbps: Option<f64>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Record>, BenchError> {
+    config.validate()?;
+    observer.planned(config.targets.len() * config.optimizers.len() * config.params.len());
+    let mut records = Vec::new();
+    for target in &config.targets {
+        for spec in &config.optimizers {
+            let optimizer = spec.build()?.dyn_optimizer();
+            let bytes = bytes_per_param(state_tensors(&*optimizer, spec.lr(), &target.device));
+            for &params in &config.params {
+                observer.started(&format!("{} {spec} {params}", target.backend));
+                let times = time_step(&optimizer, spec.lr(), &target.device, params, config)?;
+                let summary = Summary::of(&times).expect("repeats ≥ 1");
+                let mut record = Record::new(Bench::Step, target.backend.name(), &target.description)
+                    .with_timing(&summary, config.warmup);
+                record.optimizer = Some(spec.to_string());
+                record.reference = Some(spec.entry().reference.to_string());
+                record.implementation = Some(implementation(spec).to_string());
+                record.params = Some(params as u64);
+                record.tensors = Some(config.tensors as u64);
+                record.lr = Some(spec.lr());
+                derive_bandwidth(&mut record, bytes, triad_gbps);
+                observer.measured(&record);
+                records.push(record);
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// The sizes of `tensors` tensors holding `params` parameters: equal, the remainder spread over
+/// the first ones.
+pub fn split(params: usize, tensors: usize) -> Vec<usize> {
+    (0..tensors)
+        .map(|i| params / tensors + usize::from(i < params % tensors))
+        .collect()
+}
+
+/// The times of `config.repeats` steps on fresh random parameters and fixed random gradients.
+fn time_step(
+    optimizer: &Arc<dyn DynOptimizer>,
+    lr: f64,
+    device: &Device,
+    params: usize,
+    config: &StepConfig,
+) -> Result<Vec<f64>, DeviceError> {
+    device.seed(0);
+    let sizes = split(params, config.tensors);
+    let mut thetas: Vec<Option<Tensor<1>>> = sizes
+        .iter()
+        .map(|&n| Some(Tensor::random([n], Distribution::Normal(0.0, 1.0), device)))
+        .collect();
+    let grads: Vec<Tensor<1>> = sizes
+        .iter()
+        .map(|&n| Tensor::random([n], Distribution::Normal(0.0, 1e-2), device))
+        .collect();
+    let mut states: Vec<_> = sizes.iter().map(|_| None).collect();
+    measure::sync(device)?;
+    measure::time_on(device, config.warmup, config.repeats, || {
+        for ((theta, grad), state) in thetas.iter_mut().zip(&grads).zip(states.iter_mut()) {
+            let current = theta.take().expect("every tensor is put back");
+            let (next, next_state) =
+                optimizer.step_dyn(1, lr, current.into_bridge(), grad.clone().into_bridge(), state.take());
+            *theta = Some(Tensor::from_bridge(next));
+            *state = next_state;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quiet;
+
+    fn spec(text: &str) -> OptimizerSpec {
+        OptimizerSpec::parse(text).unwrap()
+    }
+
+    #[test]
+    fn adam_keeps_two_state_tensors_and_so_moves_28_bytes_per_parameter() {
+        let device = Device::flex();
+        for name in DEFAULT_OPTIMIZERS {
+            let s = spec(name);
+            let n = state_tensors(&*s.build().unwrap().dyn_optimizer(), s.lr(), &device);
+            assert_eq!((n, bytes_per_param(n)), (2, 28), "{name}");
+        }
+        let amsgrad = spec("adam(amsgrad=true)");
+        let n = state_tensors(&*amsgrad.build().unwrap().dyn_optimizer(), 1e-3, &device);
+        assert_eq!(bytes_per_param(n), 36, "AMSGrad keeps max(v) too");
+    }
+
+    #[test]
+    fn every_registered_optimizer_has_a_byte_figure() {
+        let device = Device::flex();
+        for entry in adamlab_optim::registry() {
+            let s = spec(entry.name);
+            let n = state_tensors(&*s.build().unwrap().dyn_optimizer(), s.lr(), &device);
+            assert!(bytes_per_param(n) >= 12, "{}: {n} state tensors", entry.name);
+        }
+    }
+
+    #[test]
+    fn implementations_are_named_from_the_spec() {
+        assert_eq!(implementation(&spec("adam")), "adamlab");
+        assert_eq!(implementation(&spec("burn-adam")), "burn");
+    }
+
+    #[test]
+    fn parameters_split_into_tensors_keep_their_total() {
+        assert_eq!(split(10, 3), [4, 3, 3]);
+        assert_eq!(split(1_000_000, 1), [1_000_000]);
+        assert_eq!(split(7, 7).iter().sum::<usize>(), 7);
+    }
+
+    #[test]
+    fn bandwidth_is_derived_from_bytes_params_and_the_median() {
+        let mut record = Record::new(Bench::Step, "flex", "flex (CPU)");
+        record.params = Some(10_000_000);
+        record.median_ms = Some(100.0);
+        derive_bandwidth(&mut record, 28, Some(10.0));
+        assert!((record.bandwidth_gbps.unwrap() - 2.8).abs() < 1e-9);
+        assert!((record.bandwidth_fraction.unwrap() - 0.28).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_small_run_gives_one_record_per_optimizer_and_size() {
+        let config = StepConfig {
+            targets: vec![Target::new(adamlab_backend::BackendKind::Flex).unwrap()],
+            optimizers: vec![spec("adam"), spec("burn-adam")],
+            params: vec![1000, 3000],
+            tensors: 3,
+            warmup: 1,
+            repeats: 2,
+        };
+        let records = run(&config, None, &mut Quiet).unwrap();
+        assert_eq!(records.len(), 4);
+        let r = &records[3];
+        assert_eq!((r.params, r.tensors, r.repeats), (Some(3000), Some(3), Some(2)));
+        assert_eq!(r.implementation.as_deref(), Some("burn"));
+        assert!(r.min_ms.unwrap() <= r.median_ms.unwrap() && r.median_ms.unwrap() <= r.max_ms.unwrap());
+    }
+
+    #[test]
+    fn zero_repeats_and_too_many_tensors_are_refused() {
+        let mut config = StepConfig {
+            targets: vec![Target::new(adamlab_backend::BackendKind::Flex).unwrap()],
+            optimizers: vec![spec("adam")],
+            params: vec![10],
+            tensors: 1,
+            warmup: 0,
+            repeats: 0,
+        };
+        assert!(config.validate().unwrap_err().to_string().contains("--repeats"));
+        config.repeats = 1;
+        config.tensors = 11;
+        assert!(config.validate().unwrap_err().to_string().contains("cannot be split"));
+    }
+}

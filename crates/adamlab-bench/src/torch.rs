@@ -1,0 +1,235 @@
+//! PyTorch side by side: `tools/bench/torch_bench.py`, compiled into the binary, run with the
+//! Python of `ADAMLAB_TORCH_PYTHON` (else `python3`) on the same optimizers, sizes, batch sizes and
+//! thread count, its records read back into the same schema.
+//!
+//! Which torch class runs an optimizer comes from the registry: an entry whose reference is
+//! `torch.optim.NAME (…)` runs `torch.optim.NAME` with the spec's keywords (those the class
+//! takes). Other optimizers have no PyTorch rows.
+
+use crate::schema::Record;
+use crate::{BenchError, Observer};
+use adamlab_optim::{OptimizerSpec, Value};
+use serde_json::{Map, Value as Json, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+/// The script, as the repository holds it.
+pub const SCRIPT: &str = include_str!("../../../tools/bench/torch_bench.py");
+/// The variable naming the Python to run.
+pub const PYTHON_ENV: &str = "ADAMLAB_TORCH_PYTHON";
+
+/// A Python that imports torch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Torch {
+    /// The interpreter.
+    pub python: String,
+    /// `torch.__version__`.
+    pub version: String,
+}
+
+impl Torch {
+    /// The Python of `ADAMLAB_TORCH_PYTHON`, else `python3`, if it imports torch; else one line
+    /// saying why not.
+    pub fn find() -> Result<Self, String> {
+        let python = std::env::var(PYTHON_ENV).unwrap_or_else(|_| "python3".to_string());
+        let output = Command::new(&python)
+            .args(["-c", "import torch; print(torch.__version__)"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| format!("no PyTorch rows: cannot run `{python}` ({err}); set {PYTHON_ENV}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "no PyTorch rows: `{python}` cannot import torch; set {PYTHON_ENV} to a Python that can"
+            ));
+        }
+        Ok(Self {
+            python,
+            version: String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        })
+    }
+
+    /// Runs the script on `config`, passing each record to `finish` (to derive figures) and then
+    /// to `observer` as it arrives. Its progress lines go to `observer` as notes.
+    pub fn run(
+        &self,
+        config: &Json,
+        finish: &dyn Fn(&mut Record),
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<Record>, BenchError> {
+        let script = std::env::temp_dir().join(format!("adamlab-torch-bench-{}.py", std::process::id()));
+        std::fs::write(&script, SCRIPT).map_err(|e| BenchError::Torch(format!("{}: {e}", script.display())))?;
+        let mut child = Command::new(&self.python)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| BenchError::Torch(format!("cannot run {}: {e}", self.python)))?;
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(config.to_string().as_bytes())
+            .map_err(|e| BenchError::Torch(e.to_string()))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let errors = std::thread::spawn(move || {
+            BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>()
+        });
+        let mut records = Vec::new();
+        for line in BufReader::new(child.stdout.take().expect("stdout is piped")).lines() {
+            let line = line.map_err(|e| BenchError::Torch(e.to_string()))?;
+            let mut record: Record = serde_json::from_str(&line)
+                .map_err(|e| BenchError::Torch(format!("unreadable record `{line}`: {e}")))?;
+            finish(&mut record);
+            observer.measured(&record);
+            records.push(record);
+        }
+        let status = child.wait().map_err(|e| BenchError::Torch(e.to_string()))?;
+        let stderr = errors.join().unwrap_or_default();
+        let _ = std::fs::remove_file(&script);
+        for line in stderr.iter().filter(|l| l.contains("skipped")) {
+            observer.note(line);
+        }
+        if !status.success() {
+            let last = stderr.last().cloned().unwrap_or_else(|| status.to_string());
+            return Err(BenchError::Torch(last));
+        }
+        Ok(records)
+    }
+}
+
+/// PyTorch's rows for `config`: every optimizer with a torch.optim reference, at every size, for
+/// each of torch's implementations. Bytes per parameter come from adamlab's rows of the same spec
+/// in `ours` (the least bytes are the algorithm's, not the implementation's).
+pub fn step(
+    torch: &Torch,
+    config: &crate::step::StepConfig,
+    threads: usize,
+    ours: &[Record],
+    triad_gbps: Option<f64>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Record>, BenchError> {
+    let optimizers = optimizers_json(&config.optimizers);
+    if optimizers.is_empty() {
+        observer.note("no PyTorch rows: none of the optimizers has a torch.optim reference");
+        return Ok(Vec::new());
+    }
+    let script_config = json!({
+        "bench": "step",
+        "threads": threads,
+        "warmup": config.warmup,
+        "repeats": config.repeats,
+        "optimizers": optimizers,
+        "params": config.params,
+        "tensors": config.tensors,
+    });
+    let finish = |record: &mut Record| {
+        let bytes = ours
+            .iter()
+            .find(|r| r.optimizer == record.optimizer && r.bytes_per_param.is_some())
+            .and_then(|r| r.bytes_per_param);
+        if let Some(bytes) = bytes {
+            crate::step::derive_bandwidth(record, bytes, triad_gbps);
+        }
+    };
+    observer.started("PyTorch");
+    torch.run(&script_config, &finish, observer)
+}
+
+/// PyTorch's rows for `config`: the same models, optimizers (those with a torch.optim
+/// reference), batch sizes and thread count.
+pub fn train(
+    torch: &Torch,
+    config: &crate::train::TrainConfig,
+    threads: usize,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Record>, BenchError> {
+    let optimizers = optimizers_json(&config.optimizers);
+    if optimizers.is_empty() {
+        observer.note("no PyTorch rows: none of the optimizers has a torch.optim reference");
+        return Ok(Vec::new());
+    }
+    let models: Vec<&str> = config.models.iter().map(|m| m.name()).collect();
+    let script_config = json!({
+        "bench": "train",
+        "threads": threads,
+        "warmup": config.warmup,
+        "repeats": config.repeats,
+        "optimizers": optimizers,
+        "models": models,
+        "batch_sizes": config.batch_sizes,
+    });
+    observer.started("PyTorch");
+    torch.run(&script_config, &|_| {}, observer)
+}
+
+/// The torch class name of a spec's reference, `torch.optim.NAME (…)` → `NAME`; `None` when its
+/// reference is not torch.optim.
+pub fn torch_class(spec: &OptimizerSpec) -> Option<&'static str> {
+    let reference = spec.entry().reference;
+    let path = reference.split_whitespace().next()?;
+    path.strip_prefix("torch.optim.")
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// The optimizers of `specs` that PyTorch has, as the script's configuration lists them.
+pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
+    specs
+        .iter()
+        .filter_map(|spec| {
+            let class = torch_class(spec)?;
+            let kwargs: Map<String, Json> = spec
+                .args()
+                .values()
+                .iter()
+                .map(|(name, value)| (name.to_string(), to_json(value)))
+                .collect();
+            Some(json!({
+                "spec": spec.to_string(),
+                "reference": spec.entry().reference,
+                "class": class,
+                "kwargs": kwargs,
+            }))
+        })
+        .collect()
+}
+
+fn to_json(value: &Value) -> Json {
+    match value {
+        Value::Number(x) => json!(x),
+        Value::Bool(b) => json!(b),
+        Value::Tuple(values) => Json::Array(values.iter().map(to_json).collect()),
+        Value::None => Json::Null,
+        Value::Name(name) => json!(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torch_classes_come_from_the_registry_reference() {
+        for entry in adamlab_optim::registry() {
+            let spec = OptimizerSpec::parse(entry.name).unwrap();
+            let expected = entry.reference.starts_with("torch.optim.");
+            assert_eq!(torch_class(&spec).is_some(), expected, "{}", entry.name);
+        }
+    }
+
+    #[test]
+    fn the_configuration_carries_every_keyword_with_python_values() {
+        let specs = [OptimizerSpec::parse("adamw(betas=(0.8, 0.9), amsgrad=true)").unwrap()];
+        let json = optimizers_json(&specs);
+        assert_eq!(json.len(), 1);
+        assert_eq!(json[0]["spec"], "adamw(betas=(0.8, 0.9), amsgrad=true)");
+        assert_eq!(json[0]["kwargs"]["betas"], json!([0.8, 0.9]));
+        assert_eq!(json[0]["kwargs"]["amsgrad"], json!(true));
+        assert_eq!(json[0]["kwargs"]["lr"], json!(0.001));
+    }
+
+    #[test]
+    fn the_script_is_the_repositorys() {
+        assert!(SCRIPT.contains("def bench_step(config)") && SCRIPT.contains("torch-fused"));
+    }
+}

@@ -1,0 +1,259 @@
+//! `adamlab bench train`: images per second of one training step of the article's CNN (or its
+//! MLP) on a batch, split into forward (with the loss), backward and optimizer step by syncing
+//! the device between the phases, with the process's peak resident memory.
+//!
+//! The batch is random (images uniform in [0, 1], labels cycling through the classes): the time of
+//! a step does not depend on the pixels. Peak memory is `VmHWM`, reset through
+//! `/proc/self/clear_refs` before each measurement, all in one process: it counts what the
+//! measurement made resident on top of what the process already held (burn's and the allocator's
+//! caches from earlier measurements included), so it is an upper bound for the measurement
+//! alone. On wgpu it counts host memory only (on llvmpipe that is where the "GPU" memory lives).
+
+use crate::measure::{self, DeviceError, rss};
+use crate::schema::{Bench, Record};
+use crate::stats::Summary;
+use crate::{BenchError, Observer, Target};
+use adamlab_models::{CnnConfig, MlpConfig};
+use adamlab_optim::OptimizerSpec;
+use burn::module::Module;
+use burn::nn::loss::{MseLoss, Reduction};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use std::time::Instant;
+
+/// The batch sizes measured when none are given.
+pub const DEFAULT_BATCH_SIZES: &[usize] = &[32, 64, 128];
+
+/// The article's models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// The CNN for 28×28 images: a batch of `[b, 1, 28, 28]`, cross-entropy over 10 classes.
+    Cnn,
+    /// The one-layer MLP `Linear(2, 1)`: a batch of `[b, 2]` samples, MSE.
+    Mlp,
+}
+
+impl Model {
+    /// `cnn` or `mlp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cnn => "cnn",
+            Self::Mlp => "mlp",
+        }
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// The backends.
+    pub targets: Vec<Target>,
+    /// The optimizers.
+    pub optimizers: Vec<OptimizerSpec>,
+    /// The models.
+    pub models: Vec<Model>,
+    /// Images (samples) per step.
+    pub batch_sizes: Vec<usize>,
+    /// Untimed steps.
+    pub warmup: usize,
+    /// Timed steps (≥ 1).
+    pub repeats: usize,
+}
+
+impl TrainConfig {
+    /// Checks what a user can get wrong.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        if self.repeats == 0 {
+            return Err(BenchError::Invalid("--repeats must be at least 1".into()));
+        }
+        if self.batch_sizes.contains(&0) {
+            return Err(BenchError::Invalid("batch sizes must be at least 1".into()));
+        }
+        if self.targets.is_empty() || self.optimizers.is_empty() || self.models.is_empty() || self.batch_sizes.is_empty() {
+            return Err(BenchError::Invalid("nothing to measure: a list is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The median time of each phase of a training step, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phases {
+    /// The whole step.
+    pub total: Summary,
+    /// Forward pass and loss.
+    pub forward: f64,
+    /// Backward pass (gradients collected).
+    pub backward: f64,
+    /// Optimizer step.
+    pub step: f64,
+}
+
+/// The whole `adamlab bench train`: every measurement of `config`, then PyTorch's rows when
+/// `torch` is given.
+pub fn run_all(
+    config: &TrainConfig,
+    torch: Option<&crate::torch::Torch>,
+    threads: usize,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Record>, BenchError> {
+    let mut records = run(config, observer)?;
+    if let Some(torch) = torch {
+        records.extend(crate::torch::train(torch, config, threads, observer)?);
+    }
+    Ok(records)
+}
+
+/// Measures every backend × model × optimizer × batch size, reporting each record to `observer`.
+pub fn run(config: &TrainConfig, observer: &mut dyn Observer) -> Result<Vec<Record>, BenchError> {
+    config.validate()?;
+    observer.planned(
+        config.targets.len() * config.models.len() * config.optimizers.len() * config.batch_sizes.len(),
+    );
+    let mut records = Vec::new();
+    for target in &config.targets {
+        for &model in &config.models {
+            for spec in &config.optimizers {
+                for &batch in &config.batch_sizes {
+                    observer.started(&format!("{} {} {spec} batch {batch}", target.backend, model.name()));
+                    let reset = rss::reset_peak();
+                    let phases = measure_one(&target.device, model, spec, batch, config)?;
+                    let mut record = Record::new(Bench::Train, target.backend.name(), &target.description)
+                        .with_timing(&phases.total, config.warmup);
+                    record.model = Some(model.name().to_string());
+                    record.optimizer = Some(spec.to_string());
+                    record.reference = Some(spec.entry().reference.to_string());
+                    record.implementation = Some(crate::step::implementation(spec).to_string());
+                    record.batch_size = Some(batch as u64);
+                    record.lr = Some(spec.lr());
+                    record.images_per_second = Some(batch as f64 / (phases.total.median * 1e-3));
+                    record.forward_ms = Some(phases.forward);
+                    record.backward_ms = Some(phases.backward);
+                    record.step_ms = Some(phases.step);
+                    record.peak_rss_mib = rss::peak_mib();
+                    if !reset {
+                        record.note = Some("peak RSS not reset: it covers the whole process".into());
+                    }
+                    observer.measured(&record);
+                    records.push(record);
+                }
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn measure_one(
+    device: &Device,
+    model: Model,
+    spec: &OptimizerSpec,
+    batch: usize,
+    config: &TrainConfig,
+) -> Result<Phases, BenchError> {
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let mut optimizer = spec.build()?.module_optimizer();
+    let lr = spec.lr();
+    let (warmup, repeats) = (config.warmup, config.repeats);
+    let phases = match model {
+        Model::Cnn => {
+            let images = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+            let labels: Vec<i64> = (0..batch).map(|i| (i % 10) as i64).collect();
+            let labels = Tensor::<1, Int>::from_ints(TensorData::new(labels, [batch]), &device);
+            let cnn = CnnConfig::new().init(&device);
+            time_phases(&device, warmup, repeats, cnn, &mut optimizer, lr, |m| {
+                adamlab_train::cnn::loss(m, images.clone(), labels.clone())
+            })?
+        }
+        Model::Mlp => {
+            let inputs = Tensor::<2>::random([batch, 2], Distribution::Normal(0.0, 1.0), &device);
+            let targets = Tensor::<2>::random([batch, 1], Distribution::Normal(0.0, 1.0), &device);
+            let mlp = MlpConfig::new().init(&device);
+            time_phases(&device, warmup, repeats, mlp, &mut optimizer, lr, |m| {
+                MseLoss::new().forward(m.forward(inputs.clone()), targets.clone(), Reduction::Mean)
+            })?
+        }
+    };
+    Ok(phases)
+}
+
+/// Times `warmup + repeats` training steps of `model`, syncing the device after each phase.
+fn time_phases<M: Module>(
+    device: &Device,
+    warmup: usize,
+    repeats: usize,
+    mut model: M,
+    optimizer: &mut ModuleOptimizer,
+    lr: f64,
+    loss: impl Fn(&M) -> Tensor<1>,
+) -> Result<Phases, DeviceError> {
+    let (mut total, mut forward, mut backward, mut step) = (vec![], vec![], vec![], vec![]);
+    measure::sync(device)?;
+    for i in 0..warmup + repeats {
+        let t0 = Instant::now();
+        let value = loss(&model);
+        measure::sync(device)?;
+        let t1 = Instant::now();
+        let grads = GradientsParams::from_grads(value.backward(), &model);
+        measure::sync(device)?;
+        let t2 = Instant::now();
+        model = optimizer.step(lr, model, grads);
+        measure::sync(device)?;
+        let t3 = Instant::now();
+        if i >= warmup {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+            total.push(ms(t0, t3));
+            forward.push(ms(t0, t1));
+            backward.push(ms(t1, t2));
+            step.push(ms(t2, t3));
+        }
+    }
+    let median = |v: &[f64]| Summary::of(v).expect("repeats ≥ 1").median;
+    Ok(Phases {
+        total: Summary::of(&total).expect("repeats ≥ 1"),
+        forward: median(&forward),
+        backward: median(&backward),
+        step: median(&step),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quiet;
+    use adamlab_backend::BackendKind;
+
+    #[test]
+    fn a_small_run_splits_each_step_into_three_phases() {
+        let config = TrainConfig {
+            targets: vec![Target::new(BackendKind::Flex).unwrap()],
+            optimizers: vec![OptimizerSpec::parse("adam").unwrap()],
+            models: vec![Model::Cnn, Model::Mlp],
+            batch_sizes: vec![2],
+            warmup: 0,
+            repeats: 2,
+        };
+        let records = run(&config, &mut Quiet).unwrap();
+        assert_eq!(records.len(), 2);
+        for r in &records {
+            assert_eq!((r.batch_size, r.repeats), (Some(2), Some(2)));
+            let phases = [r.forward_ms, r.backward_ms, r.step_ms].map(Option::unwrap);
+            assert!(phases.iter().all(|p| *p >= 0.0), "{phases:?}");
+            assert!(r.images_per_second.unwrap() > 0.0);
+        }
+        assert_eq!(records[0].model.as_deref(), Some("cnn"));
+    }
+
+    #[test]
+    fn a_zero_batch_size_is_refused() {
+        let config = TrainConfig {
+            targets: vec![Target::new(BackendKind::Flex).unwrap()],
+            optimizers: vec![OptimizerSpec::parse("adam").unwrap()],
+            models: vec![Model::Cnn],
+            batch_sizes: vec![0],
+            warmup: 0,
+            repeats: 1,
+        };
+        assert!(run(&config, &mut Quiet).unwrap_err().is_usage());
+    }
+}

@@ -1,0 +1,476 @@
+//! `adamlab bench`: argument parsing, a progress bar and a table printed as the measurements
+//! come; the measuring, the records and the report are `adamlab_bench`'s.
+
+use crate::args::{DataArgs, ModelArg};
+use crate::error::CliError;
+use adamlab_backend::BackendKind;
+use adamlab_bench::schema::Bench;
+use adamlab_bench::shootout::{self, ShootoutConfig};
+use adamlab_bench::step::{self, StepConfig};
+use adamlab_bench::torch::Torch;
+use adamlab_bench::train::{self, Model, TrainConfig};
+use adamlab_bench::{BenchError, BenchFile, Machine, Observer, Record, Target, parse, report};
+use adamlab_optim::OptimizerSpec;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Options of `adamlab bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure, or `report` to turn bench files into Markdown and SVG figures.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The benches.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The time of one optimizer step against the number of parameters, with the memory
+    /// bandwidth it reaches as a fraction of the machine's (measured in the same run).
+    Step(StepArgs),
+    /// Images per second of a training step of the article's CNN (and MLP), split into forward,
+    /// backward and optimizer step, with peak memory.
+    Train(TrainArgs),
+    /// The optimizer shoot-out: train the CNN on Fashion-MNIST with each optimizer, recording test
+    /// accuracy and loss after every epoch and the wall time. Real training: minutes per optimizer.
+    Optimizers(OptimizersArgs),
+    /// Turn bench JSON files into a Markdown report with SVG figures.
+    Report(ReportArgs),
+}
+
+/// Options every measuring bench takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Backends, comma-separated. Default: every backend compiled in and usable.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub backends: Vec<BackendKind>,
+    /// Write every measurement with the machine description to FILE (docs/bench-schema.md).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Options of `adamlab bench step`.
+#[derive(Debug, clap::Args)]
+pub struct StepArgs {
+    /// Optimizer specs as `train --optimizer` takes them, comma-separated: adamlab's adam and
+    /// adamw and burn's built-in Adam by default.
+    #[arg(long, value_name = "LIST", default_value = "adam,adamw,burn-adam")]
+    pub optimizers: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Parameter counts, comma-separated (`1e5`, `1000000`; `1e8` needs about 2 GB per optimizer).
+    #[arg(long, value_name = "LIST", default_value = "1e5,1e6,1e7")]
+    pub params: String,
+    /// Split the parameters into N tensors, to show the per-tensor overhead.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub tensors: usize,
+    /// Untimed steps before the timed ones.
+    #[arg(long, value_name = "N", default_value_t = step::DEFAULT_WARMUP)]
+    pub warmup: usize,
+    /// Timed steps per measurement.
+    #[arg(long, value_name = "R", default_value_t = step::DEFAULT_REPEATS)]
+    pub repeats: usize,
+    /// Also run PyTorch (fused, foreach, for-loop) through tools/bench/torch_bench.py, with the
+    /// Python of ADAMLAB_TORCH_PYTHON, else python3.
+    #[arg(long)]
+    pub torch: bool,
+}
+
+/// Options of `adamlab bench train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Models, comma-separated: `cnn`, `mlp`.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST", default_value = "cnn")]
+    pub model: Vec<ModelArg>,
+    /// Optimizer specs, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "adam,adamw,burn-adam")]
+    pub optimizers: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "32,64,128")]
+    pub batch_size: String,
+    /// Untimed steps before the timed ones.
+    #[arg(long, value_name = "N", default_value_t = step::DEFAULT_WARMUP)]
+    pub warmup: usize,
+    /// Timed steps per measurement.
+    #[arg(long, value_name = "R", default_value_t = step::DEFAULT_REPEATS)]
+    pub repeats: usize,
+    /// Also run PyTorch on the same model, batch sizes and thread count.
+    #[arg(long)]
+    pub torch: bool,
+}
+
+/// Options of `adamlab bench optimizers`.
+#[derive(Debug, clap::Args)]
+pub struct OptimizersArgs {
+    /// Optimizer specs, comma-separated. Default: every registered optimizer at its torch
+    /// defaults.
+    #[arg(long, value_name = "LIST")]
+    pub optimizers: Option<String>,
+    /// A learning rate for one optimizer, by registry name (repeatable): `--lr sgd=0.05`.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = shootout::parse_lr_override)]
+    pub lr: Vec<(String, f64)>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Epochs per run.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub epochs: usize,
+    /// Seeds, comma-separated: one run per seed.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0")]
+    pub seeds: Vec<u64>,
+    /// Images per optimizer step.
+    #[arg(long, value_name = "N", default_value_t = shootout::DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Train on the first N training images only (a quick look, not the shoot-out).
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+}
+
+/// Options of `adamlab bench report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Bench files written by `--json`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Folder of the SVG figures (and of the Markdown, unless --markdown).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The Markdown file. Default: DIR/README.md.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Markdown to put after the title (conditions of the runs, caveats).
+    #[arg(long, value_name = "FILE")]
+    pub preface: Option<PathBuf>,
+}
+
+/// Runs `adamlab bench …`.
+pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let command = command_line();
+    match &args.command {
+        BenchCommand::Step(a) => {
+            let config = StepConfig {
+                targets: targets(&a.common.backends)?,
+                optimizers: specs(&a.optimizers)?,
+                params: parse::counts(&a.params).map_err(|e| usage(format!("--params: {e}")))?,
+                tensors: a.tensors,
+                warmup: a.warmup,
+                repeats: a.repeats,
+            };
+            config.validate().map_err(bench_error)?;
+            let mut machine = Machine::detect();
+            let torch = find_torch(a.torch, &mut machine);
+            let mut table = Table::new(Bench::Step);
+            say!("adamlab bench step on {}", machine.summary());
+            let records = step::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            table.finish();
+            save(&a.common.json, command, machine, records)
+        }
+        BenchCommand::Train(a) => {
+            let config = TrainConfig {
+                targets: targets(&a.common.backends)?,
+                optimizers: specs(&a.optimizers)?,
+                models: a.model.iter().map(|m| model(*m)).collect(),
+                batch_sizes: parse::counts(&a.batch_size).map_err(|e| usage(format!("--batch-size: {e}")))?,
+                warmup: a.warmup,
+                repeats: a.repeats,
+            };
+            config.validate().map_err(bench_error)?;
+            let mut machine = Machine::detect();
+            let torch = find_torch(a.torch, &mut machine);
+            let mut table = Table::new(Bench::Train);
+            say!("adamlab bench train on {}", machine.summary());
+            let records = train::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            table.finish();
+            save(&a.common.json, command, machine, records)
+        }
+        BenchCommand::Optimizers(a) => {
+            let optimizers = match &a.optimizers {
+                Some(list) => specs(list)?,
+                None => shootout::every_registered(),
+            };
+            let config = ShootoutConfig {
+                targets: targets(&a.common.backends)?,
+                optimizers: shootout::with_learning_rates(optimizers, &a.lr).map_err(bench_error)?,
+                epochs: a.epochs,
+                seeds: a.seeds.clone(),
+                batch_size: a.batch_size,
+            };
+            config.validate().map_err(bench_error)?;
+            let data = shootout::Datasets::load(&a.data.data_dir, a.limit_train, a.limit_test).map_err(bench_error)?;
+            let machine = Machine::detect();
+            let mut table = Table::new(Bench::Optimizers);
+            say!("adamlab bench optimizers on {}", machine.summary());
+            let records = shootout::run(&config, &data, &mut table).map_err(bench_error)?;
+            table.finish();
+            save(&a.common.json, command, machine, records)
+        }
+        BenchCommand::Report(a) => {
+            let inputs = a
+                .files
+                .iter()
+                .map(|path| Ok((path.clone(), BenchFile::read(path)?)))
+                .collect::<Result<Vec<_>, BenchError>>()
+                .map_err(bench_error)?;
+            let preface = match &a.preface {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| CliError::Io {
+                    path: path.clone(),
+                    source,
+                })?),
+                None => None,
+            };
+            let options = report::ReportOptions {
+                out_dir: a.out.clone(),
+                markdown: a.markdown.clone().unwrap_or_else(|| a.out.join("README.md")),
+                command,
+                preface,
+            };
+            let written = report::write(&inputs, &options).map_err(bench_error)?;
+            say!(
+                "wrote {} and {} figure(s) in {}",
+                written.markdown.display(),
+                written.figures.len(),
+                a.out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn usage(message: String) -> CliError {
+    CliError::Usage(message)
+}
+
+/// Usage errors exit with 2, failed runs with 1.
+fn bench_error(err: BenchError) -> CliError {
+    if err.is_usage() {
+        CliError::Usage(err.to_string())
+    } else {
+        CliError::BenchFailed(err)
+    }
+}
+
+fn targets(backends: &[BackendKind]) -> Result<Vec<Target>, CliError> {
+    if backends.is_empty() {
+        let all = Target::every_usable();
+        return if all.is_empty() {
+            Err(usage("no backend compiled into this build has a device".into()))
+        } else {
+            Ok(all)
+        };
+    }
+    let mut out: Vec<Target> = Vec::new();
+    for &backend in backends {
+        if !out.iter().any(|t| t.backend == backend) {
+            out.push(Target::new(backend)?);
+        }
+    }
+    Ok(out)
+}
+
+fn specs(list: &str) -> Result<Vec<OptimizerSpec>, CliError> {
+    let items = parse::list(list).map_err(|e| usage(format!("--optimizers: {e}")))?;
+    Ok(items.iter().map(|s| OptimizerSpec::parse(s)).collect::<Result<_, _>>()?)
+}
+
+fn model(arg: ModelArg) -> Model {
+    match arg {
+        ModelArg::Cnn => Model::Cnn,
+        ModelArg::Mlp => Model::Mlp,
+    }
+}
+
+/// PyTorch, when asked for and found; otherwise one line and the bench goes on.
+fn find_torch(wanted: bool, machine: &mut Machine) -> Option<Torch> {
+    if !wanted {
+        return None;
+    }
+    match Torch::find() {
+        Ok(torch) => {
+            machine.torch_version = Some(torch.version.clone());
+            Some(torch)
+        }
+        Err(line) => {
+            say!("{line}");
+            None
+        }
+    }
+}
+
+fn save(json: &Option<PathBuf>, command: String, machine: Machine, records: Vec<Record>) -> Result<(), CliError> {
+    if let Some(path) = json {
+        BenchFile::new(command, machine, records)
+            .write(path)
+            .map_err(|e| bench_error(e.into()))?;
+        say!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The command line as typed, for the records: `adamlab bench step --params 1e6`.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    format!("adamlab {}", args.join(" "))
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// Prints each record as a table row as it comes, under a progress bar on a terminal.
+struct Table {
+    bench: Bench,
+    bar: Option<ProgressBar>,
+    header_printed: bool,
+}
+
+impl Table {
+    fn new(bench: Bench) -> Self {
+        Self {
+            bench,
+            bar: None,
+            header_printed: false,
+        }
+    }
+
+    fn print(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => say!("{line}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn header(&self) -> String {
+        match self.bench {
+            Bench::Step | Bench::Triad => format!(
+                "{:<8} {:<26} {:<18} {:>7} {:>7} {:>10} {:>19} {:>8} {:>8}",
+                "backend", "optimizer", "implementation", "params", "tensors", "median ms", "(min–max)", "GB/s", "of triad"
+            ),
+            Bench::Train => format!(
+                "{:<8} {:<5} {:<22} {:<18} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8}",
+                "backend", "model", "optimizer", "implementation", "batch", "img/s", "median ms", "fwd ms", "bwd ms", "step ms", "RSS MiB"
+            ),
+            Bench::Optimizers => format!(
+                "{:<8} {:<30} {:>9} {:>4} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7}",
+                "backend", "optimizer", "lr", "seed", "epoch", "test acc", "test loss", "train loss", "img/s", "wall s"
+            ),
+        }
+    }
+
+    fn row(r: &Record) -> String {
+        let ms = |x: Option<f64>| x.map_or("—".into(), report::fmt_ms);
+        let opt = r.optimizer.as_deref().unwrap_or("—");
+        let implementation = r.implementation.as_deref().unwrap_or("—");
+        match r.bench {
+            Bench::Triad => format!(
+                "triad: host streaming bandwidth {:.1} GB/s (median {} ms, three arrays of {} MiB)",
+                r.bandwidth_gbps.unwrap_or(0.0),
+                ms(r.median_ms),
+                r.params.unwrap_or(0) * 4 >> 20
+            ),
+            Bench::Step => format!(
+                "{:<8} {:<26} {:<18} {:>7} {:>7} {:>10} {:>19} {:>8} {:>8}",
+                r.backend,
+                opt,
+                implementation,
+                report::fmt_count(r.params),
+                r.tensors.unwrap_or(1),
+                ms(r.median_ms),
+                format!("({}–{})", ms(r.min_ms), ms(r.max_ms)),
+                r.bandwidth_gbps.map_or("—".into(), |g| format!("{g:.2}")),
+                r.bandwidth_fraction.map_or("—".into(), |f| format!("{:.0} %", f * 100.0)),
+            ),
+            Bench::Train => format!(
+                "{:<8} {:<5} {:<22} {:<18} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8}",
+                r.backend,
+                r.model.as_deref().unwrap_or("—"),
+                opt,
+                implementation,
+                r.batch_size.unwrap_or(0),
+                r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
+                ms(r.median_ms),
+                ms(r.forward_ms),
+                ms(r.backward_ms),
+                ms(r.step_ms),
+                r.peak_rss_mib.map_or("—".into(), |m| format!("{m:.0}")),
+            ),
+            Bench::Optimizers => {
+                let line = format!(
+                    "{:<8} {:<30} {:>9} {:>4} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7}",
+                    r.backend,
+                    opt,
+                    r.lr.map_or("—".into(), |x| format!("{x}")),
+                    r.seed.unwrap_or(0),
+                    r.epoch.map_or("—".into(), |e| e.to_string()),
+                    r.test_accuracy.map_or("—".into(), |a| format!("{:.2} %", 100.0 * a)),
+                    r.test_loss.map_or("—".into(), |l| format!("{l:.4}")),
+                    r.train_loss.map_or("—".into(), |l| format!("{l:.4}")),
+                    r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
+                    r.wall_s.map_or("—".into(), |w| format!("{w:.0}")),
+                );
+                match &r.note {
+                    Some(note) => format!("{line}  {note}"),
+                    None => line,
+                }
+            }
+        }
+    }
+}
+
+impl Observer for Table {
+    fn planned(&mut self, total: usize) {
+        if std::io::stdout().is_terminal() {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
+                    .expect("a valid template"),
+            );
+            self.bar = Some(bar);
+        }
+    }
+
+    fn started(&mut self, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(what.to_string());
+        }
+    }
+
+    fn measured(&mut self, record: &Record) {
+        if !self.header_printed && record.bench != Bench::Triad {
+            self.print(&self.header());
+            self.header_printed = true;
+        }
+        self.print(&Self::row(record));
+        if let Some(bar) = &self.bar
+            && record.bench == self.bench
+            && !record.backend.starts_with("torch")
+        {
+            bar.inc(1);
+        }
+    }
+
+    fn note(&mut self, line: &str) {
+        self.print(line);
+    }
+}

@@ -1,0 +1,151 @@
+//! `adamlab bench` as a user meets it: every mistake ends in one line with exit code 2, and small
+//! real runs write bench files that `bench report` turns into Markdown and SVG figures. No test
+//! looks at a timing.
+//!
+//! The shoot-out test needs Debian's `dataset-fashion-mnist` (installed by `.ci/run`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_adamlab");
+const DATA: &str = "/usr/share/datasets/fashion-mnist";
+
+fn adamlab(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("ADAMLAB_DATA_DIR")
+        .env("ADAMLAB_TORCH_PYTHON", "/nonexistent/python")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_user_error(output: &Output, needles: &[&str]) {
+    let err = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in: {err}");
+    }
+}
+
+fn assert_success(output: &Output) -> String {
+    let out = text(&output.stdout);
+    assert!(output.status.success(), "stdout: {out}\nstderr: {}", text(&output.stderr));
+    out
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("adamlab-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn records(file: &Path) -> Vec<serde_json::Value> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(json["schema"], "adamlab-bench");
+    assert_eq!(json["version"], 1);
+    assert!(json["machine"]["threads"].as_u64().unwrap() >= 1);
+    json["records"].as_array().unwrap().clone()
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors_with_exit_code_2() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["bench", "step", "--backends", "cuda"], &["invalid value 'cuda'", "--backends"]),
+        (&["bench", "step", "--backends", "flex", "--repeats", "0"], &["--repeats must be at least 1"]),
+        (&["bench", "step", "--backends", "flex", "--params", "1e6,abc"], &["--params", "`abc` is not a number"]),
+        (&["bench", "step", "--backends", "flex", "--params", "0"], &["`0` is not a positive whole number"]),
+        (&["bench", "step", "--backends", "flex", "--params", "10", "--tensors", "11"], &["cannot be split into 11 tensors"]),
+        (&["bench", "step", "--backends", "flex", "--optimizers", "adam,nosuch"], &["unknown optimizer `nosuch`"]),
+        (&["bench", "train", "--backends", "flex", "--batch-size", "64,x"], &["--batch-size"]),
+        (&["bench", "train", "--backends", "flex", "--repeats", "0"], &["--repeats must be at least 1"]),
+        (&["bench", "optimizers", "--backends", "flex", "--optimizers", "adam", "--lr", "sgd=0.1"], &["`sgd` is not among"]),
+        (&["bench", "optimizers", "--backends", "flex", "--lr", "adam"], &["NAME=VALUE"]),
+        (&["bench", "optimizers", "--backends", "flex", "--data-dir", "/nonexistent/mnist"], &["/nonexistent/mnist"]),
+        (&["bench", "report", "/nonexistent/out.json", "--out", "/tmp/x"], &["/nonexistent/out.json"]),
+    ];
+    for (args, needles) in cases {
+        assert_user_error(&adamlab(args), needles);
+    }
+    let dir = temp_dir("not-a-bench-file");
+    let file = dir.join("other.json");
+    std::fs::write(&file, r#"{"hello": 1}"#).unwrap();
+    assert_user_error(
+        &adamlab(&["bench", "report", path(&file), "--out", path(&dir)]),
+        &["not an adamlab bench file"],
+    );
+}
+
+#[test]
+fn a_step_run_writes_records_that_the_report_turns_into_markdown_and_figures() {
+    let dir = temp_dir("step");
+    let json = dir.join("step.json");
+    let out = assert_success(&adamlab(&[
+        "bench", "step", "--backends", "flex", "--params", "1e3,2e3", "--tensors", "2", "--warmup", "0",
+        "--repeats", "2", "--torch", "--json", path(&json),
+    ]));
+    assert!(out.contains("no PyTorch rows"), "{out}");
+    assert!(out.contains("burn-adam"), "{out}");
+    let records = records(&json);
+    // The triad, then 3 default optimizers × 2 sizes.
+    assert_eq!(records.len(), 7);
+    assert_eq!(records[0]["bench"], "triad");
+    for r in &records[1..] {
+        assert_eq!((r["bench"].as_str(), r["tensors"].as_u64()), (Some("step"), Some(2)));
+        assert!(r["min_ms"].as_f64() <= r["median_ms"].as_f64());
+        assert_eq!(r["bytes_per_param"], 28);
+    }
+    let report = dir.join("report");
+    assert_success(&adamlab(&["bench", "report", path(&json), "--out", path(&report)]));
+    let md = std::fs::read_to_string(report.join("README.md")).unwrap();
+    assert!(md.contains("## Optimizer step") && md.contains("step-adam.svg"), "{md}");
+    assert!(report.join("step-adam.svg").exists() && report.join("step-adamw.svg").exists());
+}
+
+#[test]
+fn a_train_run_records_the_three_phases_per_batch_size() {
+    let dir = temp_dir("train");
+    let json = dir.join("train.json");
+    assert_success(&adamlab(&[
+        "bench", "train", "--backends", "flex", "--model", "mlp,cnn", "--optimizers", "adam", "--batch-size",
+        "2,4", "--warmup", "0", "--repeats", "1", "--json", path(&json),
+    ]));
+    let records = records(&json);
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert_eq!(r["bench"], "train");
+        for phase in ["forward_ms", "backward_ms", "step_ms", "images_per_second"] {
+            assert!(r[phase].as_f64().is_some(), "{phase}: {r}");
+        }
+    }
+}
+
+#[test]
+fn a_small_shootout_records_accuracy_loss_and_wall_time_per_epoch() {
+    let dir = temp_dir("optimizers");
+    let json = dir.join("optimizers.json");
+    assert_success(&adamlab(&[
+        "bench", "optimizers", "--backends", "flex", "--optimizers", "adam,burn-adam", "--lr", "burn-adam=0.002",
+        "--epochs", "2", "--seeds", "0", "--limit-train", "128", "--limit-test", "64", "--data-dir", DATA,
+        "--json", path(&json),
+    ]));
+    let records = records(&json);
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[3]["lr"], 0.002);
+    for r in &records {
+        let accuracy = r["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{r}");
+        assert!(r["wall_s"].as_f64().unwrap() > 0.0);
+    }
+    assert!(records[1]["wall_s"].as_f64() > records[0]["wall_s"].as_f64());
+}
