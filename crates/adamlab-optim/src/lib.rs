@@ -21,6 +21,7 @@
 pub mod adam;
 pub mod burn_builtin;
 pub mod clip;
+pub mod fused;
 pub mod hyper;
 pub mod registry;
 pub mod schedule;
