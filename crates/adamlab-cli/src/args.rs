@@ -25,6 +25,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List every optimizer with its hyper-parameters, defaults, ranges and reference.
     Optimizers(OptimizersArgs),
+    /// List every learning-rate schedule with its keywords and defaults.
+    Schedules,
 }
 
 /// Options shared by every command that runs on a backend.

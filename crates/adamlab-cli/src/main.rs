@@ -7,6 +7,7 @@ mod error;
 mod eval;
 mod optimizers;
 mod progress;
+mod schedules;
 mod train;
 mod verify;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         args::Command::Eval(args) => eval::run(&args),
         args::Command::Verify(args) => verify::run(&args),
         args::Command::Optimizers(args) => optimizers::run(&args),
+        args::Command::Schedules => schedules::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

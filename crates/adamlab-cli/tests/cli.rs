@@ -153,7 +153,7 @@ fn bad_flags_are_one_line_errors() {
     assert_user_error(&adamlab(&["train", "--model", "mlp", "--lr=-1"]), &["invalid lr -1"]);
     assert_user_error(&adamlab(&["train", "--model", "mlp", "--lr", "fast"]), &["--lr"]);
     assert_user_error(&adamlab(&["train", "--no-such-flag"]), &["--no-such-flag"]);
-    assert_user_error(&adamlab(&["train", "--model", "mlp", "--beta1", "1"]), &["beta1"]);
+    assert_user_error(&adamlab(&["train", "--model", "mlp", "--beta1", "1"]), &["invalid betas (1.0, 0.999)"]);
     assert_user_error(&adamlab(&["train", "--model", "mlp", "--eps", "0"]), &["eps"]);
     assert_user_error(
         &adamlab(&["train", "--model", "mlp", "--optimizer", "burn-adam", "--maximize"]),

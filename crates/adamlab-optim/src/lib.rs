@@ -18,13 +18,26 @@
 //! # let _ = &mut optimizer;
 //! ```
 
+pub mod adadelta;
+pub mod adafactor;
+pub mod adagrad;
 pub mod adam;
+pub mod adamax;
+pub mod asgd;
 pub mod burn_builtin;
 pub mod clip;
 pub mod fused;
 pub mod hyper;
+pub mod lion;
+pub mod muon;
+pub mod nadam;
+pub mod radam;
 pub mod registry;
+pub mod rmsprop;
+pub mod rprop;
 pub mod schedule;
+pub mod schedule_free_adamw;
+pub mod sgd;
 pub mod spec;
 
 pub use adam::{Adam, AdamConfig, AdamState};
@@ -42,6 +55,25 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    sgd::SGD,
+    rprop::RPROP,
+    asgd::ASGD,
+    adamax::ENTRY,
+    nadam::ENTRY,
+    radam::ENTRY,
+    adagrad::ADAGRAD,
+    adadelta::ADADELTA,
+    rmsprop::RMSPROP,
+    adafactor::ADAFACTOR,
+    muon::MUON,
+    lion::LION,
+    schedule_free_adamw::SCHEDULE_FREE_ADAMW,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,
+    burn_builtin::sgd::BURN_SGD,
+    burn_builtin::adagrad::BURN_ADAGRAD,
+    burn_builtin::rmsprop::BURN_RMSPROP,
+    burn_builtin::adafactor::BURN_ADAFACTOR,
+    burn_builtin::muon::BURN_MUON,
+    burn_builtin::lion::BURN_LION,
 ];

@@ -140,7 +140,7 @@ pub fn check_clipping(device: &Device) -> Vec<CheckReport> {
             if let (Some(ours), Some(theirs)) = (total, case.total_norm) {
                 deviation.record_f64(CLIP_TOLERANCE, 1, "total_norm", ours, theirs);
             }
-            let host = |t: TensorData| t.convert::<f32>().to_vec::<f32>().expect("f32");
+            let host = |t: TensorData| t.convert::<f32>().try_to_vec::<f32>().expect("f32");
             let clipped = [
                 host(grads.get::<1>(module.a.id).expect("kept").to_data()),
                 host(grads.get::<2>(module.b.id).expect("kept").to_data()),

@@ -127,6 +127,31 @@ pub const PARITY_CASES: &[ParityCase] = &[
         reference: Reference::NegatedObjective("adam"),
         models: BOTH,
     },
+    ParityCase { name: "sgd/default", ours: "sgd", reference: Reference::Burn("burn-sgd"), models: MLP_ONLY },
+    ParityCase {
+        name: "sgd/momentum-dampening",
+        ours: "sgd(momentum=0.9, dampening=0.1)",
+        reference: Reference::Burn("burn-sgd(momentum=0.9, dampening=0.1)"),
+        models: MLP_ONLY,
+    },
+    ParityCase {
+        name: "sgd/nesterov",
+        ours: "sgd(momentum=0.9, nesterov=true)",
+        reference: Reference::Burn("burn-sgd(momentum=0.9, nesterov=true)"),
+        models: MLP_ONLY,
+    },
+    ParityCase {
+        name: "sgd/weight-decay",
+        ours: "sgd(momentum=0.9, weight_decay=0.1)",
+        reference: Reference::Burn("burn-sgd(momentum=0.9, weight_decay=0.1)"),
+        models: MLP_ONLY,
+    },
+    ParityCase {
+        name: "sgd/maximize",
+        ours: "sgd(momentum=0.9, maximize=true)",
+        reference: Reference::NegatedObjective("sgd(momentum=0.9)"),
+        models: MLP_ONLY,
+    },
 ];
 
 /// Runs `case` on `model` for `steps` steps on `device` (autodiff is enabled here).

@@ -19,6 +19,12 @@ pub struct Point<const D: usize> {
     pub x: Param<Tensor<D>>,
 }
 
+/// The largest learning rate Rosenbrock's function is run at: its gradient at the start
+/// (−1.2, 1) is about (−216, −88), so a plain step of 1e-2·g overshoots the valley by metres, and
+/// torch's own SGD and ASGD at their default lr 1e-2 diverge there. Every optimizer whose default
+/// lr is larger runs at this one.
+const ROSENBROCK_MAX_LR: f64 = 1e-3;
+
 /// `entry` at its defaults: the optimizer and its learning rate.
 fn defaults(entry: &'static OptimizerEntry) -> (ModuleOptimizer, f64) {
     let spec = OptimizerSpec::parse_for(entry, entry.name)
@@ -34,12 +40,14 @@ fn minimise<const D: usize>(
     device: &Device,
     x0: Tensor<D>,
     steps: usize,
+    max_lr: f64,
     objective: impl Fn(Tensor<D>) -> Tensor<1>,
 ) -> (f32, f32, Vec<f32>) {
     let device = device.clone().autodiff();
     let (mut optimizer, lr) = defaults(entry);
+    let lr = lr.min(max_lr);
     let mut point = Point {
-        x: Param::from_tensor(x0.to_device(&device).require_grad()),
+        x: Param::from_tensor(Tensor::from_data(x0.into_data(), &device)),
     };
     let value = |p: &Point<D>| objective(p.x.val()).into_scalar::<f32>();
     let before = value(&point);
@@ -49,7 +57,7 @@ fn minimise<const D: usize>(
         point = optimizer.step(lr, point, grads);
     }
     let after = value(&point);
-    let x = point.x.val().to_data().convert::<f32>().to_vec::<f32>().expect("f32");
+    let x = point.x.val().to_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
     (before, after, x)
 }
 
@@ -60,7 +68,7 @@ pub fn descends_on_a_quadratic(entry: &'static OptimizerEntry, device: &Device) 
     let start: Vec<f32> = (0..16).map(|i| ((i * 7 % 16) as f32 - 7.5) / 5.0).collect();
     let a = Tensor::<2>::from_data(TensorData::new(curvature, [4, 4]), &device.clone().autodiff());
     let x0 = Tensor::<2>::from_data(TensorData::new(start, [4, 4]), device);
-    let (before, after, _) = minimise(entry, device, x0, 200, |x| {
+    let (before, after, _) = minimise(entry, device, x0, 200, f64::INFINITY, |x| {
         x.clone().mul(x).mul(a.clone()).sum().mul_scalar(0.5)
     });
     (after.is_finite() && after < before)
@@ -68,11 +76,11 @@ pub fn descends_on_a_quadratic(entry: &'static OptimizerEntry, device: &Device) 
         .ok_or_else(|| format!("{}: quadratic from {before} to {after} in 200 steps", entry.name))
 }
 
-/// `entry` at its defaults lowers Rosenbrock's `(1 − x)² + 100·(y − x²)²` from (−1.2, 1) over
-/// 500 steps.
+/// `entry` at its defaults (its lr capped at [`ROSENBROCK_MAX_LR`]) lowers Rosenbrock's
+/// `(1 − x)² + 100·(y − x²)²` from (−1.2, 1) over 500 steps.
 pub fn descends_on_rosenbrock(entry: &'static OptimizerEntry, device: &Device) -> Result<(), String> {
     let x0 = Tensor::<1>::from_floats([-1.2, 1.0], device);
-    let (before, after, _) = minimise(entry, device, x0, 500, |p| {
+    let (before, after, _) = minimise(entry, device, x0, 500, ROSENBROCK_MAX_LR, |p| {
         let x = p.clone().slice(0..1);
         let y = p.slice(1..2);
         let a = x.clone().neg().add_scalar(1.0);
@@ -89,7 +97,7 @@ pub fn descends_on_rosenbrock(entry: &'static OptimizerEntry, device: &Device) -
 pub fn stays_finite_on_zero_and_huge_gradients(entry: &'static OptimizerEntry, device: &Device) -> Result<(), String> {
     for (scale, what) in [(0.0f32, "zero"), (1e15, "huge")] {
         let x0 = Tensor::<2>::from_floats([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], device);
-        let (_, _, x) = minimise(entry, device, x0, 20, |x| {
+        let (_, _, x) = minimise(entry, device, x0, 20, f64::INFINITY, |x| {
             // A linear objective: its gradient is `scale` times a fixed pattern of signs.
             let signs = Tensor::<2>::from_floats([[1.0, -1.0, 1.0], [-1.0, 1.0, 0.5]], &x.device());
             x.mul(signs).sum().mul_scalar(scale)
@@ -118,26 +126,33 @@ pub fn resumes_exactly_after_save_and_load(entry: &'static OptimizerEntry, devic
         let g = grads(&model, scale);
         model = original.step(lr, model, g);
     }
-    let keeps_tensors = !original.to_record().tensors.is_empty();
+    let keeps_tensors = !original.to_record().is_empty();
     let bytes = original
         .into_bytes()
         .map_err(|err| format!("{}: saving the state: {err}", entry.name))?;
-    let mut restored = defaults(entry)
+    let restored = defaults(entry)
         .0
         .from_bytes(bytes)
         .map_err(|err| format!("{}: loading the state: {err}", entry.name))?;
     let weights = |m: &Linear| {
-        let mut w = m.weight.val().to_data().to_vec::<f32>().expect("f32");
-        w.extend(m.bias.as_ref().expect("bias").val().to_data().to_vec::<f32>().expect("f32"));
+        let mut w = m.weight.val().to_data().try_to_vec::<f32>().expect("f32");
+        w.extend(m.bias.as_ref().expect("bias").val().to_data().try_to_vec::<f32>().expect("f32"));
         w
     };
-    let expected = weights(&original.step(lr, model.clone(), grads(&model, -0.5)));
-    let actual = weights(&restored.step(lr, model.clone(), grads(&model, -0.5)));
-    if expected != actual {
-        return Err(format!("{}: resumed step {actual:?} differs from {expected:?}", entry.name));
+    // Two third steps: a small opposing gradient (as burn's own resume test uses) exercises a
+    // stored momentum, Lion's sign of it included; a large one exercises step-dependent
+    // coefficients such as ASGD's η, whose change is too small to see on a small step.
+    let mut state_matters = false;
+    for scale in [-0.01, -0.5] {
+        let expected = weights(&original.clone().step(lr, model.clone(), grads(&model, scale)));
+        let actual = weights(&restored.clone().step(lr, model.clone(), grads(&model, scale)));
+        if expected != actual {
+            return Err(format!("{}: resumed step {actual:?} differs from {expected:?}", entry.name));
+        }
+        let fresh = weights(&defaults(entry).0.step(lr, model.clone(), grads(&model, scale)));
+        state_matters |= fresh != expected;
     }
-    let fresh = weights(&defaults(entry).0.step(lr, model.clone(), grads(&model, -0.5)));
-    if keeps_tensors && fresh == expected {
+    if keeps_tensors && !state_matters {
         return Err(format!(
             "{}: a fresh optimizer's step equals the resumed one: the state is not carried (or has no effect)",
             entry.name

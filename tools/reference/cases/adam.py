@@ -29,6 +29,7 @@ CASES = [
     Case("adam", "zeros-and-sign-flips", {"lr": 1e-3}, adam, REFERENCE_ADAM, gradients="zeros-and-flips"),
     Case("adamw", "default", {"lr": 1e-3}, adamw, REFERENCE_ADAMW),
     Case("adamw", "large-decay", {"lr": 1e-2, "weight_decay": 0.5}, adamw, REFERENCE_ADAMW),
+    Case("adamw", "tiny-gradients-eps-1e-7", {"lr": 1e-3, "eps": 1e-7}, adamw, REFERENCE_ADAMW, gradients="tiny"),
     Case(
         "adamw",
         "amsgrad-maximize",

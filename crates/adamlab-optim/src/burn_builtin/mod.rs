@@ -5,4 +5,10 @@
 //! than burn's 1e-5, for instance), so that a comparison measures the implementations, not their
 //! defaults. Options burn lacks are not offered (no `maximize` anywhere).
 
+pub mod adafactor;
+pub mod adagrad;
 pub mod adam;
+pub mod lion;
+pub mod muon;
+pub mod rmsprop;
+pub mod sgd;

@@ -1,0 +1,397 @@
+//! Adadelta, with torch.optim.Adadelta's semantics and defaults.
+//!
+//! Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012,
+//! <https://arxiv.org/abs/1212.5701> (Algorithm 1).
+//!
+//! For each parameter θ with gradient g, at step t = 1, 2, … (torch's order):
+//!
+//! ```text
+//! g ← −g                                   if maximize
+//! g ← g + λ·θ                              if weight_decay λ ≠ 0 (L2)
+//! v ← ρ·v + (1 − ρ)·g²                     running average of g² (torch's `square_avg`)
+//! Δ = √(u + ε) / √(v + ε) · g              the update, RMS[Δθ]/RMS[g]·g
+//! u ← ρ·u + (1 − ρ)·Δ²                     running average of Δ² (torch's `acc_delta`)
+//! θ ← θ − lr·Δ
+//! ```
+//!
+//! The paper has no learning rate (lr = 1, torch's default) and no weight decay; both are
+//! torch's. Deliberate differences from torch.optim.Adadelta: real tensors only, and no
+//! `foreach`, `capturable` or `differentiable` (implementation switches that do not change the
+//! arithmetic of the single-tensor path this file follows). Values that are infinite are
+//! refused, where torch only refuses negative ones.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::adam::MAXIMIZE;
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+/// `rho`: decay rate of both running averages, in [0, 1].
+pub const RHO: HyperParam = HyperParam {
+    name: "rho",
+    kind: Kind::Float(Interval::UNIT),
+    default: "0.9",
+    help: "decay rate of the running averages of g² and of the squared updates",
+};
+/// `eps`, added inside both square roots. torch accepts 0.
+pub const EPS: HyperParam = HyperParam {
+    name: "eps",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "1e-6",
+    help: "added inside both square roots √(u + ε) and √(v + ε)",
+};
+/// `weight_decay`: L2, added to the gradient.
+pub const WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "weight_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "L2 weight decay λ: g ← g + λθ",
+};
+
+/// The registry's `adadelta`: `torch.optim.Adadelta`.
+pub const ADADELTA: OptimizerEntry = OptimizerEntry {
+    name: "adadelta",
+    summary: "Adadelta (Zeiler, 2012): steps scaled by RMS of past updates over RMS of gradients",
+    reference: "torch.optim.Adadelta (torch 2.15)",
+    params: &[learning_rate("1.0"), RHO, EPS, WEIGHT_DECAY, MAXIMIZE],
+    build: |args| {
+        let adadelta = AdadeltaConfig::new()
+            .with_rho(args.f64("rho"))
+            .with_eps(args.f64("eps"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_maximize(args.bool("maximize"))
+            .build()?;
+        Ok(Box::new(adadelta))
+    },
+};
+
+/// Configuration of [`Adadelta`], with `torch.optim.Adadelta`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step). torch's default is 1.0, the paper's method;
+/// [`check_learning_rate`] validates it for callers that take it from a user.
+#[derive(Config, Debug)]
+pub struct AdadeltaConfig {
+    /// Decay rate ρ of the running averages of g² and Δ². Default 0.9.
+    #[config(default = 0.9)]
+    pub rho: f64,
+    /// Added inside both square roots. Default 1e-6.
+    #[config(default = 1e-6)]
+    pub eps: f64,
+    /// L2 weight decay λ, added to the gradient as `λθ`. Default 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+impl AdadeltaConfig {
+    /// Checks every hyper-parameter against the ranges torch.optim.Adadelta accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        RHO.check_f64(self.rho)?;
+        EPS.check_f64(self.eps)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Adadelta, ConfigError> {
+        self.validate()?;
+        Ok(Adadelta {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Adadelta, computed as `torch.optim.Adadelta` computes it; see the [module
+/// documentation](self) for the update rule.
+///
+/// `1 − ρ` is formed in f64 (a Python float in torch) and rounded to f32 once, where it meets
+/// the tensors; Δ is evaluated in torch's order, `(√(u + ε) / √(v + ε))·g`.
+#[derive(Clone, Debug)]
+pub struct Adadelta {
+    config: AdadeltaConfig,
+}
+
+impl Adadelta {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &AdadeltaConfig {
+        &self.config
+    }
+}
+
+impl EvalWeights for Adadelta {}
+
+impl Optimizer for Adadelta {
+    type State<const D: usize> = AdadeltaState<D>;
+
+    /// One Adadelta step for one parameter tensor.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let AdadeltaConfig {
+            rho,
+            eps,
+            weight_decay,
+            maximize,
+        } = self.config;
+
+        let (t, v, u) = match state {
+            Some(state) => (state.step + 1, state.square_avg, state.acc_delta),
+            None => (1, grad.zeros_like(), grad.zeros_like()),
+        };
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        if weight_decay != 0.0 {
+            // g ← g + λ·θ, as torch's `grad.add(param, alpha=λ)`.
+            g = g.add(theta.clone().mul_scalar(weight_decay));
+        }
+
+        // v ← ρ·v + (1 − ρ)·g², as torch's `square_avg.mul_(ρ).addcmul_(g, g, value=1 − ρ)`.
+        let v = v
+            .mul_scalar(rho)
+            .add(g.clone().mul_scalar(1.0 - rho).mul(g.clone()));
+        // RMS[g] = √(v + ε).
+        let std = v.clone().add_scalar(eps).sqrt();
+        // Δ = RMS[Δθ]/RMS[g]·g, as torch's `acc_delta.add(ε).sqrt_().div_(std).mul_(g)`.
+        let delta = u.clone().add_scalar(eps).sqrt().div(std).mul(g);
+        // u ← ρ·u + (1 − ρ)·Δ².
+        let u = u
+            .mul_scalar(rho)
+            .add(delta.clone().mul_scalar(1.0 - rho).mul(delta.clone()));
+        // θ ← θ − lr·Δ, as torch's `param.add_(Δ, alpha=−lr)`.
+        let theta = theta.sub(delta.mul_scalar(lr));
+
+        let state = AdadeltaState {
+            step: t,
+            square_avg: v,
+            acc_delta: u,
+        };
+        (theta, Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdadeltaState {
+            step: state.step,
+            square_avg: state.square_avg.to_device(device),
+            acc_delta: state.acc_delta.to_device(device),
+        }
+    }
+}
+
+/// The state Adadelta keeps for one parameter. Names follow torch.optim's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct AdadeltaState<const D: usize> {
+    /// Number of steps taken, t.
+    pub step: usize,
+    /// Running average of g², v (torch's `square_avg`; the paper's E[g²]).
+    pub square_avg: Tensor<D>,
+    /// Running average of the squared updates, u (torch's `acc_delta`; the paper's E[Δx²]).
+    pub acc_delta: Tensor<D>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const GRADS: [[f32; 2]; 2] = [[0.5, -1.0], [0.25, 0.5]];
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// θ, v and u after one step.
+    struct Step {
+        theta: TensorData,
+        square_avg: TensorData,
+        acc_delta: TensorData,
+    }
+
+    /// Runs `config` at `lr` over the gradients `grads` from θ₀ = [1, −2].
+    fn trajectory(config: AdadeltaConfig, lr: f64, grads: &[[f32; 2]]) -> Vec<Step> {
+        let adadelta = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state: Option<AdadeltaState<1>> = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = adadelta.step(lr, theta.clone(), tensor(*g), state.take());
+                let s = state.as_ref().unwrap();
+                Step {
+                    theta: theta.to_data(),
+                    square_avg: s.square_avg.to_data(),
+                    acc_delta: s.acc_delta.to_data(),
+                }
+            })
+            .collect()
+    }
+
+    /// θ ~ 1 in f32 holds ~1e-7; 1e-6 leaves room for the order of operations only.
+    fn assert_theta(actual: &TensorData, expected: [f32; 2]) {
+        actual.assert_approx_eq::<f32>(&TensorData::from(expected), Tolerance::absolute(1e-6));
+    }
+
+    /// State values span 1e-6 to 0.1: compared relative to their size, 1e-5 (a few f32 roundings).
+    fn assert_state(actual: &TensorData, expected: [f32; 2]) {
+        actual.assert_approx_eq::<f32>(&TensorData::from(expected), Tolerance::relative(1e-5));
+    }
+
+    /// Hand-computed in f64 with the paper's formulas (lr 1, ρ 0.9, ε 1e-6):
+    /// step 1, g = [0.5, −1]: v = [0.025, 0.1], Δ = √1e-6/√(v + 1e-6)·g = [3.16221442e-3,
+    /// −3.16226185e-3], u = 0.1·Δ² = [9.9996000e-7, 9.9999000e-7], θ = [0.996837786, −1.996837738];
+    /// step 2, g = [0.25, 0.5]: v = [0.02875, 0.115], Δ = [2.08508703e-3, 2.08512986e-3],
+    /// u = [1.33472279e-6, 1.33476765e-6], θ = [0.994752699, −1.998922868].
+    #[test]
+    fn first_two_steps_match_hand_computed_values() {
+        let steps = trajectory(AdadeltaConfig::new(), 1.0, &GRADS);
+        assert_theta(&steps[0].theta, [0.996_837_8, -1.996_837_7]);
+        assert_state(&steps[0].square_avg, [0.025, 0.1]);
+        assert_state(&steps[0].acc_delta, [9.999_6e-7, 9.999_9e-7]);
+        assert_theta(&steps[1].theta, [0.994_752_7, -1.998_922_9]);
+        assert_state(&steps[1].square_avg, [0.028_75, 0.115]);
+        assert_state(&steps[1].acc_delta, [1.334_722_8e-6, 1.334_767_7e-6]);
+    }
+
+    /// ρ 0.5: step 1 v = [0.125, 0.5], Δ = [1.41420791e-3, −1.41421215e-3];
+    /// step 2 θ = [0.997431100, −1.999740486].
+    #[test]
+    fn rho_sets_the_averaging() {
+        let steps = trajectory(AdadeltaConfig::new().with_rho(0.5), 1.0, &GRADS);
+        assert_theta(&steps[0].theta, [0.998_585_8, -1.998_585_8]);
+        assert_state(&steps[0].square_avg, [0.125, 0.5]);
+        assert_theta(&steps[1].theta, [0.997_431_1, -1.999_740_5]);
+    }
+
+    /// ε 1e-2 enters both roots: step 1 Δ = √0.01/√(v + 0.01)·g = [0.267261242, −0.301511345],
+    /// step 2 θ = [0.566456559, −1.893890340].
+    #[test]
+    fn eps_enters_both_square_roots() {
+        let steps = trajectory(AdadeltaConfig::new().with_eps(1e-2), 1.0, &GRADS);
+        assert_theta(&steps[0].theta, [0.732_738_76, -1.698_488_7]);
+        assert_state(&steps[0].acc_delta, [7.142_857e-3, 9.090_909e-3]);
+        assert_theta(&steps[1].theta, [0.566_456_56, -1.893_890_3]);
+    }
+
+    /// λ 0.5: g₁ + λθ₀ = [1, −2], g₂ + λθ₁ = [0.748418893, −0.498418869];
+    /// θ₂ = [0.994067856, −1.995701493].
+    #[test]
+    fn weight_decay_is_added_to_the_gradient() {
+        let steps = trajectory(AdadeltaConfig::new().with_weight_decay(0.5), 1.0, &GRADS);
+        assert_state(&steps[0].square_avg, [0.1, 0.4]);
+        assert_theta(&steps[0].theta, [0.996_837_74, -1.996_837_7]);
+        assert_state(&steps[1].square_avg, [0.146_013_08, 0.384_842_14]);
+        assert_theta(&steps[1].theta, [0.994_067_86, -1.995_701_5]);
+    }
+
+    /// lr scales Δ and nothing else: lr 0.5 halves the first step, and the state matches lr 1's.
+    #[test]
+    fn lr_scales_the_update_only() {
+        let full = trajectory(AdadeltaConfig::new(), 1.0, &GRADS);
+        let half = trajectory(AdadeltaConfig::new(), 0.5, &GRADS);
+        assert_theta(&half[0].theta, [0.998_418_9, -1.998_418_9]);
+        assert_theta(&half[1].theta, [0.997_376_35, -1.999_461_4]);
+        half[1].acc_delta.assert_eq(&full[1].acc_delta, true);
+    }
+
+    /// `maximize` climbs: its first step moves along +g instead of −g.
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        let steps = trajectory(AdadeltaConfig::new().with_maximize(true), 1.0, &GRADS[..1]);
+        assert_theta(&steps[0].theta, [1.003_162_2, -2.003_162_3]);
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (
+                AdadeltaConfig::new().with_rho(1.5),
+                "invalid rho 1.5: it must be a number in [0, 1]",
+            ),
+            (AdadeltaConfig::new().with_rho(-0.1), "invalid rho -0.1"),
+            (AdadeltaConfig::new().with_eps(-1e-6), "invalid eps -1e-6"),
+            (AdadeltaConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
+            (
+                AdadeltaConfig::new().with_weight_decay(-1.0),
+                "invalid weight_decay -1.0",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // torch accepts both ends of ρ, and ε = 0.
+        for config in [
+            AdadeltaConfig::new().with_rho(0.0),
+            AdadeltaConfig::new().with_rho(1.0),
+            AdadeltaConfig::new().with_eps(0.0),
+        ] {
+            assert!(config.validate().is_ok(), "{config:?}");
+        }
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped, for both running averages.
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let config = AdadeltaConfig::new().with_weight_decay(0.1);
+        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+        let input = Tensor::<2>::ones([4, 3], &device);
+        let grads = |model: &Linear, scale: f32| {
+            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let mut original = config.init().unwrap();
+        for scale in [1.0, 0.01] {
+            let g = grads(&model, scale);
+            model = original.step(1.0, model, g);
+        }
+        let bytes = original.into_bytes().unwrap();
+        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+        let expected = original.step(1.0, model.clone(), grads(&model, -0.5));
+        let actual = restored.step(1.0, model.clone(), grads(&model, -0.5));
+        expected
+            .weight
+            .val()
+            .to_data()
+            .assert_eq(&actual.weight.val().to_data(), true);
+        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+        bias(&expected).assert_eq(&bias(&actual), true);
+        // A fresh optimizer's third step differs: the state really was carried over.
+        let mut fresh = config.init().unwrap();
+        let unresumed = fresh.step(1.0, model.clone(), grads(&model, -0.5));
+        assert_ne!(
+            unresumed.weight.val().to_data(),
+            expected.weight.val().to_data()
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Adagrad, with torch.optim.Adagrad's semantics and defaults.
+//!
+//! Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and Stochastic
+//! Optimization", JMLR 2011, <https://jmlr.org/papers/v12/duchi11a.html>.
+//!
+//! For each parameter θ with gradient g, at step t = 1, 2, … (torch's order):
+//!
+//! ```text
+//! g ← −g                                   if maximize
+//! g ← g + λ·θ                              if weight_decay λ ≠ 0 (L2)
+//! η_t = lr / (1 + (t − 1)·lr_decay)        in f64, as torch's Python float
+//! s ← s + g²                               s₀ = initial_accumulator_value (torch's `sum`)
+//! θ ← θ − η_t · g / (√s + ε)
+//! ```
+//!
+//! Deliberate differences from torch.optim.Adagrad: dense gradients only (burn has no sparse
+//! gradients, so torch's sparse branch has no counterpart), real tensors only, and no `foreach`,
+//! `fused` or `differentiable` (implementation switches that do not change the arithmetic of the
+//! single-tensor path this file follows). Values that are infinite are refused, where torch only
+//! refuses negative ones.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::adam::MAXIMIZE;
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+/// `lr_decay`: the step size decays as `lr / (1 + (t − 1)·lr_decay)`.
+pub const LR_DECAY: HyperParam = HyperParam {
+    name: "lr_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "step-size decay: step t uses lr / (1 + (t − 1)·lr_decay)",
+};
+/// `weight_decay`: L2, added to the gradient.
+pub const WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "weight_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "L2 weight decay λ: g ← g + λθ",
+};
+/// `initial_accumulator_value`: where the sum of squared gradients starts.
+pub const INITIAL_ACCUMULATOR_VALUE: HyperParam = HyperParam {
+    name: "initial_accumulator_value",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "starting value of the running sum of squared gradients",
+};
+/// `eps`, added to `√s`. torch accepts 0.
+pub const EPS: HyperParam = HyperParam {
+    name: "eps",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "1e-10",
+    help: "added to the denominator √s for numerical stability",
+};
+
+/// The registry's `adagrad`: `torch.optim.Adagrad`.
+pub const ADAGRAD: OptimizerEntry = OptimizerEntry {
+    name: "adagrad",
+    summary: "Adagrad (Duchi et al., 2011): steps scaled by the root of the summed squared gradients",
+    reference: "torch.optim.Adagrad (torch 2.15)",
+    params: &[
+        learning_rate("0.01"),
+        LR_DECAY,
+        WEIGHT_DECAY,
+        INITIAL_ACCUMULATOR_VALUE,
+        EPS,
+        MAXIMIZE,
+    ],
+    build: |args| {
+        let adagrad = AdagradConfig::new()
+            .with_lr_decay(args.f64("lr_decay"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_initial_accumulator_value(args.f64("initial_accumulator_value"))
+            .with_eps(args.f64("eps"))
+            .with_maximize(args.bool("maximize"))
+            .build()?;
+        Ok(Box::new(adagrad))
+    },
+};
+
+/// Configuration of [`Adagrad`], with `torch.optim.Adagrad`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
+/// a user.
+#[derive(Config, Debug)]
+pub struct AdagradConfig {
+    /// Step-size decay: step t uses `lr / (1 + (t − 1)·lr_decay)`. Default 0.
+    #[config(default = 0.0)]
+    pub lr_decay: f64,
+    /// L2 weight decay λ, added to the gradient as `λθ`. Default 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Starting value of the sum of squared gradients. Default 0.
+    #[config(default = 0.0)]
+    pub initial_accumulator_value: f64,
+    /// Added to `√s`, outside the square root. Default 1e-10 (torch's; burn's AdaGrad defaults to
+    /// 1e-5).
+    #[config(default = 1e-10)]
+    pub eps: f64,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+impl AdagradConfig {
+    /// Checks every hyper-parameter against the ranges torch.optim.Adagrad accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        LR_DECAY.check_f64(self.lr_decay)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        INITIAL_ACCUMULATOR_VALUE.check_f64(self.initial_accumulator_value)?;
+        EPS.check_f64(self.eps)?;
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Adagrad, ConfigError> {
+        self.validate()?;
+        Ok(Adagrad {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Adagrad, computed as `torch.optim.Adagrad` computes it on dense gradients; see the
+/// [module documentation](self) for the update rule.
+///
+/// The decayed step size `η_t` is computed in f64, as torch computes it in Python, and enters
+/// the update as torch's `θ.addcdiv_(g, √s + ε, value=−η_t)`: `θ − (η_t·g)/(√s + ε)`.
+#[derive(Clone, Debug)]
+pub struct Adagrad {
+    config: AdagradConfig,
+}
+
+impl Adagrad {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &AdagradConfig {
+        &self.config
+    }
+}
+
+impl EvalWeights for Adagrad {}
+
+impl Optimizer for Adagrad {
+    type State<const D: usize> = AdagradState<D>;
+
+    /// One Adagrad step for one parameter tensor.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let AdagradConfig {
+            lr_decay,
+            weight_decay,
+            initial_accumulator_value,
+            eps,
+            maximize,
+        } = self.config;
+
+        // torch creates `sum` full of initial_accumulator_value when the optimizer is built.
+        let (t, s) = match state {
+            Some(state) => (state.step + 1, state.sum),
+            None => (1, grad.full_like(initial_accumulator_value)),
+        };
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        if weight_decay != 0.0 {
+            // g ← g + λ·θ, as torch's `grad.add(param, alpha=λ)`.
+            g = g.add(theta.clone().mul_scalar(weight_decay));
+        }
+
+        // η_t = lr / (1 + (t − 1)·lr_decay), in f64.
+        let clr = lr / (1.0 + (t - 1) as f64 * lr_decay);
+
+        // s ← s + g², as torch's `state_sum.addcmul_(g, g, value=1)`.
+        let s = s.add(g.clone().mul(g.clone()));
+        // √s + ε.
+        let std = s.clone().sqrt().add_scalar(eps);
+        // θ ← θ − η_t·g / (√s + ε), as torch's `θ.addcdiv_(g, std, value=−η_t)`.
+        let theta = theta.sub(g.mul_scalar(clr).div(std));
+
+        (theta, Some(AdagradState { step: t, sum: s }))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdagradState {
+            step: state.step,
+            sum: state.sum.to_device(device),
+        }
+    }
+}
+
+/// The state Adagrad keeps for one parameter. Names follow torch.optim's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct AdagradState<const D: usize> {
+    /// Number of steps taken, t.
+    pub step: usize,
+    /// Running sum of squared gradients s, from `initial_accumulator_value` (torch's `sum`).
+    pub sum: Tensor<D>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    fn trajectory(config: AdagradConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
+        let adagrad = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = adagrad.step(LR, theta.clone(), tensor(*g), state.take());
+                theta.to_data()
+            })
+            .collect()
+    }
+
+    // f32 holds these values to ~2e-7; 1e-6 leaves room for the order of operations only.
+    fn tolerance() -> Tolerance<f32> {
+        Tolerance::absolute(1e-6)
+    }
+
+    fn assert_theta(actual: &TensorData, expected: [f32; 2]) {
+        actual.assert_approx_eq::<f32>(&TensorData::from(expected), tolerance());
+    }
+
+    /// Hand-computed in f64 (lr 0.1, torch's defaults):
+    /// step 1, g = [0.5, −1]: s = [0.25, 1], θ = θ₀ − 0.1·g/√s = [0.9, −1.9];
+    /// step 2, g = [0.25, 0.5]: s = [0.3125, 1.25],
+    /// θ = [0.9 − 0.025/0.5590170, −1.9 − 0.05/1.1180340] = [0.855278640, −1.944721360].
+    #[test]
+    fn first_two_steps_match_hand_computed_values() {
+        let thetas = trajectory(AdagradConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
+        assert_theta(&thetas[0], [0.9, -1.9]);
+        assert_theta(&thetas[1], [0.855_278_64, -1.944_721_4]);
+    }
+
+    /// lr_decay 1 halves the second step size (η₂ = 0.1/(1 + 1)) and leaves the first alone:
+    /// θ₂ = [0.9 − 0.05·0.25/0.5590170, −1.9 − 0.05·0.5/1.1180340] = [0.877639320, −1.922360680].
+    #[test]
+    fn lr_decay_shrinks_later_steps() {
+        let thetas = trajectory(
+            AdagradConfig::new().with_lr_decay(1.0),
+            &[[0.5, -1.0], [0.25, 0.5]],
+        );
+        assert_theta(&thetas[0], [0.9, -1.9]);
+        assert_theta(&thetas[1], [0.877_639_3, -1.922_360_7]);
+    }
+
+    /// initial_accumulator_value 0.75 starts s there: s₁ = [1, 1.75],
+    /// θ = [1 − 0.05/1, −2 + 0.1/√1.75] = [0.95, −1.924407105].
+    #[test]
+    fn initial_accumulator_value_starts_the_sum() {
+        let thetas = trajectory(
+            AdagradConfig::new().with_initial_accumulator_value(0.75),
+            &[[0.5, -1.0]],
+        );
+        assert_theta(&thetas[0], [0.95, -1.924_407_1]);
+    }
+
+    /// λ = 0.5 turns g = [0.5, −1] into g + λθ₀ = [1, −2], whose first step is again ±lr.
+    #[test]
+    fn weight_decay_is_added_to_the_gradient() {
+        let plain = trajectory(AdagradConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
+        let decayed = trajectory(
+            AdagradConfig::new().with_weight_decay(0.5),
+            &[[0.5, -1.0], [0.25, 0.5]],
+        );
+        assert_theta(&decayed[0], [0.9, -1.9]);
+        // Step 2: g + λθ₁ = [0.7, −0.45], s = [1.49, 4.2025], θ = [0.9 − 0.07/1.2206556,
+        // −1.9 + 0.045/2.05] = [0.842653, −1.878049].
+        assert_theta(&decayed[1], [0.842_653_2, -1.878_048_8]);
+        assert_ne!(plain[1], decayed[1]);
+    }
+
+    /// eps 1 is visible: θ = [1 − 0.05/1.5, −2 + 0.1/2] = [0.966666667, −1.95].
+    #[test]
+    fn eps_is_added_outside_the_square_root() {
+        let thetas = trajectory(AdagradConfig::new().with_eps(1.0), &[[0.5, -1.0]]);
+        assert_theta(&thetas[0], [0.966_666_7, -1.95]);
+    }
+
+    /// `maximize` climbs: its first step moves along +g instead of −g.
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        let thetas = trajectory(AdagradConfig::new().with_maximize(true), &[[0.5, -1.0]]);
+        assert_theta(&thetas[0], [1.1, -2.1]);
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (
+                AdagradConfig::new().with_lr_decay(-0.1),
+                "invalid lr_decay -0.1: it must be a number in [0, ∞)",
+            ),
+            (
+                AdagradConfig::new().with_weight_decay(-1e-2),
+                "invalid weight_decay -0.01",
+            ),
+            (
+                AdagradConfig::new().with_initial_accumulator_value(-1.0),
+                "invalid initial_accumulator_value -1.0",
+            ),
+            (AdagradConfig::new().with_eps(-1e-10), "invalid eps -1e-10"),
+            (AdagradConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
+            (
+                AdagradConfig::new().with_lr_decay(f64::INFINITY),
+                "invalid lr_decay inf",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // torch accepts eps = 0.
+        assert!(AdagradConfig::new().with_eps(0.0).validate().is_ok());
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped (the step count matters through lr_decay).
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let config = AdagradConfig::new()
+            .with_lr_decay(0.5)
+            .with_initial_accumulator_value(0.1);
+        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+        let input = Tensor::<2>::ones([4, 3], &device);
+        let grads = |model: &Linear, scale: f32| {
+            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let mut original = config.init().unwrap();
+        for scale in [1.0, 0.01] {
+            let g = grads(&model, scale);
+            model = original.step(LR, model, g);
+        }
+        let bytes = original.into_bytes().unwrap();
+        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
+        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
+        expected
+            .weight
+            .val()
+            .to_data()
+            .assert_eq(&actual.weight.val().to_data(), true);
+        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+        bias(&expected).assert_eq(&bias(&actual), true);
+        // A fresh optimizer's third step differs: the state really was carried over.
+        let mut fresh = config.init().unwrap();
+        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
+        assert_ne!(
+            unresumed.weight.val().to_data(),
+            expected.weight.val().to_data()
+        );
+    }
+}

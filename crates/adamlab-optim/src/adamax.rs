@@ -1,0 +1,529 @@
+//! Adamax, with torch.optim.Adamax's semantics and defaults.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::adam::MAXIMIZE;
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+/// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step) (torch's default is 2e-3).
+#[derive(Config, Debug)]
+pub struct AdamaxConfig {
+    /// Decay rate of the first-moment (mean) estimate, β₁. Default 0.9.
+    #[config(default = 0.9)]
+    pub beta1: f64,
+    /// Decay rate of the infinity norm `u`, β₂. Default 0.999.
+    #[config(default = 0.999)]
+    pub beta2: f64,
+    /// Added to `|g|` inside the maximum that updates `u`, so that `u` is never 0.
+    /// Default 1e-8.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// L2 weight decay λ (`g ← g + λθ`). Default 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+/// `betas`: (β₁, β₂), each in [0, 1).
+pub const BETAS: HyperParam = HyperParam {
+    name: "betas",
+    kind: Kind::Tuple(&[
+        Kind::Float(Interval::UNIT_OPEN_RIGHT),
+        Kind::Float(Interval::UNIT_OPEN_RIGHT),
+    ]),
+    default: "(0.9, 0.999)",
+    help: "decay rates of the first moment and of the infinity norm",
+};
+/// `eps`, added to `|g|` in the infinity norm. torch accepts 0.
+pub const EPS: HyperParam = HyperParam {
+    name: "eps",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "1e-8",
+    help: "added to |g| in the infinity norm u = max(β₂·u, |g| + eps)",
+};
+/// `weight_decay`, L2 only (torch's Adamax has no decoupled form).
+pub const WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "weight_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "L2 weight decay λ: g ← g + λθ",
+};
+
+/// The registry's `adamax`: `torch.optim.Adamax`.
+pub const ENTRY: OptimizerEntry = OptimizerEntry {
+    name: "adamax",
+    summary: "Adamax (Kingma & Ba, 2015): Adam with the infinity norm in place of the second moment",
+    reference: "torch.optim.Adamax (torch 2.15)",
+    params: &[learning_rate("0.002"), BETAS, EPS, WEIGHT_DECAY, MAXIMIZE],
+    build: |args| {
+        let (beta1, beta2) = args.pair("betas");
+        let adamax = AdamaxConfig::new()
+            .with_beta1(beta1)
+            .with_beta2(beta2)
+            .with_eps(args.f64("eps"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_maximize(args.bool("maximize"))
+            .build()?
+            .with_cycled_beta1(args.cycled_momentum());
+        Ok(Box::new(adamax))
+    },
+};
+
+impl AdamaxConfig {
+    /// Checks every hyper-parameter against the ranges torch.optim.Adamax accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        BETAS.check_floats(&[self.beta1, self.beta2])?;
+        EPS.check_f64(self.eps)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Adamax, ConfigError> {
+        self.validate()?;
+        Ok(Adamax {
+            config: self.clone(),
+            cycled_beta1: None,
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Adamax (Kingma & Ba, 2015, section 7.1, <https://arxiv.org/abs/1412.6980>), computed as
+/// `torch.optim.Adamax` computes it.
+///
+/// For each parameter θ with gradient g, at step t = 1, 2, …:
+///
+/// ```text
+/// g ← −g                                   if maximize
+/// g ← g + λ·θ                              if weight decay (L2)
+/// m ← β₁·m + (1 − β₁)·g                    first moment
+/// u ← max(β₂·u, |g| + ε)                   exponentially weighted infinity norm
+/// θ ← θ − (lr / (1 − β₁ᵗ)) · m / u
+/// ```
+///
+/// As torch does, and contrary to the paper's `max(β₂·u, |g|)`, ε is added to `|g|` inside the
+/// maximum rather than to the denominator. The step size `lr / (1 − β₁ᵗ)` is computed in f64 (torch
+/// computes it as a Python float). The first moment follows torch's `lerp`, `m + w·(g − m)` with
+/// w = 1 − β₁ when w < 0.5 and `g − (g − m)·(1 − w)` otherwise, and like the weight decay
+/// `g + λ·θ` it is rounded once, as torch's fused kernels round it (see [`fused`]).
+#[derive(Clone, Debug)]
+pub struct Adamax {
+    config: AdamaxConfig,
+    /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_beta1: Option<SharedF64>,
+}
+
+/// The state Adamax keeps for one parameter. Names follow torch.optim's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct AdamaxState<const D: usize> {
+    /// Number of steps taken, t.
+    pub step: usize,
+    /// First moment m (torch's `exp_avg`).
+    pub exp_avg: Tensor<D>,
+    /// Infinity norm u (torch's `exp_inf`).
+    pub exp_inf: Tensor<D>,
+}
+
+impl Adamax {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &AdamaxConfig {
+        &self.config
+    }
+
+    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["betas"]` before each step).
+    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+        self.cycled_beta1 = beta1;
+        self
+    }
+}
+
+/// torch's fused CPU kernels, shared with [`crate::nadam`] and [`crate::radam`].
+///
+/// torch 2.15's CPU kernels for `lerp`, `add(…, alpha)` and `addcmul` round `a·b + c` once (a
+/// fused multiply-add per element, in the vectorised loops and, compiled with contraction, in the
+/// scalar tails too), where two burn tensor ops round `a·b` and then the sum. The two differ by
+/// an ulp of `a·b`, which is harmless until `c` cancels most of it: with gradients near 1e6 a
+/// first moment of a few hundred keeps only the leading digits, and the replays'
+/// `huge-gradients` cases of Adamax, NAdam and RAdam drifted from torch's by up to 3.5e-2
+/// (relative) with two roundings; with one they pass at the replay tolerance.
+pub(crate) mod fused {
+    use burn::tensor::{DType, FloatDType, Tensor};
+
+    /// `a·b + c` rounded once, for a scalar `b`: torch's `c.add(a, alpha=b)`.
+    ///
+    /// The product of two f32s is exact in f64, so the sum evaluated in f64 and rounded to f32
+    /// is the fused multiply-add, except where the f64 sum lies exactly halfway between two f32s
+    /// (double rounding; about one element in 2²⁹). On a device without f64 (wgpu on Metal or
+    /// WebGPU) it rounds twice, as plain tensor ops do, and agrees with torch to rounding only.
+    pub(crate) fn mul_add_scalar<const D: usize>(a: Tensor<D>, b: f32, c: Tensor<D>) -> Tensor<D> {
+        if !in_f64(&c) {
+            return a.mul_scalar(b).add(c);
+        }
+        a.cast(FloatDType::F64)
+            .mul_scalar(f64::from(b))
+            .add(c.cast(FloatDType::F64))
+            .cast(FloatDType::F32)
+    }
+
+    /// `a·b + c` rounded once, for a tensor `b`: torch's `c.addcmul(a, b)` (after its scalar
+    /// factor, which torch rounds into `a` first).
+    pub(crate) fn mul_add<const D: usize>(a: Tensor<D>, b: Tensor<D>, c: Tensor<D>) -> Tensor<D> {
+        if !in_f64(&c) {
+            return a.mul(b).add(c);
+        }
+        a.cast(FloatDType::F64)
+            .mul(b.cast(FloatDType::F64))
+            .add(c.cast(FloatDType::F64))
+            .cast(FloatDType::F32)
+    }
+
+    /// `start.lerp(end, weight)` as torch's CPU kernel computes it: `start + w·(end − start)`
+    /// for |w| < 0.5, else `end − (end − start)·(1 − w)`, each one fused multiply-add, with w
+    /// and 1 − w rounded to f32 as the kernel holds them. Both equal `(1 − w)·start + w·end` in
+    /// exact arithmetic.
+    pub(crate) fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
+        let w = weight as f32;
+        let diff = end.clone().sub(start.clone());
+        if w.abs() < 0.5 {
+            mul_add_scalar(diff, w, start)
+        } else {
+            mul_add_scalar(diff, -(1.0 - w), end)
+        }
+    }
+
+    /// Whether `t` is f32 on a device that can compute in f64 (so one rounding is possible).
+    fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
+        t.dtype() == DType::F32 && t.device().supports_dtype(FloatDType::F64)
+    }
+}
+
+impl EvalWeights for Adamax {}
+
+impl Optimizer for Adamax {
+    type State<const D: usize> = AdamaxState<D>;
+
+    /// One Adamax step for one parameter tensor; see [`Adamax`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let AdamaxConfig {
+            mut beta1,
+            beta2,
+            eps,
+            weight_decay,
+            maximize,
+        } = self.config;
+        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
+            beta1 = cycled;
+        }
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        if weight_decay != 0.0 {
+            // As torch's `g.add(θ, alpha=λ)`: one rounding.
+            g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+        }
+
+        let (t, m, u) = match state {
+            Some(state) => (state.step + 1, state.exp_avg, state.exp_inf),
+            None => (1, g.zeros_like(), g.zeros_like()),
+        };
+
+        // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
+        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        // u ← max(β₂·u, |g| + ε).
+        let u = u.mul_scalar(beta2).max_pair(g.abs().add_scalar(eps));
+
+        // In f64, as Python evaluates torch's `lr / (1 - beta1 ** step)`.
+        let bias_correction = 1.0 - beta1.powf(t as f64);
+        let clr = lr / bias_correction;
+        // θ ← θ − clr·m / u, as torch's `θ.addcdiv_(m, u, value=−clr)`.
+        let theta = theta.add(m.clone().mul_scalar(-clr).div(u.clone()));
+
+        let state = AdamaxState {
+            step: t,
+            exp_avg: m,
+            exp_inf: u,
+        };
+        (theta, Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdamaxState {
+            step: state.step,
+            exp_avg: state.exp_avg.to_device(device),
+            exp_inf: state.exp_inf.to_device(device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    fn trajectory(config: AdamaxConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
+        let adamax = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = adamax.step(LR, theta.clone(), tensor(*g), state.take());
+                theta.to_data()
+            })
+            .collect()
+    }
+
+    /// Hand-computed in f64 (lr 0.1, torch's defaults):
+    /// step 1, g = [0.5, −1]: m = 0.1·g = [0.05, −0.1], u = |g| + 1e-8, clr = 0.1/0.1 = 1,
+    /// θ = θ₀ − m/u = [1 − 0.05/0.50000001, −2 + 0.1/1.00000001] = [0.90000002, −1.90000001];
+    /// step 2, g = [0.25, 0.5]: m = [0.07, −0.04], u = max(0.999·u, |g| + 1e-8) = [0.49950001,
+    /// 0.99900001], clr = 0.1/0.19, θ = [0.90000002 − 0.1/0.19·0.07/0.49950001,
+    /// −1.90000001 + 0.1/0.19·0.04/0.99900001] = [0.82624203, −1.87892630].
+    #[test]
+    fn first_two_steps_match_hand_computed_values() {
+        let thetas = trajectory(AdamaxConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
+        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
+        let tolerance = Tolerance::absolute(1e-6);
+        thetas[0].assert_approx_eq::<f32>(
+            &TensorData::from([0.900_000_02f32, -1.900_000_01]),
+            tolerance,
+        );
+        thetas[1].assert_approx_eq::<f32>(
+            &TensorData::from([0.826_242_03f32, -1.878_926_30]),
+            tolerance,
+        );
+    }
+
+    /// The infinity norm: after a large gradient, u decays by β₂ per step rather than dropping to
+    /// the new |g|, so the step after it is small (here g = 0 at step 2 leaves u = 0.999·|g₁|).
+    #[test]
+    fn infinity_norm_decays_by_beta2_and_keeps_the_maximum() {
+        let adamax = AdamaxConfig::new().build().unwrap();
+        let (theta, state) = adamax.step(LR, tensor([1.0, -2.0]), tensor([4.0, -0.5]), None);
+        let (_, state) = adamax.step(LR, theta, tensor([0.0, 2.0]), state);
+        let u = state.unwrap().exp_inf.to_data();
+        // [max(0.999·4, 0 + ε), max(0.999·0.5, 2 + ε)].
+        u.assert_approx_eq::<f32>(
+            &TensorData::from([3.996f32, 2.0]),
+            Tolerance::absolute(1e-6),
+        );
+    }
+
+    /// First step with λ = 0.5: g + λθ₀ = [1, −2]; Adamax's first step is ±lr·|g|/(|g| + ε), so
+    /// θ = [0.9, −1.9] to 1e-8 (without decay, the same). The moment shows the decay: m = 0.1·[1, −2].
+    #[test]
+    fn weight_decay_is_added_to_the_gradient() {
+        let adamax = AdamaxConfig::new().with_weight_decay(0.5).build().unwrap();
+        let (theta, state) = adamax.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
+        let tolerance = Tolerance::absolute(1e-6);
+        theta
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        let state = state.unwrap();
+        state
+            .exp_avg
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([0.1f32, -0.2]), tolerance);
+        state
+            .exp_inf
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([1.0f32, 2.0]), tolerance);
+    }
+
+    /// `maximize` climbs: its first step moves along +g instead of −g.
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        let thetas = trajectory(AdamaxConfig::new().with_maximize(true), &[[0.5, -1.0]]);
+        thetas[0]
+            .assert_approx_eq::<f32>(&TensorData::from([1.1f32, -2.1]), Tolerance::absolute(1e-6));
+    }
+
+    /// With β₁ < 0.5 torch's lerp takes its other form, `g − (g − m)·β₁`; the first step still
+    /// gives m = (1 − β₁)·g and θ = θ₀ − lr·g/(|g| + ε).
+    #[test]
+    fn small_beta1_uses_the_other_lerp_form_with_the_same_value() {
+        let adamax = AdamaxConfig::new().with_beta1(0.3).build().unwrap();
+        let (theta, state) = adamax.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
+        let tolerance = Tolerance::absolute(1e-6);
+        theta
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        let m = state.unwrap().exp_avg.to_data();
+        m.assert_approx_eq::<f32>(&TensorData::from([0.35f32, -0.7]), tolerance);
+    }
+
+    /// The fused helpers equal Rust's `f32::mul_add` (one rounding) element for element, where
+    /// plain tensor ops (two roundings) do not: 256 products of magnitude ~1e5 added to values
+    /// that cancel most of them, as in the huge-gradient replays.
+    #[test]
+    fn fused_mul_add_rounds_once_like_an_fma() {
+        let mut seed = 12_345u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let a: Vec<f32> = (0..256).map(|_| next() * 1e6).collect();
+        let b: Vec<f32> = (0..256).map(|_| next()).collect();
+        let c: Vec<f32> = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| -a * b * (1.0 + next() * 1e-3))
+            .collect();
+        let w = 0.1f32;
+        let t = |v: &[f32]| Tensor::<1>::from_floats(v, &device());
+        let values = |x: Tensor<1>| x.to_data().as_slice::<f32>().unwrap().to_vec();
+
+        let fma_scalar: Vec<f32> = a.iter().zip(&c).map(|(a, c)| a.mul_add(w, *c)).collect();
+        let fma: Vec<f32> = a
+            .iter()
+            .zip(&b)
+            .zip(&c)
+            .map(|((a, b), c)| a.mul_add(*b, *c))
+            .collect();
+        assert_eq!(values(fused::mul_add_scalar(t(&a), w, t(&c))), fma_scalar);
+        assert_eq!(values(fused::mul_add(t(&a), t(&b), t(&c))), fma);
+        // The comparison can fail: two roundings give other values here.
+        assert_ne!(values(t(&a).mul_scalar(w).add(t(&c))), fma_scalar);
+        assert_ne!(values(t(&a).mul(t(&b)).add(t(&c))), fma);
+    }
+
+    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
+    #[test]
+    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
+        let cell = SharedF64::default();
+        let cycled = AdamaxConfig::new()
+            .build()
+            .unwrap()
+            .with_cycled_beta1(Some(cell.clone()));
+        let first_moment = |optimizer: &Adamax| {
+            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
+            state.unwrap().exp_avg.to_data()
+        };
+        let plain = AdamaxConfig::new().build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
+        cell.set(0.5);
+        let half = AdamaxConfig::new().with_beta1(0.5).build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&half), true);
+        assert_ne!(first_moment(&cycled), first_moment(&plain));
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (
+                AdamaxConfig::new().with_beta1(1.0),
+                "invalid betas (1.0, 0.999)",
+            ),
+            (
+                AdamaxConfig::new().with_beta1(-0.1),
+                "invalid betas (-0.1, 0.999)",
+            ),
+            (
+                AdamaxConfig::new().with_beta2(1.0),
+                "invalid betas (0.9, 1.0)",
+            ),
+            (
+                AdamaxConfig::new().with_eps(-1e-8),
+                "invalid eps -1e-8: it must be a number in [0, ∞)",
+            ),
+            (AdamaxConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
+            (
+                AdamaxConfig::new().with_weight_decay(-1e-2),
+                "invalid weight_decay -0.01",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // torch accepts eps = 0 and β = 0.
+        assert!(
+            AdamaxConfig::new()
+                .with_eps(0.0)
+                .with_beta1(0.0)
+                .validate()
+                .is_ok()
+        );
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped.
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let config = AdamaxConfig::new();
+        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+        let input = Tensor::<2>::ones([4, 3], &device);
+        let grads = |model: &Linear, scale: f32| {
+            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let mut original = config.init().unwrap();
+        for scale in [1.0, 0.01] {
+            let g = grads(&model, scale);
+            model = original.step(LR, model, g);
+        }
+        let bytes = original.into_bytes().unwrap();
+        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
+        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
+        expected
+            .weight
+            .val()
+            .to_data()
+            .assert_eq(&actual.weight.val().to_data(), true);
+        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+        bias(&expected).assert_eq(&bias(&actual), true);
+        // A fresh optimizer's third step differs: the state really was carried over.
+        let mut fresh = config.init().unwrap();
+        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
+        assert_ne!(
+            unresumed.weight.val().to_data(),
+            expected.weight.val().to_data()
+        );
+    }
+}

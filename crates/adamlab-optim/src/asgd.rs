@@ -1,0 +1,401 @@
+//! Averaged stochastic gradient descent (ASGD), with torch.optim.ASGD's semantics and defaults.
+//!
+//! SGD with a decaying step size η and a running average `ax` of the iterates, which starts
+//! averaging after step t₀. For each parameter θ with gradient g, at step t = 1, 2, …:
+//!
+//! ```text
+//! g ← −g                                   if maximize
+//! η ← lr, μ ← 1, ax ← 0                    at the first step
+//! g ← g + λ_wd·θ                           if weight_decay λ_wd ≠ 0 (L2)
+//! θ ← θ·(1 − λ·η)                          decay term
+//! θ ← θ − η·g
+//! ax ← ax + μ·(θ − ax)                     if μ ≠ 1
+//! ax ← θ                                   otherwise
+//! η ← lr / (1 + λ·lr·t)^α                  for the next step
+//! μ ← 1 / max(1, t − t₀)
+//! ```
+//!
+//! Polyak & Juditsky (1992), *Acceleration of stochastic approximation by averaging*,
+//! <https://doi.org/10.1137/0330046>; the step-size schedule is Xu (2011), *Towards optimal one
+//! pass large scale learning with averaged stochastic gradient descent*,
+//! <https://arxiv.org/abs/1107.2490>.
+//!
+//! torch keeps η and μ as 0-dim f32 tensors but computes their new values as Python floats
+//! (f64): here they are f32 scalars, computed in f64 and rounded to f32 as torch's `copy_` does,
+//! and read back into f64 for `1 − λ·η` as torch's `.item()` does. The averaged `ax` is kept but,
+//! as in torch, not used for anything: the weights trained are also the weights evaluated.
+//!
+//! Deliberate differences from `torch.optim.ASGD`: none in the arithmetic. torch evaluates
+//! `a.add(b, alpha=c)` as one fused multiply-add on CPU; burn has no fused op, so `a + c·b`
+//! rounds twice. The two agree to f32 rounding, not bit for bit (measured by the replay cases);
+//! where `θ − η·g` cancels to near 0 from large operands, the difference is an ulp of the
+//! operands rather than of the result.
+//! As in torch, the first step's learning rate is the first η and each step's learning rate
+//! sets the next η. torch's `foreach`, `capturable` and `differentiable` select implementations
+//! of the same arithmetic and have no counterpart here.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::adam::MAXIMIZE;
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::sgd::WEIGHT_DECAY;
+
+/// Configuration of [`Asgd`], with `torch.optim.ASGD`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
+/// a user.
+#[derive(Config, Debug)]
+pub struct AsgdConfig {
+    /// Decay term λ: shrinks θ by `1 − λ·η` each step and slows η's decay. Default 1e-4.
+    #[config(default = 1e-4)]
+    pub lambd: f64,
+    /// Power α of η's decay. Default 0.75.
+    #[config(default = 0.75)]
+    pub alpha: f64,
+    /// The step t₀ after which `ax` averages the iterates. Default 1e6.
+    #[config(default = 1e6)]
+    pub t0: f64,
+    /// L2 weight decay λ_wd (`g ← g + λ_wd·θ`). Default 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+/// `lambd`: λ ≥ 0, as torch checks.
+pub const LAMBD: HyperParam = HyperParam {
+    name: "lambd",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "1e-4",
+    help: "decay term λ: θ ← θ·(1 − λη), and η = lr/(1 + λ·lr·t)^α",
+};
+/// `alpha`: α ≥ 0, as torch checks.
+pub const ALPHA: HyperParam = HyperParam {
+    name: "alpha",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0.75",
+    help: "power α of the step size's decay η = lr/(1 + λ·lr·t)^α",
+};
+/// `t0`: torch accepts any number.
+pub const T0: HyperParam = HyperParam {
+    name: "t0",
+    kind: Kind::Float(Interval::ANY),
+    default: "1e6",
+    help: "the step after which ax averages the iterates (μ = 1/max(1, t − t₀))",
+};
+
+/// The registry's `asgd`: `torch.optim.ASGD`.
+pub const ASGD: OptimizerEntry = OptimizerEntry {
+    name: "asgd",
+    summary: "averaged SGD (Polyak & Juditsky, 1992) with torch.optim.ASGD's decaying step size",
+    reference: "torch.optim.ASGD (torch 2.15)",
+    params: &[
+        learning_rate("0.01"),
+        LAMBD,
+        ALPHA,
+        T0,
+        WEIGHT_DECAY,
+        MAXIMIZE,
+    ],
+    build: |args| {
+        let asgd = AsgdConfig::new()
+            .with_lambd(args.f64("lambd"))
+            .with_alpha(args.f64("alpha"))
+            .with_t0(args.f64("t0"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_maximize(args.bool("maximize"))
+            .build()?;
+        Ok(Box::new(asgd))
+    },
+};
+
+impl AsgdConfig {
+    /// Checks every hyper-parameter against the ranges torch.optim.ASGD accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        LAMBD.check_f64(self.lambd)?;
+        ALPHA.check_f64(self.alpha)?;
+        T0.check_f64(self.t0)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Asgd, ConfigError> {
+        self.validate()?;
+        Ok(Asgd {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// ASGD, computed as `torch.optim.ASGD` computes it; see the [module](self) for the update rule.
+#[derive(Clone, Debug)]
+pub struct Asgd {
+    config: AsgdConfig,
+}
+
+/// The state ASGD keeps for one parameter. Names follow torch.optim's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct AsgdState<const D: usize> {
+    /// Number of steps taken, t.
+    pub step: usize,
+    /// The step size η of the next step, in f32 as torch's 0-dim tensor.
+    pub eta: f32,
+    /// The averaging weight μ of the next step, in f32 as torch's 0-dim tensor.
+    pub mu: f32,
+    /// The running average of θ (torch's `ax`).
+    pub ax: Tensor<D>,
+}
+
+impl Asgd {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &AsgdConfig {
+        &self.config
+    }
+}
+
+impl EvalWeights for Asgd {}
+
+impl Optimizer for Asgd {
+    type State<const D: usize> = AsgdState<D>;
+
+    /// One ASGD step for one parameter tensor; see [`Asgd`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let AsgdConfig {
+            lambd,
+            alpha,
+            t0,
+            weight_decay,
+            maximize,
+        } = self.config;
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        let (t, eta, mu, ax) = match state {
+            Some(state) => (state.step + 1, state.eta, state.mu, state.ax),
+            None => (1, lr as f32, 1.0, theta.zeros_like()),
+        };
+        if weight_decay != 0.0 {
+            // g ← g + λ_wd·θ, as torch's `grad.add(param, alpha=weight_decay)`.
+            g = g.add(theta.clone().mul_scalar(weight_decay));
+        }
+
+        // η read back as a Python float, as torch's `eta.item()`.
+        let eta = f64::from(eta);
+        // θ ← θ·(1 − λ·η): the factor in f64, rounded to f32 by the multiplication.
+        let theta = theta.mul_scalar(1.0 - lambd * eta);
+        // θ ← θ − η·g, as torch's `param.add_(grad, alpha=−eta)`.
+        let theta = theta.sub(g.mul_scalar(eta));
+
+        let ax = if mu != 1.0 {
+            // ax ← ax + μ·(θ − ax), as torch's `ax.add_(param.sub(ax).mul_(mu))`.
+            ax.clone().add(theta.clone().sub(ax).mul_scalar(mu))
+        } else {
+            theta.clone()
+        };
+
+        // The next η and μ, computed in f64 as Python does and stored in f32 as torch's `copy_`.
+        let t_f64 = t as f64;
+        let eta = (lr / (1.0 + lambd * lr * t_f64).powf(alpha)) as f32;
+        let mu = (1.0 / (t_f64 - t0).max(1.0)) as f32;
+
+        let state = AsgdState {
+            step: t,
+            eta,
+            mu,
+            ax,
+        };
+        (theta, Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AsgdState {
+            ax: state.ax.to_device(device),
+            ..state
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the state
+    /// after each step.
+    fn trajectory(config: AsgdConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, AsgdState<1>)> {
+        let asgd = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = asgd.step(LR, theta.clone(), tensor(*g), state.take());
+                (theta.to_data(), state.clone().unwrap())
+            })
+            .collect()
+    }
+
+    // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
+    fn assert_close(actual: &TensorData, expected: [f32; 2]) {
+        actual.assert_approx_eq::<f32>(&TensorData::from(expected), Tolerance::absolute(1e-6));
+    }
+
+    /// torch's defaults, lr 0.1, g = [0.5, −1]: θ₁ = θ₀·(1 − 1e-4·0.1) − 0.1·g
+    /// = [0.94999, −1.89998]; ax = θ₁ (μ = 1); the next η = 0.1/(1 + 1e-5)^0.75, μ stays 1
+    /// (t − t₀ is far below 1).
+    #[test]
+    fn first_step_decays_then_steps_and_schedules_the_next_eta() {
+        let steps = trajectory(AsgdConfig::new(), &[[0.5, -1.0]]);
+        let (theta, state) = &steps[0];
+        assert_close(theta, [0.94999, -1.89998]);
+        assert_close(&state.ax.to_data(), [0.94999, -1.89998]);
+        assert_eq!(state.step, 1);
+        assert_eq!(state.eta, (0.1 / 1.00001f64.powf(0.75)) as f32);
+        assert_eq!(state.mu, 1.0);
+    }
+
+    /// λ = 0.5, α = 1, t₀ = 0, so that η = 0.1/(1 + 0.05·t) and μ = 1/max(1, t):
+    /// step 1, g = [0.5, −1], η = 0.1: θ₁ = 0.95·θ₀ − 0.1·g = [0.9, −1.8], ax = θ₁;
+    /// step 2, g = [0.25, 0.5], η = 0.1/1.05: θ₂ = θ₁·(1 − 0.5η) − η·g = [0.8333333, −1.7619048],
+    /// ax = θ₂ (μ is still 1);
+    /// step 3, g = [1, −1], η = 0.1/1.1: θ₃ = [0.7045455, −1.5909091], μ = 1/2 so
+    /// ax = (θ₂ + θ₃)/2 = [0.7689394, −1.6764069]; then η = 0.1/1.15, μ = 1/3.
+    #[test]
+    fn ax_averages_the_iterates_after_t0() {
+        let config = AsgdConfig::new()
+            .with_lambd(0.5)
+            .with_alpha(1.0)
+            .with_t0(0.0);
+        let steps = trajectory(config, &[[0.5, -1.0], [0.25, 0.5], [1.0, -1.0]]);
+        let thetas = [
+            [0.9, -1.8],
+            [0.833_333_3, -1.761_904_8],
+            [0.704_545_5, -1.590_909_1],
+        ];
+        let axs = [
+            [0.9, -1.8],
+            [0.833_333_3, -1.761_904_8],
+            [0.768_939_4, -1.676_406_9],
+        ];
+        let etas = [0.1 / 1.05, 0.1 / 1.1, 0.1 / 1.15];
+        let mus = [1.0, 0.5, 1.0 / 3.0];
+        for (i, (theta, state)) in steps.iter().enumerate() {
+            assert_close(theta, thetas[i]);
+            assert_close(&state.ax.to_data(), axs[i]);
+            // η and μ: f64 values rounded to f32, exactly as torch stores them.
+            assert_eq!(state.eta, etas[i] as f32);
+            assert_eq!(state.mu, mus[i] as f32);
+        }
+    }
+
+    /// λ = 0, weight decay 0.5: g + 0.5·θ₀ = [1, −2], θ₁ = [0.9, −1.8].
+    #[test]
+    fn weight_decay_adds_lambda_theta_to_the_gradient() {
+        let config = AsgdConfig::new().with_lambd(0.0).with_weight_decay(0.5);
+        assert_close(&trajectory(config, &[[0.5, -1.0]])[0].0, [0.9, -1.8]);
+    }
+
+    /// `maximize` climbs: with λ = 0, θ₁ = θ₀ + 0.1·g = [1.05, −2.1].
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        let config = AsgdConfig::new().with_lambd(0.0).with_maximize(true);
+        assert_close(&trajectory(config, &[[0.5, -1.0]])[0].0, [1.05, -2.1]);
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (
+                AsgdConfig::new().with_lambd(-1e-4),
+                "invalid lambd -0.0001: it must be a number in [0, ∞)",
+            ),
+            (AsgdConfig::new().with_alpha(-0.5), "invalid alpha -0.5"),
+            (AsgdConfig::new().with_t0(f64::NAN), "invalid t0 NaN"),
+            (
+                AsgdConfig::new().with_weight_decay(-1.0),
+                "invalid weight_decay -1.0",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // torch accepts any t0, negative included.
+        assert!(AsgdConfig::new().with_t0(-5.0).validate().is_ok());
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped, η, μ and ax included.
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let config = AsgdConfig::new().with_lambd(0.5).with_t0(0.0);
+        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+        let input = Tensor::<2>::ones([4, 3], &device);
+        let grads = |model: &Linear, scale: f32| {
+            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let mut original = config.init().unwrap();
+        for scale in [1.0, 0.01] {
+            let g = grads(&model, scale);
+            model = original.step(LR, model, g);
+        }
+        let bytes = original.into_bytes().unwrap();
+        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
+        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
+        expected
+            .weight
+            .val()
+            .to_data()
+            .assert_eq(&actual.weight.val().to_data(), true);
+        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+        bias(&expected).assert_eq(&bias(&actual), true);
+        // A fresh optimizer's third step differs: the decayed η really was carried over.
+        let mut fresh = config.init().unwrap();
+        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
+        assert_ne!(
+            unresumed.weight.val().to_data(),
+            expected.weight.val().to_data()
+        );
+    }
+}

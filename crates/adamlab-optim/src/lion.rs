@@ -1,0 +1,400 @@
+//! Lion, with lion-pytorch 0.2.5's semantics and defaults.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+/// Configuration of [`Lion`], with `lion_pytorch.Lion`'s defaults.
+///
+/// The learning rate is passed to every [`step`](Optimizer::step), as burn does; `init_lr` is
+/// the one lion-pytorch was constructed with, which only its decoupled weight decay reads.
+#[derive(Config, Debug)]
+pub struct LionConfig {
+    /// Interpolation between the momentum and the gradient for the update's sign, β₁. Default 0.9.
+    #[config(default = 0.9)]
+    pub beta1: f64,
+    /// Decay rate of the momentum, β₂. Default 0.99.
+    #[config(default = 0.99)]
+    pub beta2: f64,
+    /// Weight decay λ, applied to the weights before the update: `θ ← θ·(1 − lr·λ)`. Default 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Decouple the weight decay from the learning rate: `θ ← θ·(1 − lr·λ/init_lr)`, so that at
+    /// the initial learning rate each step shrinks θ by λ itself. Default false.
+    #[config(default = false)]
+    pub decoupled_weight_decay: bool,
+    /// The learning rate lion-pytorch was constructed with (its `lr` argument, kept as
+    /// `_init_lr`), by which `decoupled_weight_decay` divides λ. Must be > 0, as lion-pytorch
+    /// asserts. Default 1e-4, lion-pytorch's default `lr`; the registry sets it to the spec's `lr`.
+    #[config(default = 1e-4)]
+    pub init_lr: f64,
+}
+
+/// `lr` for Lion: lion-pytorch asserts `lr > 0` (its decoupled decay divides by it).
+pub const LR: HyperParam = HyperParam {
+    kind: Kind::Float(Interval::POSITIVE),
+    help: "learning rate (> 0); with decoupled_weight_decay, also the lr the decay is divided by",
+    ..learning_rate("1e-4")
+};
+/// `betas`: (β₁, β₂), each in [0, 1] as lion-pytorch asserts.
+pub const BETAS: HyperParam = HyperParam {
+    name: "betas",
+    kind: Kind::Tuple(&[Kind::Float(Interval::UNIT), Kind::Float(Interval::UNIT)]),
+    default: "(0.9, 0.99)",
+    help: "β₁ mixes momentum and gradient for the update's sign; β₂ is the momentum's decay",
+};
+/// `weight_decay`: lion-pytorch checks nothing, so any finite number.
+pub const WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "weight_decay",
+    kind: Kind::Float(Interval::ANY),
+    default: "0",
+    help: "weight decay λ: θ ← θ·(1 − lr·λ) before each update (not checked by lion-pytorch)",
+};
+/// `decoupled_weight_decay`: divide λ by the initial learning rate.
+pub const DECOUPLED_WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "decoupled_weight_decay",
+    kind: Kind::Bool,
+    default: "false",
+    help: "divide λ by the initial lr: θ ← θ·(1 − lr·λ/lr₀), independent of lr's scale",
+};
+
+/// The registry's `lion`: `lion_pytorch.Lion`.
+pub const LION: OptimizerEntry = OptimizerEntry {
+    name: "lion",
+    summary: "Lion (Chen et al., 2023): the sign of interpolated momentum, one state tensor",
+    reference: "lion_pytorch.Lion (lion-pytorch 0.2.5)",
+    params: &[LR, BETAS, WEIGHT_DECAY, DECOUPLED_WEIGHT_DECAY],
+    build: |args| {
+        let (beta1, beta2) = args.pair("betas");
+        let lion = LionConfig::new()
+            .with_beta1(beta1)
+            .with_beta2(beta2)
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
+            .with_init_lr(args.f64("lr"))
+            .build()?;
+        Ok(Box::new(lion))
+    },
+};
+
+impl LionConfig {
+    /// Checks every hyper-parameter against the ranges lion-pytorch accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        BETAS.check_floats(&[self.beta1, self.beta2])?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        LR.check_f64(self.init_lr)?;
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Lion, ConfigError> {
+        self.validate()?;
+        Ok(Lion {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Lion, EvoLved Sign Momentum (Chen et al., 2023, "Symbolic Discovery of Optimization
+/// Algorithms", <https://arxiv.org/abs/2302.06675>), computed as `lion_pytorch.Lion` computes it.
+///
+/// For each parameter θ with gradient g (m starts at 0):
+///
+/// ```text
+/// θ ← θ·(1 − lr·λ)                 weight decay (λ/lr₀ instead of λ if decoupled_weight_decay)
+/// c = β₁·m + (1 − β₁)·g            interpolation
+/// θ ← θ − lr·sign(c)               the update: ±lr per element, 0 where c = 0
+/// m ← β₂·m + (1 − β₂)·g            momentum
+/// ```
+///
+/// In lion-pytorch's order: decay first, then the sign step, then the momentum. The decay factor
+/// `1 − lr·λ` and the coefficients `1 − β` are Python floats (f64), each rounded to f32 once when
+/// it multiplies a tensor; the tensor arithmetic is f32. torch's CPU kernel may fuse
+/// `β₁·m + (1 − β₁)·g` into one FMA; these are two roundings, so c can differ by an ulp, which
+/// changes the sign only when c is within an ulp of 0.
+///
+/// Deliberate differences from lion-pytorch: no `use_triton` (a kernel choice, same arithmetic);
+/// the initial learning rate is a configuration value, `init_lr`, since burn passes the learning
+/// rate to every step. There is no `maximize`, as lion-pytorch has none.
+#[derive(Clone, Debug)]
+pub struct Lion {
+    config: LionConfig,
+}
+
+/// The state Lion keeps for one parameter. Names follow lion-pytorch's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct LionState<const D: usize> {
+    /// Momentum m (lion-pytorch's `exp_avg`).
+    pub exp_avg: Tensor<D>,
+}
+
+impl Lion {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &LionConfig {
+        &self.config
+    }
+}
+
+impl EvalWeights for Lion {}
+
+impl Optimizer for Lion {
+    type State<const D: usize> = LionState<D>;
+
+    /// One Lion step for one parameter tensor; see [`Lion`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let LionConfig {
+            beta1,
+            beta2,
+            weight_decay,
+            decoupled_weight_decay,
+            init_lr,
+        } = self.config;
+        let g = grad;
+        let m = match state {
+            Some(state) => state.exp_avg,
+            None => g.zeros_like(),
+        };
+
+        // θ ← θ·(1 − lr·λ), in f64 as lion-pytorch's `p.data.mul_(1. - lr * wd)`. A factor of
+        // exactly 1 (λ = 0) leaves θ unchanged, so it is skipped.
+        let lambda = if decoupled_weight_decay {
+            weight_decay / init_lr
+        } else {
+            weight_decay
+        };
+        let decay = 1.0 - lr * lambda;
+        let theta = if decay == 1.0 {
+            theta
+        } else {
+            theta.mul_scalar(decay)
+        };
+
+        // c = β₁·m + (1 − β₁)·g, as `exp_avg.clone().mul_(β₁).add(g, alpha=1 − β₁)`.
+        let c = m
+            .clone()
+            .mul_scalar(beta1)
+            .add(g.clone().mul_scalar(1.0 - beta1));
+        // θ ← θ − lr·sign(c), as `p.add_(c.sgn_(), alpha=−lr)` (exact: lr·(±1 or 0)).
+        let theta = theta.sub(c.sign().mul_scalar(lr));
+        // m ← β₂·m + (1 − β₂)·g, as `exp_avg.mul_(β₂).add_(g, alpha=1 − β₂)`.
+        let m = m.mul_scalar(beta2).add(g.mul_scalar(1.0 - beta2));
+
+        (theta, Some(LionState { exp_avg: m }))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        LionState {
+            exp_avg: state.exp_avg.to_device(device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` at learning rate `lr` over `grads` from θ₀ = [1, −2], returning θ and m
+    /// after each step.
+    fn trajectory(
+        config: LionConfig,
+        lr: f64,
+        grads: &[[f32; 2]],
+    ) -> Vec<(TensorData, TensorData)> {
+        let lion = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                let (next, next_state) = lion.step(lr, theta.clone(), tensor(*g), state.take());
+                theta = next;
+                let m = next_state.as_ref().unwrap().exp_avg.to_data();
+                state = next_state;
+                (theta.to_data(), m)
+            })
+            .collect()
+    }
+
+    /// Hand-computed (lr 0.1, β = (0.9, 0.99)):
+    /// step 1, g = [0.5, −1]: c = 0.1·g, θ = θ₀ − 0.1·[1, −1] = [0.9, −1.9], m = 0.01·g =
+    /// [0.005, −0.01];
+    /// step 2, g = [−0.25, 0.05]: c = 0.9·m + 0.1·g = [−0.0205, −0.004] (the momentum outvotes the
+    /// second gradient's sign), θ = [0.9, −1.9] + 0.1 = [1.0, −1.8], m = 0.99·m + 0.01·g =
+    /// [0.00245, −0.0094].
+    #[test]
+    fn first_two_steps_match_hand_computed_values() {
+        let steps = trajectory(LionConfig::new(), LR, &[[0.5, -1.0], [-0.25, 0.05]]);
+        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
+        let tolerance = Tolerance::absolute(1e-6);
+        steps[0]
+            .0
+            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        steps[0]
+            .1
+            .assert_approx_eq::<f32>(&TensorData::from([0.005f32, -0.01]), tolerance);
+        steps[1]
+            .0
+            .assert_approx_eq::<f32>(&TensorData::from([1.0f32, -1.8]), tolerance);
+        steps[1]
+            .1
+            .assert_approx_eq::<f32>(&TensorData::from([0.00245f32, -0.0094]), tolerance);
+    }
+
+    /// A zero gradient on a zero momentum has sign 0: the parameter stays where it is.
+    #[test]
+    fn a_zero_interpolation_leaves_the_parameter_unchanged() {
+        let steps = trajectory(LionConfig::new(), LR, &[[0.0, -1.0]]);
+        steps[0]
+            .0
+            .assert_eq(&TensorData::from([1.0f32, -1.9]), true);
+    }
+
+    /// λ = 0.5 at lr 0.1: θ₀·(1 − 0.05) = [0.95, −1.9], then −0.1·sign(g) gives [0.85, −1.8].
+    /// Decoupled, with lr₀ = 0.1: λ/lr₀ = 5, θ₀·(1 − 0.1·5) = [0.5, −1], then [0.4, −0.9]; at
+    /// half the initial lr the factor is 1 − 0.05·5 = 0.75: [0.75, −1.5], then [0.7, −1.45].
+    #[test]
+    fn weight_decay_and_decoupled_weight_decay_scale_as_lion_pytorch() {
+        let tolerance = Tolerance::absolute(1e-6);
+        let g = [[0.5, -1.0]];
+        let coupled = trajectory(LionConfig::new().with_weight_decay(0.5), LR, &g);
+        coupled[0]
+            .0
+            .assert_approx_eq::<f32>(&TensorData::from([0.85f32, -1.8]), tolerance);
+        let decoupled = LionConfig::new()
+            .with_weight_decay(0.5)
+            .with_decoupled_weight_decay(true)
+            .with_init_lr(LR);
+        let at_init_lr = trajectory(decoupled.clone(), LR, &g);
+        at_init_lr[0]
+            .0
+            .assert_approx_eq::<f32>(&TensorData::from([0.4f32, -0.9]), tolerance);
+        let at_half_lr = trajectory(decoupled, LR / 2.0, &g);
+        at_half_lr[0]
+            .0
+            .assert_approx_eq::<f32>(&TensorData::from([0.7f32, -1.45]), tolerance);
+    }
+
+    /// β₁ = 0 is signSGD: the second step follows the new gradient's sign alone (compare the
+    /// hand-computed test, where β₁ = 0.9 lets the momentum outvote it).
+    #[test]
+    fn beta1_zero_follows_the_gradient_sign() {
+        let steps = trajectory(
+            LionConfig::new().with_beta1(0.0),
+            LR,
+            &[[0.5, -1.0], [-0.25, 0.05]],
+        );
+        steps[1]
+            .0
+            .assert_approx_eq::<f32>(&TensorData::from([1.0f32, -2.0]), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (
+                LionConfig::new().with_beta1(1.5),
+                "invalid betas (1.5, 0.99)",
+            ),
+            (
+                LionConfig::new().with_beta2(-0.1),
+                "invalid betas (0.9, -0.1)",
+            ),
+            (
+                LionConfig::new().with_weight_decay(f64::NAN),
+                "invalid weight_decay NaN",
+            ),
+            (
+                LionConfig::new().with_init_lr(0.0),
+                "invalid lr 0.0: it must be a number in (0, ∞)",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // lion-pytorch accepts the closed interval [0, 1] and any weight decay.
+        assert!(
+            LionConfig::new()
+                .with_beta1(1.0)
+                .with_beta2(0.0)
+                .validate()
+                .is_ok()
+        );
+        assert!(LionConfig::new().with_weight_decay(-0.1).validate().is_ok());
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped.
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let config = LionConfig::new().with_weight_decay(0.1);
+        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+        let input = Tensor::<2>::ones([4, 3], &device);
+        let grads = |model: &Linear, scale: f32| {
+            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let mut original = config.init().unwrap();
+        for scale in [1.0, 1.0] {
+            let g = grads(&model, scale);
+            model = original.step(LR, model, g);
+        }
+        let bytes = original.into_bytes().unwrap();
+        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+        // A small negative gradient: the momentum built by the first two steps still decides the
+        // sign, so only a carried-over state gives the same step.
+        let expected = original.step(LR, model.clone(), grads(&model, -0.01));
+        let actual = restored.step(LR, model.clone(), grads(&model, -0.01));
+        expected
+            .weight
+            .val()
+            .to_data()
+            .assert_eq(&actual.weight.val().to_data(), true);
+        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+        bias(&expected).assert_eq(&bias(&actual), true);
+        let mut fresh = config.init().unwrap();
+        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.01));
+        assert_ne!(
+            unresumed.weight.val().to_data(),
+            expected.weight.val().to_data()
+        );
+    }
+}

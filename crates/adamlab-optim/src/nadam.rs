@@ -1,0 +1,494 @@
+//! NAdam, with torch.optim.NAdam's semantics and defaults.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::adam::{BETAS, DECOUPLED_WEIGHT_DECAY, MAXIMIZE, WEIGHT_DECAY};
+use crate::adamax::fused;
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+/// Configuration of [`NAdam`], with `torch.optim.NAdam`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step) (torch's default is 2e-3).
+#[derive(Config, Debug)]
+pub struct NAdamConfig {
+    /// Decay rate of the first-moment (mean) estimate, β₁; also the scale of the momentum
+    /// schedule μₜ. Default 0.9.
+    #[config(default = 0.9)]
+    pub beta1: f64,
+    /// Decay rate of the second-moment estimate, β₂. Default 0.999.
+    #[config(default = 0.999)]
+    pub beta2: f64,
+    /// Added to the bias-corrected `√v̂`, outside the square root. Default 1e-8.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// Weight decay λ. Default 0. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Momentum decay ψ of the schedule `μₜ = β₁·(1 − ½·0.96^(t·ψ))`. Default 4e-3.
+    #[config(default = 4e-3)]
+    pub momentum_decay: f64,
+    /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`, NAdamW) instead of adding `λθ` to the
+    /// gradient. Default false.
+    #[config(default = false)]
+    pub decoupled_weight_decay: bool,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+/// `eps`, added to `√v̂`. torch accepts 0.
+pub const EPS: HyperParam = HyperParam {
+    name: "eps",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "1e-8",
+    help: "added to the denominator √v̂ for numerical stability",
+};
+/// `momentum_decay`, ψ.
+pub const MOMENTUM_DECAY: HyperParam = HyperParam {
+    name: "momentum_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0.004",
+    help: "momentum decay ψ of the schedule μₜ = β₁·(1 − ½·0.96^(t·ψ))",
+};
+
+/// The registry's `nadam`: `torch.optim.NAdam`.
+pub const ENTRY: OptimizerEntry = OptimizerEntry {
+    name: "nadam",
+    summary: "NAdam (Dozat, 2016): Adam with Nesterov momentum and a momentum schedule",
+    reference: "torch.optim.NAdam (torch 2.15)",
+    params: &[
+        learning_rate("0.002"),
+        BETAS,
+        EPS,
+        WEIGHT_DECAY,
+        MOMENTUM_DECAY,
+        DECOUPLED_WEIGHT_DECAY,
+        MAXIMIZE,
+    ],
+    build: |args| {
+        let (beta1, beta2) = args.pair("betas");
+        let nadam = NAdamConfig::new()
+            .with_beta1(beta1)
+            .with_beta2(beta2)
+            .with_eps(args.f64("eps"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_momentum_decay(args.f64("momentum_decay"))
+            .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
+            .with_maximize(args.bool("maximize"))
+            .build()?
+            .with_cycled_beta1(args.cycled_momentum());
+        Ok(Box::new(nadam))
+    },
+};
+
+impl NAdamConfig {
+    /// Checks every hyper-parameter against the ranges torch.optim.NAdam accepts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        BETAS.check_floats(&[self.beta1, self.beta2])?;
+        EPS.check_f64(self.eps)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        MOMENTUM_DECAY.check_f64(self.momentum_decay)?;
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<NAdam, ConfigError> {
+        self.validate()?;
+        Ok(NAdam {
+            config: self.clone(),
+            cycled_beta1: None,
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// NAdam (Dozat, 2016, "Incorporating Nesterov Momentum into Adam",
+/// <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>), computed as `torch.optim.NAdam`
+/// computes it.
+///
+/// For each parameter θ with gradient g, at step t = 1, 2, …:
+///
+/// ```text
+/// g ← −g                                   if maximize
+/// θ ← θ·(1 − lr·λ)                         if decoupled weight decay (NAdamW)
+/// g ← g + λ·θ                              otherwise, L2 weight decay
+/// μₜ   = β₁·(1 − ½·0.96^(t·ψ))             momentum schedule
+/// μₜ₊₁ = β₁·(1 − ½·0.96^((t+1)·ψ))
+/// Πₜ ← Πₜ₋₁·μₜ                             torch's `mu_product`, Π₀ = 1
+/// m ← β₁·m + (1 − β₁)·g                    first moment
+/// v ← β₂·v + (1 − β₂)·g²                   second moment
+/// d = √(v / (1 − β₂ᵗ)) + ε
+/// θ ← θ − lr·(1 − μₜ)/(1 − Πₜ) · g / d
+/// θ ← θ − lr·μₜ₊₁/(1 − Πₜ·μₜ₊₁) · m / d
+/// ```
+///
+/// Precision follows torch's: μₜ, μₜ₊₁, the bias correction and both step sizes are f64 (Python
+/// floats); `Πₜ` is an f32 tensor in torch's state, so it is kept in f32 here and multiplied by μₜ
+/// rounded to f32, as torch's in-place `mu_product *= mu` does; `Πₜ·μₜ₊₁` then reads it back as
+/// f64. (Over long runs `Πₜ` underflows to 0 in f32, as in torch.) The first moment follows
+/// torch's `lerp` (`m + w·(g − m)` with w = 1 − β₁ when w < 0.5, `g − (g − m)·(1 − w)`
+/// otherwise), and it, the second moment's `v·β₂ + ((1 − β₂)·g)·g` and the weight decay
+/// `g + λ·θ` are each rounded once, as torch's fused kernels round them (see
+/// [`fused`](crate::adamax::fused)). torch's CPU `sqrt` is not correctly rounded (it differs by
+/// an ulp on about a fifth of f32 inputs on an AVX2 build), so the denominators, and the
+/// parameters after them, agree with torch's to an ulp, not bit for bit.
+#[derive(Clone, Debug)]
+pub struct NAdam {
+    config: NAdamConfig,
+    /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_beta1: Option<SharedF64>,
+}
+
+/// The state NAdam keeps for one parameter. Names follow torch.optim's `state` dict.
+#[derive(RecordState, Clone)]
+pub struct NAdamState<const D: usize> {
+    /// Number of steps taken, t.
+    pub step: usize,
+    /// Product of the momentum schedule, Πₜ = μ₁·…·μₜ, in f32 as torch keeps it.
+    pub mu_product: f32,
+    /// First moment m (torch's `exp_avg`).
+    pub exp_avg: Tensor<D>,
+    /// Second moment v (torch's `exp_avg_sq`).
+    pub exp_avg_sq: Tensor<D>,
+}
+
+impl NAdam {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &NAdamConfig {
+        &self.config
+    }
+
+    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["betas"]` before each step).
+    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+        self.cycled_beta1 = beta1;
+        self
+    }
+}
+
+impl EvalWeights for NAdam {}
+
+impl Optimizer for NAdam {
+    type State<const D: usize> = NAdamState<D>;
+
+    /// One NAdam step for one parameter tensor; see [`NAdam`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let NAdamConfig {
+            mut beta1,
+            beta2,
+            eps,
+            weight_decay,
+            momentum_decay,
+            decoupled_weight_decay,
+            maximize,
+        } = self.config;
+        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
+            beta1 = cycled;
+        }
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        let (t, mu_product, m, v) = match state {
+            Some(state) => (
+                state.step + 1,
+                state.mu_product,
+                state.exp_avg,
+                state.exp_avg_sq,
+            ),
+            None => (1, 1.0f32, g.zeros_like(), g.zeros_like()),
+        };
+        let step = t as f64;
+        let bias_correction2 = 1.0 - beta2.powf(step);
+
+        let mut theta = theta;
+        if weight_decay != 0.0 {
+            if decoupled_weight_decay {
+                theta = theta.mul_scalar(1.0 - lr * weight_decay);
+            } else {
+                // As torch's `g.add(θ, alpha=λ)`: one rounding.
+                g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+            }
+        }
+
+        // μₜ and μₜ₊₁ in f64, as Python evaluates them.
+        let mu = beta1 * (1.0 - 0.5 * 0.96f64.powf(step * momentum_decay));
+        let mu_next = beta1 * (1.0 - 0.5 * 0.96f64.powf((step + 1.0) * momentum_decay));
+        // Πₜ ← Πₜ₋₁·μₜ in f32, as torch's f32 tensor `mu_product *= mu`.
+        let mu_product = mu_product * mu as f32;
+
+        // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
+        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        // v ← β₂·v + (1 − β₂)·g², as torch's `exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)`.
+        let v = fused::mul_add(
+            g.clone().mul_scalar(1.0 - beta2),
+            g.clone(),
+            v.mul_scalar(beta2),
+        );
+        // d = √(v / (1 − β₂ᵗ)) + ε.
+        let denom = v
+            .clone()
+            .div_scalar(bias_correction2)
+            .sqrt()
+            .add_scalar(eps);
+
+        // The gradient's share, then the momentum's, as torch's two `θ.addcdiv_` calls; the step
+        // sizes in f64 with Πₜ read back from f32.
+        let mu_product_f64 = f64::from(mu_product);
+        let grad_step = -lr * (1.0 - mu) / (1.0 - mu_product_f64);
+        let theta = theta.add(g.mul_scalar(grad_step).div(denom.clone()));
+        let mu_product_next = mu_product_f64 * mu_next;
+        let momentum_step = (-lr * mu_next) / (1.0 - mu_product_next);
+        let theta = theta.add(m.clone().mul_scalar(momentum_step).div(denom));
+
+        let state = NAdamState {
+            step: t,
+            mu_product,
+            exp_avg: m,
+            exp_avg_sq: v,
+        };
+        (theta, Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        NAdamState {
+            step: state.step,
+            mu_product: state.mu_product,
+            exp_avg: state.exp_avg.to_device(device),
+            exp_avg_sq: state.exp_avg_sq.to_device(device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the state after
+    /// each step.
+    fn trajectory(config: NAdamConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, NAdamState<1>)> {
+        let nadam = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = nadam.step(LR, theta.clone(), tensor(*g), state.take());
+                (theta.to_data(), state.clone().unwrap())
+            })
+            .collect()
+    }
+
+    /// Hand-computed in f64 (lr 0.1, torch's defaults, ψ = 0.004):
+    /// μ₁ = 0.9·(1 − ½·0.96^0.004) = 0.45007348, μ₂ = 0.45014694, μ₃ = 0.45022038.
+    /// Step 1, g = [0.5, −1]: Π₁ = μ₁, m = 0.1·g, d = |g| + 1e-8, so
+    /// θ = θ₀ − 0.1·sign(g)·((1 − μ₁)/(1 − Π₁) + 0.1·μ₂/(1 − Π₁μ₂)) = θ₀ ∓ 0.10564518.
+    /// Step 2, g = [0.25, 0.5]: m = [0.07, −0.04], v = [3.1225e-4, 1.249e-3], d = √(v/0.001999),
+    /// Π₂ = μ₁μ₂, θ = θ₁ − 0.1·((1 − μ₂)/(1 − Π₂)·g + μ₃/(1 − Π₂μ₃)·m)/d
+    /// = [0.84196249, −1.93546579].
+    #[test]
+    fn first_two_steps_match_hand_computed_values() {
+        let steps = trajectory(NAdamConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
+        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
+        let tolerance = Tolerance::absolute(1e-6);
+        steps[0].0.assert_approx_eq::<f32>(
+            &TensorData::from([0.894_354_82f32, -1.894_354_82]),
+            tolerance,
+        );
+        steps[1].0.assert_approx_eq::<f32>(
+            &TensorData::from([0.841_962_49f32, -1.935_465_79]),
+            tolerance,
+        );
+        let mu = |t: f64| 0.9 * (1.0 - 0.5 * 0.96f64.powf(t * 0.004));
+        assert_eq!(steps[0].1.mu_product, mu(1.0) as f32);
+        assert_eq!(steps[1].1.mu_product, mu(1.0) as f32 * mu(2.0) as f32);
+        assert_eq!(steps[1].1.step, 2);
+    }
+
+    /// L2 decay on the first step: g + λθ₀ = [1, −2] has the same sign as g, and the first step
+    /// depends only on sign(g), so θ₁ is unchanged; the moment shows the decay, m = 0.1·[1, −2].
+    /// Decoupled decay first shrinks θ₀ by (1 − 0.1·0.5) and keeps m = 0.1·g.
+    #[test]
+    fn weight_decay_is_coupled_or_decoupled_as_torch() {
+        let tolerance = Tolerance::absolute(1e-6);
+        let l2 = trajectory(NAdamConfig::new().with_weight_decay(0.5), &[[0.5, -1.0]]);
+        l2[0].0.assert_approx_eq::<f32>(
+            &TensorData::from([0.894_354_82f32, -1.894_354_82]),
+            tolerance,
+        );
+        l2[0]
+            .1
+            .exp_avg
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([0.1f32, -0.2]), tolerance);
+        let decoupled = trajectory(
+            NAdamConfig::new()
+                .with_weight_decay(0.5)
+                .with_decoupled_weight_decay(true),
+            &[[0.5, -1.0]],
+        );
+        decoupled[0].0.assert_approx_eq::<f32>(
+            &TensorData::from([0.844_354_82f32, -1.794_354_82]),
+            tolerance,
+        );
+        let m = decoupled[0].1.exp_avg.to_data();
+        m.assert_approx_eq::<f32>(&TensorData::from([0.05f32, -0.1]), tolerance);
+    }
+
+    /// ψ = 0 freezes the schedule at μ = β₁/2 = 0.45, so Π₁ = 0.45 and the first step is
+    /// 0.1·(1 + 0.1·0.45/(1 − 0.2025)) = 0.10564263.
+    #[test]
+    fn momentum_decay_sets_the_schedule() {
+        let steps = trajectory(NAdamConfig::new().with_momentum_decay(0.0), &[[0.5, -1.0]]);
+        assert_eq!(steps[0].1.mu_product, 0.45);
+        let expected = TensorData::from([0.894_357_37f32, -1.894_357_37]);
+        steps[0]
+            .0
+            .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+    }
+
+    /// `maximize` climbs: its first step moves along +g instead of −g.
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        let steps = trajectory(NAdamConfig::new().with_maximize(true), &[[0.5, -1.0]]);
+        let expected = TensorData::from([1.105_645_18f32, -2.105_645_18]);
+        steps[0]
+            .0
+            .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+    }
+
+    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
+    #[test]
+    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
+        let cell = SharedF64::default();
+        let cycled = NAdamConfig::new()
+            .build()
+            .unwrap()
+            .with_cycled_beta1(Some(cell.clone()));
+        let first_moment = |optimizer: &NAdam| {
+            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
+            state.unwrap().exp_avg.to_data()
+        };
+        let plain = NAdamConfig::new().build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
+        cell.set(0.5);
+        let half = NAdamConfig::new().with_beta1(0.5).build().unwrap();
+        first_moment(&cycled).assert_eq(&first_moment(&half), true);
+        assert_ne!(first_moment(&cycled), first_moment(&plain));
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let cases = [
+            (
+                NAdamConfig::new().with_beta1(1.0),
+                "invalid betas (1.0, 0.999)",
+            ),
+            (
+                NAdamConfig::new().with_beta2(-0.5),
+                "invalid betas (0.9, -0.5)",
+            ),
+            (
+                NAdamConfig::new().with_eps(-1.0),
+                "invalid eps -1.0: it must be a number in [0, ∞)",
+            ),
+            (
+                NAdamConfig::new().with_weight_decay(-1e-2),
+                "invalid weight_decay -0.01",
+            ),
+            (
+                NAdamConfig::new().with_momentum_decay(-1e-3),
+                "invalid momentum_decay -0.001",
+            ),
+            (
+                NAdamConfig::new().with_momentum_decay(f64::INFINITY),
+                "invalid momentum_decay inf",
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        assert!(
+            NAdamConfig::new()
+                .with_eps(0.0)
+                .with_momentum_decay(0.0)
+                .validate()
+                .is_ok()
+        );
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped (`mu_product` included).
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let config = NAdamConfig::new().with_weight_decay(0.1);
+        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+        let input = Tensor::<2>::ones([4, 3], &device);
+        let grads = |model: &Linear, scale: f32| {
+            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let mut original = config.init().unwrap();
+        for scale in [1.0, 0.01] {
+            let g = grads(&model, scale);
+            model = original.step(LR, model, g);
+        }
+        let bytes = original.into_bytes().unwrap();
+        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
+        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
+        expected
+            .weight
+            .val()
+            .to_data()
+            .assert_eq(&actual.weight.val().to_data(), true);
+        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+        bias(&expected).assert_eq(&bias(&actual), true);
+        // A fresh optimizer's third step differs: the state really was carried over.
+        let mut fresh = config.init().unwrap();
+        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
+        assert_ne!(
+            unresumed.weight.val().to_data(),
+            expected.weight.val().to_data()
+        );
+    }
+}

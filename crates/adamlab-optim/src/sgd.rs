@@ -1,0 +1,454 @@
+//! Stochastic gradient descent with momentum, with torch.optim.SGD's semantics and defaults.
+//!
+//! ```text
+//! g ← −g                                   if maximize
+//! g ← g + λ·θ                              if weight_decay λ ≠ 0 (L2)
+//! if momentum μ ≠ 0:
+//!     b ← g                                at the first step (not (1 − τ)·g)
+//!     b ← μ·b + (1 − τ)·g                  afterwards, τ the dampening
+//!     g ← g + μ·b                          if nesterov
+//!     g ← b                                otherwise
+//! θ ← θ − lr·g
+//! ```
+//!
+//! Momentum as Sutskever et al. (2013), *On the importance of initialization and momentum in deep
+//! learning*, <http://www.cs.toronto.edu/~hinton/absps/momentum.pdf>, in torch's form (the learning
+//! rate multiplies the whole step, not the gradient inside the buffer).
+//!
+//! Deliberate differences from `torch.optim.SGD`: none in the arithmetic. torch evaluates
+//! `a.add(b, alpha=c)` as one fused multiply-add on CPU; burn has no fused op, so `a + c·b`
+//! rounds twice. The two agree to f32 rounding, not bit for bit (measured by the replay cases);
+//! where `θ − lr·g` cancels to near 0 from large operands, the difference is an ulp of the
+//! operands rather than of the result.
+//! The learning rate is passed to every step, as burn does, rather than kept in the
+//! configuration; a schedule that cycles the momentum (OneCycleLR) sets μ before each step, as
+//! torch writes `group["momentum"]`. torch's `foreach`, `fused` and `differentiable` select
+//! implementations of the same arithmetic and have no counterpart here.
+
+use burn::config::Config;
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{Device, Tensor};
+
+use crate::RecordState;
+use crate::adam::MAXIMIZE;
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+/// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
+///
+/// The learning rate is not part of the configuration: burn passes it to every
+/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
+/// a user.
+#[derive(Config, Debug)]
+pub struct SgdConfig {
+    /// Momentum factor μ. Default 0 (plain SGD, no state).
+    #[config(default = 0.0)]
+    pub momentum: f64,
+    /// Dampening τ of the gradient added to the momentum buffer. Default 0.
+    #[config(default = 0.0)]
+    pub dampening: f64,
+    /// L2 weight decay λ (`g ← g + λθ`). Default 0.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Nesterov momentum: step along `g + μ·b` instead of `b`. Default false. Requires a momentum
+    /// and zero dampening, as torch does.
+    #[config(default = false)]
+    pub nesterov: bool,
+    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
+    #[config(default = false)]
+    pub maximize: bool,
+}
+
+/// `momentum`: μ ≥ 0, as torch checks.
+pub const MOMENTUM: HyperParam = HyperParam {
+    name: "momentum",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "momentum factor μ (0: plain SGD, no momentum buffer)",
+};
+/// `dampening`: torch accepts any number.
+pub const DAMPENING: HyperParam = HyperParam {
+    name: "dampening",
+    kind: Kind::Float(Interval::ANY),
+    default: "0",
+    help: "dampening τ: the buffer takes (1 − τ)·g after the first step",
+};
+/// `weight_decay`, L2: `g ← g + λθ`.
+pub const WEIGHT_DECAY: HyperParam = HyperParam {
+    name: "weight_decay",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    default: "0",
+    help: "L2 weight decay λ: g ← g + λθ",
+};
+/// `nesterov`.
+pub const NESTEROV: HyperParam = HyperParam {
+    name: "nesterov",
+    kind: Kind::Bool,
+    default: "false",
+    help: "Nesterov momentum (needs momentum > 0 and dampening 0)",
+};
+
+/// The registry's `sgd`: `torch.optim.SGD`.
+pub const SGD: OptimizerEntry = OptimizerEntry {
+    name: "sgd",
+    summary: "SGD; momentum, dampening, Nesterov and L2 weight decay as options",
+    reference: "torch.optim.SGD (torch 2.15)",
+    params: &[
+        learning_rate("0.001"),
+        MOMENTUM,
+        DAMPENING,
+        WEIGHT_DECAY,
+        NESTEROV,
+        MAXIMIZE,
+    ],
+    build: |args| {
+        let sgd = SgdConfig::new()
+            .with_momentum(args.f64("momentum"))
+            .with_dampening(args.f64("dampening"))
+            .with_weight_decay(args.f64("weight_decay"))
+            .with_nesterov(args.bool("nesterov"))
+            .with_maximize(args.bool("maximize"))
+            .build()?
+            .with_cycled_momentum(args.cycled_momentum());
+        Ok(Box::new(sgd))
+    },
+};
+
+impl SgdConfig {
+    /// Checks every hyper-parameter against the ranges torch.optim.SGD accepts, and torch's
+    /// own check that Nesterov momentum has a momentum and no dampening.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        MOMENTUM.check_f64(self.momentum)?;
+        DAMPENING.check_f64(self.dampening)?;
+        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(ConfigError::Incompatible(
+                "Nesterov momentum requires a momentum and zero dampening".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
+    pub fn build(&self) -> Result<Sgd, ConfigError> {
+        self.validate()?;
+        Ok(Sgd {
+            config: self.clone(),
+            cycled_momentum: None,
+        })
+    }
+
+    /// The optimizer for a whole module, as burn's `SgdConfig::init` gives it.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// SGD with momentum, computed as `torch.optim.SGD` computes it; see the [module](self) for the
+/// update rule.
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    config: SgdConfig,
+    /// μ set by a schedule at every step (OneCycleLR), when one cycles it.
+    cycled_momentum: Option<SharedF64>,
+}
+
+/// The state SGD keeps for one parameter, only when the momentum is not 0. Named as torch's
+/// `state` dict names it.
+#[derive(RecordState, Clone)]
+pub struct SgdState<const D: usize> {
+    /// The momentum buffer b (torch's `momentum_buffer`).
+    pub momentum_buffer: Tensor<D>,
+}
+
+impl Sgd {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    /// This optimizer, taking μ from `momentum` at every step once it is set (OneCycleLR's
+    /// momentum cycling; torch writes `group["momentum"]` before each step).
+    pub fn with_cycled_momentum(mut self, momentum: Option<SharedF64>) -> Self {
+        self.cycled_momentum = momentum;
+        self
+    }
+}
+
+impl EvalWeights for Sgd {}
+
+impl Optimizer for Sgd {
+    type State<const D: usize> = SgdState<D>;
+
+    /// One SGD step for one parameter tensor; see [`Sgd`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let SgdConfig {
+            mut momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+            maximize,
+        } = self.config;
+        if let Some(cycled) = self.cycled_momentum.as_ref().and_then(SharedF64::get) {
+            momentum = cycled;
+        }
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        if weight_decay != 0.0 {
+            // g ← g + λ·θ, as torch's `grad.add(param, alpha=weight_decay)`.
+            g = g.add(theta.clone().mul_scalar(weight_decay));
+        }
+
+        let mut new_state = None;
+        if momentum != 0.0 {
+            let b = match state {
+                // The first buffer is the gradient itself, as torch's `grad.detach().clone()`.
+                None => g.clone(),
+                // b ← μ·b + (1 − τ)·g, as torch's `buf.mul_(μ).add_(g, alpha=1 − τ)`; 1 − τ in f64.
+                Some(SgdState { momentum_buffer: b }) => b
+                    .mul_scalar(momentum)
+                    .add(g.clone().mul_scalar(1.0 - dampening)),
+            };
+            g = if nesterov {
+                // g ← g + μ·b, as torch's `grad.add(buf, alpha=μ)`.
+                g.add(b.clone().mul_scalar(momentum))
+            } else {
+                b.clone()
+            };
+            new_state = Some(SgdState { momentum_buffer: b });
+        }
+
+        // θ ← θ − lr·g, as torch's `param.add_(g, alpha=−lr)`.
+        let theta = theta.sub(g.mul_scalar(lr));
+        (theta, new_state)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        SgdState {
+            momentum_buffer: state.momentum_buffer.to_device(device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{TensorData, Tolerance};
+
+    const LR: f64 = 0.1;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn tensor(values: [f32; 2]) -> Tensor<1> {
+        Tensor::from_floats(values, &device())
+    }
+
+    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the momentum
+    /// buffer (if any) after each step.
+    fn trajectory(config: SgdConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, Option<TensorData>)> {
+        let sgd = config.build().unwrap();
+        let mut theta = tensor([1.0, -2.0]);
+        let mut state = None;
+        grads
+            .iter()
+            .map(|g| {
+                (theta, state) = sgd.step(LR, theta.clone(), tensor(*g), state.take());
+                let buffer = state
+                    .as_ref()
+                    .map(|s: &SgdState<1>| s.momentum_buffer.to_data());
+                (theta.to_data(), buffer)
+            })
+            .collect()
+    }
+
+    /// θ after each step, against hand-computed values. f32 holds these to ~1e-7; 1e-6 leaves
+    /// room for the order of operations only.
+    fn assert_thetas(config: SgdConfig, grads: &[[f32; 2]], expected: &[[f32; 2]]) {
+        let steps = trajectory(config, grads);
+        for ((theta, _), expected) in steps.iter().zip(expected) {
+            theta.assert_approx_eq::<f32>(&TensorData::from(*expected), Tolerance::absolute(1e-6));
+        }
+    }
+
+    const G: [[f32; 2]; 2] = [[0.5, -1.0], [0.25, 0.5]];
+
+    /// Plain SGD: θ₁ = θ₀ − 0.1·[0.5, −1] = [0.95, −1.9];
+    /// θ₂ = θ₁ − 0.1·[0.25, 0.5] = [0.925, −1.95].
+    /// No momentum, no state, as torch keeps none.
+    #[test]
+    fn plain_sgd_steps_along_the_gradient_and_keeps_no_state() {
+        assert_thetas(SgdConfig::new(), &G, &[[0.95, -1.9], [0.925, -1.95]]);
+        assert!(
+            trajectory(SgdConfig::new(), &G)
+                .iter()
+                .all(|(_, b)| b.is_none())
+        );
+    }
+
+    /// μ = 0.9, τ = 0.5. Step 1: b = g₁ = [0.5, −1] (torch does not dampen the first buffer),
+    /// θ₁ = [0.95, −1.9]. Step 2: b = 0.9·[0.5, −1] + 0.5·[0.25, 0.5] = [0.575, −0.65],
+    /// θ₂ = [0.8925, −1.835].
+    #[test]
+    fn the_first_momentum_buffer_is_the_gradient_then_dampening_applies() {
+        let config = SgdConfig::new().with_momentum(0.9).with_dampening(0.5);
+        assert_thetas(config.clone(), &G, &[[0.95, -1.9], [0.8925, -1.835]]);
+        let steps = trajectory(config, &G);
+        let tolerance = Tolerance::absolute(1e-6);
+        let buffer = |i: usize| steps[i].1.clone().unwrap();
+        buffer(0).assert_approx_eq::<f32>(&TensorData::from([0.5f32, -1.0]), tolerance);
+        buffer(1).assert_approx_eq::<f32>(&TensorData::from([0.575f32, -0.65]), tolerance);
+    }
+
+    /// Nesterov, μ = 0.9. Step 1: b = g₁, g = 1.9·g₁ = [0.95, −1.9], θ₁ = [0.905, −1.81].
+    /// Step 2: b = 0.9·g₁ + g₂ = [0.7, −0.4], g = g₂ + 0.9·b = [0.88, 0.14], θ₂ = [0.817, −1.824].
+    #[test]
+    fn nesterov_steps_along_the_gradient_plus_momentum_times_the_buffer() {
+        let config = SgdConfig::new().with_momentum(0.9).with_nesterov(true);
+        assert_thetas(config, &G, &[[0.905, -1.81], [0.817, -1.824]]);
+    }
+
+    /// λ = 0.5: g₁ + λθ₀ = [1, −2], θ₁ = [0.9, −1.8].
+    #[test]
+    fn weight_decay_adds_lambda_theta_to_the_gradient() {
+        assert_thetas(
+            SgdConfig::new().with_weight_decay(0.5),
+            &G[..1],
+            &[[0.9, -1.8]],
+        );
+    }
+
+    /// `maximize` climbs: θ₁ = θ₀ + 0.1·g₁ = [1.05, −2.1].
+    #[test]
+    fn maximize_moves_along_the_gradient() {
+        assert_thetas(
+            SgdConfig::new().with_maximize(true),
+            &G[..1],
+            &[[1.05, -2.1]],
+        );
+    }
+
+    /// A schedule that cycles the momentum (OneCycleLR) sets μ for the next step: with μ = 0.9
+    /// configured and 0.5 set before step 2, b = 0.5·[0.5, −1] + [0.25, 0.5] = [0.5, 0] and
+    /// θ₂ = [0.9, −1.9]. Unset, the configured μ applies (step 1 as plain momentum SGD).
+    #[test]
+    fn a_cycled_momentum_replaces_the_configured_one_once_set() {
+        let cycled = SharedF64::default();
+        let sgd = SgdConfig::new()
+            .with_momentum(0.9)
+            .build()
+            .unwrap()
+            .with_cycled_momentum(Some(cycled.clone()));
+        let (theta, state) = sgd.step(LR, tensor([1.0, -2.0]), tensor(G[0]), None);
+        cycled.set(0.5);
+        let (theta, _) = sgd.step(LR, theta, tensor(G[1]), state);
+        theta
+            .to_data()
+            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
+        let nesterov = "Nesterov momentum requires a momentum and zero dampening";
+        let cases = [
+            (
+                SgdConfig::new().with_momentum(-0.1),
+                "invalid momentum -0.1: it must be a number in [0, ∞)",
+            ),
+            (
+                SgdConfig::new().with_momentum(f64::INFINITY),
+                "invalid momentum inf",
+            ),
+            (
+                SgdConfig::new().with_dampening(f64::NAN),
+                "invalid dampening NaN",
+            ),
+            (
+                SgdConfig::new().with_weight_decay(-1e-2),
+                "invalid weight_decay -0.01",
+            ),
+            (SgdConfig::new().with_nesterov(true), nesterov),
+            (
+                SgdConfig::new()
+                    .with_nesterov(true)
+                    .with_momentum(0.9)
+                    .with_dampening(0.1),
+                nesterov,
+            ),
+        ];
+        for (config, expected) in cases {
+            let message = config.build().err().unwrap().to_string();
+            assert!(message.starts_with(expected), "{message}");
+        }
+        // torch accepts any dampening, negative included.
+        assert!(
+            SgdConfig::new()
+                .with_momentum(0.9)
+                .with_dampening(-1.0)
+                .validate()
+                .is_ok()
+        );
+    }
+
+    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
+    /// step as the optimizer that never stopped.
+    #[test]
+    fn state_saved_and_loaded_resumes_the_same_update() {
+        let device = device().autodiff();
+        let configs = [
+            SgdConfig::new().with_momentum(0.9).with_dampening(0.1),
+            SgdConfig::new().with_momentum(0.9).with_nesterov(true),
+        ];
+        for config in configs {
+            let mut model: Linear = LinearConfig::new(3, 2).init(&device);
+            let input = Tensor::<2>::ones([4, 3], &device);
+            let grads = |model: &Linear, scale: f32| {
+                let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+                GradientsParams::from_grads(loss.backward(), model)
+            };
+            let mut original = config.init().unwrap();
+            for scale in [1.0, 0.01] {
+                let g = grads(&model, scale);
+                model = original.step(LR, model, g);
+            }
+            let bytes = original.into_bytes().unwrap();
+            let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
+
+            let expected = original.step(LR, model.clone(), grads(&model, -0.5));
+            let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
+            expected
+                .weight
+                .val()
+                .to_data()
+                .assert_eq(&actual.weight.val().to_data(), true);
+            let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
+            bias(&expected).assert_eq(&bias(&actual), true);
+            // A fresh optimizer's third step differs: the state really was carried over.
+            let mut fresh = config.init().unwrap();
+            let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
+            assert_ne!(
+                unresumed.weight.val().to_data(),
+                expected.weight.val().to_data()
+            );
+        }
+    }
+}
