@@ -437,3 +437,41 @@ fn fused_cpu_step_updates_unshared_buffers_in_place_and_copies_shared_ones() {
     }
     assert!(checked > 0, "no CPU backend compiled in");
 }
+
+/// Tensors no kernel takes (f64, autodiff) step through the reference: the same numbers as
+/// `fused=false`, and no panic.
+#[test]
+fn fused_adam_falls_back_to_the_reference_step_on_f64_and_autodiff_tensors() {
+    let cases = cases();
+    let case = &cases[0];
+    for (backend, device) in devices() {
+        let fused = AdamConfig::new().with_amsgrad(true).build().unwrap();
+        let reference = AdamConfig::new()
+            .with_amsgrad(true)
+            .with_fused(false)
+            .build()
+            .unwrap();
+        let f64_tensor = |values: &[f32]| {
+            let values: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
+            Tensor::<2>::from_data(TensorData::new(values, SHAPE), &device)
+        };
+        let autodiff = device.clone().autodiff();
+        let autodiff_tensor = |values: &[f32]| tensor(values, Layout::Contiguous, &autodiff);
+        let makers: [(&str, &dyn Fn(&[f32]) -> Tensor<2>); 2] =
+            [("f64", &f64_tensor), ("autodiff", &autodiff_tensor)];
+        for (what, make) in makers {
+            if what == "f64" && !device.supports_dtype(burn::tensor::DType::F64) {
+                continue;
+            }
+            let (mut a, mut b) = (make(&case.theta), make(&case.theta));
+            let (mut state_a, mut state_b) = (None, None);
+            for grad in &case.grads {
+                (a, state_a) = fused.step(1e-2, a, make(grad), state_a.take());
+                (b, state_b) = reference.step(1e-2, b, make(grad), state_b.take());
+            }
+            assert_eq!(a.dtype(), b.dtype(), "{backend}/{what}");
+            let (a, b) = (a.to_data().convert::<f32>(), b.to_data().convert::<f32>());
+            assert_eq!(a, b, "{backend}/{what}: the fallback is the reference step");
+        }
+    }
+}
