@@ -26,6 +26,7 @@ pub mod adamax;
 pub mod asgd;
 pub mod burn_builtin;
 pub mod clip;
+pub mod fused;
 pub mod hyper;
 pub mod lion;
 pub mod muon;

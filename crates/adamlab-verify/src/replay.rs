@@ -6,9 +6,15 @@
 //! (`fixtures/torch/replay/<optimizer>/<case>.safetensors`; the layout is in the generator's
 //! docstring), and embedded in this crate by its build script. Nothing here names an optimizer:
 //! each fixture carries the spec that must reproduce it, and the registry builds it.
+//!
+//! An optimizer with a fused kernel (its entry has torch's `fused` keyword, on by default) is
+//! replayed twice: as its spec builds it (the fused step where the backend has a kernel), and
+//! with `fused=false` (the tensor-op reference step), reported as `replay/<case> (reference
+//! step)`. Both must match the reference.
 
 use crate::compare::{CheckReport, Deviation, Tolerance};
-use adamlab_optim::{LabOptimizer, OptimizerSpec};
+use adamlab_optim::fused::FUSED;
+use adamlab_optim::{LabOptimizer, OptimizerSpec, Value};
 use burn::optim::{DynOptimizer, DynState, StateSink, StateSource};
 use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -338,11 +344,38 @@ fn to_f32(data: &TensorData) -> Vec<f32> {
         .expect("float tensors convert to f32")
 }
 
-/// Every replay fixture on `device`, optionally only those of one optimizer.
+/// `fixture` replayed with `fused=false`, the tensor-op reference step, when its optimizer has a
+/// fused kernel (its entry has the `fused` keyword): `replay/<case> (reference step)`. `None`
+/// for an optimizer without one.
+pub fn replay_reference_step(fixture: &ReplayFixture, device: &Device) -> Option<CheckReport> {
+    let spec = OptimizerSpec::parse(&fixture.spec)
+        .unwrap_or_else(|err| panic!("{}: its spec does not build: {err}", fixture.case));
+    if !spec.entry().params.iter().any(|p| p.name == FUSED.name) {
+        return None;
+    }
+    let reference = spec
+        .with(FUSED.name, Value::Bool(false))
+        .unwrap_or_else(|err| panic!("{}: fused=false does not build: {err}", fixture.case));
+    let optimizer = reference.build().expect("`with` checks that it builds");
+    let mut report = replay_with(&*optimizer, reference.lr(), fixture, device);
+    report.case.push_str(" (reference step)");
+    Some(report)
+}
+
+/// Every way `fixture` is replayed: through its spec ([`replay`]), and for an optimizer with a
+/// fused kernel also through the reference step ([`replay_reference_step`]).
+pub fn replays(fixture: &ReplayFixture, device: &Device) -> Vec<CheckReport> {
+    let mut reports = vec![replay(fixture, device)];
+    reports.extend(replay_reference_step(fixture, device));
+    reports
+}
+
+/// Every replay fixture on `device` ([`replays`]: the reference step too, where there is a fused
+/// one), optionally only those of one optimizer.
 pub fn replay_all(device: &Device, optimizer: Option<&str>) -> Vec<CheckReport> {
     replay_fixtures()
         .iter()
         .filter(|f| optimizer.is_none_or(|name| f.optimizer == name))
-        .map(|fixture| replay(fixture, device))
+        .flat_map(|fixture| replays(fixture, device))
         .collect()
 }

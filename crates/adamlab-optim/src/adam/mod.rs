@@ -1,12 +1,28 @@
 //! Adam, with torch.optim.Adam's semantics and defaults.
+//!
+//! [`Adam::step`] is written twice: the tensor-op [reference](Adam::reference_step), which reads
+//! like the paper, and the fused kernels beside it ([`cpu_kernel`] for Flex and NdArray,
+//! [`wgpu_kernel`] for CubeCL), which make one pass over memory and update θ and the state in
+//! place. Both compute [`adam_element`]'s arithmetic, operation for operation, so they agree bit
+//! for bit on the CPU; the `fused` keyword picks between them.
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu_kernel;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_kernel;
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate};
-use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::RecordState;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+use crate::fused::Kernel;
+use crate::fused::{self, FUSED};
+use crate::hyper::{
+    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+};
+use crate::registry::{EvalWeights, OptimizerEntry};
 
 /// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
 ///
@@ -39,6 +55,11 @@ pub struct AdamConfig {
     /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
     #[config(default = false)]
     pub maximize: bool,
+    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
+    /// has one, else with the tensor-op reference step; the numbers are the same. Default true
+    /// (torch's `fused` defaults to False).
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// `betas`: (β₁, β₂), each in [0, 1).
@@ -95,7 +116,16 @@ pub const ADAM: OptimizerEntry = OptimizerEntry {
     name: "adam",
     summary: "Adam (Kingma & Ba, 2015), L2 weight decay; AMSGrad and AdamW's decay as options",
     reference: "torch.optim.Adam (torch 2.15)",
-    params: &[learning_rate("0.001"), BETAS, EPS, WEIGHT_DECAY, DECOUPLED_WEIGHT_DECAY, AMSGRAD, MAXIMIZE],
+    params: &[
+        learning_rate("0.001"),
+        BETAS,
+        EPS,
+        WEIGHT_DECAY,
+        DECOUPLED_WEIGHT_DECAY,
+        AMSGRAD,
+        MAXIMIZE,
+        FUSED,
+    ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let adam = AdamConfig::new()
@@ -106,6 +136,7 @@ pub const ADAM: OptimizerEntry = OptimizerEntry {
             .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
             .with_amsgrad(args.bool("amsgrad"))
             .with_maximize(args.bool("maximize"))
+            .with_fused(args.bool("fused"))
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
@@ -117,7 +148,15 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
     name: "adamw",
     summary: "AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay",
     reference: "torch.optim.AdamW (torch 2.15)",
-    params: &[learning_rate("0.001"), BETAS, EPS, ADAMW_WEIGHT_DECAY, AMSGRAD, MAXIMIZE],
+    params: &[
+        learning_rate("0.001"),
+        BETAS,
+        EPS,
+        ADAMW_WEIGHT_DECAY,
+        AMSGRAD,
+        MAXIMIZE,
+        FUSED,
+    ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let adam = AdamConfig::adamw()
@@ -127,6 +166,7 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
             .with_weight_decay(args.f64("weight_decay"))
             .with_amsgrad(args.bool("amsgrad"))
             .with_maximize(args.bool("maximize"))
+            .with_fused(args.bool("fused"))
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
@@ -189,6 +229,12 @@ impl AdamConfig {
 /// AMSGrad keeps the maximum of the raw `v`, as torch does. The moment update follows torch's
 /// `lerp` form, `m + (1 − β₁)·(g − m)`, equal to the paper's in exact arithmetic (torch's CPU
 /// kernel fuses it into one FMA, so the two agree to rounding, not bit for bit).
+///
+/// With `fused` (the default), the step runs [`cpu_kernel`] on f32 Flex and NdArray tensors and
+/// [`wgpu_kernel`] on f32 CubeCL tensors: one pass over θ, g, m and v (and v_max), updating them
+/// in place, computing [`adam_element`] for each element. Anything else (another backend or
+/// dtype, autodiff tensors) takes [`Adam::reference_step`], the tensor-op form above. Both give
+/// the same numbers; see [`adam_element`].
 #[derive(Clone, Debug)]
 pub struct Adam {
     config: AdamConfig,
@@ -209,6 +255,127 @@ pub struct AdamState<const D: usize> {
     pub max_exp_avg_sq: Option<Tensor<D>>,
 }
 
+/// How the weights decay, with its coefficient as the tensors hold it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WeightDecay {
+    /// No decay (λ = 0).
+    None,
+    /// Coupled L2: `g ← g + λ·θ`, holding λ.
+    L2(f32),
+    /// Decoupled (AdamW): `θ ← θ·(1 − lr·λ)`, holding `1 − lr·λ`.
+    Decoupled(f32),
+}
+
+/// The scalars of one Adam step, as [`Adam::reference_step`] hands them to its tensor ops: each
+/// computed in f64 (as torch computes them in Python floats), then rounded once to f32, the
+/// tensors' type. The fused kernels take exactly these values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamCoefficients {
+    /// Negate the gradient.
+    pub maximize: bool,
+    /// The weight decay and its coefficient.
+    pub weight_decay: WeightDecay,
+    /// `1 − β₁`, the weight of g in m's update.
+    pub one_minus_beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// `1 − β₂`.
+    pub one_minus_beta2: f32,
+    /// Keep the running maximum of v and divide by its square root (AMSGrad).
+    pub amsgrad: bool,
+    /// `√(1 − β₂ᵗ)`.
+    pub sqrt_bias_correction2: f32,
+    /// ε.
+    pub eps: f32,
+    /// `lr / (1 − β₁ᵗ)`.
+    pub step_size: f32,
+}
+
+impl AdamCoefficients {
+    /// The scalars of step `t` (1-based) at learning rate `lr`, with β₁ = `beta1` (the
+    /// configuration's, or a schedule's).
+    pub fn new(config: &AdamConfig, beta1: f64, lr: f64, t: usize) -> Self {
+        let AdamConfig {
+            beta1: _,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled_weight_decay,
+            amsgrad,
+            maximize,
+            fused: _,
+        } = *config;
+        let weight_decay = if weight_decay == 0.0 {
+            WeightDecay::None
+        } else if decoupled_weight_decay {
+            WeightDecay::Decoupled((1.0 - lr * weight_decay) as f32)
+        } else {
+            WeightDecay::L2(weight_decay as f32)
+        };
+        // In f64 with libm's pow, as Python evaluates torch's `1 - beta1 ** step`.
+        let bias_correction1 = 1.0 - beta1.powf(t as f64);
+        let bias_correction2 = 1.0 - beta2.powf(t as f64);
+        Self {
+            maximize,
+            weight_decay,
+            one_minus_beta1: (1.0 - beta1) as f32,
+            beta2: beta2 as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            amsgrad,
+            sqrt_bias_correction2: bias_correction2.sqrt() as f32,
+            eps: eps as f32,
+            step_size: (lr / bias_correction1) as f32,
+        }
+    }
+}
+
+/// One element after an Adam step: θ, m, v, and v_max with AMSGrad.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamElement {
+    /// The parameter.
+    pub theta: f32,
+    /// First moment.
+    pub m: f32,
+    /// Second moment.
+    pub v: f32,
+    /// Running maximum of v (AMSGrad), else `None`.
+    pub v_max: Option<f32>,
+}
+
+/// One Adam step for one element: the fused kernels' arithmetic, which is
+/// [`Adam::reference_step`]'s, operation for operation and in the same order (no fused
+/// multiply-add), so that the fused CPU step equals the reference bit for bit.
+///
+/// `v_max` is the running maximum before this step, `None` on AMSGrad's first step (it then
+/// starts at this step's v, as the reference's does).
+#[inline(always)]
+pub fn adam_element(
+    theta: f32,
+    grad: f32,
+    m: f32,
+    v: f32,
+    v_max: Option<f32>,
+    c: &AdamCoefficients,
+) -> AdamElement {
+    let mut g = if c.maximize { -grad } else { grad };
+    let mut theta = theta;
+    match c.weight_decay {
+        WeightDecay::None => {}
+        WeightDecay::Decoupled(factor) => theta = theta * factor,
+        WeightDecay::L2(lambda) => g = g + theta * lambda,
+    }
+    let m = m + (g - m) * c.one_minus_beta1;
+    let v = v * c.beta2 + g * c.one_minus_beta2 * g;
+    // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
+    let v_max = c.amsgrad.then(|| match v_max {
+        Some(v_max) if !(v_max < v) => v_max,
+        _ => v,
+    });
+    let denom = v_max.unwrap_or(v).sqrt() / c.sqrt_bias_correction2 + c.eps;
+    let theta = theta - m * c.step_size / denom;
+    AdamElement { theta, m, v, v_max }
+}
+
 impl Adam {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &AdamConfig {
@@ -221,42 +388,37 @@ impl Adam {
         self.cycled_beta1 = beta1;
         self
     }
-}
 
-impl EvalWeights for Adam {}
+    /// β₁ for the coming step: the schedule's when one cycles it, else the configuration's.
+    fn beta1(&self) -> f64 {
+        self.cycled_beta1
+            .as_ref()
+            .and_then(SharedF64::get)
+            .unwrap_or(self.config.beta1)
+    }
 
-impl Optimizer for Adam {
-    type State<const D: usize> = AdamState<D>;
-
-    /// One Adam step for one parameter tensor; see [`Adam`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One Adam step for one parameter tensor, written with tensor operations: the readable
+    /// reference that the fused kernels must equal. Every backend and dtype runs it; see
+    /// [`Adam`] for the update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
         let AdamConfig {
-            mut beta1,
+            beta1: _,
             beta2,
             eps,
             weight_decay,
             decoupled_weight_decay,
             amsgrad,
             maximize,
+            fused: _,
         } = self.config;
+        let beta1 = self.beta1();
 
-        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
-            beta1 = cycled;
-        }
         let mut g = if maximize { grad.neg() } else { grad };
         let mut theta = theta;
         if weight_decay != 0.0 {
@@ -308,6 +470,97 @@ impl Optimizer for Adam {
             max_exp_avg_sq: v_max,
         };
         (theta, Some(state))
+    }
+
+    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
+    fn fused_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
+        let tensors = [
+            Some(&theta),
+            Some(&grad),
+            state.as_ref().map(|s| &s.exp_avg),
+            state.as_ref().map(|s| &s.exp_avg_sq),
+            state.as_ref().and_then(|s| s.max_exp_avg_sq.as_ref()),
+        ];
+        match fused::kernel_for(tensors.into_iter().flatten()) {
+            #[cfg(any(feature = "flex", feature = "ndarray"))]
+            Some(Kernel::Cpu) => {
+                let (state, first_v_max) = self.fused_state(&theta, state);
+                let coefficients =
+                    AdamCoefficients::new(&self.config, self.beta1(), lr, state.step + 1);
+                cpu_kernel::step(&coefficients, theta, grad, state, first_v_max)
+            }
+            #[cfg(feature = "wgpu")]
+            Some(Kernel::Cube) => {
+                let (state, first_v_max) = self.fused_state(&theta, state);
+                let coefficients =
+                    AdamCoefficients::new(&self.config, self.beta1(), lr, state.step + 1);
+                wgpu_kernel::step(&coefficients, theta, grad, state, first_v_max)
+            }
+            None => self.reference_step(lr, theta, grad, state),
+        }
+    }
+
+    /// The state a fused step updates in place: zeros before the first step (as the reference
+    /// starts), v_max only with AMSGrad. Also whether AMSGrad's maximum starts at this step's v
+    /// (its first step, or a state saved before AMSGrad was turned on), as the reference's does.
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+    fn fused_state<const D: usize>(
+        &self,
+        theta: &Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (AdamState<D>, bool) {
+        let state = state.unwrap_or_else(|| AdamState {
+            step: 0,
+            exp_avg: theta.zeros_like(),
+            exp_avg_sq: theta.zeros_like(),
+            max_exp_avg_sq: None,
+        });
+        let first_v_max = self.config.amsgrad && state.max_exp_avg_sq.is_none();
+        let max_exp_avg_sq = match (self.config.amsgrad, state.max_exp_avg_sq) {
+            (true, Some(v_max)) => Some(v_max),
+            (true, None) => Some(theta.zeros_like()),
+            (false, _) => None,
+        };
+        let state = AdamState {
+            max_exp_avg_sq,
+            ..state
+        };
+        (state, first_v_max)
+    }
+}
+
+impl EvalWeights for Adam {}
+
+impl Optimizer for Adam {
+    type State<const D: usize> = AdamState<D>;
+
+    /// One Adam step for one parameter tensor; see [`Adam`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        if self.config.fused {
+            self.fused_step(lr, theta, grad, state)
+        } else {
+            self.reference_step(lr, theta, grad, state)
+        }
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -1,0 +1,184 @@
+//! f32 slices of Flex and NdArray tensors for the CPU kernels, and the parallel loop over them.
+//!
+//! Tensors come out of [`Tensor`] through its dispatch primitive ([`Tensor::into_dispatch`]),
+//! and go back the same way. A buffer no one else holds is updated in place; a shared one (a
+//! clone of θ kept alive elsewhere) or a non-contiguous one (a transposed parameter) is copied
+//! once, in row-major order, and the copy updated, so the caller's clone is never touched.
+
+// burn deprecates ndarray in favour of flex; adamlab ships both on purpose.
+#![cfg_attr(feature = "ndarray", allow(deprecated))]
+
+use std::borrow::Cow;
+
+use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
+use burn::tensor::Tensor;
+
+#[cfg(feature = "flex")]
+use burn::backend::flex::{FlexTensor, Layout};
+#[cfg(feature = "ndarray")]
+use burn::backend::ndarray::NdArrayTensor;
+#[cfg(feature = "flex")]
+use burn::tensor::{Bytes, DType};
+
+/// Elements per task of the parallel loop: 64 KiB of each buffer, large enough to amortise
+/// rayon's scheduling, small enough to share a tensor of a few hundred thousand elements between
+/// cores. Tensors of one chunk or less run on the calling thread.
+pub(crate) const CHUNK: usize = 16 * 1024;
+
+/// One f32 tensor of a CPU backend, taken out of its [`Tensor`] for a fused step.
+pub(crate) enum CpuTensor {
+    /// A Flex tensor.
+    #[cfg(feature = "flex")]
+    Flex(FlexTensor),
+    /// An NdArray tensor (always its `F32` variant).
+    #[cfg(feature = "ndarray")]
+    NdArray(NdArrayTensor),
+}
+
+impl CpuTensor {
+    /// The f32 primitive of `tensor`.
+    ///
+    /// # Panics
+    /// If `tensor` is not an f32 Flex or NdArray tensor without autodiff: callers check with
+    /// [`kernel_for`](super::kernel_for) first.
+    pub(crate) fn take<const D: usize>(tensor: Tensor<D>) -> Self {
+        let dispatch = tensor.into_dispatch();
+        assert_eq!(
+            dispatch.autodiff,
+            DispatchAutodiffContext::Disabled,
+            "checked by kernel_for"
+        );
+        #[allow(unreachable_patterns)]
+        match dispatch.kind {
+            #[cfg(feature = "flex")]
+            DispatchTensorKind::Flex(BackendTensor::Float(tensor)) => Self::Flex(tensor),
+            #[cfg(feature = "ndarray")]
+            DispatchTensorKind::NdArray(BackendTensor::Float(tensor @ NdArrayTensor::F32(_))) => {
+                Self::NdArray(tensor)
+            }
+            _ => panic!(
+                "fused CPU step on a tensor that is not f32 Flex or NdArray: checked by kernel_for"
+            ),
+        }
+    }
+
+    /// Back into a [`Tensor`].
+    pub(crate) fn into_tensor<const D: usize>(self) -> Tensor<D> {
+        let kind = match self {
+            #[cfg(feature = "flex")]
+            Self::Flex(tensor) => DispatchTensorKind::Flex(BackendTensor::Float(tensor)),
+            #[cfg(feature = "ndarray")]
+            Self::NdArray(tensor) => DispatchTensorKind::NdArray(BackendTensor::Float(tensor)),
+        };
+        Tensor::from_dispatch(DispatchTensor {
+            kind,
+            autodiff: DispatchAutodiffContext::Disabled,
+        })
+    }
+
+    /// The elements in row-major order: borrowed when the tensor is contiguous, else copied.
+    pub(crate) fn read(&self) -> Cow<'_, [f32]> {
+        match self {
+            #[cfg(feature = "flex")]
+            Self::Flex(tensor) => match tensor.as_slice::<f32>() {
+                Some(slice) => Cow::Borrowed(slice),
+                None => Cow::Owned(flex_row_major(tensor)),
+            },
+            #[cfg(feature = "ndarray")]
+            Self::NdArray(NdArrayTensor::F32(storage)) => {
+                let view = storage.view();
+                match view.to_slice() {
+                    Some(slice) => Cow::Borrowed(slice),
+                    None => Cow::Owned(view.iter().copied().collect()),
+                }
+            }
+            #[cfg(feature = "ndarray")]
+            Self::NdArray(_) => unreachable!("CpuTensor::take keeps only F32"),
+        }
+    }
+
+    /// The elements in row-major order, to update in place: the tensor's own buffer when no one
+    /// else holds it and it is contiguous; otherwise the tensor first becomes a contiguous copy
+    /// of itself (one allocation, and the other holders keep the old values).
+    pub(crate) fn write(&mut self) -> &mut [f32] {
+        match self {
+            #[cfg(feature = "flex")]
+            Self::Flex(tensor) => {
+                let in_place = tensor.is_unique() && tensor.layout().contiguous_offsets().is_some();
+                if !in_place {
+                    let values = flex_row_major(tensor);
+                    let shape = tensor.layout().shape().clone();
+                    *tensor = FlexTensor::new(
+                        Bytes::from_elems(values),
+                        Layout::contiguous(shape),
+                        DType::F32,
+                    );
+                }
+                let (start, end) = tensor
+                    .layout()
+                    .contiguous_offsets()
+                    .expect("contiguous: checked or just copied");
+                let storage = tensor
+                    .try_storage_mut::<f32>()
+                    .expect("unique: checked or just copied");
+                &mut storage[start..end]
+            }
+            #[cfg(feature = "ndarray")]
+            Self::NdArray(NdArrayTensor::F32(storage)) => {
+                // Copies only when shared (ndarray's copy-on-write) or borrowed from a file.
+                let array = storage.ensure_owned();
+                if !array.is_standard_layout() {
+                    *array = array.as_standard_layout().into_owned().into_shared();
+                }
+                array
+                    .as_slice_mut()
+                    .expect("standard layout: checked or just copied")
+            }
+            #[cfg(feature = "ndarray")]
+            Self::NdArray(_) => unreachable!("CpuTensor::take keeps only F32"),
+        }
+    }
+}
+
+#[cfg(feature = "flex")]
+fn flex_row_major(tensor: &FlexTensor) -> Vec<f32> {
+    let contiguous = tensor.to_contiguous();
+    contiguous
+        .as_slice::<f32>()
+        .expect("to_contiguous gives a contiguous f32 tensor")
+        .to_vec()
+}
+
+/// Runs `update` over matching chunks of `outputs` (updated in place) and `input` (read), in
+/// parallel on rayon's pool once there is more than one chunk. Every slice has the same length.
+///
+/// `N` buffers are updated (θ and the optimizer's state) and one is only read (the gradient).
+/// The slices are halved recursively with `rayon::join`, so the loop allocates nothing.
+pub(crate) fn for_each_chunk<const N: usize, F>(outputs: [&mut [f32]; N], input: &[f32], update: &F)
+where
+    F: Fn([&mut [f32]; N], &[f32]) + Sync,
+{
+    let len = input.len();
+    assert!(
+        outputs.iter().all(|o| o.len() == len),
+        "fused step on buffers of different lengths"
+    );
+    if len <= CHUNK {
+        update(outputs, input);
+        return;
+    }
+    // Halves that are whole multiples of 64 elements keep every chunk but the last aligned
+    // alike for the vectorised loop.
+    let mid = (len / 2).next_multiple_of(64);
+    let mut halves = outputs.map(|o| {
+        let (left, right) = o.split_at_mut(mid);
+        (Some(left), Some(right))
+    });
+    let left: [&mut [f32]; N] = std::array::from_fn(|i| halves[i].0.take().expect("split once"));
+    let right: [&mut [f32]; N] = std::array::from_fn(|i| halves[i].1.take().expect("split once"));
+    let (input_left, input_right) = input.split_at(mid);
+    rayon::join(
+        || for_each_chunk(left, input_left, update),
+        || for_each_chunk(right, input_right, update),
+    );
+}
