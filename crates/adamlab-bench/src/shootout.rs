@@ -131,6 +131,7 @@ pub fn run(config: &ShootoutConfig, data: &Datasets, observer: &mut dyn Observer
                     seed,
                     shuffle: true,
                     optimizer: spec.clone(),
+                    checkpoint_every: None,
                 };
                 let template = {
                     let mut r = Record::new(Bench::Optimizers, target.backend.name(), &target.description);
@@ -163,14 +164,14 @@ pub fn run(config: &ShootoutConfig, data: &Datasets, observer: &mut dyn Observer
                 let mut done = std::mem::take(&mut epochs.records);
                 match outcome {
                     Ok(_) => {}
-                    Err(err @ TrainError::NonFiniteLoss { .. }) => {
+                    Err(classifier::Stopped { error: err @ TrainError::NonFiniteLoss { .. }, .. }) => {
                         let mut failed = template.clone();
                         failed.wall_s = Some(epochs.started.elapsed().as_secs_f64());
                         failed.note = Some(format!("diverged: {err}"));
                         observer.measured(&failed);
                         done.push(failed);
                     }
-                    Err(err) => return Err(err.into()),
+                    Err(stopped) => return Err(stopped.error.into()),
                 }
                 records.extend(done);
             }
@@ -189,7 +190,7 @@ struct EpochRecorder<'a> {
 }
 
 impl classifier::Observer for EpochRecorder<'_> {
-    fn on_step(&mut self, report: &StepReport) {
+    fn on_step(&mut self, report: &StepReport) -> Result<(), classifier::ObserverError> {
         if report.batch.0 % 100 == 0 {
             let (batch, batches) = report.batch;
             self.observer.started(&format!(
@@ -197,9 +198,10 @@ impl classifier::Observer for EpochRecorder<'_> {
                 self.label, report.epoch, report.loss
             ));
         }
+        Ok(())
     }
 
-    fn on_epoch(&mut self, report: &EpochReport) {
+    fn on_epoch(&mut self, report: &EpochReport) -> Result<(), classifier::ObserverError> {
         let mut record = self.template.clone();
         record.epoch = Some(report.epoch as u64);
         record.train_loss = Some(report.train_loss);
@@ -209,6 +211,7 @@ impl classifier::Observer for EpochRecorder<'_> {
         record.wall_s = Some(self.started.elapsed().as_secs_f64());
         self.observer.measured(&record);
         self.records.push(record);
+        Ok(())
     }
 }
 

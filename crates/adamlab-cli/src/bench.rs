@@ -220,10 +220,8 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 .collect::<Result<Vec<_>, BenchError>>()
                 .map_err(bench_error)?;
             let preface = match &a.preface {
-                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| CliError::Io {
-                    path: path.clone(),
-                    source,
-                })?),
+                Some(path) => Some(std::fs::read_to_string(path)
+                    .map_err(|source| CliError::Usage(format!("--preface {}: {source}", path.display())))?),
                 None => None,
             };
             let options = report::ReportOptions {
