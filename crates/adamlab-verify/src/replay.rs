@@ -231,26 +231,52 @@ pub fn replay_with(
         .fold(1f64, |m, g| m.max(f64::from(g.abs())));
     let tolerances = Tolerances {
         param: tolerance,
-        state: Tolerance::new(tolerance.atol * scale, tolerance.rtol),
+        state: Some(Tolerance::new(tolerance.atol * scale, tolerance.rtol)),
     };
+    run_replay(optimizer, lr, fixture, device, tolerances, format!("replay/{}", fixture.case))
+}
+
+/// Replays `fixture` through `optimizer` comparing the parameters only, at `tolerance`: for an
+/// optimizer that keeps other state than the reference (burn's built-ins, see
+/// [`crate::parity::burn_replays`]). Reported as `case`.
+pub fn replay_params_only(
+    optimizer: &dyn LabOptimizer,
+    lr: f64,
+    fixture: &ReplayFixture,
+    device: &Device,
+    tolerance: Tolerance,
+    case: String,
+) -> CheckReport {
+    run_replay(optimizer, lr, fixture, device, Tolerances { param: tolerance, state: None }, case)
+}
+
+fn run_replay(
+    optimizer: &dyn LabOptimizer,
+    lr: f64,
+    fixture: &ReplayFixture,
+    device: &Device,
+    tolerances: Tolerances,
+    case: String,
+) -> CheckReport {
     let dynamic = optimizer.dyn_optimizer();
     let mut deviation = Deviation::default();
     for (index, param) in fixture.params.iter().enumerate() {
         replay_param(&*dynamic, optimizer, lr, param, index, device, tolerances, &mut deviation);
     }
     CheckReport {
-        case: format!("replay/{}", fixture.case),
+        case,
         steps: fixture.steps,
-        tolerance,
+        tolerance: tolerances.param,
         deviation,
     }
 }
 
-/// The tolerances of one replay: on parameters, and on state tensors (scaled by the gradients).
+/// The tolerances of one replay: on parameters, and on state tensors (scaled by the gradients;
+/// `None`: the state is not compared).
 #[derive(Clone, Copy)]
 struct Tolerances {
     param: Tolerance,
-    state: Tolerance,
+    state: Option<Tolerance>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -275,6 +301,9 @@ fn replay_param(
         (theta, state) = dynamic.step_dyn(rank, lr, theta, tensor(grad), state.take());
         let values = host(&theta, rank);
         deviation.record(tolerance, step, &name("param"), &values, &param.params[step_index]);
+        let Some(state_tolerance) = state_tolerance else {
+            continue;
+        };
         let mut sink = StateSink::default();
         if let Some(state) = &state {
             dynamic.state_flatten("", state, &mut sink);
@@ -299,7 +328,7 @@ fn replay_param(
             }
         }
     }
-    if let (Some(expected), Some(state)) = (&param.eval, &state) {
+    if let (Some(expected), Some(state), Some(_)) = (&param.eval, &state, state_tolerance) {
         let mut sink = StateSink::default();
         dynamic.state_flatten("p", state, &mut sink);
         let mut source = StateSource::new(sink.scalars.into_iter().collect());
