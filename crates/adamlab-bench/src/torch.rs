@@ -173,7 +173,12 @@ pub fn torch_class(spec: &OptimizerSpec) -> Option<&'static str> {
 }
 
 /// The optimizers of `specs` that PyTorch has, as the script's configuration lists them.
+///
+/// adamlab's `fused` keyword chooses adamlab's step, not torch's (PyTorch's side always runs its
+/// fused, foreach and for-loop steps): it is not passed on, and specs that differ only by it (`adam`
+/// and `adam(fused=false)`) give PyTorch's rows once, under the first spec.
 pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
+    let mut seen: Vec<(&'static str, Map<String, Json>)> = Vec::new();
     specs
         .iter()
         .filter_map(|spec| {
@@ -182,8 +187,13 @@ pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
                 .args()
                 .values()
                 .iter()
+                .filter(|(name, _)| **name != "fused")
                 .map(|(name, value)| (name.to_string(), to_json(value)))
                 .collect();
+            if seen.iter().any(|(c, k)| *c == class && *k == kwargs) {
+                return None;
+            }
+            seen.push((class, kwargs.clone()));
             Some(json!({
                 "spec": spec.to_string(),
                 "reference": spec.entry().reference,
@@ -207,6 +217,15 @@ fn to_json(value: &Value) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specs_differing_only_by_adamlabs_fused_switch_give_one_set_of_torch_rows() {
+        let specs = ["adam", "adam(fused=false)", "adam(weight_decay=0.1)"]
+            .map(|text| OptimizerSpec::parse(text).unwrap());
+        let rows = optimizers_json(&specs);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows.iter().all(|row| row["kwargs"].get("fused").is_none()), "{rows:?}");
+    }
 
     #[test]
     fn torch_classes_come_from_the_registry_reference() {

@@ -30,9 +30,11 @@ impl Interval {
     pub const NON_NEGATIVE: Self = Self::new(0.0, true, f64::INFINITY, false);
     /// `(0, ∞)`.
     pub const POSITIVE: Self = Self::new(0.0, false, f64::INFINITY, false);
-    /// `[f32::MIN_POSITIVE, f32::MAX]`, the normal f32 numbers: every optimizer's `eps`. The
-    /// optimizers compute in f32, where a smaller ε is subnormal or 0 (`--eps 1e-320` became a
-    /// division by zero and NaN weights) and a larger one is infinite.
+    /// `[f32::MIN_POSITIVE, f32::MAX]`, the normal f32 numbers: the `eps` that torch requires to
+    /// be positive (Adam's and AdamW's, Muon's and its AdamW's). The optimizers compute in f32,
+    /// where a smaller ε is subnormal or 0 (`--eps 1e-320` became a division by zero and NaN
+    /// weights) and a larger one is infinite. Optimizers whose reference accepts ε = 0 (Adagrad,
+    /// Adadelta, RMSprop, Adafactor) keep torch's range.
     pub const EPS: Self = Self::new(f32::MIN_POSITIVE as f64, true, f32::MAX as f64, true);
     /// `[0, 1)`: decay rates such as β₁ and β₂.
     pub const UNIT_OPEN_RIGHT: Self = Self::new(0.0, true, 1.0, false);

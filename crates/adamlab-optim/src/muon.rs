@@ -121,7 +121,7 @@ pub const NS_COEFFICIENTS: HyperParam = HyperParam {
 /// `eps` of the normalisation before the iteration.
 pub const EPS: HyperParam = HyperParam {
     name: "eps",
-    kind: Kind::Float(Interval::POSITIVE),
+    kind: Kind::Float(Interval::EPS),
     default: "1e-7",
     help: "floor of the Frobenius norm the update is divided by",
 };

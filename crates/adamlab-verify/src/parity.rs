@@ -360,7 +360,7 @@ pub const BURN_REPLAY_DIFFERENCES: &[(&str, &str)] = &[
     (
         "adafactor/tiny-gradients",
         "burn adds ε₁ = 1e-30 to G² (the paper's), torch floors V̂ at ε₁ = f32 machine epsilon: \
-         with gradients of 1e-6 the two ε₁ dominate differently",
+         with gradients of about 1e-9 the two ε₁ dominate differently",
     ),
     (
         "adafactor/tiny-gradients-eps1-1e-10",
