@@ -805,7 +805,11 @@ mod tests {
             ),
             (
                 MuonConfig::new().with_eps(0.0),
-                "invalid eps 0.0: it must be a number in (0, ∞)",
+                "invalid eps 0.0: it must be a number in [1.1754943508222875e-38",
+            ),
+            (
+                MuonConfig::new().with_eps(1e-320),
+                "invalid eps 1e-320",
             ),
             (
                 MuonConfig::new().with_ns_steps(100),
