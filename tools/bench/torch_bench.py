@@ -100,10 +100,14 @@ def reset_peak_rss():
 
 
 def peak_rss_mib():
+    return status_mib("VmHWM:")
+
+
+def status_mib(field):
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
@@ -150,6 +154,12 @@ def bench_step(config):
                         log(f"torch: {cls.__name__} {implementation} on {device}: {err}; skipped")
                         break
                     log(f"torch: {entry['spec']} {implementation} {device} {params}")
+                    # One untimed step creates the state; then the peak resident memory of the
+                    # warm-up and timed steps is taken above the resident memory before them.
+                    optimizer.step()
+                    sync(device)
+                    before = status_mib("VmRSS:") if device == "cpu" else None
+                    reset = device == "cpu" and reset_peak_rss()
                     for _ in range(config["warmup"]):
                         optimizer.step()
                     sync(device)
@@ -161,6 +171,9 @@ def bench_step(config):
                         times.append((time.perf_counter() - start) * 1e3)
                     record = base_record(config, "step", backend, device_name, entry, implementation)
                     record.update(summary(times), params=params, tensors=config["tensors"])
+                    peak = peak_rss_mib() if reset else None
+                    if before is not None and peak is not None:
+                        record["step_extra_mib"] = max(peak - before, 0.0)
                     emit(record)
                     del optimizer, tensors
 

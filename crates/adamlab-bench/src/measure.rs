@@ -107,10 +107,19 @@ pub mod rss {
     /// The peak resident size since the process started or [`reset_peak`], MiB; `None` where
     /// `/proc` does not tell.
     pub fn peak_mib() -> Option<f64> {
+        status_mib("VmHWM:")
+    }
+
+    /// The resident size now, MiB; `None` where `/proc` does not tell.
+    pub fn current_mib() -> Option<f64> {
+        status_mib("VmRSS:")
+    }
+
+    fn status_mib(field: &str) -> Option<f64> {
         let status = std::fs::read_to_string("/proc/self/status").ok()?;
         let kib: f64 = status
             .lines()
-            .find(|line| line.starts_with("VmHWM:"))?
+            .find(|line| line.starts_with(field))?
             .split_whitespace()
             .nth(1)?
             .parse()

@@ -227,13 +227,13 @@ impl Report {
         let md = &mut self.markdown;
         let _ = writeln!(
             md,
-            "| backend | optimizer | implementation | params | tensors | median ms | min–max ms | B/param | GB/s | of triad |"
+            "| backend | optimizer | implementation | params | tensors | median ms | min–max ms | B/param | GB/s | of triad | extra MiB |"
         );
-        let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in rows {
             let _ = writeln!(
                 md,
-                "| {} | `{}` | {} | {} | {} | {} | {}–{} | {} | {} | {} |",
+                "| {} | `{}` | {} | {} | {} | {} | {}–{} | {} | {} | {} | {} |",
                 r.backend,
                 r.optimizer.as_deref().unwrap_or("—"),
                 r.implementation.as_deref().unwrap_or("—"),
@@ -245,9 +245,16 @@ impl Report {
                 r.bytes_per_param.map_or("—".into(), |b| b.to_string()),
                 r.bandwidth_gbps.map_or("—".into(), |g| format!("{g:.2}")),
                 r.bandwidth_fraction.map_or("—".into(), |f| format!("{:.0} %", f * 100.0)),
+                r.step_extra_mib.map_or("—".into(), |m| format!("{m:.0}")),
             );
         }
         let _ = writeln!(md);
+        let _ = writeln!(
+            md,
+            "*extra MiB*: peak resident memory during the steps above what the process held just \
+             before them, with parameters, gradients and state allocated (CPU backends; \
+             `docs/bench-schema.md`). An in-place step allocates nothing per step.\n"
+        );
     }
 
     /// Each adamlab or burn row against burn's row on the same backend and PyTorch's rows on the

@@ -103,6 +103,11 @@ pub struct Record {
     pub step_ms: Option<f64>,
     /// Peak resident memory of the process during the measurement, MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Step: the peak resident memory during the timed steps above the resident memory just
+    /// before them (parameters, gradients and state already allocated), MiB: what a step
+    /// allocates on top of what it must keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_extra_mib: Option<f64>,
     /// Seed of the weights and the data order (shoot-out).
     pub seed: Option<u64>,
     /// Learning rate used.
@@ -148,6 +153,7 @@ impl Record {
             backward_ms: None,
             step_ms: None,
             peak_rss_mib: None,
+            step_extra_mib: None,
             seed: None,
             lr: None,
             epoch: None,

@@ -6,6 +6,7 @@ use crate::measure::{self, DeviceError, Triad};
 use crate::schema::{Bench, Record};
 use crate::stats::{Summary, gigabytes_per_second};
 use crate::{BenchError, Observer, Target};
+use adamlab_backend::BackendKind;
 use adamlab_optim::{OptimizerSpec, Value};
 use burn::optim::{DynOptimizer, StateSink};
 use burn::tensor::{Device, Distribution, Tensor};
@@ -161,7 +162,9 @@ pub fn run(
             let bytes = bytes_per_param(state_tensors(&*optimizer, spec.lr(), &target.device));
             for &params in &config.params {
                 observer.started(&format!("{} {spec} {params}", target.backend));
-                let times = time_step(&optimizer, spec.lr(), &target.device, params, config)?;
+                let host_memory = target.backend != BackendKind::Wgpu;
+                let (times, extra_mib) =
+                    time_step(&optimizer, spec.lr(), &target.device, host_memory, params, config)?;
                 let summary = Summary::of(&times).expect("repeats ≥ 1");
                 let mut record = Record::new(Bench::Step, target.backend.name(), &target.description)
                     .with_timing(&summary, config.warmup);
@@ -171,6 +174,7 @@ pub fn run(
                 record.params = Some(params as u64);
                 record.tensors = Some(config.tensors as u64);
                 record.lr = Some(spec.lr());
+                record.step_extra_mib = extra_mib;
                 derive_bandwidth(&mut record, bytes, triad_gbps);
                 observer.measured(&record);
                 records.push(record);
@@ -188,14 +192,18 @@ pub fn split(params: usize, tensors: usize) -> Vec<usize> {
         .collect()
 }
 
-/// The times of `config.repeats` steps on fresh random parameters and fixed random gradients.
+/// The times of `config.repeats` steps on fresh random parameters and fixed random gradients,
+/// and where the tensors live in host memory (`host_memory`: the CPU backends) what the steps allocate on top of what they keep (MiB, see
+/// [`Record::step_extra_mib`]): the state is created by one untimed step first, then the peak
+/// resident memory of the warm-up and timed steps is taken above the resident memory before them.
 fn time_step(
     optimizer: &Arc<dyn DynOptimizer>,
     lr: f64,
     device: &Device,
+    host_memory: bool,
     params: usize,
     config: &StepConfig,
-) -> Result<Vec<f64>, DeviceError> {
+) -> Result<(Vec<f64>, Option<f64>), DeviceError> {
     device.seed(0);
     let sizes = split(params, config.tensors);
     let mut thetas: Vec<Option<Tensor<1>>> = sizes
@@ -207,8 +215,7 @@ fn time_step(
         .map(|&n| Tensor::random([n], Distribution::Normal(0.0, 1e-2), device))
         .collect();
     let mut states: Vec<_> = sizes.iter().map(|_| None).collect();
-    measure::sync(device)?;
-    measure::time_on(device, config.warmup, config.repeats, || {
+    let mut step = || {
         for ((theta, grad), state) in thetas.iter_mut().zip(&grads).zip(states.iter_mut()) {
             let current = theta.take().expect("every tensor is put back");
             let (next, next_state) =
@@ -216,7 +223,17 @@ fn time_step(
             *theta = Some(Tensor::from_bridge(next));
             *state = next_state;
         }
-    })
+    };
+    step();
+    measure::sync(device)?;
+    let before = host_memory.then(measure::rss::current_mib).flatten();
+    let reset = host_memory && measure::rss::reset_peak();
+    let times = measure::time_on(device, config.warmup, config.repeats, step)?;
+    let extra = match (before, reset.then(measure::rss::peak_mib).flatten()) {
+        (Some(before), Some(peak)) => Some((peak - before).max(0.0)),
+        _ => None,
+    };
+    Ok((times, extra))
 }
 
 #[cfg(test)]

@@ -362,8 +362,8 @@ impl Table {
     fn header(&self) -> String {
         match self.bench {
             Bench::Step | Bench::Triad => format!(
-                "{:<8} {:<26} {:<18} {:>7} {:>7} {:>10} {:>19} {:>8} {:>8}",
-                "backend", "optimizer", "implementation", "params", "tensors", "median ms", "(min–max)", "GB/s", "of triad"
+                "{:<8} {:<26} {:<18} {:>7} {:>7} {:>10} {:>19} {:>8} {:>8} {:>9}",
+                "backend", "optimizer", "implementation", "params", "tensors", "median ms", "(min–max)", "GB/s", "of triad", "extra MiB"
             ),
             Bench::Train => format!(
                 "{:<8} {:<5} {:<22} {:<18} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8}",
@@ -388,7 +388,7 @@ impl Table {
                 r.params.unwrap_or(0) * 4 >> 20
             ),
             Bench::Step => format!(
-                "{:<8} {:<26} {:<18} {:>7} {:>7} {:>10} {:>19} {:>8} {:>8}",
+                "{:<8} {:<26} {:<18} {:>7} {:>7} {:>10} {:>19} {:>8} {:>8} {:>9}",
                 r.backend,
                 opt,
                 implementation,
@@ -398,6 +398,7 @@ impl Table {
                 format!("({}–{})", ms(r.min_ms), ms(r.max_ms)),
                 r.bandwidth_gbps.map_or("—".into(), |g| format!("{g:.2}")),
                 r.bandwidth_fraction.map_or("—".into(), |f| format!("{:.0} %", f * 100.0)),
+                r.step_extra_mib.map_or("—".into(), |m| format!("{m:.0}")),
             ),
             Bench::Train => format!(
                 "{:<8} {:<5} {:<22} {:<18} {:>6} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8}",
