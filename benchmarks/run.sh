@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Measures everything BENCHMARKS.md shows and regenerates it: `benchmarks/run.sh` from the
+# repository root. Needs a release build with wgpu (`cargo build --release --workspace --features
+# wgpu`), the Fashion-MNIST files (`.ci/run` installs them), and for PyTorch's rows a Python with
+# torch 2.15 in ADAMLAB_TORCH_PYTHON (else python3; without torch the rows are left out, with a
+# line saying so). Takes about 20 minutes on a 2-core machine; run it on a quiet one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A="${CARGO_TARGET_DIR:-target}/release/adamlab"
+out=benchmarks
+
+# One optimizer step: fused (adamlab's default), the tensor-op reference step, burn's built-in and
+# PyTorch's fused/foreach/for-loop, at 1e6 and 1e7 parameters, on the CPU backends.
+"$A" bench step --backends ndarray,flex --params 1e6,1e7 --torch \
+    --optimizers 'adam,adam(fused=false),burn-adam,adamw,adamw(fused=false),burn-adamw,adam(amsgrad=true),adam(amsgrad=true, fused=false),sgd(momentum=0.9),sgd(momentum=0.9, fused=false),burn-sgd(momentum=0.9),lion,lion(fused=false),burn-lion' \
+    --json "$out/step.json"
+# 1e8 parameters (Adam only: each optimizer holds about 1.6 GB there).
+"$A" bench step --backends ndarray,flex --params 1e8 --torch --warmup 1 --repeats 5 \
+    --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-1e8.json"
+# The same 1e7 parameters split into 100 tensors: the per-tensor overhead.
+"$A" bench step --backends ndarray,flex --params 1e7 --tensors 100 --torch \
+    --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-100-tensors.json"
+# wgpu (llvmpipe here: the "GPU" is the same two cores).
+"$A" bench step --backends wgpu --params 1e5,1e6 --warmup 1 --repeats 5 \
+    --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-wgpu.json"
+
+# Training throughput, split into forward, backward and step; fused against the reference step.
+"$A" bench train --backends ndarray,flex --model cnn,mlp --optimizers 'adam,adam(fused=false),burn-adam' \
+    --batch-size 64 --torch --json "$out/train.json"
+"$A" bench train --backends wgpu --model cnn --optimizers adam --batch-size 32 --warmup 1 --repeats 5 \
+    --json "$out/train-wgpu.json"
+
+# The shoot-out: every registered optimizer at its torch defaults, one epoch on 6,000 images.
+"$A" bench optimizers --backends flex --epochs 1 --seeds 0 --limit-train 6000 --json "$out/optimizers.json"
+
+"$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-wgpu.json \
+    "$out"/train.json "$out"/train-wgpu.json "$out"/optimizers.json \
+    --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md"
