@@ -284,3 +284,52 @@ fn bad_control_specs_and_runs_longer_than_a_onecycle_are_one_line_errors() {
     assert_user_error(&output, &["ends after 15 optimizer steps", "this run takes 16", "total_steps=16"]);
     assert_eq!(std::fs::read_to_string(&metrics).unwrap(), "");
 }
+
+/// The float32 tensors of a safetensors file, by name.
+fn read_safetensors(file: &Path) -> BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(file).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let data = &bytes[8 + len..];
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(name, tensor)| {
+            assert_eq!(tensor["dtype"], "F32", "{name}");
+            let offsets = &tensor["data_offsets"];
+            let (start, end) = (offsets[0].as_u64().unwrap() as usize, offsets[1].as_u64().unwrap() as usize);
+            let values = data[start..end].chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            (name.clone(), values)
+        })
+        .collect()
+}
+
+#[test]
+fn no_decay_bias_exempts_the_bias_and_only_the_bias_from_weight_decay() {
+    let dir = sandbox("controls-no-decay-bias");
+    let init = dir.join("init.safetensors");
+    let initial = BTreeMap::from([("fc.weight".to_string(), vec![0.5, -0.25]), ("fc.bias".to_string(), vec![0.125])]);
+    std::fs::write(&init, mlp_safetensors(&initial)).unwrap();
+    // One SGD step with L2 decay: θ ← θ − lr·(g + λ·θ). Without decay on the bias, it ends
+    // lr·λ·b higher, and the weight is the same.
+    let (lr, decay) = (0.1f32, 0.5f32);
+    let optimizer = format!("sgd(lr={lr}, weight_decay={decay})");
+    let trained = |extra: &[&str], name: &str| {
+        let save = dir.join(name);
+        let mut args = strings(&[
+            "train", "--model", "mlp", "--backend", "flex", "--epochs", "1", "--optimizer", &optimizer, "--init",
+            path(&init), "--save", path(&save),
+        ]);
+        args.extend(strings(extra));
+        assert_success(&adamlab(&args));
+        read_safetensors(&save)
+    };
+    let decayed = trained(&[], "decayed.safetensors");
+    let exempt = trained(&["--no-decay-bias"], "exempt.safetensors");
+    assert_eq!(exempt["fc.weight"], decayed["fc.weight"]);
+    let difference = exempt["fc.bias"][0] - decayed["fc.bias"][0];
+    let expected = lr * decay * initial["fc.bias"][0];
+    assert!((difference - expected).abs() <= 1e-7, "bias difference {difference}, expected {expected}");
+}
