@@ -73,7 +73,11 @@ pub fn train_with_controls(
     let device = model.fc.weight.device();
     let (inputs, targets) = article_data(&device);
     for epoch in 1..=epochs {
-        let loss = MseLoss::new().forward(model.forward(inputs.clone()), targets.clone(), Reduction::Mean);
+        let loss = MseLoss::new().forward(
+            model.forward(inputs.clone()),
+            targets.clone(),
+            Reduction::Mean,
+        );
         let loss_value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let info;
