@@ -87,6 +87,29 @@ pub struct TrainArgs {
     /// The spec's `maximize=true`: maximise the loss instead of minimising it.
     #[arg(long)]
     pub maximize: bool,
+    /// Learning-rate schedule, with torch.optim.lr_scheduler's names, keywords and values, stepped
+    /// once per optimizer step from the optimizer's lr: `'cosine(t_max=1876)'`,
+    /// `'step(step_size=30, gamma=0.5)'`, `'sequential(linear(start_factor=0.1, total_iters=10),
+    /// cosine(t_max=90))'`, `'onecycle(max_lr=0.01, total_steps=1876)'` (which also cycles
+    /// momentum or β₁, as torch does). `adamlab schedules` lists them all. Default: a constant lr.
+    #[arg(long, value_name = "SPEC")]
+    pub lr_schedule: Option<String>,
+    /// Clip the gradients before each step as torch.nn.utils.clip_grad_norm_ does: one norm over
+    /// every parameter's gradient, all scaled by max_norm / (norm + 1e-6) when that is below 1.
+    #[arg(long, value_name = "MAX", conflicts_with = "clip_grad_value")]
+    pub clip_grad_norm: Option<f64>,
+    /// The p of --clip-grad-norm's p-norm: 2 by default, `inf` for the largest |gradient|.
+    #[arg(long, value_name = "P", requires = "clip_grad_norm")]
+    pub clip_norm_type: Option<f64>,
+    /// Clamp every gradient element to [-V, V] before each step, as
+    /// torch.nn.utils.clip_grad_value_ does.
+    #[arg(long, value_name = "V")]
+    pub clip_grad_value: Option<f64>,
+    /// No weight decay on the biases (parameters named `*.bias`): the param group of ported
+    /// PyTorch code, `{"params": biases, "weight_decay": 0}`. Needs an optimizer with
+    /// `weight_decay`.
+    #[arg(long)]
+    pub no_decay_bias: bool,
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
     #[arg(long)]
     pub epochs: Option<usize>,

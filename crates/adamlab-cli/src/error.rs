@@ -5,6 +5,7 @@ use adamlab_data::DataError;
 use adamlab_models::pytorch::WeightsError;
 use adamlab_train::checkpoint::CheckpointError;
 use adamlab_train::classifier::TrainError;
+use adamlab_train::controls::ControlsError;
 use adamlab_optim::SpecError;
 use std::path::PathBuf;
 
@@ -23,6 +24,10 @@ pub enum CliError {
     /// Weights could not be read or written.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// A schedule, clipping or param group that cannot be used, or a run its schedule cannot
+    /// span.
+    #[error(transparent)]
+    Controls(#[from] ControlsError),
     /// A checkpoint could not be used.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -65,6 +70,7 @@ impl From<TrainError> for CliError {
     fn from(err: TrainError) -> Self {
         match err {
             TrainError::Optimizer(e) => Self::Optimizer(e),
+            TrainError::Controls(e) => Self::Controls(e),
             TrainError::Checkpoint(e) => Self::Checkpoint(e),
             TrainError::Observer(e) => Self::Metrics(e.to_string()),
             TrainError::Invalid(message) => Self::Usage(message),

@@ -9,9 +9,12 @@ use adamlab_models::pytorch::{
     Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
 };
 use adamlab_models::{CnnConfig, MlpConfig};
+use adamlab_optim::clip::Clip;
+use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
 use adamlab_train::classifier::{self, RunConfig, Start, Stopped, Trained};
+use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec};
 use adamlab_train::{epoch_line, mlp};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -40,11 +43,70 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     };
     let spec = optimizer_spec(args, default_lr)?;
     check_flags(args)?;
+    let controls = controls_spec(args, spec)?;
     let epochs = args.epochs.unwrap_or(default_epochs);
     let (device, described) = resolve_device(&args.backend)?;
     match args.model {
-        ModelArg::Cnn => train_cnn(args, spec, epochs, device, &described),
-        ModelArg::Mlp => train_mlp(args, spec, epochs, device, &described),
+        ModelArg::Cnn => train_cnn(args, controls, epochs, device, &described),
+        ModelArg::Mlp => train_mlp(args, controls, epochs, device, &described),
+    }
+}
+
+/// The training controls of `--lr-schedule`, `--clip-grad-norm`/`--clip-norm-type`,
+/// `--clip-grad-value` and `--no-decay-bias` around `optimizer`, checked by building them once:
+/// a bad spec or value is refused before any file is opened.
+fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsSpec, CliError> {
+    let usage = |message: String| Err(CliError::Usage(message));
+    let schedule = match &args.lr_schedule {
+        Some(text) => Some(ScheduleSpec::parse(text).map_err(ControlsError::from)?),
+        None => None,
+    };
+    let threshold = |x: f64| x.is_finite() && x >= 0.0;
+    let clip = match (args.clip_grad_norm, args.clip_grad_value) {
+        (Some(max_norm), _) => {
+            let norm_type = args.clip_norm_type.unwrap_or(2.0);
+            if !threshold(max_norm) {
+                return usage(format!("--clip-grad-norm {max_norm}: give a finite number ≥ 0"));
+            }
+            if norm_type.is_nan() || norm_type <= 0.0 {
+                return usage(format!("--clip-norm-type {norm_type}: give a p > 0, or inf"));
+            }
+            Some(Clip::Norm { max_norm, norm_type })
+        }
+        (None, Some(value)) => {
+            if !threshold(value) {
+                return usage(format!("--clip-grad-value {value}: give a finite number ≥ 0"));
+            }
+            Some(Clip::Value(value))
+        }
+        (None, None) => None,
+    };
+    let mut groups = Vec::new();
+    if args.no_decay_bias {
+        let group = GroupSpec::no_decay_bias();
+        for (keyword, value) in &group.overrides {
+            if let Err(err) = optimizer.with(keyword, value.clone()) {
+                return usage(format!("--no-decay-bias: {err}"));
+            }
+        }
+        groups.push(group);
+    }
+    let spec = ControlsSpec {
+        optimizer,
+        groups,
+        schedule,
+        clip,
+    };
+    Controls::new(&spec)?;
+    Ok(spec)
+}
+
+/// `with {optimizer} (lr {lr})`, and the controls when there are any, for a run's first line.
+fn describe_run(controls: &ControlsSpec) -> String {
+    let optimizer = &controls.optimizer;
+    match controls.describe_controls() {
+        Some(rest) => format!("{optimizer} (lr {}; {rest})", optimizer.lr()),
+        None => format!("{optimizer} (lr {})", optimizer.lr()),
     }
 }
 
@@ -182,7 +244,7 @@ impl Outputs {
 
 fn train_cnn(
     args: &TrainArgs,
-    spec: OptimizerSpec,
+    controls: ControlsSpec,
     epochs: usize,
     device: Device,
     described: &str,
@@ -221,23 +283,22 @@ fn train_cnn(
         batch_size,
         seed: args.seed,
         shuffle: !args.no_shuffle,
-        optimizer: spec,
+        optimizer: controls.optimizer.clone(),
         checkpoint_every: args.checkpoint_every,
     };
     say!(
-        "training the article's CNN on {} images from {} with {} (lr {}), batch {}, {epochs} epoch(s), on {described}",
+        "training the article's CNN on {} images from {} with {}, batch {}, {epochs} epoch(s), on {described}",
         train_set.len(),
         args.data.data_dir.display(),
-        config.optimizer,
-        config.optimizer.lr(),
+        describe_run(&controls),
         config.batch_size,
     );
     let mut reporter = Reporter::new(epochs, journal);
-    let trained = classifier::train(
+    let trained = classifier::train_with_controls(
         &device,
-        Arc::new(train_set),
-        Arc::new(test_set),
+        (Arc::new(train_set), Arc::new(test_set)),
         &config,
+        &controls,
         start,
         checkpointer.as_ref(),
         &mut reporter,
@@ -256,11 +317,13 @@ fn train_cnn(
 
 fn train_mlp(
     args: &TrainArgs,
-    spec: OptimizerSpec,
+    controls: ControlsSpec,
     epochs: usize,
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
+    // One full-batch step per epoch.
+    controls.check_run_length(epochs)?;
     let Outputs { journal, .. } = Outputs::prepare(args)?;
     let device = device.autodiff();
     device.seed(args.seed);
@@ -268,11 +331,10 @@ fn train_mlp(
     if let Some(path) = &args.init {
         model = load_init(model, path)?;
     }
-    let lab = spec.build()?;
-    let mut optimizer = lab.module_optimizer();
-    let lr = spec.lr();
+    let run = describe_run(&controls);
+    let mut controls = Controls::new(&controls)?;
     // stderr: stdout carries exactly the article's ten lines.
-    tell!("training the article's MLP with {spec} (lr {lr}) for {epochs} epochs on {described}");
+    tell!("training the article's MLP with {run} for {epochs} epochs on {described}");
     let mut journal = journal;
     let mut write_error = None;
     if let Some(journal) = &mut journal
@@ -282,18 +344,18 @@ fn train_mlp(
     }
     // One full-batch step per epoch takes microseconds: a journal that fails is reported after
     // the run, whose weights are saved first.
-    let model = mlp::train(model, &mut optimizer, lr, epochs, |epoch, loss| {
+    let model = mlp::train_with_controls(model, &mut controls, epochs, |epoch, loss, step| {
         if let Some(line) = epoch_line(epoch, epochs, loss) {
             say!("{line}");
         }
         if write_error.is_none()
             && let Some(journal) = &mut journal
         {
-            let line = serde_json::json!({"epoch": epoch, "step": epoch, "loss": loss, "lr": lr});
+            let line = serde_json::json!({"epoch": epoch, "step": epoch, "loss": loss, "lr": step.lr});
             write_error = journal.write(&line).err();
         }
     });
-    let model = adamlab_optim::eval_weights(&*lab, &optimizer, model);
+    let model = controls.eval_weights(model);
     match (write_error, &args.metrics_out) {
         (Some(source), Some(path)) => Err(CliError::Stopped {
             error: Box::new(CliError::Output {

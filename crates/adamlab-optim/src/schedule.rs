@@ -317,6 +317,29 @@ impl Node {
         })
     }
 
+    /// The most `scheduler.step()` calls torch allows, where it limits them: OneCycleLR raises
+    /// once `last_epoch` passes `total_steps`; a `SequentialLR` child is stepped from its
+    /// milestone (reset to 0 there) until the next one.
+    fn max_steps(&self) -> Option<i64> {
+        match &self.rule {
+            Rule::OneCycle(one) => Some(one.total_steps),
+            Rule::Sequential { children, milestones } => {
+                let starts = std::iter::once(0).chain(milestones.iter().copied());
+                let ends = milestones.iter().map(|m| Some(m - 1)).chain(std::iter::once(None));
+                children
+                    .iter()
+                    .zip(starts.zip(ends))
+                    .filter_map(|(child, (start, end))| {
+                        let limit = child.max_steps()?;
+                        // The child's last_epoch reaches `end - start` before the next one takes over.
+                        end.is_none_or(|end| end - start > limit).then_some(start + limit)
+                    })
+                    .min()
+            }
+            _ => None,
+        }
+    }
+
     /// `SequentialLR.recursive_undo`.
     fn undo(&mut self) {
         if let Rule::Sequential { children, .. } = &mut self.rule {
@@ -364,6 +387,14 @@ impl Schedule {
     /// The spec it was built from.
     pub fn spec(&self) -> &ScheduleSpec {
         &self.spec
+    }
+
+    /// The most optimizer steps the schedule can take, for the schedules torch limits
+    /// (OneCycleLR: `total_steps`, counted from its milestone inside `sequential`); `None`
+    /// for the others. torch raises when a run steps past it; adamlab refuses such a run before
+    /// it starts.
+    pub fn max_steps(&self) -> Option<usize> {
+        self.root.max_steps().map(|n| n.max(0) as usize)
     }
 
     /// Advances `n` steps, discarding the rates: how a resumed run catches up (the schedule is a
@@ -893,6 +924,19 @@ mod tests {
         for _ in 0..30 {
             assert_eq!(LrScheduler::step(&mut a), LrScheduler::step(&mut b));
         }
+    }
+
+    #[test]
+    fn only_onecycle_limits_the_steps_counted_from_its_milestone() {
+        let max = |spec: &str| ScheduleSpec::parse(spec).unwrap().build(0.1).unwrap().max_steps();
+        assert_eq!(max("cosine(t_max=10)"), None);
+        assert_eq!(max("onecycle(max_lr=0.1, total_steps=50)"), Some(50));
+        assert_eq!(max("onecycle(max_lr=0.1, epochs=4, steps_per_epoch=8)"), Some(32));
+        assert_eq!(max("sequential(linear(total_iters=10), onecycle(max_lr=0.1, total_steps=50))"), Some(60));
+        // A onecycle that hands over before its end limits nothing; one that ends first does.
+        let first = "sequential(onecycle(max_lr=0.1, total_steps=50), cosine(t_max=9), milestones=[MS])";
+        assert_eq!(max(&first.replace("MS", "51")), None);
+        assert_eq!(max(&first.replace("MS", "52")), Some(50));
     }
 
     #[test]

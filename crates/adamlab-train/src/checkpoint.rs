@@ -25,11 +25,13 @@
 //!   `flock`, released by the kernel when the process ends, kill -9 included) and writes its pid
 //!   there, so a second run is refused with the holder's pid.
 //! - **Integrity.** `state.json` records the size and CRC-32 of both records, the identity of
-//!   the run (model, optimizer spec, seed, batch size, shuffling, the training data's checksum)
+//!   the run (model, optimizer spec, training controls, seed, batch size, shuffling, the training
+//!   data's checksum)
 //!   and a checksum of itself; a resume refuses a damaged file or another run's checkpoint with
 //!   one line naming what differs, and checks that the counters agree with each other.
 
 use crate::classifier::RunConfig;
+use crate::controls::ControlsSpec;
 use adamlab_data::MnistDataset;
 use adamlab_models::Cnn;
 use burn::data::dataset::Dataset;
@@ -130,6 +132,11 @@ pub struct RunIdentity {
     pub model: String,
     /// The optimizer and every hyper-parameter, the learning rate included.
     pub optimizer: String,
+    /// The param groups, learning-rate schedule and gradient clipping
+    /// ([`ControlsSpec::describe_controls`]), or `none`. Checkpoints written before the controls
+    /// existed read as `none`, which they had.
+    #[serde(default = "no_controls")]
+    pub controls: String,
     /// The run's seed.
     pub seed: u64,
     /// Images per step.
@@ -144,11 +151,13 @@ pub struct RunIdentity {
 }
 
 impl RunIdentity {
-    /// The identity of a run of the article's CNN with `config` on `train_set`.
-    pub fn of(config: &RunConfig, train_set: &MnistDataset) -> Self {
+    /// The identity of a run of the article's CNN with `config` and `controls` (whose optimizer
+    /// is the run's) on `train_set`.
+    pub fn of(config: &RunConfig, controls: &ControlsSpec, train_set: &MnistDataset) -> Self {
         Self {
             model: "cnn".into(),
-            optimizer: config.optimizer.canonical(),
+            optimizer: controls.optimizer.canonical(),
+            controls: controls.describe_controls().unwrap_or_else(no_controls),
             seed: config.seed,
             batch_size: config.batch_size,
             shuffle: config.shuffle,
@@ -161,6 +170,11 @@ impl RunIdentity {
         let fields = [
             ("model", self.model.clone(), other.model.clone()),
             ("optimizer", self.optimizer.clone(), other.optimizer.clone()),
+            (
+                "training controls",
+                self.controls.clone(),
+                other.controls.clone(),
+            ),
             ("seed", self.seed.to_string(), other.seed.to_string()),
             (
                 "batch size",
@@ -185,6 +199,10 @@ impl RunIdentity {
         ];
         fields.into_iter().find(|(_, a, b)| a != b)
     }
+}
+
+fn no_controls() -> String {
+    "none".into()
 }
 
 /// Where a run stands. A checkpoint taken here continues exactly where the run would have.
@@ -820,6 +838,7 @@ mod tests {
             identity: RunIdentity {
                 model: "cnn".into(),
                 optimizer: "adam".into(),
+                controls: no_controls(),
                 seed: 0,
                 batch_size: 32,
                 shuffle: true,

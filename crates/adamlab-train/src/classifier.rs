@@ -8,13 +8,14 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, Progress, RunIdentity};
 use crate::cnn;
+use crate::controls::{Controls, ControlsError, ControlsSpec};
 use adamlab_data::{MnistBatch, MnistBatcher, MnistDataset};
 use adamlab_models::{Cnn, CnnConfig};
-use adamlab_optim::{LabOptimizer, OptimizerSpec, SpecError, eval_weights};
+use adamlab_optim::{OptimizerSpec, SpecError};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,9 @@ pub enum TrainError {
     /// The optimizer cannot be built.
     #[error(transparent)]
     Optimizer(#[from] SpecError),
+    /// The training controls (groups, schedule, clipping) cannot be used for this run.
+    #[error(transparent)]
+    Controls(#[from] ControlsError),
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -128,7 +132,7 @@ pub struct StepReport {
     pub batch: (usize, usize),
     /// The loss on this batch, before the step.
     pub loss: f32,
-    /// The learning rate of this step.
+    /// The learning rate of this step (the first param group's, as scheduled).
     pub lr: f64,
     /// Training throughput since the epoch (or its resumed part) began.
     pub images_per_second: f64,
@@ -194,6 +198,36 @@ pub fn train(
     checkpointer: Option<&Checkpointer>,
     observer: &mut dyn Observer,
 ) -> Result<Cnn, Stopped> {
+    let controls = ControlsSpec::optimizer(config.optimizer.clone());
+    let data = (train_set, test_set);
+    train_with_controls(device, data, config, &controls, start, checkpointer, observer)
+}
+
+/// [`train`] with the training controls of ported PyTorch code: param groups, a learning-rate
+/// schedule stepped once per optimizer step, and gradient clipping before each step
+/// ([`Controls`]). `controls.optimizer` must be `config.optimizer`. `data` is `(train_set,
+/// test_set)`.
+///
+/// The controls belong to the run's identity: a resume with other controls is refused. The
+/// schedule's state is the number of steps taken, so a resume, from an epoch's end or from the
+/// middle of one, continues it exactly. A run longer than its schedule allows (OneCycleLR's
+/// `total_steps`) is refused before it starts.
+pub fn train_with_controls(
+    device: &Device,
+    (train_set, test_set): (Arc<MnistDataset>, Arc<MnistDataset>),
+    config: &RunConfig,
+    controls: &ControlsSpec,
+    start: Start,
+    checkpointer: Option<&Checkpointer>,
+    observer: &mut dyn Observer,
+) -> Result<Cnn, Stopped> {
+    if controls.optimizer != config.optimizer {
+        return Err(TrainError::Invalid(format!(
+            "the run's optimizer {} differs from its controls' {}",
+            config.optimizer, controls.optimizer
+        ))
+        .into());
+    }
     if config.batch_size == 0 {
         return Err(TrainError::Invalid("the batch size must be at least 1".into()).into());
     }
@@ -208,12 +242,13 @@ pub fn train(
         return Err(TrainError::Invalid(message.into()).into());
     }
     let device = device.clone().autodiff();
-    let identity = RunIdentity::of(config, &train_set);
+    let identity = RunIdentity::of(config, controls, &train_set);
     let batch_size = config.batch_size.min(train_set.len());
     let batches = train_set.len().div_ceil(batch_size);
-    let lab = config.optimizer.build().map_err(TrainError::from)?;
-    let lr = config.optimizer.lr();
-    let mut optimizer = lab.module_optimizer();
+    controls
+        .check_run_length(config.epochs.saturating_mul(batches))
+        .map_err(TrainError::from)?;
+    let mut controls = Controls::new(controls).map_err(TrainError::from)?;
     let (mut model, mut at) = match start {
         Start::Seeded => {
             device.seed(config.seed);
@@ -229,7 +264,7 @@ pub fn train(
                 optimizer: restored,
                 progress,
             } = checkpointer
-                .load_latest(template, optimizer, &identity, batches)
+                .load_latest(template, controls.fresh_module_optimizer(), &identity, batches)
                 .map_err(TrainError::from)?;
             // A checkpoint at the end of the last epoch resumes to nothing left to train (the run
             // is complete); one beyond it belongs to a longer run.
@@ -244,30 +279,31 @@ pub fn train(
                 ))
                 .into());
             }
-            optimizer = restored;
+            // The schedules catch up on the steps the checkpoint had taken.
+            controls.resume(restored, progress.step);
             (model, progress)
         }
     };
     // Weights trained in this process are handed back with any error; a checkpoint's own weights
     // are already safe in its directory.
     let first_step = at.step;
-    let stop = |error: TrainError, model: &Cnn, optimizer: &ModuleOptimizer, step: usize| Stopped {
+    let stop = |error: TrainError, model: &Cnn, controls: &Controls, step: usize| Stopped {
         error,
         trained: (step > first_step).then(|| Trained {
-            model: evaluation_model(&*lab, optimizer, model),
+            model: evaluation_model(controls, model),
             step,
         }),
     };
     if let Err(err) = observer.on_start(&at) {
-        return Err(stop(TrainError::Observer(err), &model, &optimizer, at.step));
+        return Err(stop(TrainError::Observer(err), &model, &controls, at.step));
     }
     let mut last_checkpoint = (at.step > 0).then(|| checkpoint_label(&at, batches));
     // Writes a checkpoint at `at`, when the run has a directory; returns how to name it.
-    let checkpoint = |model: &Cnn, optimizer: &ModuleOptimizer, at: &Progress| {
+    let checkpoint = |model: &Cnn, controls: &Controls, at: &Progress| {
         let Some(checkpointer) = checkpointer else {
             return Ok(None);
         };
-        checkpointer.save(model, optimizer, &identity, at)?;
+        checkpointer.save(model, controls.module_optimizer(), &identity, at)?;
         Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
     };
 
@@ -292,7 +328,8 @@ pub fn train(
                 .into());
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
+            let info;
+            (model, info) = controls.step(model, grads);
             at.step += 1;
             at.batch += 1;
             at.epoch_loss_sum += f64::from(loss_value);
@@ -302,23 +339,23 @@ pub fn train(
                 step: at.step,
                 batch: (at.batch, batches),
                 loss: loss_value,
-                lr,
+                lr: info.lr,
                 images_per_second: images as f64 / started.elapsed().as_secs_f64(),
             };
             if let Err(err) = observer.on_step(&report) {
-                return Err(stop(TrainError::Observer(err), &model, &optimizer, at.step));
+                return Err(stop(TrainError::Observer(err), &model, &controls, at.step));
             }
             let mid_epoch = at.batch < batches;
             if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {
-                match checkpoint(&model, &optimizer, &at) {
+                match checkpoint(&model, &controls, &at) {
                     Ok(label) => last_checkpoint = label.or(last_checkpoint),
-                    Err(err) => return Err(stop(err.into(), &model, &optimizer, at.step)),
+                    Err(err) => return Err(stop(err.into(), &model, &controls, at.step)),
                 }
             }
         }
         let seconds = started.elapsed().as_secs_f64();
         let test = evaluate(
-            &evaluation_model(&*lab, &optimizer, &model),
+            &evaluation_model(&controls, &model),
             &test_set,
             config.batch_size.max(256),
         );
@@ -333,7 +370,7 @@ pub fn train(
         // The epoch's report goes out before its checkpoint: a run resumed from the checkpoint
         // finds it in the metrics.
         if let Err(err) = observer.on_epoch(&report) {
-            return Err(stop(TrainError::Observer(err), &model, &optimizer, at.step));
+            return Err(stop(TrainError::Observer(err), &model, &controls, at.step));
         }
         at = Progress {
             epoch,
@@ -341,18 +378,18 @@ pub fn train(
             step: at.step,
             epoch_loss_sum: 0.0,
         };
-        match checkpoint(&model, &optimizer, &at) {
+        match checkpoint(&model, &controls, &at) {
             Ok(label) => last_checkpoint = label.or(last_checkpoint),
-            Err(err) => return Err(stop(err.into(), &model, &optimizer, at.step)),
+            Err(err) => return Err(stop(err.into(), &model, &controls, at.step)),
         }
     }
-    Ok(evaluation_model(&*lab, &optimizer, &model))
+    Ok(evaluation_model(&controls, &model))
 }
 
 /// The weights to evaluate and to save: the trained ones, or for a schedule-free optimizer the
 /// evaluation point its state defines (without autodiff).
-fn evaluation_model(lab: &dyn LabOptimizer, optimizer: &ModuleOptimizer, model: &Cnn) -> Cnn {
-    eval_weights(lab, optimizer, model.valid())
+fn evaluation_model(controls: &Controls, model: &Cnn) -> Cnn {
+    controls.eval_weights(model.valid())
 }
 
 /// How a checkpoint at `at` is named in messages: `epoch 2`, or `epoch 3 batch 5/8, step 21`.

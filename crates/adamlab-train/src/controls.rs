@@ -69,9 +69,19 @@ impl ControlsSpec {
         }
     }
 
-    /// A description for the run's first line and its checkpoints' identity.
+    /// A description for the run's first line: the optimizer, then [`describe_controls`].
+    ///
+    /// [`describe_controls`]: Self::describe_controls
     pub fn describe(&self) -> String {
-        let mut parts = vec![self.optimizer.canonical()];
+        match self.describe_controls() {
+            Some(controls) => format!("{}; {controls}", self.optimizer.canonical()),
+            None => self.optimizer.canonical(),
+        }
+    }
+
+    /// The groups, schedule and clipping, for a checkpoint's identity (`None`: none of them).
+    pub fn describe_controls(&self) -> Option<String> {
+        let mut parts = Vec::new();
         for group in &self.groups {
             let keys: Vec<String> = group.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
             parts.push(format!("group {}: {}", group.name, keys.join(", ")));
@@ -84,7 +94,23 @@ impl ControlsSpec {
             Some(Clip::Value(v)) => parts.push(format!("clip_grad_value {v}")),
             None => {}
         }
-        parts.join("; ")
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Refuses a run of `steps` optimizer steps that its schedule cannot take: torch's OneCycleLR
+    /// raises when stepped past its `total_steps`, so a longer run is refused before it starts.
+    pub fn check_run_length(&self, steps: usize) -> Result<(), ControlsError> {
+        let Some(spec) = &self.schedule else {
+            return Ok(());
+        };
+        match spec.build(self.optimizer.lr())?.max_steps() {
+            Some(max_steps) if steps > max_steps => Err(ControlsError::RunTooLong {
+                schedule: spec.to_string(),
+                max_steps,
+                steps,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -100,6 +126,20 @@ pub enum ControlsError {
     /// A clipping threshold out of range.
     #[error("{0}")]
     Clip(String),
+    /// A run longer than its schedule allows (OneCycleLR's `total_steps`).
+    #[error(
+        "schedule {schedule} ends after {max_steps} optimizer steps, and this run takes {steps} \
+         (torch's OneCycleLR refuses to step past total_steps): give total_steps={steps} or more, \
+         or train for fewer steps"
+    )]
+    RunTooLong {
+        /// The schedule, as a spec.
+        schedule: String,
+        /// The steps it allows.
+        max_steps: usize,
+        /// The steps the run takes.
+        steps: usize,
+    },
 }
 
 /// One param group at run time.
