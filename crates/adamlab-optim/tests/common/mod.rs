@@ -501,7 +501,8 @@ pub fn assert_fallback_is_the_reference<F: Fusable>(name: &str, config: &F) {
         let makers: [(&str, &dyn Fn(&[f32]) -> Tensor<2>); 2] =
             [("f64", &f64_tensor), ("autodiff", &autodiff_tensor)];
         for (what, make) in makers {
-            if what == "f64" && !device.supports_dtype(burn::tensor::DType::F64) {
+            // A backend without f64 (wgpu) stores it as f32, which the kernel does take.
+            if make(&case.theta).dtype() != burn::tensor::DType::F64 && what == "f64" {
                 continue;
             }
             let (mut a, mut b) = (make(&case.theta), make(&case.theta));
