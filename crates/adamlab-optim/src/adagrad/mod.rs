@@ -201,7 +201,7 @@ fn decayed_lr(config: &AdagradConfig, lr: f64, t: usize) -> f64 {
 pub fn adagrad_element(theta: f32, grad: f32, s: f32, c: &AdagradCoefficients) -> (f32, f32) {
     let mut g = if c.maximize { -grad } else { grad };
     if let Some(lambda) = c.weight_decay {
-        g = g + theta * lambda;
+        g += theta * lambda;
     }
     let s = s + g * g;
     let std = s.sqrt() + c.eps;

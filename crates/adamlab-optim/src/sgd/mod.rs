@@ -250,7 +250,7 @@ pub fn sgd_element(
 ) -> SgdElement {
     let mut g = if c.maximize { -grad } else { grad };
     if let Some(lambda) = c.weight_decay {
-        g = g + theta * lambda;
+        g += theta * lambda;
     }
     let mut buffer = None;
     if let Some(m) = c.momentum {

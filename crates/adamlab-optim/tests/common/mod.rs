@@ -484,6 +484,9 @@ pub fn assert_fused_cpu_step_is_in_place<F: Fusable>(name: &str, config: &F) {
     assert!(checked > 0, "no CPU backend compiled in");
 }
 
+/// Builds a parameter-shaped tensor from row-major values.
+type MakeTensor<'a> = dyn Fn(&[f32]) -> Tensor<2> + 'a;
+
 /// Tensors no kernel takes (f64, autodiff) step through the reference: the same numbers as
 /// `fused=false`, and no panic.
 pub fn assert_fallback_is_the_reference<F: Fusable>(name: &str, config: &F) {
@@ -498,7 +501,7 @@ pub fn assert_fallback_is_the_reference<F: Fusable>(name: &str, config: &F) {
         };
         let autodiff = device.clone().autodiff();
         let autodiff_tensor = |values: &[f32]| tensor(values, Layout::Contiguous, &autodiff);
-        let makers: [(&str, &dyn Fn(&[f32]) -> Tensor<2>); 2] =
+        let makers: [(&str, &MakeTensor); 2] =
             [("f64", &f64_tensor), ("autodiff", &autodiff_tensor)];
         for (what, make) in makers {
             // A backend without f64 (wgpu) stores it as f32, which the kernel does take.
