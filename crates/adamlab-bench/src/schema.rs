@@ -66,8 +66,9 @@ pub struct Record {
     pub optimizer: Option<String>,
     /// The registry's reference implementation of the optimizer (`torch.optim.Adam (torch 2.15)`).
     pub reference: Option<String>,
-    /// Whose code ran: `adamlab`, `adamlab-reference`, `burn`, `torch-fused`, `torch-foreach`,
-    /// `torch-forloop`.
+    /// Whose code ran: `adamlab-fused`, `adamlab-reference` (the same optimizer with
+    /// `fused=false`), `adamlab` (an optimizer without a kernel), `burn`, `torch-fused`,
+    /// `torch-foreach`, `torch-forloop`.
     pub implementation: Option<String>,
     /// The model trained: `cnn` or `mlp`.
     pub model: Option<String>,

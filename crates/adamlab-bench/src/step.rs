@@ -7,6 +7,7 @@ use crate::schema::{Bench, Record};
 use crate::stats::{Summary, gigabytes_per_second};
 use crate::{BenchError, Observer, Target};
 use adamlab_backend::BackendKind;
+use adamlab_optim::fused::FUSED;
 use adamlab_optim::{OptimizerSpec, Value};
 use burn::optim::{DynOptimizer, StateSink};
 use burn::tensor::{Device, Distribution, Tensor};
@@ -66,15 +67,18 @@ impl StepConfig {
     }
 }
 
-/// Whose code a spec runs: `burn` for burn's built-ins (`burn-NAME`), `adamlab-reference` for a
-/// spec with `fused=false`, else `adamlab`.
+/// Whose code a spec runs: `burn` for burn's built-ins (`burn-NAME`); for an optimizer with a
+/// fused kernel (its entry has the `fused` keyword), `adamlab-fused` (the default, the kernel on
+/// flex, ndarray and wgpu) or `adamlab-reference` (`fused=false`, the tensor-op step); else
+/// `adamlab`, the tensor-op step of an optimizer that has no kernel.
 pub fn implementation(spec: &OptimizerSpec) -> &'static str {
     if spec.name().starts_with(BURN_PREFIX) {
         return "burn";
     }
-    match spec.args().values().get("fused") {
+    match spec.args().values().get(FUSED.name) {
         Some(Value::Bool(false)) => "adamlab-reference",
-        _ => "adamlab",
+        Some(_) => "adamlab-fused",
+        None => "adamlab",
     }
 }
 
@@ -270,7 +274,13 @@ mod tests {
 
     #[test]
     fn implementations_are_named_from_the_spec() {
-        assert_eq!(implementation(&spec("adam")), "adamlab");
+        assert_eq!(implementation(&spec("adam")), "adamlab-fused");
+        assert_eq!(implementation(&spec("adam(fused=false)")), "adamlab-reference");
+        assert_eq!(implementation(&spec("sgd(momentum=0.9)")), "adamlab-fused");
+        assert_eq!(implementation(&spec("sgd(fused=false)")), "adamlab-reference");
+        assert_eq!(implementation(&spec("lion")), "adamlab-fused");
+        assert_eq!(implementation(&spec("lion(fused=false)")), "adamlab-reference");
+        assert_eq!(implementation(&spec("adamax")), "adamlab");
         assert_eq!(implementation(&spec("burn-adam")), "burn");
     }
 

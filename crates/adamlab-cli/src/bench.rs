@@ -55,7 +55,9 @@ pub struct CommonArgs {
 #[derive(Debug, clap::Args)]
 pub struct StepArgs {
     /// Optimizer specs as `train --optimizer` takes them, comma-separated: adamlab's adam and
-    /// adamw and burn's built-in Adam by default.
+    /// adamw and burn's built-in Adam by default. Rows of an optimizer with a fused kernel read
+    /// `adamlab-fused`; add the same spec with `fused=false` (`sgd(momentum=0.9,fused=false)`)
+    /// to time its tensor-op reference step beside it (`adamlab-reference`).
     #[arg(long, value_name = "LIST", default_value = "adam,adamw,burn-adam")]
     pub optimizers: String,
     #[command(flatten)]

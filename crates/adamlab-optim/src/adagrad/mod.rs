@@ -14,10 +14,22 @@
 //! ```
 //!
 //! Deliberate differences from torch.optim.Adagrad: dense gradients only (burn has no sparse
-//! gradients, so torch's sparse branch has no counterpart), real tensors only, and no `foreach`,
-//! `fused` or `differentiable` (implementation switches that do not change the arithmetic of the
+//! gradients, so torch's sparse branch has no counterpart), real tensors only, and no `foreach`
+//! or `differentiable` (implementation switches that do not change the arithmetic of the
 //! single-tensor path this file follows). Values that are infinite are refused, where torch only
 //! refuses negative ones.
+//!
+//! `fused` (torch's keyword; adamlab's default is true, torch's None) steps with the kernels
+//! beside the reference, [`cpu_kernel`] on Flex and NdArray and [`wgpu_kernel`] on CubeCL: one
+//! pass over θ, g and s, in place, computing [`adagrad_element`], which is
+//! [`Adagrad::reference_step`]'s arithmetic in its order, so the numbers are the same (bit for
+//! bit on the CPU). Anything else (another backend or dtype, autodiff tensors) takes the
+//! reference.
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu_kernel;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_kernel;
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
@@ -25,6 +37,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::adam::MAXIMIZE;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+use crate::fused::Kernel;
+use crate::fused::{self, FUSED};
 use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -69,6 +84,7 @@ pub const ADAGRAD: OptimizerEntry = OptimizerEntry {
         INITIAL_ACCUMULATOR_VALUE,
         EPS,
         MAXIMIZE,
+        FUSED,
     ],
     build: |args| {
         let adagrad = AdagradConfig::new()
@@ -77,6 +93,7 @@ pub const ADAGRAD: OptimizerEntry = OptimizerEntry {
             .with_initial_accumulator_value(args.f64("initial_accumulator_value"))
             .with_eps(args.f64("eps"))
             .with_maximize(args.bool("maximize"))
+            .with_fused(args.bool("fused"))
             .build()?;
         Ok(Box::new(adagrad))
     },
@@ -105,6 +122,11 @@ pub struct AdagradConfig {
     /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
     #[config(default = false)]
     pub maximize: bool,
+    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
+    /// has one, else with the tensor-op reference step; the numbers are the same. Default true
+    /// (torch's `fused` defaults to None, the for-loop on the CPU).
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 impl AdagradConfig {
@@ -141,40 +163,74 @@ pub struct Adagrad {
     config: AdagradConfig,
 }
 
+/// The scalars of one Adagrad step, as [`Adagrad::reference_step`] hands them to its tensor
+/// ops: each computed in f64 and rounded once to f32. The fused kernels take exactly these values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradCoefficients {
+    /// Negate the gradient.
+    pub maximize: bool,
+    /// L2 weight decay λ, when not 0.
+    pub weight_decay: Option<f32>,
+    /// The decayed step size η_t.
+    pub clr: f32,
+    /// ε.
+    pub eps: f32,
+}
+
+impl AdagradCoefficients {
+    /// The scalars of step `t` (1-based) at learning rate `lr`.
+    pub fn new(config: &AdagradConfig, lr: f64, t: usize) -> Self {
+        Self {
+            maximize: config.maximize,
+            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
+            clr: decayed_lr(config, lr, t) as f32,
+            eps: config.eps as f32,
+        }
+    }
+}
+
+/// η_t = lr / (1 + (t − 1)·lr_decay), in f64 as torch's Python float.
+fn decayed_lr(config: &AdagradConfig, lr: f64, t: usize) -> f64 {
+    lr / (1.0 + (t - 1) as f64 * config.lr_decay)
+}
+
+/// One Adagrad step for one element, returning θ and s: the fused kernels' arithmetic, which is
+/// [`Adagrad::reference_step`]'s, operation for operation and in the same order (no fused
+/// multiply-add), so that the fused CPU step equals the reference bit for bit.
+#[inline(always)]
+pub fn adagrad_element(theta: f32, grad: f32, s: f32, c: &AdagradCoefficients) -> (f32, f32) {
+    let mut g = if c.maximize { -grad } else { grad };
+    if let Some(lambda) = c.weight_decay {
+        g += theta * lambda;
+    }
+    let s = s + g * g;
+    let std = s.sqrt() + c.eps;
+    (theta - g * c.clr / std, s)
+}
+
 impl Adagrad {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &AdagradConfig {
         &self.config
     }
-}
 
-impl EvalWeights for Adagrad {}
-
-impl Optimizer for Adagrad {
-    type State<const D: usize> = AdagradState<D>;
-
-    /// One Adagrad step for one parameter tensor.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One Adagrad step for one parameter tensor, written with tensor operations: the readable
+    /// reference that the fused kernels must equal. Every backend and dtype runs it; see the
+    /// [module](self) for the update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<AdagradState<D>>,
+    ) -> (Tensor<D>, Option<AdagradState<D>>) {
         let AdagradConfig {
-            lr_decay,
+            lr_decay: _,
             weight_decay,
             initial_accumulator_value,
             eps,
             maximize,
+            fused: _,
         } = self.config;
 
         // torch creates `sum` full of initial_accumulator_value when the optimizer is built.
@@ -190,7 +246,7 @@ impl Optimizer for Adagrad {
         }
 
         // η_t = lr / (1 + (t − 1)·lr_decay), in f64.
-        let clr = lr / (1.0 + (t - 1) as f64 * lr_decay);
+        let clr = decayed_lr(&self.config, lr, t);
 
         // s ← s + g², as torch's `state_sum.addcmul_(g, g, value=1)`.
         let s = s.add(g.clone().mul(g.clone()));
@@ -200,6 +256,75 @@ impl Optimizer for Adagrad {
         let theta = theta.sub(g.mul_scalar(clr).div(std));
 
         (theta, Some(AdagradState { step: t, sum: s }))
+    }
+
+    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
+    fn fused_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdagradState<D>>,
+    ) -> (Tensor<D>, Option<AdagradState<D>>) {
+        let tensors = [Some(&theta), Some(&grad), state.as_ref().map(|s| &s.sum)];
+        match fused::kernel_for(tensors.into_iter().flatten()) {
+            #[cfg(any(feature = "flex", feature = "ndarray"))]
+            Some(Kernel::Cpu) => {
+                let state = self.fused_state(&theta, state);
+                let c = AdagradCoefficients::new(&self.config, lr, state.step + 1);
+                cpu_kernel::step(&c, theta, grad, state)
+            }
+            #[cfg(feature = "wgpu")]
+            Some(Kernel::Cube) => {
+                let state = self.fused_state(&theta, state);
+                let c = AdagradCoefficients::new(&self.config, lr, state.step + 1);
+                wgpu_kernel::step(&c, theta, grad, state)
+            }
+            None => self.reference_step(lr, theta, grad, state),
+        }
+    }
+
+    /// The state a fused step updates in place: before the first step, step 0 and s full of
+    /// `initial_accumulator_value`, as the reference starts.
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+    fn fused_state<const D: usize>(
+        &self,
+        theta: &Tensor<D>,
+        state: Option<AdagradState<D>>,
+    ) -> AdagradState<D> {
+        state.unwrap_or_else(|| AdagradState {
+            step: 0,
+            sum: theta.full_like(self.config.initial_accumulator_value),
+        })
+    }
+}
+
+impl EvalWeights for Adagrad {}
+
+impl Optimizer for Adagrad {
+    type State<const D: usize> = AdagradState<D>;
+
+    /// One Adagrad step for one parameter tensor; see the [module](self) for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        if self.config.fused {
+            self.fused_step(lr, theta, grad, state)
+        } else {
+            self.reference_step(lr, theta, grad, state)
+        }
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -22,8 +22,19 @@
 //! operands rather than of the result.
 //! The learning rate is passed to every step, as burn does, rather than kept in the
 //! configuration; a schedule that cycles the momentum (OneCycleLR) sets μ before each step, as
-//! torch writes `group["momentum"]`. torch's `foreach`, `fused` and `differentiable` select
+//! torch writes `group["momentum"]`. torch's `foreach` and `differentiable` select
 //! implementations of the same arithmetic and have no counterpart here.
+//!
+//! `fused` (torch's keyword; adamlab's default is true, torch's False) steps with the kernels
+//! beside the reference, [`cpu_kernel`] on Flex and NdArray and [`wgpu_kernel`] on CubeCL: one
+//! pass over θ, g and the momentum buffer, in place, computing [`sgd_element`], which is
+//! [`Sgd::reference_step`]'s arithmetic in its order, so the numbers are the same (bit for bit
+//! on the CPU). Anything else (another backend or dtype, autodiff tensors) takes the reference.
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu_kernel;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_kernel;
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
@@ -31,6 +42,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::adam::MAXIMIZE;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+use crate::fused::Kernel;
+use crate::fused::{self, FUSED};
 use crate::hyper::{
     ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
 };
@@ -59,6 +73,11 @@ pub struct SgdConfig {
     /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
     #[config(default = false)]
     pub maximize: bool,
+    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
+    /// has one, else with the tensor-op reference step; the numbers are the same. Default true
+    /// (torch's `fused` defaults to False).
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// `momentum`: μ ≥ 0, as torch checks.
@@ -102,6 +121,7 @@ pub const SGD: OptimizerEntry = OptimizerEntry {
         WEIGHT_DECAY,
         NESTEROV,
         MAXIMIZE,
+        FUSED,
     ],
     build: |args| {
         let sgd = SgdConfig::new()
@@ -110,6 +130,7 @@ pub const SGD: OptimizerEntry = OptimizerEntry {
             .with_weight_decay(args.f64("weight_decay"))
             .with_nesterov(args.bool("nesterov"))
             .with_maximize(args.bool("maximize"))
+            .with_fused(args.bool("fused"))
             .build()?
             .with_cycled_momentum(args.cycled_momentum());
         Ok(Box::new(sgd))
@@ -163,6 +184,89 @@ pub struct SgdState<const D: usize> {
     pub momentum_buffer: Tensor<D>,
 }
 
+/// SGD's momentum, with its coefficients as the tensors hold them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdMomentum {
+    /// μ.
+    pub momentum: f32,
+    /// `1 − τ`, τ the dampening.
+    pub one_minus_dampening: f32,
+    /// Step along `g + μ·b` instead of `b`.
+    pub nesterov: bool,
+}
+
+/// The scalars of one SGD step, as [`Sgd::reference_step`] hands them to its tensor ops: each
+/// computed in f64 and rounded once to f32. The fused kernels take exactly these values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdCoefficients {
+    /// Negate the gradient.
+    pub maximize: bool,
+    /// L2 weight decay λ, when not 0.
+    pub weight_decay: Option<f32>,
+    /// The momentum, when μ is not 0 (then the step keeps a buffer).
+    pub momentum: Option<SgdMomentum>,
+    /// The learning rate.
+    pub lr: f32,
+}
+
+impl SgdCoefficients {
+    /// The scalars of a step at learning rate `lr` with momentum μ = `momentum` (the
+    /// configuration's, or a schedule's).
+    pub fn new(config: &SgdConfig, momentum: f64, lr: f64) -> Self {
+        Self {
+            maximize: config.maximize,
+            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
+            momentum: (momentum != 0.0).then_some(SgdMomentum {
+                momentum: momentum as f32,
+                one_minus_dampening: (1.0 - config.dampening) as f32,
+                nesterov: config.nesterov,
+            }),
+            lr: lr as f32,
+        }
+    }
+}
+
+/// One element after an SGD step: θ, and the momentum buffer when there is momentum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdElement {
+    /// The parameter.
+    pub theta: f32,
+    /// The momentum buffer b, with momentum.
+    pub momentum_buffer: Option<f32>,
+}
+
+/// One SGD step for one element: the fused kernels' arithmetic, which is
+/// [`Sgd::reference_step`]'s, operation for operation and in the same order (no fused
+/// multiply-add), so that the fused CPU step equals the reference bit for bit.
+///
+/// `momentum_buffer` is b before this step, `None` on the first step (b then starts as the
+/// gradient itself, as torch's does).
+#[inline(always)]
+pub fn sgd_element(
+    theta: f32,
+    grad: f32,
+    momentum_buffer: Option<f32>,
+    c: &SgdCoefficients,
+) -> SgdElement {
+    let mut g = if c.maximize { -grad } else { grad };
+    if let Some(lambda) = c.weight_decay {
+        g += theta * lambda;
+    }
+    let mut buffer = None;
+    if let Some(m) = c.momentum {
+        let b = match momentum_buffer {
+            None => g,
+            Some(b) => b * m.momentum + g * m.one_minus_dampening,
+        };
+        g = if m.nesterov { g + b * m.momentum } else { b };
+        buffer = Some(b);
+    }
+    SgdElement {
+        theta: theta - g * c.lr,
+        momentum_buffer: buffer,
+    }
+}
+
 impl Sgd {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &SgdConfig {
@@ -175,39 +279,34 @@ impl Sgd {
         self.cycled_momentum = momentum;
         self
     }
-}
 
-impl EvalWeights for Sgd {}
+    /// μ for the coming step: the schedule's when one cycles it, else the configuration's.
+    fn momentum(&self) -> f64 {
+        self.cycled_momentum
+            .as_ref()
+            .and_then(SharedF64::get)
+            .unwrap_or(self.config.momentum)
+    }
 
-impl Optimizer for Sgd {
-    type State<const D: usize> = SgdState<D>;
-
-    /// One SGD step for one parameter tensor; see [`Sgd`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One SGD step for one parameter tensor, written with tensor operations: the readable
+    /// reference that the fused kernels must equal. Every backend and dtype runs it; see the
+    /// [module](self) for the update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<SgdState<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
         let SgdConfig {
-            mut momentum,
+            momentum: _,
             dampening,
             weight_decay,
             nesterov,
             maximize,
+            fused: _,
         } = self.config;
-        if let Some(cycled) = self.cycled_momentum.as_ref().and_then(SharedF64::get) {
-            momentum = cycled;
-        }
+        let momentum = self.momentum();
 
         let mut g = if maximize { grad.neg() } else { grad };
         if weight_decay != 0.0 {
@@ -237,6 +336,82 @@ impl Optimizer for Sgd {
         // θ ← θ − lr·g, as torch's `param.add_(g, alpha=−lr)`.
         let theta = theta.sub(g.mul_scalar(lr));
         (theta, new_state)
+    }
+
+    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
+    fn fused_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> (Tensor<D>, Option<SgdState<D>>) {
+        let tensors = [
+            Some(&theta),
+            Some(&grad),
+            state.as_ref().map(|s| &s.momentum_buffer),
+        ];
+        match fused::kernel_for(tensors.into_iter().flatten()) {
+            #[cfg(any(feature = "flex", feature = "ndarray"))]
+            Some(Kernel::Cpu) => {
+                let c = SgdCoefficients::new(&self.config, self.momentum(), lr);
+                let buffer = self.fused_state(&theta, &c, state);
+                cpu_kernel::step(&c, theta, grad, buffer)
+            }
+            #[cfg(feature = "wgpu")]
+            Some(Kernel::Cube) => {
+                let c = SgdCoefficients::new(&self.config, self.momentum(), lr);
+                let buffer = self.fused_state(&theta, &c, state);
+                wgpu_kernel::step(&c, theta, grad, buffer)
+            }
+            None => self.reference_step(lr, theta, grad, state),
+        }
+    }
+
+    /// The momentum buffer a fused step updates in place, and whether it starts this step (its
+    /// values are then ignored and b starts as the gradient). `None` without momentum, whose
+    /// state the reference drops too.
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+    fn fused_state<const D: usize>(
+        &self,
+        theta: &Tensor<D>,
+        c: &SgdCoefficients,
+        state: Option<SgdState<D>>,
+    ) -> Option<(Tensor<D>, bool)> {
+        c.momentum?;
+        Some(match state {
+            Some(state) => (state.momentum_buffer, false),
+            None => (theta.zeros_like(), true),
+        })
+    }
+}
+
+impl EvalWeights for Sgd {}
+
+impl Optimizer for Sgd {
+    type State<const D: usize> = SgdState<D>;
+
+    /// One SGD step for one parameter tensor; see [`Sgd`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+    /// callers that take the learning rate from a user check it first with
+    /// [`check_learning_rate`].
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        if self.config.fused {
+            self.fused_step(lr, theta, grad, state)
+        } else {
+            self.reference_step(lr, theta, grad, state)
+        }
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

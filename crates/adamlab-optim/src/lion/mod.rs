@@ -1,10 +1,24 @@
 //! Lion, with lion-pytorch 0.2.5's semantics and defaults.
+//!
+//! [`Lion::step`](burn::optim::Optimizer::step) is written twice: the tensor-op
+//! [reference](Lion::reference_step), and the fused kernels beside it ([`cpu_kernel`] for Flex
+//! and NdArray, [`wgpu_kernel`] for CubeCL), one in-place pass over θ, g and m computing
+//! [`lion_element`], the reference's arithmetic in its order. The `fused` keyword picks between
+//! them; it is adamlab's (lion-pytorch has none), default true, and the numbers are the same.
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu_kernel;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_kernel;
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+use crate::fused::Kernel;
+use crate::fused::{self, FUSED};
 use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -32,6 +46,11 @@ pub struct LionConfig {
     /// asserts. Default 1e-4, lion-pytorch's default `lr`; the registry sets it to the spec's `lr`.
     #[config(default = 1e-4)]
     pub init_lr: f64,
+    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
+    /// has one, else with the tensor-op reference step; the numbers are the same. Default true.
+    /// adamlab's keyword: lion-pytorch has none.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// `lr` for Lion: lion-pytorch asserts `lr > 0` (its decoupled decay divides by it).
@@ -62,12 +81,20 @@ pub const DECOUPLED_WEIGHT_DECAY: HyperParam = HyperParam {
     help: "divide λ by the initial lr: θ ← θ·(1 − lr·λ/lr₀), independent of lr's scale",
 };
 
+/// `fused` for Lion: adamlab's keyword (lion-pytorch has none), with the same meaning as
+/// torch's on Adam and SGD.
+pub const LION_FUSED: HyperParam = HyperParam {
+    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
+           tensor-op reference step; adamlab's keyword, lion-pytorch has none)",
+    ..FUSED
+};
+
 /// The registry's `lion`: `lion_pytorch.Lion`.
 pub const LION: OptimizerEntry = OptimizerEntry {
     name: "lion",
     summary: "Lion (Chen et al., 2023): the sign of interpolated momentum, one state tensor",
     reference: "lion_pytorch.Lion (lion-pytorch 0.2.5)",
-    params: &[LR, BETAS, WEIGHT_DECAY, DECOUPLED_WEIGHT_DECAY],
+    params: &[LR, BETAS, WEIGHT_DECAY, DECOUPLED_WEIGHT_DECAY, LION_FUSED],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let lion = LionConfig::new()
@@ -76,6 +103,7 @@ pub const LION: OptimizerEntry = OptimizerEntry {
             .with_weight_decay(args.f64("weight_decay"))
             .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
             .with_init_lr(args.f64("lr"))
+            .with_fused(args.bool("fused"))
             .build()?;
         Ok(Box::new(lion))
     },
@@ -137,10 +165,144 @@ pub struct LionState<const D: usize> {
     pub exp_avg: Tensor<D>,
 }
 
+/// The scalars of one Lion step, as [`Lion::reference_step`] hands them to its tensor ops: each
+/// computed in f64 and rounded once to f32. The fused kernels take exactly these values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LionCoefficients {
+    /// The weight decay factor `1 − lr·λ` (λ/lr₀ if decoupled), when it is not exactly 1.
+    pub decay: Option<f32>,
+    /// β₁.
+    pub beta1: f32,
+    /// `1 − β₁`.
+    pub one_minus_beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// `1 − β₂`.
+    pub one_minus_beta2: f32,
+    /// The learning rate.
+    pub lr: f32,
+}
+
+/// `1 − lr·λ` in f64, with λ divided by the initial learning rate if decoupled, as
+/// lion-pytorch's `1. - lr * wd`.
+fn decay_factor(config: &LionConfig, lr: f64) -> f64 {
+    let lambda = if config.decoupled_weight_decay {
+        config.weight_decay / config.init_lr
+    } else {
+        config.weight_decay
+    };
+    1.0 - lr * lambda
+}
+
+impl LionCoefficients {
+    /// The scalars of a step at learning rate `lr`.
+    pub fn new(config: &LionConfig, lr: f64) -> Self {
+        let decay = decay_factor(config, lr);
+        Self {
+            decay: (decay != 1.0).then_some(decay as f32),
+            beta1: config.beta1 as f32,
+            one_minus_beta1: (1.0 - config.beta1) as f32,
+            beta2: config.beta2 as f32,
+            one_minus_beta2: (1.0 - config.beta2) as f32,
+            lr: lr as f32,
+        }
+    }
+}
+
+/// `sign(x)` as burn's backends compute it: ±1, and 0 for ±0 and NaN.
+#[inline(always)]
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// One Lion step for one element, returning θ and m: the fused kernels' arithmetic, which is
+/// [`Lion::reference_step`]'s, operation for operation and in the same order (no fused
+/// multiply-add), so that the fused CPU step equals the reference bit for bit.
+#[inline(always)]
+pub fn lion_element(theta: f32, grad: f32, m: f32, c: &LionCoefficients) -> (f32, f32) {
+    let theta = match c.decay {
+        Some(decay) => theta * decay,
+        None => theta,
+    };
+    let interpolation = m * c.beta1 + grad * c.one_minus_beta1;
+    let theta = theta - sign(interpolation) * c.lr;
+    let m = m * c.beta2 + grad * c.one_minus_beta2;
+    (theta, m)
+}
+
 impl Lion {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &LionConfig {
         &self.config
+    }
+
+    /// One Lion step for one parameter tensor, written with tensor operations: the readable
+    /// reference that the fused kernels must equal. Every backend and dtype runs it; see
+    /// [`Lion`] for the update rule.
+    pub fn reference_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<LionState<D>>,
+    ) -> (Tensor<D>, Option<LionState<D>>) {
+        let (beta1, beta2) = (self.config.beta1, self.config.beta2);
+        let g = grad;
+        let m = match state {
+            Some(state) => state.exp_avg,
+            None => g.zeros_like(),
+        };
+
+        // θ ← θ·(1 − lr·λ), in f64 as lion-pytorch's `p.data.mul_(1. - lr * wd)`. A factor of
+        // exactly 1 (λ = 0) leaves θ unchanged, so it is skipped.
+        let decay = decay_factor(&self.config, lr);
+        let theta = if decay == 1.0 {
+            theta
+        } else {
+            theta.mul_scalar(decay)
+        };
+
+        // c = β₁·m + (1 − β₁)·g, as `exp_avg.clone().mul_(β₁).add(g, alpha=1 − β₁)`.
+        let c = m
+            .clone()
+            .mul_scalar(beta1)
+            .add(g.clone().mul_scalar(1.0 - beta1));
+        // θ ← θ − lr·sign(c), as `p.add_(c.sgn_(), alpha=−lr)` (exact: lr·(±1 or 0)).
+        let theta = theta.sub(c.sign().mul_scalar(lr));
+        // m ← β₂·m + (1 − β₂)·g, as `exp_avg.mul_(β₂).add_(g, alpha=1 − β₂)`.
+        let m = m.mul_scalar(beta2).add(g.mul_scalar(1.0 - beta2));
+
+        (theta, Some(LionState { exp_avg: m }))
+    }
+
+    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
+    fn fused_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<LionState<D>>,
+    ) -> (Tensor<D>, Option<LionState<D>>) {
+        let tensors = [Some(&theta), Some(&grad), state.as_ref().map(|s| &s.exp_avg)];
+        match fused::kernel_for(tensors.into_iter().flatten()) {
+            #[cfg(any(feature = "flex", feature = "ndarray"))]
+            Some(Kernel::Cpu) => {
+                let m = state.map_or_else(|| theta.zeros_like(), |s| s.exp_avg);
+                cpu_kernel::step(&LionCoefficients::new(&self.config, lr), theta, grad, m)
+            }
+            #[cfg(feature = "wgpu")]
+            Some(Kernel::Cube) => {
+                let m = state.map_or_else(|| theta.zeros_like(), |s| s.exp_avg);
+                wgpu_kernel::step(&LionCoefficients::new(&self.config, lr), theta, grad, m)
+            }
+            None => self.reference_step(lr, theta, grad, state),
+        }
     }
 }
 
@@ -165,44 +327,11 @@ impl Optimizer for Lion {
         if let Err(err) = check_learning_rate(lr) {
             panic!("{err}");
         }
-        let LionConfig {
-            beta1,
-            beta2,
-            weight_decay,
-            decoupled_weight_decay,
-            init_lr,
-        } = self.config;
-        let g = grad;
-        let m = match state {
-            Some(state) => state.exp_avg,
-            None => g.zeros_like(),
-        };
-
-        // θ ← θ·(1 − lr·λ), in f64 as lion-pytorch's `p.data.mul_(1. - lr * wd)`. A factor of
-        // exactly 1 (λ = 0) leaves θ unchanged, so it is skipped.
-        let lambda = if decoupled_weight_decay {
-            weight_decay / init_lr
+        if self.config.fused {
+            self.fused_step(lr, theta, grad, state)
         } else {
-            weight_decay
-        };
-        let decay = 1.0 - lr * lambda;
-        let theta = if decay == 1.0 {
-            theta
-        } else {
-            theta.mul_scalar(decay)
-        };
-
-        // c = β₁·m + (1 − β₁)·g, as `exp_avg.clone().mul_(β₁).add(g, alpha=1 − β₁)`.
-        let c = m
-            .clone()
-            .mul_scalar(beta1)
-            .add(g.clone().mul_scalar(1.0 - beta1));
-        // θ ← θ − lr·sign(c), as `p.add_(c.sgn_(), alpha=−lr)` (exact: lr·(±1 or 0)).
-        let theta = theta.sub(c.sign().mul_scalar(lr));
-        // m ← β₂·m + (1 − β₂)·g, as `exp_avg.mul_(β₂).add_(g, alpha=1 − β₂)`.
-        let m = m.mul_scalar(beta2).add(g.mul_scalar(1.0 - beta2));
-
-        (theta, Some(LionState { exp_avg: m }))
+            self.reference_step(lr, theta, grad, state)
+        }
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
