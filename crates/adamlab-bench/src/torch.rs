@@ -8,6 +8,7 @@
 
 use crate::schema::Record;
 use crate::{BenchError, Observer};
+use adamlab_optim::fused::FUSED;
 use adamlab_optim::{OptimizerSpec, Value};
 use serde_json::{Map, Value as Json, json};
 use std::io::{BufRead, BufReader, Write};
@@ -172,8 +173,11 @@ pub fn torch_class(spec: &OptimizerSpec) -> Option<&'static str> {
         .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
-/// The optimizers of `specs` that PyTorch has, as the script's configuration lists them.
+/// The optimizers of `specs` that PyTorch has, as the script's configuration lists them. Specs
+/// that differ only in adamlab's `fused` switch (`adam`, `adam(fused=false)`) are one optimizer
+/// to PyTorch, which times its own implementations of it: listed once, under the first spec.
 pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
+    let mut seen = Vec::new();
     specs
         .iter()
         .filter_map(|spec| {
@@ -184,6 +188,12 @@ pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
                 .iter()
                 .map(|(name, value)| (name.to_string(), to_json(value)))
                 .collect();
+            let mut algorithm = kwargs.clone();
+            algorithm.remove(FUSED.name);
+            if seen.contains(&(class, algorithm.clone())) {
+                return None;
+            }
+            seen.push((class, algorithm));
             Some(json!({
                 "spec": spec.to_string(),
                 "reference": spec.entry().reference,
@@ -226,6 +236,15 @@ mod tests {
         assert_eq!(json[0]["kwargs"]["betas"], json!([0.8, 0.9]));
         assert_eq!(json[0]["kwargs"]["amsgrad"], json!(true));
         assert_eq!(json[0]["kwargs"]["lr"], json!(0.001));
+    }
+
+    #[test]
+    fn specs_that_differ_only_in_the_fused_switch_are_timed_once_by_pytorch() {
+        let specs = ["adam", "adam(fused=false)", "adam(amsgrad=true, fused=false)", "sgd"]
+            .map(|s| OptimizerSpec::parse(s).unwrap());
+        let json = optimizers_json(&specs);
+        let listed: Vec<_> = json.iter().map(|o| o["spec"].as_str().unwrap()).collect();
+        assert_eq!(listed, ["adam", "adam(amsgrad=true, fused=false)", "sgd"]);
     }
 
     #[test]
