@@ -12,7 +12,7 @@ out=benchmarks
 # One optimizer step: fused (adamlab's default), the tensor-op reference step, burn's built-in and
 # PyTorch's fused/foreach/for-loop, at 1e6 and 1e7 parameters, on the CPU backends.
 "$A" bench step --backends ndarray,flex --params 1e6,1e7 --torch \
-    --optimizers 'adam,adam(fused=false),burn-adam,adamw,adamw(fused=false),burn-adamw,adam(amsgrad=true),adam(amsgrad=true, fused=false),sgd(momentum=0.9),sgd(momentum=0.9, fused=false),burn-sgd(momentum=0.9),lion,lion(fused=false),burn-lion' \
+    --optimizers 'adam,adam(fused=false),burn-adam,adamw,adamw(fused=false),burn-adamw,adam(amsgrad=true),adam(amsgrad=true, fused=false),sgd(momentum=0.9),sgd(momentum=0.9, fused=false),burn-sgd(momentum=0.9),lion,lion(fused=false),burn-lion,adagrad,adagrad(fused=false),burn-adagrad' \
     --json "$out/step.json"
 # 1e8 parameters (Adam only: each optimizer holds about 1.6 GB there).
 "$A" bench step --backends ndarray,flex --params 1e8 --torch --warmup 1 --repeats 5 \

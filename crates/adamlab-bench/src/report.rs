@@ -205,9 +205,13 @@ impl Report {
         }
         let mut by_algorithm: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
         for r in records {
-            by_algorithm.entry(algorithm(r)).or_default().push(r);
+            by_algorithm.entry(algorithm(r).to_lowercase()).or_default().push(r);
         }
-        for (algorithm, rows) in &by_algorithm {
+        for rows in by_algorithm.values() {
+            // burn spells some names its own way (Sgd, AdaGrad, RmsProp): the group is named as
+            // the other implementations name it.
+            let first = rows.iter().find(|r| !is_burn(r)).unwrap_or(&rows[0]);
+            let algorithm = &algorithm(first);
             let _ = writeln!(self.markdown, "### {algorithm}\n");
             let backends = distinct(rows.iter().map(|r| r.backend.as_str()));
             let lines = step_lines(rows);
