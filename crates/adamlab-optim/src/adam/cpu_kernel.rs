@@ -88,6 +88,9 @@ fn amsgrad_chunk(
     v: &mut [f32],
     v_max: &mut [f32],
 ) {
+    // One loop per case, so that within each the running maximum is a plain select the compiler
+    // vectorises (with an `Option` built per element, AMSGrad at 1e7 parameters took 23–25 ms
+    // on flex and ndarray here, 18 ms after the split; Adam takes 10).
     pulp::Arch::new().dispatch(
         #[inline(always)]
         move || {
@@ -97,13 +100,22 @@ fn amsgrad_chunk(
                 .zip(m.iter_mut())
                 .zip(v.iter_mut())
                 .zip(v_max.iter_mut());
-            for ((((theta, &g), m), v), v_max) in elements {
-                let previous = (!first_v_max).then_some(*v_max);
-                let next = adam_element(*theta, g, *m, *v, previous, &c);
-                *theta = next.theta;
-                *m = next.m;
-                *v = next.v;
-                *v_max = next.v_max.unwrap_or(next.v);
+            if first_v_max {
+                for ((((theta, &g), m), v), v_max) in elements {
+                    let next = adam_element(*theta, g, *m, *v, None, &c);
+                    *theta = next.theta;
+                    *m = next.m;
+                    *v = next.v;
+                    *v_max = next.v;
+                }
+            } else {
+                for ((((theta, &g), m), v), v_max) in elements {
+                    let next = adam_element(*theta, g, *m, *v, Some(*v_max), &c);
+                    *theta = next.theta;
+                    *m = next.m;
+                    *v = next.v;
+                    *v_max = next.v_max.unwrap_or(next.v);
+                }
             }
         },
     )
