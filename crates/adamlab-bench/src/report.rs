@@ -274,17 +274,26 @@ impl Report {
             return;
         }
         let md = &mut self.markdown;
-        let _ = write!(md, "Ratios of medians, same run (above 1: slower):\n\n| backend | implementation | params | median ms | ÷ burn |");
+        let _ = write!(
+            md,
+            "Ratios of medians, same run, each against the same configuration (above 1: slower):\n\n\
+             | backend | optimizer | implementation | params | median ms | ÷ burn |"
+        );
         for t in &torch_impls {
             let _ = write!(md, " ÷ {t} |");
         }
-        let _ = write!(md, "\n|---|---|---:|---:|---:|");
+        let _ = write!(md, "\n|---|---|---|---:|---:|---:|");
         for _ in &torch_impls {
             let _ = write!(md, "---:|");
         }
         let _ = writeln!(md);
         for r in ours {
-            let same = |o: &&&Record| o.params == r.params && o.tensors == r.tensors;
+            let config = configuration(r.optimizer.as_deref().unwrap_or(""));
+            let same = |o: &&&Record| {
+                o.params == r.params
+                    && o.tensors == r.tensors
+                    && configuration(o.optimizer.as_deref().unwrap_or("")) == config
+            };
             let burn = rows
                 .iter()
                 .filter(same)
@@ -292,8 +301,9 @@ impl Report {
                 .and_then(|o| ratio(r.median_ms, o.median_ms));
             let _ = write!(
                 md,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | `{}` | {} | {} | {} | {} |",
                 r.backend,
+                r.optimizer.as_deref().unwrap_or("—"),
                 r.implementation.as_deref().unwrap_or("—"),
                 fmt_count(r.params),
                 opt_ms(r.median_ms),
@@ -433,6 +443,29 @@ impl Report {
         }
         let _ = writeln!(md);
         Ok(())
+    }
+}
+
+/// The configuration a step row measures, the same for adamlab's fused and reference steps,
+/// burn's twin and PyTorch's rows: the spec without the `burn-` prefix and without adamlab's
+/// `fused` switch (`burn-adam(amsgrad=true)` and `adam(amsgrad=true, fused=false)` are both
+/// `adam(amsgrad=true)`). Specs are compared as `OptimizerSpec` prints them.
+pub fn configuration(optimizer: &str) -> String {
+    let spec = optimizer.strip_prefix(crate::step::BURN_PREFIX).unwrap_or(optimizer);
+    let (name, args) = match spec.split_once('(') {
+        Some((name, args)) => (name, args.strip_suffix(')').unwrap_or(args)),
+        None => (spec, ""),
+    };
+    // Splitting at every comma also splits tuples, whose pieces are kept as they were.
+    let kept: Vec<&str> = args
+        .split(',')
+        .map(str::trim)
+        .filter(|arg| !arg.is_empty() && arg.split('=').next().map(str::trim) != Some("fused"))
+        .collect();
+    if kept.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}({})", kept.join(", "))
     }
 }
 
@@ -833,6 +866,16 @@ mod tests {
         .into_iter()
         .map(|(name, text)| (PathBuf::from(name), BenchFile::from_json(text, name).unwrap()))
         .collect()
+    }
+
+    #[test]
+    fn fused_and_reference_steps_burns_twin_and_torch_share_a_configuration() {
+        for spec in ["adam(amsgrad=true)", "adam(amsgrad=true, fused=false)", "burn-adam(amsgrad=true)"] {
+            assert_eq!(configuration(spec), "adam(amsgrad=true)", "{spec}");
+        }
+        assert_eq!(configuration("adam(fused=false)"), "adam");
+        assert_eq!(configuration("lion(betas=(0.9, 0.99), fused=false)"), "lion(betas=(0.9, 0.99))");
+        assert_ne!(configuration("adam"), configuration("adam(amsgrad=true)"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub const DEFAULT_REPEATS: usize = 15;
 pub const DEFAULT_WARMUP: usize = 3;
 
 /// Registry entries named `burn-NAME` are burn's own optimizers.
-const BURN_PREFIX: &str = "burn-";
+pub(crate) const BURN_PREFIX: &str = "burn-";
 /// Bytes of one f32.
 const F32_BYTES: u64 = 4;
 
