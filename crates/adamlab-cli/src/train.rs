@@ -104,9 +104,10 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
 /// `with {optimizer} (lr {lr})`, and the controls when there are any, for a run's first line.
 fn describe_run(controls: &ControlsSpec) -> String {
     let optimizer = &controls.optimizer;
+    // The spec names its lr (`adam(lr=0.001)`): it is not repeated.
     match controls.describe_controls() {
-        Some(rest) => format!("{optimizer} (lr {}; {rest})", optimizer.lr()),
-        None => format!("{optimizer} (lr {})", optimizer.lr()),
+        Some(rest) => format!("{optimizer} ({rest})"),
+        None => optimizer.to_string(),
     }
 }
 
