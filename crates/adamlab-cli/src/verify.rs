@@ -28,16 +28,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
     let mut failed = 0;
     let mut checked = 0;
     let mut print = |report: CheckReport| {
-        say!(
-            "{:<52} {:>5} {:>11.3e} {:>11.3e} {:>9.0e}/{:<9.0e}  {}",
-            report.case,
-            report.steps,
-            report.deviation.max_abs,
-            report.deviation.max_rel,
-            report.tolerance.atol,
-            report.tolerance.rtol,
-            if report.passed() { "pass" } else { "FAIL" }
-        );
+        row(&report, if report.passed() { "pass" } else { "FAIL" });
         checked += 1;
         if !report.passed() {
             failed += 1;
@@ -66,15 +57,9 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
     for (burn, why) in documented {
         // A documented difference that has gone away is a failure: the table must be corrected.
         let stale = burn.report.passed();
-        say!(
-            "{:<52} {:>5} {:>11.3e} {:>11.3e} {:>9.0e}/{:<9.0e}  {}",
-            burn.report.case,
-            burn.report.steps,
-            burn.report.deviation.max_abs,
-            burn.report.deviation.max_rel,
-            burn.report.tolerance.atol,
-            burn.report.tolerance.rtol,
-            if stale { "FAIL (documented as differing, but agrees)" } else { "differs, as documented" }
+        row(
+            &burn.report,
+            if stale { "FAIL (documented as differing, but agrees)" } else { "differs, as documented" },
         );
         checked += 1;
         if stale {
@@ -88,4 +73,17 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
     }
     say!("all {checked} checks passed");
     Ok(())
+}
+
+/// One line of the table: the check, its deviations and tolerance, and `result`.
+fn row(report: &CheckReport, result: &str) {
+    say!(
+        "{:<52} {:>5} {:>11.3e} {:>11.3e} {:>9.0e}/{:<9.0e}  {result}",
+        report.case,
+        report.steps,
+        report.deviation.max_abs,
+        report.deviation.max_rel,
+        report.tolerance.atol,
+        report.tolerance.rtol,
+    );
 }

@@ -3,6 +3,9 @@
 //!
 //! Needs Debian's `dataset-fashion-mnist` (installed by `.ci/run`).
 
+mod common;
+
+use common::listed_optimizers;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -185,18 +188,6 @@ fn bad_optimizer_specs_are_one_line_errors_naming_what_is_valid() {
     );
     assert_user_error(&adamlab(&["optimizers", "nosuch"]), &["unknown optimizer"]);
     assert_user_error(&adamlab(&["verify", "--optimizer", "nosuch"]), &["unknown optimizer"]);
-}
-
-/// The names `adamlab optimizers` lists, from its output.
-fn listed_optimizers() -> Vec<String> {
-    let output = adamlab(&["optimizers"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout
-        .lines()
-        .filter(|l| !l.starts_with(' ') && !l.is_empty() && l.contains(": "))
-        .map(|l| l.split(':').next().unwrap().to_string())
-        .collect()
 }
 
 #[test]

@@ -393,9 +393,14 @@ pub const BURN_REPLAY_DIFFERENCES: &[(&str, &str)] = &[
 /// Why burn's built-in differs from the reference on `fixture` (`<optimizer>/<case>`), when
 /// [`BURN_REPLAY_DIFFERENCES`] says it does.
 pub fn burn_replay_difference(fixture: &str) -> Option<&'static str> {
+    BURN_REPLAY_DIFFERENCES
+        .iter()
+        .find_map(|&(pattern, why)| difference_covers(pattern, fixture).then_some(why))
+}
+
+/// Whether a [`BURN_REPLAY_DIFFERENCES`] `pattern` covers `fixture` (`<optimizer>/<case>`): the
+/// same name, or `<optimizer>/*`.
+pub fn difference_covers(pattern: &str, fixture: &str) -> bool {
     let optimizer = fixture.split('/').next().unwrap_or(fixture);
-    BURN_REPLAY_DIFFERENCES.iter().find_map(|&(pattern, why)| {
-        let matches = pattern == fixture || pattern.strip_suffix("/*") == Some(optimizer);
-        matches.then_some(why)
-    })
+    pattern == fixture || pattern.strip_suffix("/*") == Some(optimizer)
 }

@@ -68,6 +68,18 @@ pub fn assert_success(output: &Output) {
     assert!(!err.contains("panicked"), "stderr: {err}");
 }
 
+/// The names `adamlab optimizers` lists, from its output.
+pub fn listed_optimizers() -> Vec<String> {
+    let output = adamlab(&strings(&["optimizers"]));
+    assert_success(&output);
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty() && l.contains(": "))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect()
+}
+
 pub fn sandbox(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("adamlab-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
