@@ -401,10 +401,12 @@ pub fn replays(fixture: &ReplayFixture, device: &Device) -> Vec<CheckReport> {
 
 /// Every replay fixture on `device` ([`replays`]: the reference step too, where there is a fused
 /// one), optionally only those of one optimizer.
-pub fn replay_all(device: &Device, optimizer: Option<&str>) -> Vec<CheckReport> {
+pub fn replay_all<'a>(
+    device: &'a Device,
+    optimizer: Option<&'a str>,
+) -> impl Iterator<Item = CheckReport> + 'a {
     replay_fixtures()
-        .iter()
-        .filter(|f| optimizer.is_none_or(|name| f.optimizer == name))
-        .flat_map(|fixture| replays(fixture, device))
-        .collect()
+        .into_iter()
+        .filter(move |f| optimizer.is_none_or(|name| f.optimizer == name))
+        .flat_map(move |fixture| replays(&fixture, device))
 }
