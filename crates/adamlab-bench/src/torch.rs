@@ -8,6 +8,7 @@
 
 use crate::schema::Record;
 use crate::{BenchError, Observer};
+use adamlab_backend::BackendKind;
 use adamlab_optim::{OptimizerSpec, Value};
 use serde_json::{Map, Value as Json, json};
 use std::io::{BufRead, BufReader, Write};
@@ -116,6 +117,7 @@ pub fn step(
     }
     let script_config = json!({
         "bench": "step",
+        "devices": torch_devices(config.targets.iter().map(|t| t.backend)),
         "threads": threads,
         "warmup": config.warmup,
         "repeats": config.repeats,
@@ -129,7 +131,9 @@ pub fn step(
             .find(|r| r.optimizer == record.optimizer && r.bytes_per_param.is_some())
             .and_then(|r| r.bytes_per_param);
         if let Some(bytes) = bytes {
-            crate::step::derive_bandwidth(record, bytes, triad_gbps);
+            // CUDA's memory is not the host's: no fraction of the host triad there.
+            let triad = triad_gbps.filter(|_| record.backend == "torch");
+            crate::step::derive_bandwidth(record, bytes, triad);
         }
     };
     observer.started("PyTorch");
@@ -152,6 +156,7 @@ pub fn train(
     let models: Vec<&str> = config.models.iter().map(|m| m.name()).collect();
     let script_config = json!({
         "bench": "train",
+        "devices": torch_devices(config.targets.iter().map(|t| t.backend)),
         "threads": threads,
         "warmup": config.warmup,
         "repeats": config.repeats,
@@ -161,6 +166,20 @@ pub fn train(
     });
     observer.started("PyTorch");
     torch.run(&script_config, &|_| {}, observer)
+}
+
+/// The torch devices that match `backends`: the CPU for the CPU backends, CUDA for wgpu (the
+/// script skips CUDA, and says so, where torch has none). A GPU run compared with torch on the
+/// CPU, or the reverse, would put two machines' numbers in one ratio.
+pub fn torch_devices(backends: impl IntoIterator<Item = BackendKind>) -> Vec<&'static str> {
+    let (mut cpu, mut gpu) = (false, false);
+    for backend in backends {
+        match backend {
+            BackendKind::Ndarray | BackendKind::Flex => cpu = true,
+            BackendKind::Wgpu => gpu = true,
+        }
+    }
+    [(cpu, "cpu"), (gpu, "cuda")].into_iter().filter(|&(wanted, _)| wanted).map(|(_, d)| d).collect()
 }
 
 /// The torch class name of a spec's reference, `torch.optim.NAME (…)` → `NAME`; `None` when its
@@ -217,6 +236,15 @@ fn to_json(value: &Value) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn torch_runs_on_the_device_kind_of_the_backends() {
+        use BackendKind::*;
+        assert_eq!(torch_devices([Flex, Ndarray]), ["cpu"]);
+        assert_eq!(torch_devices([Wgpu]), ["cuda"]);
+        assert_eq!(torch_devices([Wgpu, Flex]), ["cpu", "cuda"]);
+        assert!(torch_devices([]).is_empty());
+    }
 
     #[test]
     fn torch_classes_come_from_the_registry_reference() {
