@@ -262,11 +262,12 @@ impl Report {
     }
 
     /// Each adamlab or burn row against burn's row on the same backend and PyTorch's rows on the
-    /// CPU, same size, same run: the ratio of medians (above 1: slower than the other).
+    /// same kind of device ([`torch_counterpart`]), same size, same run: the ratio of medians
+    /// (above 1: slower than the other).
     fn step_ratios(&mut self, rows: &[&Record]) {
         let torch_impls = distinct(
             rows.iter()
-                .filter(|r| r.backend == "torch")
+                .filter(|r| r.backend.starts_with("torch"))
                 .filter_map(|r| r.implementation.as_deref()),
         );
         let ours: Vec<&&Record> = rows.iter().filter(|r| !r.backend.starts_with("torch")).collect();
@@ -276,7 +277,8 @@ impl Report {
         let md = &mut self.markdown;
         let _ = write!(
             md,
-            "Ratios of medians, same run, each against the same configuration (above 1: slower):\n\n\
+            "Ratios of medians, same run, each against the same configuration (above 1: slower; \
+             PyTorch on the CPU for the CPU backends, on CUDA for wgpu):\n\n\
              | backend | optimizer | implementation | params | median ms | ÷ burn |"
         );
         for t in &torch_impls {
@@ -313,7 +315,9 @@ impl Report {
                 let value = rows
                     .iter()
                     .filter(same)
-                    .find(|o| o.backend == "torch" && o.implementation.as_deref() == Some(t))
+                    .find(|o| {
+                        o.backend == torch_counterpart(&r.backend) && o.implementation.as_deref() == Some(t)
+                    })
                     .and_then(|o| ratio(r.median_ms, o.median_ms));
                 let _ = write!(md, " {} |", value.map_or("—".into(), |x| format!("{x:.2}")));
             }
@@ -488,6 +492,12 @@ pub fn algorithm(record: &Record) -> String {
             .map(|o| o.split('(').next().unwrap_or(o).to_string())
             .unwrap_or_else(|| "optimizer".to_string()),
     }
+}
+
+/// The PyTorch rows a backend's rows are compared with: CUDA for wgpu, the CPU for the CPU
+/// backends. wgpu on a software adapter has no counterpart (no `torch-cuda` rows there).
+fn torch_counterpart(backend: &str) -> &'static str {
+    if backend == "wgpu" { "torch-cuda" } else { "torch" }
 }
 
 fn is_burn(record: &Record) -> bool {
@@ -897,6 +907,34 @@ mod tests {
         assert_eq!(fmt_ms(106.7), "107");
         assert_eq!(fmt_ms(4.0123), "4.01");
         assert_eq!(fmt_ms(0.61843), "0.618");
+    }
+
+    #[test]
+    fn wgpu_rows_are_compared_with_torch_on_cuda_not_on_the_cpu() {
+        let file = BenchFile::from_json(include_str!("../tests/data/step-gpu.json"), "step-gpu.json").unwrap();
+        let median = |backend: &str| {
+            file.records.iter().find(|r| r.backend == backend && r.optimizer.as_deref() == Some("adam")).unwrap().median_ms.unwrap()
+        };
+        let expected = format!("{:.2}", median("wgpu") / median("torch-cuda"));
+        assert_ne!(expected, format!("{:.2}", median("wgpu") / median("torch")));
+        let dir = std::env::temp_dir().join(format!("adamlab-report-gpu-test-{}", std::process::id()));
+        let options = ReportOptions {
+            out_dir: dir.join("figures"),
+            markdown: dir.join("REPORT.md"),
+            command: "adamlab bench report step-gpu.json".into(),
+            preface: None,
+        };
+        let written = write(&[(PathBuf::from("step-gpu.json"), file)], &options).unwrap();
+        let md = std::fs::read_to_string(&written.markdown).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The ratio table's row (six columns before the torch ones; the step table has more).
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| wgpu | `adam` | adamlab-fused | 1e7 |") && l.matches('|').count() == 8)
+            .unwrap_or_else(|| panic!("no ratio row in\n{md}"));
+        assert!(row.ends_with(&format!(" {expected} |")), "{row}, expected ÷ torch-fused {expected}");
+        // A GPU's bandwidth is not a fraction of the host's triad.
+        assert!(md.lines().filter(|l| l.starts_with("| wgpu |") || l.starts_with("| torch-cuda |")).all(|l| !l.contains(" % |")));
     }
 
     #[test]

@@ -179,7 +179,11 @@ pub fn run(
                 record.tensors = Some(config.tensors as u64);
                 record.lr = Some(spec.lr());
                 record.step_extra_mib = extra_mib;
-                derive_bandwidth(&mut record, bytes, triad_gbps);
+                // The host triad is this row's yardstick only where its tensors live in host
+                // memory: not on a hardware GPU.
+                let host_bandwidth = target.backend != BackendKind::Wgpu
+                    || adamlab_backend::wgpu_hardware_adapter().is_none();
+                derive_bandwidth(&mut record, bytes, triad_gbps.filter(|_| host_bandwidth));
                 observer.measured(&record);
                 records.push(record);
             }
