@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 
 use super::{AdagradCoefficients, AdagradState, adagrad_element};
-use crate::fused::cpu::{CpuTensor, for_each_chunk};
+use crate::fused::cpu::{CpuTensor, for_each_chunk, vectorized};
 
 /// One fused Adagrad step of one parameter tensor. `state` already holds s
 /// (`initial_accumulator_value` before the first step).
@@ -42,9 +42,10 @@ pub fn step<const D: usize>(
 fn adagrad_chunk(c: AdagradCoefficients, theta: &mut [f32], grad: &[f32], s: &mut [f32]) {
     // The coefficients are moved into the closure so that the compiler sees them as constants
     // of the loop, takes the branches on them out of it and vectorises what remains.
-    pulp::Arch::new().dispatch(
+    vectorized(
         #[inline(always)]
         move || {
+            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), s) in theta.iter_mut().zip(grad).zip(s.iter_mut()) {
                 (*theta, *s) = adagrad_element(*theta, g, *s, &c);
             }

@@ -1,7 +1,7 @@
 //! Adam's fused step on the CPU backends (Flex, NdArray): one pass over θ, g, m and v (and
 //! v_max), in place, parallel over chunks, each element computed by [`adam_element`].
 //!
-//! The loop is compiled for the best SIMD level the machine offers (pulp's dispatch: AVX2 here),
+//! The loop is compiled for the best SIMD level the machine offers ([`vectorized`]: AVX2 here),
 //! where the compiler vectorises it; vector lanes round exactly as scalars do, and Rust never
 //! contracts `a·b + c` into a fused multiply-add, so the result is [`Adam::reference_step`]'s,
 //! bit for bit.
@@ -11,7 +11,7 @@
 use burn::tensor::Tensor;
 
 use super::{AdamCoefficients, AdamState, adam_element};
-use crate::fused::cpu::{CpuTensor, for_each_chunk};
+use crate::fused::cpu::{CpuTensor, for_each_chunk, vectorized};
 
 /// One fused Adam step of one parameter tensor. `state` already holds m, v (zeros before the
 /// first step) and, with AMSGrad, v_max; `first_v_max` says that v_max starts at this step's v.
@@ -60,9 +60,10 @@ pub fn step<const D: usize>(
 fn adam_chunk(c: AdamCoefficients, theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
     // The coefficients are moved into the closure so that the compiler sees them as constants
     // of the loop, takes the branches on them out of it and vectorises what remains.
-    pulp::Arch::new().dispatch(
+    vectorized(
         #[inline(always)]
         move || {
+            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)
@@ -91,9 +92,10 @@ fn amsgrad_chunk(
     // One loop per case, so that within each the running maximum is a plain select the compiler
     // vectorises (with an `Option` built per element, AMSGrad at 1e7 parameters took 23–25 ms
     // on flex and ndarray here, 18 ms after the split; Adam takes 10).
-    pulp::Arch::new().dispatch(
+    vectorized(
         #[inline(always)]
         move || {
+            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)

@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 
 use super::{LionCoefficients, LionState, lion_element};
-use crate::fused::cpu::{CpuTensor, for_each_chunk};
+use crate::fused::cpu::{CpuTensor, for_each_chunk, vectorized};
 
 /// One fused Lion step of one parameter tensor, with its momentum `m` (zeros before the first
 /// step).
@@ -41,9 +41,10 @@ pub fn step<const D: usize>(
 fn lion_chunk(c: LionCoefficients, theta: &mut [f32], grad: &[f32], m: &mut [f32]) {
     // The coefficients are moved into the closure so that the compiler sees them as constants
     // of the loop, takes the branches on them out of it and vectorises what remains.
-    pulp::Arch::new().dispatch(
+    vectorized(
         #[inline(always)]
         move || {
+            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), m) in theta.iter_mut().zip(grad).zip(m.iter_mut()) {
                 (*theta, *m) = lion_element(*theta, g, *m, &c);
             }

@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 
 use super::{SgdCoefficients, SgdState, sgd_element};
-use crate::fused::cpu::{CpuTensor, for_each_chunk};
+use crate::fused::cpu::{CpuTensor, for_each_chunk, vectorized};
 
 /// One fused SGD step of one parameter tensor. `buffer` is the momentum buffer and whether it
 /// starts at this step (zeros, overwritten by the gradient), or `None` without momentum.
@@ -49,9 +49,10 @@ pub fn step<const D: usize>(
 fn sgd_chunk(c: SgdCoefficients, theta: &mut [f32], grad: &[f32]) {
     // The coefficients are moved into the closure so that the compiler sees them as constants
     // of the loop, takes the branches on them out of it and vectorises what remains.
-    pulp::Arch::new().dispatch(
+    vectorized(
         #[inline(always)]
         move || {
+            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for (theta, &g) in theta.iter_mut().zip(grad) {
                 *theta = sgd_element(*theta, g, None, &c).theta;
             }
@@ -67,9 +68,10 @@ fn momentum_chunk(
     grad: &[f32],
     buffer: &mut [f32],
 ) {
-    pulp::Arch::new().dispatch(
+    vectorized(
         #[inline(always)]
         move || {
+            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), b) in theta.iter_mut().zip(grad).zip(buffer.iter_mut()) {
                 let next = sgd_element(*theta, g, (!first).then_some(*b), &c);
                 *theta = next.theta;
