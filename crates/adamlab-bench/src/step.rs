@@ -42,6 +42,9 @@ pub struct StepConfig {
     pub warmup: usize,
     /// Timed steps (≥ 1).
     pub repeats: usize,
+    /// The whole measurement, adamlab's rows then PyTorch's, this many times in turn (≥ 1); each
+    /// row keeps the median of its rounds' medians ([`merge_rounds`]).
+    pub rounds: usize,
 }
 
 impl StepConfig {
@@ -50,6 +53,9 @@ impl StepConfig {
     pub fn validate(&self) -> Result<(), BenchError> {
         if self.repeats == 0 {
             return Err(BenchError::Invalid("--repeats must be at least 1".into()));
+        }
+        if self.rounds == 0 {
+            return Err(BenchError::Invalid("--rounds must be at least 1".into()));
         }
         if self.tensors == 0 {
             return Err(BenchError::Invalid("--tensors must be at least 1".into()));
@@ -129,7 +135,8 @@ pub fn triad_record(triad: &Triad, threads: usize) -> Record {
 }
 
 /// The whole `adamlab bench step`: the triad, then every measurement of `config`, then PyTorch's
-/// rows when `torch` is given, all reported to `observer` as they come.
+/// rows when `torch` is given, all reported to `observer` as they come; with several rounds, that
+/// measurement again and again, and every row merged over the rounds ([`merge_rounds`]).
 pub fn run_all(
     config: &StepConfig,
     torch: Option<&crate::torch::Torch>,
@@ -141,13 +148,73 @@ pub fn run_all(
     let triad = triad_record(&Triad::measure(Triad::LEN, 2, 10), threads);
     let triad_gbps = triad.bandwidth_gbps;
     observer.measured(&triad);
-    let mut records = vec![triad];
-    records.extend(run(config, triad_gbps, observer)?);
-    if let Some(torch) = torch {
-        let theirs = crate::torch::step(torch, config, threads, &records, triad_gbps, observer)?;
-        records.extend(theirs);
+    let mut rounds = Vec::with_capacity(config.rounds);
+    for round in 1..=config.rounds {
+        if config.rounds > 1 {
+            observer.note(&format!("round {round} of {}", config.rounds));
+        }
+        let mut records = run(config, triad_gbps, observer)?;
+        if let Some(torch) = torch {
+            let theirs = crate::torch::step(torch, config, threads, &records, triad_gbps, observer)?;
+            records.extend(theirs);
+        }
+        rounds.push(records);
     }
+    let mut records = vec![triad];
+    records.extend(merge_rounds(rounds, triad_gbps));
     Ok(records)
+}
+
+/// One row per measurement out of several rounds of the same rows: the median of the rounds'
+/// medians, the least minimum, the greatest maximum, every timed step counted, the largest extra
+/// memory, and the bandwidth of the merged median. A drift of the machine's speed between
+/// adamlab's rows and PyTorch's (minutes apart in one round) then weighs on both sides alike.
+/// One round is returned as it is.
+pub fn merge_rounds(rounds: Vec<Vec<Record>>, triad_gbps: Option<f64>) -> Vec<Record> {
+    let count = rounds.len();
+    let mut rounds = rounds.into_iter();
+    let Some(first) = rounds.next() else { return Vec::new() };
+    if count == 1 {
+        return first;
+    }
+    let key = |r: &Record| {
+        (r.backend.clone(), r.optimizer.clone(), r.implementation.clone(), r.params, r.tensors)
+    };
+    let mut merged: Vec<(Record, Vec<Record>)> = first.into_iter().map(|r| (r, Vec::new())).collect();
+    for record in rounds.flatten() {
+        match merged.iter_mut().find(|(first, _)| key(first) == key(&record)) {
+            Some((_, others)) => others.push(record),
+            // A row only a later round has (PyTorch refused it once): kept as it is.
+            None => merged.push((record, Vec::new())),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(mut record, others)| {
+            if others.is_empty() {
+                return record;
+            }
+            let all: Vec<&Record> = std::iter::once(&record).chain(&others).collect();
+            let medians: Vec<f64> = all.iter().filter_map(|r| r.median_ms).collect();
+            let min = all.iter().filter_map(|r| r.min_ms).reduce(f64::min);
+            let max = all.iter().filter_map(|r| r.max_ms).reduce(f64::max);
+            let repeats = all.iter().filter_map(|r| r.repeats).sum();
+            let extra = all.iter().filter_map(|r| r.step_extra_mib).reduce(f64::max);
+            let rounds = all.len();
+            record.median_ms = Summary::of(&medians).map(|s| s.median);
+            record.min_ms = min;
+            record.max_ms = max;
+            record.repeats = Some(repeats);
+            record.step_extra_mib = extra;
+            if let Some(bytes) = record.bytes_per_param {
+                // Against the triad only where the round's row was (host memory).
+                let triad = triad_gbps.filter(|_| record.bandwidth_fraction.is_some());
+                derive_bandwidth(&mut record, bytes, triad);
+            }
+            record.note = Some(format!("median of {rounds} rounds' medians"));
+            record
+        })
+        .collect()
 }
 
 /// Times every backend × optimizer × size of `config`, reporting each record to `observer` as
@@ -314,6 +381,7 @@ mod tests {
             tensors: 3,
             warmup: 1,
             repeats: 2,
+            rounds: 1,
         };
         let records = run(&config, None, &mut Quiet).unwrap();
         assert_eq!(records.len(), 4);
@@ -332,10 +400,41 @@ mod tests {
             tensors: 1,
             warmup: 0,
             repeats: 0,
+            rounds: 1,
         };
         assert!(config.validate().unwrap_err().to_string().contains("--repeats"));
         config.repeats = 1;
+        config.rounds = 0;
+        assert!(config.validate().unwrap_err().to_string().contains("--rounds"));
+        config.rounds = 1;
         config.tensors = 11;
         assert!(config.validate().unwrap_err().to_string().contains("cannot be split"));
+    }
+
+    #[test]
+    fn rounds_merge_into_one_row_each_with_the_median_of_their_medians() {
+        let row = |backend: &str, median: f64, min: f64, max: f64| {
+            let mut r = Record::new(Bench::Step, backend, backend);
+            r.optimizer = Some("adam".into());
+            r.params = Some(1_000_000);
+            r.tensors = Some(1);
+            (r.median_ms, r.min_ms, r.max_ms, r.repeats) = (Some(median), Some(min), Some(max), Some(5));
+            derive_bandwidth(&mut r, 28, Some(10.0));
+            r
+        };
+        let rounds = vec![
+            vec![row("flex", 10.0, 9.0, 12.0), row("torch", 8.0, 7.0, 9.0)],
+            vec![row("flex", 14.0, 13.0, 30.0), row("torch", 12.0, 11.0, 13.0)],
+            vec![row("flex", 11.0, 8.5, 11.5), row("torch", 9.0, 8.0, 10.0)],
+        ];
+        let merged = merge_rounds(rounds, Some(10.0));
+        assert_eq!(merged.len(), 2);
+        let flex = &merged[0];
+        assert_eq!((flex.median_ms, flex.min_ms, flex.max_ms, flex.repeats), (Some(11.0), Some(8.5), Some(30.0), Some(15)));
+        assert!((flex.bandwidth_gbps.unwrap() - 28.0 * 1e6 / 11.0 / 1e6).abs() < 1e-9);
+        assert_eq!(merged[1].median_ms, Some(9.0));
+        // One round is left as it was.
+        let one = merge_rounds(vec![vec![row("flex", 10.0, 9.0, 12.0)]], Some(10.0));
+        assert_eq!((one[0].median_ms, one[0].note.as_deref()), (Some(10.0), None));
     }
 }

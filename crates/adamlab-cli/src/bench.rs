@@ -78,6 +78,11 @@ pub struct StepArgs {
     /// Python of ADAMLAB_TORCH_PYTHON, else python3.
     #[arg(long)]
     pub torch: bool,
+    /// Measure everything (adamlab's rows, then PyTorch's) this many times in turn, and keep for
+    /// each row the median of the rounds' medians: steadier ratios on a machine whose memory
+    /// bandwidth drifts.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub rounds: usize,
 }
 
 /// Options of `adamlab bench train`.
@@ -165,6 +170,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 tensors: a.tensors,
                 warmup: a.warmup,
                 repeats: a.repeats,
+                rounds: a.rounds,
             };
             config.validate().map_err(bench_error)?;
             let mut machine = Machine::detect();
@@ -172,6 +178,10 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let mut table = Table::new(Bench::Step);
             say!("adamlab bench step on {}", machine.summary());
             let records = step::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            if config.rounds > 1 {
+                table.note(&format!("merged over {} rounds (median of the medians):", config.rounds));
+                records.iter().filter(|r| r.bench == Bench::Step).for_each(|r| table.measured(r));
+            }
             table.finish();
             save(&a.common.json, command, machine, records)
         }
