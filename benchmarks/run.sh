@@ -11,14 +11,18 @@ out=benchmarks
 
 # One optimizer step: fused (adamlab's default), the tensor-op reference step, burn's built-in and
 # PyTorch's fused/foreach/for-loop, at 1e6 and 1e7 parameters, on the CPU backends.
-"$A" bench step --backends ndarray,flex --params 1e6,1e7 --torch \
+# Three rounds in turn, each row the median of its rounds' medians: this VM's memory bandwidth
+# drifts by a third within minutes (BENCHMARKS.md, "How far to trust a ratio").
+"$A" bench step --backends ndarray,flex --params 1e6,1e7 --torch --rounds 3 \
     --optimizers 'adam,adam(fused=false),burn-adam,adamw,adamw(fused=false),burn-adamw,adam(amsgrad=true),adam(amsgrad=true, fused=false),sgd(momentum=0.9),sgd(momentum=0.9, fused=false),burn-sgd(momentum=0.9),lion,lion(fused=false),burn-lion,adagrad,adagrad(fused=false),burn-adagrad' \
     --json "$out/step.json"
-# 1e8 parameters (Adam only: each optimizer holds about 1.6 GB there).
-"$A" bench step --backends ndarray,flex --params 1e8 --torch --warmup 1 --repeats 5 \
-    --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-1e8.json"
+# 1e8 parameters, the optimizers with PyTorch fused counterparts (each holds about 1.6–2 GB
+# there; the reference steps, as slow as burn's, are left out).
+"$A" bench step --backends ndarray,flex --params 1e8 --torch --warmup 1 --repeats 5 --rounds 3 \
+    --optimizers 'adam,burn-adam,adamw,burn-adamw,adam(amsgrad=true),sgd(momentum=0.9),burn-sgd(momentum=0.9)' \
+    --json "$out/step-1e8.json"
 # The same 1e7 parameters split into 100 tensors: the per-tensor overhead.
-"$A" bench step --backends ndarray,flex --params 1e7 --tensors 100 --torch \
+"$A" bench step --backends ndarray,flex --params 1e7 --tensors 100 --torch --rounds 3 \
     --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-100-tensors.json"
 # wgpu (llvmpipe here: the "GPU" is the same two cores).
 "$A" bench step --backends wgpu --params 1e5,1e6 --warmup 1 --repeats 5 \
@@ -33,6 +37,8 @@ out=benchmarks
 # The shoot-out: every registered optimizer at its torch defaults, one epoch on 6,000 images.
 "$A" bench optimizers --backends flex --epochs 1 --seeds 0 --limit-train 6000 --json "$out/optimizers.json"
 
+# The GPU files (`*-h100*.json`) come from benchmarks/run-gpu.sh on a GPU machine.
 "$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-wgpu.json \
-    "$out"/train.json "$out"/train-wgpu.json "$out"/optimizers.json \
+    "$out"/step-h100.json "$out"/step-h100-100-tensors.json \
+    "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json "$out"/optimizers.json \
     --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md"
