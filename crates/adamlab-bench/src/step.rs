@@ -351,7 +351,8 @@ mod tests {
         assert_eq!(implementation(&spec("sgd(fused=false)")), "adamlab-reference");
         assert_eq!(implementation(&spec("lion")), "adamlab-fused");
         assert_eq!(implementation(&spec("lion(fused=false)")), "adamlab-reference");
-        assert_eq!(implementation(&spec("adamax")), "adamlab");
+        assert_eq!(implementation(&spec("adamax")), "adamlab-fused");
+        assert_eq!(implementation(&spec("nadam")), "adamlab");
         assert_eq!(implementation(&spec("burn-adam")), "burn");
     }
 

@@ -1,4 +1,16 @@
 //! Adamax, with torch.optim.Adamax's semantics and defaults.
+//!
+//! [`Adamax::step`](Optimizer::step) is written twice: the tensor-op
+//! [reference](Adamax::reference_step), and the fused kernels beside it ([`cpu_kernel`] for Flex
+//! and NdArray, [`wgpu_kernel`] for CubeCL), one in-place pass over θ, g, m and u computing
+//! [`adamax_element`], the reference's arithmetic in its order, its single roundings of torch's
+//! fused multiply-adds included (see [`fused`]). The `fused` keyword picks between them; it is
+//! adamlab's (torch's Adamax has none), default true, and the numbers are the same.
+
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub mod cpu_kernel;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_kernel;
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
@@ -6,6 +18,9 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::adam::MAXIMIZE;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+use crate::fused::Kernel;
+use crate::fused::{FUSED, kernel_for};
 use crate::hyper::{
     ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
 };
@@ -33,6 +48,11 @@ pub struct AdamaxConfig {
     /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
     #[config(default = false)]
     pub maximize: bool,
+    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
+    /// has one, else with the tensor-op reference step; the numbers are the same. Default true.
+    /// adamlab's keyword: torch's Adamax has none.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 /// `betas`: (β₁, β₂), each in [0, 1).
@@ -59,13 +79,27 @@ pub const WEIGHT_DECAY: HyperParam = HyperParam {
     default: "0",
     help: "L2 weight decay λ: g ← g + λθ",
 };
+/// `fused` for Adamax: adamlab's keyword (torch's Adamax has none), with the same meaning as
+/// torch's on Adam and SGD.
+pub const ADAMAX_FUSED: HyperParam = HyperParam {
+    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
+           tensor-op reference step; adamlab's keyword, torch's Adamax has none)",
+    ..FUSED
+};
 
 /// The registry's `adamax`: `torch.optim.Adamax`.
 pub const ENTRY: OptimizerEntry = OptimizerEntry {
     name: "adamax",
     summary: "Adamax (Kingma & Ba, 2015): Adam with the infinity norm in place of the second moment",
     reference: "torch.optim.Adamax (torch 2.15)",
-    params: &[learning_rate("0.002"), BETAS, EPS, WEIGHT_DECAY, MAXIMIZE],
+    params: &[
+        learning_rate("0.002"),
+        BETAS,
+        EPS,
+        WEIGHT_DECAY,
+        MAXIMIZE,
+        ADAMAX_FUSED,
+    ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let adamax = AdamaxConfig::new()
@@ -74,6 +108,7 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
             .with_eps(args.f64("eps"))
             .with_weight_decay(args.f64("weight_decay"))
             .with_maximize(args.bool("maximize"))
+            .with_fused(args.bool("fused"))
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adamax))
@@ -152,6 +187,218 @@ impl Adamax {
         self.cycled_beta1 = beta1;
         self
     }
+
+    /// β₁ for the coming step: the schedule's when one cycles it, else the configuration's.
+    fn beta1(&self) -> f64 {
+        self.cycled_beta1
+            .as_ref()
+            .and_then(SharedF64::get)
+            .unwrap_or(self.config.beta1)
+    }
+
+    /// One Adamax step for one parameter tensor, written with tensor operations: the readable
+    /// reference that the fused kernels must equal. Every backend and dtype runs it; see
+    /// [`Adamax`] for the update rule.
+    pub fn reference_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamaxState<D>>,
+    ) -> (Tensor<D>, Option<AdamaxState<D>>) {
+        let AdamaxConfig {
+            beta1: _,
+            beta2,
+            eps,
+            weight_decay,
+            maximize,
+            fused: _,
+        } = self.config;
+        let beta1 = self.beta1();
+
+        let mut g = if maximize { grad.neg() } else { grad };
+        if weight_decay != 0.0 {
+            // As torch's `g.add(θ, alpha=λ)`: one rounding.
+            g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+        }
+
+        let (t, m, u) = match state {
+            Some(state) => (state.step + 1, state.exp_avg, state.exp_inf),
+            None => (1, g.zeros_like(), g.zeros_like()),
+        };
+
+        // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
+        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        // u ← max(β₂·u, |g| + ε).
+        let u = u.mul_scalar(beta2).max_pair(g.abs().add_scalar(eps));
+
+        // In f64, as Python evaluates torch's `lr / (1 - beta1 ** step)`.
+        let bias_correction = 1.0 - beta1.powf(t as f64);
+        let clr = lr / bias_correction;
+        // θ ← θ − clr·m / u, as torch's `θ.addcdiv_(m, u, value=−clr)`.
+        let theta = theta.add(m.clone().mul_scalar(-clr).div(u.clone()));
+
+        let state = AdamaxState {
+            step: t,
+            exp_avg: m,
+            exp_inf: u,
+        };
+        (theta, Some(state))
+    }
+
+    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
+    fn fused_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamaxState<D>>,
+    ) -> (Tensor<D>, Option<AdamaxState<D>>) {
+        let tensors = [
+            Some(&theta),
+            Some(&grad),
+            state.as_ref().map(|s| &s.exp_avg),
+            state.as_ref().map(|s| &s.exp_inf),
+        ];
+        match kernel_for(tensors.into_iter().flatten()) {
+            #[cfg(any(feature = "flex", feature = "ndarray"))]
+            Some(Kernel::Cpu) => {
+                let (c, state) = self.fused_state(lr, &theta, state);
+                cpu_kernel::step(&c, theta, grad, state)
+            }
+            #[cfg(feature = "wgpu")]
+            Some(Kernel::Cube) => {
+                let (c, state) = self.fused_state(lr, &theta, state);
+                wgpu_kernel::step(&c, theta, grad, state)
+            }
+            None => self.reference_step(lr, theta, grad, state),
+        }
+    }
+
+    /// The coefficients of a fused step and the state it updates in place: before the first
+    /// step, step 0 and zeros, as the reference starts.
+    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+    fn fused_state<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: &Tensor<D>,
+        state: Option<AdamaxState<D>>,
+    ) -> (AdamaxCoefficients, AdamaxState<D>) {
+        let state = state.unwrap_or_else(|| AdamaxState {
+            step: 0,
+            exp_avg: theta.zeros_like(),
+            exp_inf: theta.zeros_like(),
+        });
+        let single_rounding = fused::in_f64(theta);
+        let c = AdamaxCoefficients::new(
+            &self.config,
+            self.beta1(),
+            lr,
+            state.step + 1,
+            single_rounding,
+        );
+        (c, state)
+    }
+}
+
+/// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see [`fused::lerp`]),
+/// with its coefficient as the tensors hold it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Lerp {
+    /// `m + w·(g − m)`, for |w| < 0.5, holding w.
+    FromStart(f32),
+    /// `g − (1 − w)·(g − m)`, for |w| ≥ 0.5, holding `−(1 − w)` (in f32, from an f32 w).
+    FromEnd(f32),
+}
+
+/// The scalars of one Adamax step, as [`Adamax::reference_step`] hands them to its tensor ops:
+/// each computed in f64 and rounded once to f32. The fused kernels take exactly these values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamaxCoefficients {
+    /// Negate the gradient.
+    pub maximize: bool,
+    /// L2 weight decay λ, when not 0.
+    pub weight_decay: Option<f32>,
+    /// The first moment's update.
+    pub lerp: Lerp,
+    /// β₂.
+    pub beta2: f32,
+    /// ε.
+    pub eps: f32,
+    /// `−lr / (1 − β₁ᵗ)`.
+    pub neg_step_size: f32,
+    /// Round each of torch's multiply-adds once (through f64), as the reference does on a device
+    /// that computes in f64; else twice, in f32, as the reference does elsewhere.
+    pub single_rounding: bool,
+}
+
+impl AdamaxCoefficients {
+    /// The scalars of step `t` (1-based) at learning rate `lr`, with β₁ = `beta1` (the
+    /// configuration's, or a schedule's), rounding once if `single_rounding`.
+    pub fn new(
+        config: &AdamaxConfig,
+        beta1: f64,
+        lr: f64,
+        t: usize,
+        single_rounding: bool,
+    ) -> Self {
+        let w = (1.0 - beta1) as f32;
+        let lerp = if w.abs() < 0.5 {
+            Lerp::FromStart(w)
+        } else {
+            Lerp::FromEnd(-(1.0 - w))
+        };
+        // In f64, as Python evaluates torch's `lr / (1 - beta1 ** step)`.
+        let step_size = lr / (1.0 - beta1.powf(t as f64));
+        Self {
+            maximize: config.maximize,
+            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
+            lerp,
+            beta2: config.beta2 as f32,
+            eps: config.eps as f32,
+            neg_step_size: (-step_size) as f32,
+            single_rounding,
+        }
+    }
+}
+
+/// `a·b + c` as the reference's [`fused::mul_add_scalar`] rounds it: once (the product is exact
+/// in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice in f32.
+#[inline(always)]
+fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
+    if single_rounding {
+        (f64::from(a) * f64::from(b) + f64::from(c)) as f32
+    } else {
+        a * b + c
+    }
+}
+
+/// One Adamax step for one element, returning θ, m and u: the fused kernels' arithmetic, which
+/// is [`Adamax::reference_step`]'s, operation for operation and in the same order, so that the
+/// fused CPU step equals the reference bit for bit.
+#[inline(always)]
+pub fn adamax_element(
+    theta: f32,
+    grad: f32,
+    m: f32,
+    u: f32,
+    c: &AdamaxCoefficients,
+) -> (f32, f32, f32) {
+    let mut g = if c.maximize { -grad } else { grad };
+    if let Some(lambda) = c.weight_decay {
+        g = mul_add(theta, lambda, g, c.single_rounding);
+    }
+    let diff = g - m;
+    let m = match c.lerp {
+        Lerp::FromStart(w) => mul_add(diff, w, m, c.single_rounding),
+        Lerp::FromEnd(neg_one_minus_w) => mul_add(diff, neg_one_minus_w, g, c.single_rounding),
+    };
+    // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
+    let decayed = u * c.beta2;
+    let norm = g.abs() + c.eps;
+    let u = if decayed < norm { norm } else { decayed };
+    let theta = theta + m * c.neg_step_size / u;
+    (theta, m, u)
 }
 
 /// torch's fused CPU kernels, shared with [`crate::nadam`] and [`crate::radam`].
@@ -209,7 +456,7 @@ pub(crate) mod fused {
     }
 
     /// Whether `t` is f32 on a device that can compute in f64 (so one rounding is possible).
-    fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
+    pub(crate) fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
         t.dtype() == DType::F32 && t.device().supports_dtype(FloatDType::F64)
     }
 }
@@ -235,45 +482,11 @@ impl Optimizer for Adamax {
         if let Err(err) = check_learning_rate(lr) {
             panic!("{err}");
         }
-        let AdamaxConfig {
-            mut beta1,
-            beta2,
-            eps,
-            weight_decay,
-            maximize,
-        } = self.config;
-        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
-            beta1 = cycled;
+        if self.config.fused {
+            self.fused_step(lr, theta, grad, state)
+        } else {
+            self.reference_step(lr, theta, grad, state)
         }
-
-        let mut g = if maximize { grad.neg() } else { grad };
-        if weight_decay != 0.0 {
-            // As torch's `g.add(θ, alpha=λ)`: one rounding.
-            g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
-        }
-
-        let (t, m, u) = match state {
-            Some(state) => (state.step + 1, state.exp_avg, state.exp_inf),
-            None => (1, g.zeros_like(), g.zeros_like()),
-        };
-
-        // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
-        // u ← max(β₂·u, |g| + ε).
-        let u = u.mul_scalar(beta2).max_pair(g.abs().add_scalar(eps));
-
-        // In f64, as Python evaluates torch's `lr / (1 - beta1 ** step)`.
-        let bias_correction = 1.0 - beta1.powf(t as f64);
-        let clr = lr / bias_correction;
-        // θ ← θ − clr·m / u, as torch's `θ.addcdiv_(m, u, value=−clr)`.
-        let theta = theta.add(m.clone().mul_scalar(-clr).div(u.clone()));
-
-        let state = AdamaxState {
-            step: t,
-            exp_avg: m,
-            exp_inf: u,
-        };
-        (theta, Some(state))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -1,4 +1,4 @@
-//! What the fused-step tests share (`fused_adam`, `fused_sgd`, `fused_lion`): the data sets and
+//! What the fused-step tests share (every `tests/fused_*.rs`): the data sets and
 //! edge cases, the parameter layouts, the comparison of a fused step with its tensor-op
 //! reference, and the in-place and fallback checks. Each test file says, through [`Fusable`],
 //! how to build its optimizer fused and not, and what its state holds.
