@@ -14,7 +14,7 @@ out=benchmarks
 # Three rounds in turn, each row the median of its rounds' medians: this VM's memory bandwidth
 # drifts by a third within minutes (BENCHMARKS.md, "How far to trust a ratio").
 "$A" bench step --backends ndarray,flex --params 1e6,1e7 --torch --rounds 3 \
-    --optimizers 'adam,adam(fused=false),burn-adam,adamw,adamw(fused=false),burn-adamw,adam(amsgrad=true),adam(amsgrad=true, fused=false),sgd(momentum=0.9),sgd(momentum=0.9, fused=false),burn-sgd(momentum=0.9),lion,lion(fused=false),burn-lion,adagrad,adagrad(fused=false),burn-adagrad' \
+    --optimizers 'adam,adam(fused=false),burn-adam,adamw,adamw(fused=false),burn-adamw,adam(amsgrad=true),adam(amsgrad=true, fused=false),sgd(momentum=0.9),sgd(momentum=0.9, fused=false),burn-sgd(momentum=0.9),lion,lion(fused=false),burn-lion,adagrad,adagrad(fused=false),burn-adagrad,rmsprop,rmsprop(fused=false),burn-rmsprop,adamax,adamax(fused=false)' \
     --json "$out/step.json"
 # 1e8 parameters, the optimizers with PyTorch fused counterparts (each holds about 1.6–2 GB
 # there; the reference steps, as slow as burn's, are left out).
