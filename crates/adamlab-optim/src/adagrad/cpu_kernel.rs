@@ -45,7 +45,6 @@ fn adagrad_chunk(c: AdagradCoefficients, theta: &mut [f32], grad: &[f32], s: &mu
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), s) in theta.iter_mut().zip(grad).zip(s.iter_mut()) {
                 (*theta, *s) = adagrad_element(*theta, g, *s, &c);
             }

@@ -63,7 +63,6 @@ fn adam_chunk(c: AdamCoefficients, theta: &mut [f32], grad: &[f32], m: &mut [f32
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)
@@ -95,7 +94,6 @@ fn amsgrad_chunk(
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)

@@ -56,7 +56,6 @@ fn adamax_chunk(
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)

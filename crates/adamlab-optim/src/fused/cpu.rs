@@ -158,17 +158,26 @@ fn flex_row_major(tensor: &FlexTensor) -> Vec<f32> {
 /// The `V3` type itself is there without the feature. AVX2 lanes round exactly as scalars do, and
 /// Rust never contracts `a·b + c` into a fused multiply-add, so the results do not change.
 ///
-/// `op` must be an `#[inline(always)]` closure that consumes a capture (`let theta = theta;`),
-/// which makes it `FnOnce` by kind: an `Fn` closure called by value goes through a
-/// compiler-made `FnOnce::call_once` shim that is not inlined into the AVX2 function, and the
-/// loop is compiled for SSE2 again (seen in `perf annotate`: `xmm` registers, no `ymm`).
+/// `op` is called through `FnMut::call_mut`, which for a closure that writes through its captures
+/// is the closure's own body: mark it `#[inline(always)]` and it is inlined into the AVX2
+/// function. (Called by value as `FnOnce`, such a closure goes through a compiler-made
+/// `call_once` shim that is not inlined, and the loop is compiled for SSE2 again: seen in
+/// `perf annotate` as `xmm` registers and no `ymm`.)
 #[inline(always)]
-pub(crate) fn vectorized<Op: pulp::WithSimd>(op: Op) -> Op::Output {
+pub(crate) fn vectorized<R>(op: impl FnMut() -> R) -> R {
+    struct Loop<F>(F);
+    impl<R, F: FnMut() -> R> pulp::WithSimd for Loop<F> {
+        type Output = R;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(mut self, _simd: S) -> R {
+            (self.0)()
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
-        return pulp::Simd::vectorize(simd, op);
+        return pulp::Simd::vectorize(simd, Loop(op));
     }
-    pulp::Arch::new().dispatch(op)
+    pulp::Arch::new().dispatch(Loop(op))
 }
 
 /// Runs `update` over matching chunks of `outputs` (updated in place) and `input` (read), in

@@ -44,7 +44,6 @@ fn lion_chunk(c: LionCoefficients, theta: &mut [f32], grad: &[f32], m: &mut [f32
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), m) in theta.iter_mut().zip(grad).zip(m.iter_mut()) {
                 (*theta, *m) = lion_element(*theta, g, *m, &c);
             }

@@ -70,7 +70,6 @@ fn plain_chunk(c: RmsPropCoefficients, theta: &mut [f32], grad: &[f32], v: &mut 
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), v) in theta.iter_mut().zip(grad).zip(v.iter_mut()) {
                 let next = rmsprop_element(*theta, g, *v, None, None, &c);
                 (*theta, *v) = (next.theta, next.square_avg);
@@ -90,7 +89,6 @@ fn centered_chunk(
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)
@@ -116,7 +114,6 @@ fn momentum_chunk(
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)
@@ -143,7 +140,6 @@ fn centered_momentum_chunk(
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             let elements = theta
                 .iter_mut()
                 .zip(grad)

@@ -52,7 +52,6 @@ fn sgd_chunk(c: SgdCoefficients, theta: &mut [f32], grad: &[f32]) {
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for (theta, &g) in theta.iter_mut().zip(grad) {
                 *theta = sgd_element(*theta, g, None, &c).theta;
             }
@@ -71,7 +70,6 @@ fn momentum_chunk(
     vectorized(
         #[inline(always)]
         move || {
-            let theta = theta; // consumed, so the closure is `FnOnce`: see `vectorized`
             for ((theta, &g), b) in theta.iter_mut().zip(grad).zip(buffer.iter_mut()) {
                 let next = sgd_element(*theta, g, (!first).then_some(*b), &c);
                 *theta = next.theta;
