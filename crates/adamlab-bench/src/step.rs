@@ -228,12 +228,15 @@ pub fn run(
     observer.planned(config.targets.len() * config.optimizers.len() * config.params.len());
     let mut records = Vec::new();
     for target in &config.targets {
+        // The process's RSS counts the CPU backends' tensors; the host triad is a row's yardstick
+        // only where its tensors live in host memory: not on a hardware GPU.
+        let host_memory = target.backend != BackendKind::Wgpu;
+        let host_bandwidth = host_memory || adamlab_backend::wgpu_hardware_adapter().is_none();
         for spec in &config.optimizers {
             let optimizer = spec.build()?.dyn_optimizer();
             let bytes = bytes_per_param(state_tensors(&*optimizer, spec.lr(), &target.device));
             for &params in &config.params {
                 observer.started(&format!("{} {spec} {params}", target.backend));
-                let host_memory = target.backend != BackendKind::Wgpu;
                 let (times, extra_mib) =
                     time_step(&optimizer, spec.lr(), &target.device, host_memory, params, config)?;
                 let summary = Summary::of(&times).expect("repeats ≥ 1");
@@ -246,10 +249,6 @@ pub fn run(
                 record.tensors = Some(config.tensors as u64);
                 record.lr = Some(spec.lr());
                 record.step_extra_mib = extra_mib;
-                // The host triad is this row's yardstick only where its tensors live in host
-                // memory: not on a hardware GPU.
-                let host_bandwidth = target.backend != BackendKind::Wgpu
-                    || adamlab_backend::wgpu_hardware_adapter().is_none();
                 derive_bandwidth(&mut record, bytes, triad_gbps.filter(|_| host_bandwidth));
                 observer.measured(&record);
                 records.push(record);
