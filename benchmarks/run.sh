@@ -39,7 +39,9 @@ out=benchmarks
 "$A" bench optimizers --backends flex --epochs 1 --seeds 0 --limit-train 6000 --json "$out/optimizers.json"
 
 # The GPU files (`*-h100*.json`) come from benchmarks/run-gpu.sh on a GPU machine.
+# --overwrite: BENCHMARKS.md and figures/ are this script's own (reports before the manifest
+# `figures/.adamlab-report` existed did not list them).
 "$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-wgpu.json \
     "$out"/step-h100.json "$out"/step-h100-100-tensors.json \
     "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json "$out"/optimizers.json \
-    --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md"
+    --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md" --overwrite

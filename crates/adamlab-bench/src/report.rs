@@ -4,6 +4,7 @@
 //! made it.
 
 use crate::schema::{Bench, BenchFile, Record};
+use adamlab_data::paths;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -36,17 +37,26 @@ pub struct Written {
 /// One input: its path, as given, and its contents.
 pub type Input = (PathBuf, BenchFile);
 
-/// Writes the Markdown report and its figures for `inputs`.
-pub fn write(inputs: &[Input], options: &ReportOptions) -> Result<Written, crate::BenchError> {
-    let io = |path: &Path, e: std::io::Error| crate::BenchError::Report(format!("{}: {e}", path.display()));
-    std::fs::create_dir_all(&options.out_dir).map_err(|e| io(&options.out_dir, e))?;
+/// The name of the file, in the figures' folder, that lists what the last report wrote there: the
+/// files a new report may replace without `--overwrite`.
+pub const MANIFEST: &str = ".adamlab-report";
+
+/// A report rendered in memory: every file it will write, named before anything is written.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    out_dir: PathBuf,
+    markdown: (PathBuf, String),
+    figures: Vec<(PathBuf, String)>,
+}
+
+/// Renders the Markdown report and its figures for `inputs`, writing nothing.
+pub fn render(inputs: &[Input], options: &ReportOptions) -> Result<Rendered, crate::BenchError> {
     let md_dir = options
         .markdown
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    std::fs::create_dir_all(&md_dir).map_err(|e| io(&md_dir, e))?;
     let mut report = Report {
         out_dir: options.out_dir.clone(),
         link_prefix: link_prefix(&md_dir, &options.out_dir),
@@ -70,18 +80,104 @@ pub fn write(inputs: &[Input], options: &ReportOptions) -> Result<Written, crate
             }
         }
     }
-    std::fs::write(&options.markdown, &report.markdown).map_err(|e| io(&options.markdown, e))?;
-    Ok(Written {
-        markdown: options.markdown.clone(),
+    Ok(Rendered {
+        out_dir: options.out_dir.clone(),
+        markdown: (options.markdown.clone(), report.markdown),
         figures: report.figures,
     })
 }
 
+impl Rendered {
+    /// Every file [`write`](Self::write) would write: the Markdown first, then the figures.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.markdown.0.as_path()).chain(self.figures.iter().map(|(p, _)| p.as_path()))
+    }
+
+    /// Writes the report. Without `overwrite`, it refuses (writing nothing) when the figures'
+    /// folder holds a file that the last report there did not write (its [`MANIFEST`] lists what
+    /// it wrote), or when the Markdown file exists and that report did not write it. Figures of
+    /// the last report that this one does not draw again are removed.
+    pub fn write(&self, overwrite: bool) -> Result<Written, crate::BenchError> {
+        let io = |path: &Path, e: std::io::Error| crate::BenchError::Report(format!("{}: {e}", path.display()));
+        let manifest_path = self.out_dir.join(MANIFEST);
+        let previous = read_manifest(&manifest_path).map_err(|e| io(&manifest_path, e))?;
+        let ours = |path: &Path| previous.iter().any(|p| paths::same_file(p, path));
+        if !overwrite {
+            let mut foreign = Vec::new();
+            if self.out_dir.exists() {
+                let entries = std::fs::read_dir(&self.out_dir).map_err(|e| io(&self.out_dir, e))?;
+                for entry in entries {
+                    let path = entry.map_err(|e| io(&self.out_dir, e))?.path();
+                    if path.file_name() != Some(MANIFEST.as_ref()) && !ours(&path) {
+                        foreign.push(path);
+                    }
+                }
+            }
+            let markdown = &self.markdown.0;
+            if markdown.exists() && !ours(markdown) && !foreign.iter().any(|p| paths::same_file(p, markdown)) {
+                foreign.push(markdown.clone());
+            }
+            if !foreign.is_empty() {
+                foreign.sort();
+                let shown: Vec<String> = foreign.iter().take(3).map(|p| p.display().to_string()).collect();
+                let more = foreign.len().saturating_sub(shown.len());
+                return Err(crate::BenchError::Invalid(format!(
+                    "{}{} not written by adamlab's last report there: give an empty or new --out \
+                     folder and --markdown file, or --overwrite to replace them",
+                    shown.join(", "),
+                    if more > 0 { format!(" and {more} more file(s)") } else { String::new() },
+                )));
+            }
+        }
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| io(&self.out_dir, e))?;
+        if let Some(md_dir) = self.markdown.0.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(md_dir).map_err(|e| io(md_dir, e))?;
+        }
+        // The manifest first lists the union of the old and new files, so that a run killed midway
+        // leaves nothing a later report would refuse as foreign.
+        let new: Vec<PathBuf> = self.paths().map(paths::resolve).collect();
+        let mut union = previous.clone();
+        union.extend(new.iter().cloned());
+        write_manifest(&manifest_path, &union).map_err(|e| io(&manifest_path, e))?;
+        for (path, text) in std::iter::once(&self.markdown).chain(&self.figures) {
+            std::fs::write(path, text).map_err(|e| io(path, e))?;
+        }
+        for old in &previous {
+            let stale = !new.iter().any(|p| p == old) && old.parent() == Some(&paths::resolve(&self.out_dir));
+            if stale && old.extension().is_some_and(|e| e == "svg") {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        write_manifest(&manifest_path, &new).map_err(|e| io(&manifest_path, e))?;
+        Ok(Written {
+            markdown: self.markdown.0.clone(),
+            figures: self.figures.iter().map(|(p, _)| p.clone()).collect(),
+        })
+    }
+}
+
+/// The files a manifest lists, one resolved path a line; none when it does not exist.
+fn read_manifest(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_manifest(path: &Path, files: &[PathBuf]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for file in files {
+        let _ = writeln!(text, "{}", file.display());
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The path from the Markdown file's folder to the figures' folder, for links.
 fn link_prefix(md_dir: &Path, out_dir: &Path) -> String {
-    let (Ok(md), Ok(out)) = (md_dir.canonicalize(), out_dir.canonicalize()) else {
-        return out_dir.display().to_string();
-    };
+    let (md, out) = (paths::resolve(md_dir), paths::resolve(out_dir));
     match out.strip_prefix(&md) {
         Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
         Ok(rel) => rel.display().to_string(),
@@ -118,7 +214,7 @@ struct Report {
     out_dir: PathBuf,
     link_prefix: String,
     markdown: String,
-    figures: Vec<PathBuf>,
+    figures: Vec<(PathBuf, String)>,
     used_names: BTreeMap<String, usize>,
 }
 
@@ -176,11 +272,12 @@ impl Report {
         (self.out_dir.join(&name), link)
     }
 
-    fn figure(&mut self, stem: &str, alt: &str, draw: impl FnOnce(&Path) -> DrawResult) -> Result<(), crate::BenchError> {
+    fn figure(&mut self, stem: &str, alt: &str, draw: impl FnOnce(&mut String) -> DrawResult) -> Result<(), crate::BenchError> {
         let (path, link) = self.figure_path(stem);
-        draw(&path).map_err(|e| crate::BenchError::Report(format!("{}: {e}", path.display())))?;
+        let mut svg = String::new();
+        draw(&mut svg).map_err(|e| crate::BenchError::Report(format!("{}: {e}", path.display())))?;
         let _ = writeln!(self.markdown, "![{alt}]({link})\n");
-        self.figures.push(path);
+        self.figures.push((path, svg));
         Ok(())
     }
 
@@ -217,8 +314,8 @@ impl Report {
             let lines = step_lines(rows);
             let title = format!("One {algorithm} step: median time against parameters");
             let caption = source.caption(&backends);
-            self.figure(&format!("step-{}", slug(algorithm)), &title, |path| {
-                draw_step_figure(path, &title, &lines, &caption)
+            self.figure(&format!("step-{}", slug(algorithm)), &title, |svg| {
+                draw_step_figure(svg, &title, &lines, &caption)
             })?;
             let _ = writeln!(self.markdown, "{}\n", source.markdown_caption(&backends));
             self.step_table(rows);
@@ -341,8 +438,8 @@ impl Report {
                 .iter()
                 .map(|r| (train_label(r), r.batch_size.unwrap_or(0), r.images_per_second.unwrap_or(0.0)))
                 .collect();
-            self.figure(&format!("train-{}-throughput", slug(model)), &title, |path| {
-                draw_throughput_figure(path, &title, &bars, &caption)
+            self.figure(&format!("train-{}-throughput", slug(model)), &title, |svg| {
+                draw_throughput_figure(svg, &title, &bars, &caption)
             })?;
             let batch = split_batch(rows);
             let split: Vec<(String, [f64; 3])> = rows
@@ -354,8 +451,8 @@ impl Report {
                 })
                 .collect();
             let title = format!("{} training step at batch {batch}: forward, backward, optimizer step", model.to_uppercase());
-            self.figure(&format!("train-{}-split", slug(model)), &title, |path| {
-                draw_split_figure(path, &title, &split, &caption)
+            self.figure(&format!("train-{}-split", slug(model)), &title, |svg| {
+                draw_split_figure(svg, &title, &split, &caption)
             })?;
             let _ = writeln!(self.markdown, "{}\n", source.markdown_caption(&backends));
             let md = &mut self.markdown;
@@ -411,12 +508,12 @@ impl Report {
             .collect();
         if !series.is_empty() {
             let title = "Test accuracy against epoch".to_string();
-            self.figure("optimizers-accuracy-epoch", &title, |path| {
-                draw_curves(path, &title, "epoch", &by_epoch, &caption)
+            self.figure("optimizers-accuracy-epoch", &title, |svg| {
+                draw_curves(svg, &title, "epoch", &by_epoch, &caption)
             })?;
             let title = "Test accuracy against wall time".to_string();
-            self.figure("optimizers-accuracy-time", &title, |path| {
-                draw_curves(path, &title, "wall time since the run began (s)", &by_time, &caption)
+            self.figure("optimizers-accuracy-time", &title, |svg| {
+                draw_curves(svg, &title, "wall time since the run began (s)", &by_time, &caption)
             })?;
         }
         let _ = writeln!(self.markdown, "{}\n", source.markdown_caption(&backends));
@@ -649,9 +746,9 @@ fn footer(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, caption: &[Str
 
 /// Log-log median step time against parameters, one line per backend × optimizer ×
 /// implementation; PyTorch's dashed.
-fn draw_step_figure(path: &Path, title: &str, lines: &[Line], caption: &[String; 2]) -> DrawResult {
+fn draw_step_figure(svg: &mut String, title: &str, lines: &[Line], caption: &[String; 2]) -> DrawResult {
     let height = 520 + FOOTER;
-    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (chart_area, footer_area) = root.split_vertically(height - FOOTER);
     let points = lines.iter().flat_map(|l| l.points.iter());
@@ -707,10 +804,10 @@ fn draw_step_figure(path: &Path, title: &str, lines: &[Line], caption: &[String;
 }
 
 /// Horizontal bars of images per second, one per measurement, coloured by batch size.
-fn draw_throughput_figure(path: &Path, title: &str, bars: &[(String, u64, f64)], caption: &[String; 2]) -> DrawResult {
+fn draw_throughput_figure(svg: &mut String, title: &str, bars: &[(String, u64, f64)], caption: &[String; 2]) -> DrawResult {
     let labels: Vec<String> = bars.iter().map(|(label, batch, _)| format!("{label} · b{batch}")).collect();
     let height = 120 + 22 * bars.len() as u32 + FOOTER;
-    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (chart_area, footer_area) = root.split_vertically(height - FOOTER);
     let max = bars.iter().map(|b| b.2).fold(0.0, f64::max).max(1.0);
@@ -763,9 +860,9 @@ fn draw_throughput_figure(path: &Path, title: &str, bars: &[(String, u64, f64)],
 }
 
 /// Horizontal stacked bars of forward, backward and optimizer-step time.
-fn draw_split_figure(path: &Path, title: &str, bars: &[(String, [f64; 3])], caption: &[String; 2]) -> DrawResult {
+fn draw_split_figure(svg: &mut String, title: &str, bars: &[(String, [f64; 3])], caption: &[String; 2]) -> DrawResult {
     let height = 120 + 24 * bars.len() as u32 + FOOTER;
-    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (chart_area, footer_area) = root.split_vertically(height - FOOTER);
     let max = bars.iter().map(|(_, p)| p.iter().sum::<f64>()).fold(0.0, f64::max).max(1e-3);
@@ -811,9 +908,9 @@ fn draw_split_figure(path: &Path, title: &str, bars: &[(String, [f64; 3])], capt
 }
 
 /// Test accuracy (%) against `x`, one line with markers per series.
-fn draw_curves(path: &Path, title: &str, x_desc: &str, series: &[(String, Vec<(f64, f64)>)], caption: &[String; 2]) -> DrawResult {
+fn draw_curves(svg: &mut String, title: &str, x_desc: &str, series: &[(String, Vec<(f64, f64)>)], caption: &[String; 2]) -> DrawResult {
     let height = 460 + 18 * series.len() as u32 + FOOTER;
-    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (chart_area, footer_area) = root.split_vertically(height - FOOTER);
     let points = series.iter().flat_map(|(_, p)| p.iter());
@@ -918,13 +1015,14 @@ mod tests {
         let expected = format!("{:.2}", median("wgpu") / median("torch-cuda"));
         assert_ne!(expected, format!("{:.2}", median("wgpu") / median("torch")));
         let dir = std::env::temp_dir().join(format!("adamlab-report-gpu-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let options = ReportOptions {
             out_dir: dir.join("figures"),
             markdown: dir.join("REPORT.md"),
             command: "adamlab bench report step-gpu.json".into(),
             preface: None,
         };
-        let written = write(&[(PathBuf::from("step-gpu.json"), file)], &options).unwrap();
+        let written = render(&[(PathBuf::from("step-gpu.json"), file)], &options).unwrap().write(false).unwrap();
         let md = std::fs::read_to_string(&written.markdown).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         // The ratio table's row (six columns before the torch ones; the step table has more).
@@ -947,7 +1045,7 @@ mod tests {
             command: "adamlab bench report recorded.json".into(),
             preface: Some("Measured while nothing else ran.".into()),
         };
-        let written = write(&recorded(), &options).unwrap();
+        let written = render(&recorded(), &options).unwrap().write(false).unwrap();
         let md = std::fs::read_to_string(&written.markdown).unwrap();
         for expected in [
             "# adamlab benchmarks",

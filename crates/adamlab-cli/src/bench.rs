@@ -10,6 +10,7 @@ use adamlab_bench::step::{self, StepConfig};
 use adamlab_bench::torch::Torch;
 use adamlab_bench::train::{self, Model, TrainConfig};
 use adamlab_bench::{BenchError, BenchFile, Machine, Observer, Record, Target, parse, report};
+use adamlab_data::paths::{self, Named};
 use adamlab_optim::OptimizerSpec;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -156,6 +157,10 @@ pub struct ReportArgs {
     /// Markdown to put after the title (conditions of the runs, caveats).
     #[arg(long, value_name = "FILE")]
     pub preface: Option<PathBuf>,
+    /// Replace files in DIR (and the --markdown file) that an earlier report did not write.
+    /// Without it, such files are left alone and the report is refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Runs `adamlab bench …`.
@@ -242,7 +247,23 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 command,
                 preface,
             };
-            let written = report::write(&inputs, &options).map_err(bench_error)?;
+            let rendered = report::render(&inputs, &options).map_err(bench_error)?;
+            let mut read = vec![];
+            for file in &a.files {
+                read.push(Named { flag: "FILE", path: file });
+            }
+            if let Some(preface) = &a.preface {
+                read.push(Named { flag: "--preface", path: preface });
+            }
+            let written: Vec<Named> = rendered
+                .paths()
+                .enumerate()
+                .map(|(i, path)| Named { flag: if i == 0 { "the Markdown" } else { "a figure" }, path })
+                .collect();
+            if let Some(message) = paths::clash(&read, &written, &[]) {
+                return Err(usage(message));
+            }
+            let written = rendered.write(a.overwrite).map_err(bench_error)?;
             say!(
                 "wrote {} and {} figure(s) in {}",
                 written.markdown.display(),

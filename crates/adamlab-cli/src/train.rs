@@ -4,6 +4,7 @@ use crate::args::{BackendArgs, ModelArg, TrainArgs};
 use crate::error::CliError;
 use crate::progress::{Journal, Reporter};
 use adamlab_backend::{default_backend, describe, device};
+use adamlab_data::paths::{self, Named};
 use adamlab_data::{MnistDataset, Split};
 use adamlab_models::pytorch::{
     Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
@@ -14,7 +15,7 @@ use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
 use adamlab_train::classifier::{self, RunConfig, Start, Stopped, Trained};
-use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec};
+use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec, StepRefused};
 use adamlab_train::{epoch_line, mlp};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -210,6 +211,18 @@ struct Outputs {
 
 impl Outputs {
     fn prepare(args: &TrainArgs) -> Result<Self, CliError> {
+        fn named<'a>(flag: &'a str, path: &'a Option<PathBuf>) -> Option<Named<'a>> {
+            path.as_deref().map(|path| Named { flag, path })
+        }
+        let inputs: Vec<Named> = named("--init", &args.init).into_iter().collect();
+        let outputs: Vec<Named> = [named("--save", &args.save), named("--metrics-out", &args.metrics_out)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let folders: Vec<Named> = named("--checkpoint-dir", &args.checkpoint_dir).into_iter().collect();
+        if let Some(message) = paths::clash(&inputs, &outputs, &folders) {
+            return Err(CliError::Usage(message));
+        }
         if let Some(path) = &args.save {
             check_writable(path).map_err(|source| CliError::Output {
                 flag: "--save",
@@ -345,7 +358,7 @@ fn train_mlp(
     }
     // One full-batch step per epoch takes microseconds: a journal that fails is reported after
     // the run, whose weights are saved first.
-    let model = mlp::train_with_controls(model, &mut controls, epochs, |epoch, loss, step| {
+    let trained = mlp::train_with_controls(model, &mut controls, epochs, |epoch, loss, step| {
         if let Some(line) = epoch_line(epoch, epochs, loss) {
             say!("{line}");
         }
@@ -356,7 +369,20 @@ fn train_mlp(
             write_error = journal.write(&line).err();
         }
     });
-    let model = controls.eval_weights(model);
+    let model = match trained {
+        Ok(model) => controls.eval_weights(model),
+        Err(StepRefused { error, module }) => {
+            let step = controls.steps();
+            let error = Box::new(CliError::from(error));
+            return Err(match step {
+                0 => *error,
+                _ => CliError::Stopped {
+                    error,
+                    kept: keep_partial(args.save.as_deref(), &controls.eval_weights(module), step),
+                },
+            });
+        }
+    };
     match (write_error, &args.metrics_out) {
         (Some(source), Some(path)) => Err(CliError::Stopped {
             error: Box::new(CliError::Output {

@@ -4,12 +4,14 @@
 //! - [`mnist`]: a directory of four IDX files as a burn [`Dataset`](burn::data::dataset::Dataset)
 //!   of 28×28 images with labels 0–9, and a [`Batcher`](burn::data::dataloader::batcher::Batcher)
 //!   that turns them into tensors for burn's `DataLoader`.
+//! - [`paths`]: whether two paths name one file, so that no command writes over its inputs.
 //!
 //! burn's own `MnistDataset` downloads from the web; this reader works offline, by default on
 //! the copy Debian's `dataset-fashion-mnist` package installs.
 
 pub mod idx;
 pub mod mnist;
+pub mod paths;
 
 pub use idx::IdxError;
 pub use mnist::{

@@ -8,7 +8,7 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, Progress, RunIdentity};
 use crate::cnn;
-use crate::controls::{Controls, ControlsError, ControlsSpec};
+use crate::controls::{Controls, ControlsError, ControlsSpec, StepRefused};
 use adamlab_data::{MnistBatch, MnistBatcher, MnistDataset};
 use adamlab_models::{Cnn, CnnConfig};
 use adamlab_optim::{OptimizerSpec, SpecError};
@@ -329,7 +329,12 @@ pub fn train_with_controls(
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let info;
-            (model, info) = controls.step(model, grads);
+            (model, info) = match controls.step(model, grads) {
+                Ok(stepped) => stepped,
+                Err(StepRefused { error, module }) => {
+                    return Err(stop(error.into(), &module, &controls, at.step));
+                }
+            };
             at.step += 1;
             at.batch += 1;
             at.epoch_loss_sum += f64::from(loss_value);

@@ -16,7 +16,9 @@
 
 use adamlab_optim::clip::{self, Clip};
 use adamlab_optim::schedule::{Schedule, ScheduleError, ScheduleSpec};
-use adamlab_optim::{LabOptimizer, OptimizerSpec, SharedF64, SpecError, Value, eval_weights};
+use adamlab_optim::{
+    LabOptimizer, OptimizerSpec, SharedF64, SpecError, Value, check_learning_rate, eval_weights,
+};
 use burn::module::{Module, ParamGroup};
 use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrSchedulerConfig};
 use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerConfig};
@@ -126,6 +128,27 @@ pub enum ControlsError {
     /// A clipping threshold out of range.
     #[error("{0}")]
     Clip(String),
+    /// A schedule gave a learning rate no optimizer can take (negative, or not finite in f32, the
+    /// precision of every step). The step is not taken: the weights are those after the previous
+    /// step.
+    #[error(
+        "schedule {schedule} gives lr {lr:e} for step {step}{}: a learning rate must be a number \
+         in [0, 3.4e38] (finite in f32); the step was not taken",
+        match .group {
+            Some(name) => format!(" of group {name}"),
+            None => String::new(),
+        }
+    )]
+    LearningRate {
+        /// The schedule, as a spec.
+        schedule: String,
+        /// The optimizer step it was made for (1-based).
+        step: usize,
+        /// The param group, when not the first.
+        group: Option<String>,
+        /// The value.
+        lr: f64,
+    },
     /// A run longer than its schedule allows (OneCycleLR's `total_steps`).
     #[error(
         "schedule {schedule} ends after {max_steps} optimizer steps, and this run takes {steps} \
@@ -144,6 +167,8 @@ pub enum ControlsError {
 
 /// One param group at run time.
 struct Group {
+    /// `None` for the first group (every parameter not in another).
+    name: Option<String>,
     select: ParamGroup,
     lab: Box<dyn LabOptimizer>,
     lr: f64,
@@ -158,6 +183,15 @@ pub struct StepInfo {
     pub lr: f64,
     /// The total gradient norm before clipping, with `clip_grad_norm`.
     pub grad_norm: Option<f64>,
+}
+
+/// A step [`Controls::step`] refused to take, with the module it was given, unchanged.
+#[derive(Debug)]
+pub struct StepRefused<M> {
+    /// Why.
+    pub error: ControlsError,
+    /// The module as it was before the refused step.
+    pub module: M,
 }
 
 /// An optimizer with its groups, schedules and clipping, stepped as torch steps them.
@@ -185,16 +219,16 @@ impl Controls {
             }
         }
         let cycles = spec.schedule.as_ref().is_some_and(ScheduleSpec::cycles_momentum);
-        let mut specs = vec![(ParamGroup::all(), spec.optimizer.clone())];
+        let mut specs = vec![(None, ParamGroup::all(), spec.optimizer.clone())];
         for group in &spec.groups {
             let mut group_spec = spec.optimizer.clone();
             for (keyword, value) in &group.overrides {
                 group_spec = group_spec.with(keyword, value.clone())?;
             }
-            specs.push((group.select.clone(), group_spec));
+            specs.push((Some(group.name.clone()), group.select.clone(), group_spec));
         }
         let mut groups = Vec::with_capacity(specs.len());
-        for (select, optimizer_spec) in specs {
+        for (name, select, optimizer_spec) in specs {
             let momentum = cycles.then(SharedF64::default);
             let lab = match &momentum {
                 Some(cell) => optimizer_spec.build_cycling_momentum(cell.clone())?,
@@ -203,6 +237,7 @@ impl Controls {
             let lr = optimizer_spec.lr();
             let schedule = spec.schedule.as_ref().map(|s| s.build(lr)).transpose()?;
             groups.push(Group {
+                name,
                 select,
                 lab,
                 lr,
@@ -232,7 +267,18 @@ impl Controls {
 
     /// Clips `grads`, steps `module` with every group at its scheduled learning rate, and advances
     /// the schedules.
-    pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> (M, StepInfo) {
+    ///
+    /// A scheduled learning rate that is not finite or is negative (an `exponential(gamma=1e300)`
+    /// overflows after a few steps) is refused before anything changes: the error comes back with
+    /// `module` as it was, so that a loop can keep the weights it trained.
+    pub fn step<M: Module>(
+        &mut self,
+        module: M,
+        mut grads: GradientsParams,
+    ) -> Result<(M, StepInfo), StepRefused<M>> {
+        if let Err(error) = self.check_next_rates() {
+            return Err(StepRefused { error, module });
+        }
         let grad_norm = self.spec.clip.and_then(|c| clip::apply(c, &module, &mut grads));
         let mut rates = Vec::with_capacity(self.groups.len());
         for group in &mut self.groups {
@@ -249,13 +295,32 @@ impl Controls {
         }
         let module = self.optimizer.step(self.learning_rates(&rates), module, grads);
         self.steps += 1;
-        (
+        Ok((
             module,
             StepInfo {
                 lr: rates[0],
                 grad_norm,
             },
-        )
+        ))
+    }
+
+    /// Every group's learning rate for the next step is one an optimizer can take.
+    fn check_next_rates(&self) -> Result<(), ControlsError> {
+        for group in &self.groups {
+            let Some(schedule) = &group.schedule else {
+                continue; // the spec's own lr, checked when the optimizer was built
+            };
+            let (lr, _) = schedule.peek();
+            if check_learning_rate(lr).is_err() || lr > f64::from(f32::MAX) {
+                return Err(ControlsError::LearningRate {
+                    schedule: schedule.spec().to_string(),
+                    step: self.steps + 1,
+                    group: group.name.clone(),
+                    lr,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// burn's per-group learning rates for one step.

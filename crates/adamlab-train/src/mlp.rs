@@ -1,6 +1,6 @@
 //! The article's first program: `Linear(2, 1)` fitted to two points with MSE.
 
-use crate::controls::{Controls, StepInfo};
+use crate::controls::{Controls, StepInfo, StepRefused};
 use adamlab_models::{Mlp, MlpConfig};
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -63,13 +63,14 @@ pub fn train(
 /// each epoch's step clips the gradients, then steps every group at its scheduled learning rate,
 /// as ported torch code does. `on_epoch(epoch, loss, step)` also gets what the step did (its
 /// learning rate). Returns the trained model (the weights it trained, not a schedule-free
-/// optimizer's evaluation point: see [`Controls::eval_weights`]).
+/// optimizer's evaluation point: see [`Controls::eval_weights`]). A step the controls refuse (a
+/// scheduled learning rate that is not finite) ends the loop with the weights before it.
 pub fn train_with_controls(
     mut model: Mlp,
     controls: &mut Controls,
     epochs: usize,
     mut on_epoch: impl FnMut(usize, f32, &StepInfo),
-) -> Mlp {
+) -> Result<Mlp, StepRefused<Mlp>> {
     let device = model.fc.weight.device();
     let (inputs, targets) = article_data(&device);
     for epoch in 1..=epochs {
@@ -81,8 +82,8 @@ pub fn train_with_controls(
         let loss_value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let info;
-        (model, info) = controls.step(model, grads);
+        (model, info) = controls.step(model, grads)?;
         on_epoch(epoch, loss_value, &info);
     }
-    model
+    Ok(model)
 }

@@ -231,7 +231,9 @@ pub fn check_mlp_controls(name: &str, json: &str, device: &Device) -> CheckRepor
         let loss = MseLoss::new().forward(model.forward(inputs.clone()), targets.clone(), Reduction::Mean);
         let loss_value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        (model, _) = controls.step(model, grads);
+        (model, _) = controls
+            .step(model, grads)
+            .unwrap_or_else(|refused| panic!("controls fixture {name}: {}", refused.error));
         deviation.record(MLP_CONTROLS_TOLERANCE, epoch + 1, "loss", &[loss_value], &[*expected_loss]);
         for (param, values) in named_params(&model) {
             deviation.record(MLP_CONTROLS_TOLERANCE, epoch + 1, &param, &values, &expected_params[&param]);
