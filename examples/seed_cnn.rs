@@ -10,7 +10,7 @@
 use adamlab::backend::default_device;
 use adamlab::models::CnnConfig;
 use adamlab::optim::AdamConfig;
-use adamlab::train::cnn;
+use adamlab::train::classification as cnn;
 use burn::tensor::{Distribution, Int, Tensor};
 use std::process::ExitCode;
 

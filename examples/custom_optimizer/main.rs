@@ -12,11 +12,14 @@ use burn::optim::{RecordState, StateSink, StateSource};
 
 use adamlab::backend::default_device;
 use adamlab::optim::OptimizerSpec;
-use adamlab::train::{epoch_line, mlp};
+use adamlab::train::controls::ControlsSpec;
+use adamlab::train::fit::{self, Fit, RunConfig, Start};
+use adamlab::train::mlp;
 use adamlab::verify::suite::PROPERTIES;
 use std::process::ExitCode;
 
 const EPOCHS: usize = 100;
+
 
 fn main() -> ExitCode {
     let device = match default_device() {
@@ -34,17 +37,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let lab = spec.build().expect("parse checks that it builds");
-    let mut optimizer = lab.module_optimizer();
     println!("the article's MLP with {spec}:");
-    let autodiff = device.clone().autodiff();
-    autodiff.seed(0);
-    let model = mlp::article_model(&autodiff);
-    mlp::train(model, &mut optimizer, spec.lr(), EPOCHS, |epoch, loss| {
-        if let Some(line) = epoch_line(epoch, EPOCHS, loss) {
-            println!("{line}");
-        }
-    });
+    let run = Fit {
+        // One full-batch step per epoch, as the article's loop.
+        config: RunConfig { epochs: EPOCHS, batch_size: 2, seed: 0, shuffle: false, checkpoint_every: None },
+        controls: &ControlsSpec::optimizer(spec),
+        start: Start::Seeded,
+        checkpointer: None,
+        evaluate: None,
+        observer: &mut mlp::ArticleLines { epochs: EPOCHS },
+    };
+    if let Err(stopped) = fit::fit(&device, mlp::model(), &mlp::article_points(), run) {
+        eprintln!("error: {stopped}");
+        return ExitCode::FAILURE;
+    }
 
     println!("adamlab's optimizer suite on {}:", sign_sgd::SIGN_SGD.name);
     let mut failed = false;

@@ -104,7 +104,7 @@ pub enum BenchError {
     Device(#[from] measure::DeviceError),
     /// Training could not run.
     #[error(transparent)]
-    Train(#[from] adamlab_train::classifier::TrainError),
+    Train(#[from] adamlab_train::fit::TrainError),
     /// PyTorch's side failed after it was found.
     #[error("PyTorch bench failed: {0}")]
     Torch(String),

@@ -8,7 +8,10 @@ use crate::schema::{Bench, Record};
 use crate::{BenchError, Observer, Target};
 use adamlab_data::{MnistDataset, Split};
 use adamlab_optim::{OptimizerSpec, Value, registry};
-use adamlab_train::classifier::{self, EpochReport, RunConfig, Start, StepReport, TrainError};
+use adamlab_models::Cnn;
+use adamlab_train::classification;
+use adamlab_train::controls::ControlsSpec;
+use adamlab_train::fit::{self, EpochReport, Fit, ObserverError, RunConfig, Start, StepReport, Stopped, TrainError};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,9 +133,9 @@ pub fn run(config: &ShootoutConfig, data: &Datasets, observer: &mut dyn Observer
                     batch_size: config.batch_size,
                     seed,
                     shuffle: true,
-                    optimizer: spec.clone(),
                     checkpoint_every: None,
                 };
+                let controls = ControlsSpec::optimizer(spec.clone());
                 let template = {
                     let mut r = Record::new(Bench::Optimizers, target.backend.name(), &target.description);
                     r.model = Some("cnn".into());
@@ -152,19 +155,25 @@ pub fn run(config: &ShootoutConfig, data: &Datasets, observer: &mut dyn Observer
                     label: format!("{} {spec} seed {seed}", target.backend),
                 };
                 epochs.observer.started(&epochs.label.clone());
-                let outcome = classifier::train(
+                let eval_batch = config.batch_size.max(256);
+                let mut evaluate = |model: &Cnn| classification::evaluate(model, test_set, eval_batch);
+                let outcome = fit::fit(
                     &target.device,
-                    train_set.clone(),
-                    test_set.clone(),
-                    &run,
-                    Start::Seeded,
-                    None,
-                    &mut epochs,
+                    classification::model(),
+                    &classification::train_data(train_set.clone()),
+                    Fit {
+                        config: run,
+                        controls: &controls,
+                        start: Start::Seeded,
+                        checkpointer: None,
+                        evaluate: Some(&mut evaluate),
+                        observer: &mut epochs,
+                    },
                 );
                 let mut done = std::mem::take(&mut epochs.records);
                 match outcome {
                     Ok(_) => {}
-                    Err(classifier::Stopped { error: err @ TrainError::NonFiniteLoss { .. }, .. }) => {
+                    Err(Stopped { error: err @ TrainError::NonFiniteLoss { .. }, .. }) => {
                         let mut failed = template.clone();
                         failed.wall_s = Some(epochs.started.elapsed().as_secs_f64());
                         failed.note = Some(format!("diverged: {err}"));
@@ -189,8 +198,8 @@ struct EpochRecorder<'a> {
     label: String,
 }
 
-impl classifier::Observer for EpochRecorder<'_> {
-    fn on_step(&mut self, report: &StepReport) -> Result<(), classifier::ObserverError> {
+impl fit::Observer for EpochRecorder<'_> {
+    fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError> {
         if report.batch.0 % 100 == 0 {
             let (batch, batches) = report.batch;
             self.observer.started(&format!(
@@ -201,12 +210,12 @@ impl classifier::Observer for EpochRecorder<'_> {
         Ok(())
     }
 
-    fn on_epoch(&mut self, report: &EpochReport) -> Result<(), classifier::ObserverError> {
+    fn on_epoch(&mut self, report: &EpochReport) -> Result<(), ObserverError> {
         let mut record = self.template.clone();
         record.epoch = Some(report.epoch as u64);
         record.train_loss = Some(report.train_loss);
-        record.test_loss = Some(report.test.loss);
-        record.test_accuracy = Some(report.test.accuracy);
+        record.test_loss = report.test.map(|t| t.loss);
+        record.test_accuracy = report.test.and_then(|t| t.accuracy);
         record.images_per_second = Some(report.images_per_second);
         record.wall_s = Some(self.started.elapsed().as_secs_f64());
         self.observer.measured(&record);

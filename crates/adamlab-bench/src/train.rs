@@ -162,7 +162,7 @@ fn measure_one(
             let labels = Tensor::<1, Int>::from_ints(TensorData::new(labels, [batch]), &device);
             let cnn = CnnConfig::new().init(&device);
             time_phases(&device, warmup, repeats, cnn, &mut optimizer, lr, |m| {
-                adamlab_train::cnn::loss(m, images.clone(), labels.clone())
+                adamlab_train::classification::loss(m, images.clone(), labels.clone())
             })?
         }
         Model::Mlp => {

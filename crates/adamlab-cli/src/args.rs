@@ -113,9 +113,10 @@ pub struct TrainArgs {
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per optimizer step (CNN). A batch larger than the training set is the whole set.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
+    /// Images per optimizer step (CNN; default 64). A batch larger than the training set is the
+    /// whole set. The MLP takes its two points in one batch, as the article does.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     /// Seed of the initial weights and of every epoch's shuffle.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

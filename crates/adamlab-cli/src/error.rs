@@ -4,7 +4,7 @@ use adamlab_backend::BackendError;
 use adamlab_data::DataError;
 use adamlab_models::pytorch::WeightsError;
 use adamlab_train::checkpoint::CheckpointError;
-use adamlab_train::classifier::TrainError;
+use adamlab_train::fit::TrainError;
 use adamlab_train::controls::ControlsError;
 use adamlab_optim::SpecError;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use crate::train::resolve_device;
 use adamlab_data::{MnistDataset, Split};
 use adamlab_models::CnnConfig;
 use adamlab_models::pytorch::{Loaded, load_pytorch_safetensors};
-use adamlab_train::classifier::evaluate;
+use adamlab_train::classification::evaluate;
 use burn::data::dataset::Dataset;
 use std::sync::Arc;
 
@@ -33,8 +33,8 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
         "{}: test loss {:.4}, test accuracy {:.2}% on {} images ({described})",
         args.init.display(),
         result.loss,
-        100.0 * result.accuracy,
-        result.images
+        100.0 * result.accuracy.unwrap_or(0.0),
+        result.examples
     );
     Ok(())
 }

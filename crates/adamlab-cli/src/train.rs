@@ -2,22 +2,27 @@
 
 use crate::args::{BackendArgs, ModelArg, TrainArgs};
 use crate::error::CliError;
-use crate::progress::{Journal, Reporter};
+use crate::progress::Reporter;
+use adamlab_train::journal::Journal;
 use adamlab_backend::{default_backend, describe, device};
 use adamlab_data::paths::{self, Named};
 use adamlab_data::{MnistDataset, Split};
 use adamlab_models::pytorch::{
     Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
 };
-use adamlab_models::{CnnConfig, MlpConfig};
+use adamlab_models::Cnn;
 use adamlab_optim::clip::Clip;
 use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
-use adamlab_train::classifier::{self, RunConfig, Start, Stopped, Trained};
-use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec, StepRefused};
-use adamlab_train::{epoch_line, mlp};
+use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec};
+use adamlab_train::fit::{
+    self, Evaluation, Fit, Model, RunConfig, Start, StepLoss, Stopped, TrainData, Trained,
+};
+use adamlab_train::{classification, mlp};
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
+use burn::train::TrainStep;
 use burn::module::Module;
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,8 @@ use std::sync::Arc;
 
 /// The article's defaults per model: (learning rate, epochs).
 const CNN_DEFAULTS: (f64, usize) = (1e-3, 2);
+/// The article's CNN batch size.
+const CNN_BATCH_SIZE: usize = 64;
 const MLP_DEFAULTS: (f64, usize) = (0.01, 100);
 
 /// The backend the user asked for, or the default one, with its description.
@@ -164,9 +171,18 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
              least 1",
         );
     }
+    if args.checkpoint_every == Some(0) {
+        return usage("--checkpoint-every must be at least 1 (steps between checkpoints)");
+    }
+    if args.keep_checkpoints == 0 {
+        return usage("--keep-checkpoints must be at least 1: resuming needs the latest");
+    }
+    if args.resume && args.init.is_some() {
+        return usage("--resume continues from the checkpoint's weights: drop --init");
+    }
     match args.model {
         ModelArg::Cnn => {
-            if args.batch_size == 0 {
+            if args.batch_size == Some(0) {
                 return usage("--batch-size must be at least 1");
             }
             if args.limit_train == Some(0) {
@@ -175,26 +191,18 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
             if args.limit_test == Some(0) {
                 return usage("--limit-test 0 leaves no test images to evaluate on: give 1 or more");
             }
-            if args.checkpoint_every == Some(0) {
-                return usage("--checkpoint-every must be at least 1 (steps between checkpoints)");
-            }
-            if args.keep_checkpoints == 0 {
-                return usage("--keep-checkpoints must be at least 1: resuming needs the latest");
-            }
-            if args.resume && args.init.is_some() {
-                return usage("--resume continues from the checkpoint's weights: drop --init");
-            }
         }
         ModelArg::Mlp => {
             let cnn_only = [
-                (args.checkpoint_dir.is_some(), "--checkpoint-dir"),
+                (args.batch_size.is_some(), "--batch-size"),
                 (args.limit_train.is_some(), "--limit-train"),
                 (args.limit_test.is_some(), "--limit-test"),
                 (args.no_shuffle, "--no-shuffle"),
             ];
             if let Some((_, flag)) = cnn_only.iter().find(|(set, _)| *set) {
                 return Err(CliError::Usage(format!(
-                    "{flag} applies to --model cnn; the MLP trains on the article's two points"
+                    "{flag} applies to --model cnn; the MLP trains on the article's two points, in \
+                     one batch"
                 )));
             }
         }
@@ -263,10 +271,7 @@ fn train_cnn(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
-    let Outputs {
-        journal,
-        checkpointer,
-    } = Outputs::prepare(args)?;
+    let outputs = Outputs::prepare(args)?;
     let mut train_set = MnistDataset::load(&args.data.data_dir, Split::Train)?;
     if let Some(n) = args.limit_train {
         train_set = train_set.truncated(n);
@@ -275,31 +280,26 @@ fn train_cnn(
     if let Some(n) = args.limit_test {
         test_set = test_set.truncated(n);
     }
-    let batch_size = args.batch_size.min(train_set.len().max(1));
-    if batch_size < args.batch_size {
+    if test_set.is_empty() {
+        return Err(CliError::Usage("the test set is empty: nothing to evaluate on".into()));
+    }
+    let asked = args.batch_size.unwrap_or(CNN_BATCH_SIZE);
+    let batch_size = asked.min(train_set.len().max(1));
+    if batch_size < asked {
         tell!(
-            "note: --batch-size {} is more than the {} training images: each epoch is one batch \
-             of {batch_size}",
-            args.batch_size,
+            "note: --batch-size {asked} is more than the {} training images: each epoch is one \
+             batch of {batch_size}",
             train_set.len()
         );
     }
-    let start = if args.resume {
-        Start::Resume
-    } else if let Some(path) = &args.init {
-        let model = CnnConfig::new().init(&device.clone().autodiff());
-        Start::Weights(Box::new(load_init(model, path)?))
-    } else {
-        Start::Seeded
-    };
     let config = RunConfig {
         epochs,
         batch_size,
         seed: args.seed,
         shuffle: !args.no_shuffle,
-        optimizer: controls.optimizer.clone(),
         checkpoint_every: args.checkpoint_every,
     };
+    let start = start(args, &classification::model(), &device)?;
     say!(
         "training the article's CNN on {} images from {} with {}, batch {}, {epochs} epoch(s), on {described}",
         train_set.len(),
@@ -307,26 +307,19 @@ fn train_cnn(
         describe_run(&controls),
         config.batch_size,
     );
-    let mut reporter = Reporter::new(epochs, journal);
-    let trained = classifier::train_with_controls(
-        &device,
-        (Arc::new(train_set), Arc::new(test_set)),
-        &config,
-        &controls,
-        start,
-        checkpointer.as_ref(),
-        &mut reporter,
-    );
-    match trained {
-        Ok(model) => save_weights(args.save.as_deref(), &model, say_saved),
-        Err(Stopped { error, trained }) => Err(match trained {
-            Some(Trained { model, step }) => CliError::Stopped {
-                error: Box::new(error.into()),
-                kept: keep_partial(args.save.as_deref(), &model, step),
-            },
-            None => error.into(),
-        }),
-    }
+    let test_set = Arc::new(test_set);
+    let mut evaluate = |model: &Cnn| classification::evaluate(model, &test_set, batch_size.max(256));
+    let run = Run {
+        args,
+        controls: &controls,
+        config,
+        device: &device,
+        outputs,
+        reporter: |journal| Reporter::new(epochs, journal),
+        saved: say_saved,
+    };
+    let data = classification::train_data(Arc::new(train_set));
+    run.fit(classification::model(), &data, start, Some(&mut evaluate))
 }
 
 fn train_mlp(
@@ -336,66 +329,111 @@ fn train_mlp(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
-    // One full-batch step per epoch.
+    // One full-batch step per epoch: a schedule too short for the run is refused before any file
+    // is opened.
     controls.check_run_length(epochs)?;
-    let Outputs { journal, .. } = Outputs::prepare(args)?;
-    let device = device.autodiff();
-    device.seed(args.seed);
-    let mut model = MlpConfig::new().init(&device);
-    if let Some(path) = &args.init {
-        model = load_init(model, path)?;
-    }
-    let run = describe_run(&controls);
-    let mut controls = Controls::new(&controls)?;
+    let outputs = Outputs::prepare(args)?;
+    let start = start(args, &mlp::model(), &device)?;
     // stderr: stdout carries exactly the article's ten lines.
-    tell!("training the article's MLP with {run} for {epochs} epochs on {described}");
-    let mut journal = journal;
-    let mut write_error = None;
-    if let Some(journal) = &mut journal
-        && let Err(err) = journal.rewind(0)
-    {
-        write_error = Some(err);
-    }
-    // One full-batch step per epoch takes microseconds: a journal that fails is reported after
-    // the run, whose weights are saved first.
-    let trained = mlp::train_with_controls(model, &mut controls, epochs, |epoch, loss, step| {
-        if let Some(line) = epoch_line(epoch, epochs, loss) {
-            say!("{line}");
-        }
-        if write_error.is_none()
-            && let Some(journal) = &mut journal
-        {
-            let line = serde_json::json!({"epoch": epoch, "step": epoch, "loss": loss, "lr": step.lr});
-            write_error = journal.write(&line).err();
-        }
-    });
-    let model = match trained {
-        Ok(model) => controls.eval_weights(model),
-        Err(StepRefused { error, module }) => {
-            let step = controls.steps();
-            let error = Box::new(CliError::from(error));
-            return Err(match step {
-                0 => *error,
-                _ => CliError::Stopped {
-                    error,
-                    kept: keep_partial(args.save.as_deref(), &controls.eval_weights(module), step),
-                },
-            });
-        }
+    tell!(
+        "training the article's MLP with {} for {epochs} epochs on {described}",
+        describe_run(&controls)
+    );
+    let data = mlp::article_points();
+    let run = Run {
+        args,
+        controls: &controls,
+        // One full-batch step per epoch, in the article's order.
+        config: RunConfig {
+            epochs,
+            batch_size: data.dataset.len(),
+            seed: args.seed,
+            shuffle: false,
+            checkpoint_every: args.checkpoint_every,
+        },
+        device: &device,
+        outputs,
+        reporter: |journal| Reporter::article(epochs, journal),
+        saved: |path: &Path| tell!("saved the weights to {}", path.display()),
     };
-    match (write_error, &args.metrics_out) {
-        (Some(source), Some(path)) => Err(CliError::Stopped {
-            error: Box::new(CliError::Output {
-                flag: "--metrics-out",
-                path: path.clone(),
-                source,
+    run.fit(mlp::model(), &data, start, None)
+}
+
+/// What `adamlab train` does around the training loop, for any model: its start (`--init`,
+/// `--resume` or the seed), its reporter, and where the weights go at the end or after a failure.
+struct Run<'a, R, S> {
+    args: &'a TrainArgs,
+    controls: &'a ControlsSpec,
+    config: RunConfig,
+    device: &'a Device,
+    outputs: Outputs,
+    reporter: R,
+    /// Says where the trained weights were saved.
+    saved: S,
+}
+
+impl<R, S> Run<'_, R, S>
+where
+    R: FnOnce(Option<Journal>) -> Reporter,
+    S: Fn(&Path),
+{
+    fn fit<M, I, Bt>(
+        self,
+        model: Model<M>,
+        data: &TrainData<I, Bt>,
+        start: Start<M>,
+        evaluate: Option<&mut dyn FnMut(&M) -> Evaluation>,
+    ) -> Result<(), CliError>
+    where
+        M: Module + TrainStep + 'static,
+        M::Output: StepLoss,
+        M::Input: Clone + std::fmt::Debug,
+        I: Send + Sync + Clone + std::fmt::Debug + 'static,
+        Bt: Batcher<I, M::Input> + Clone + 'static,
+    {
+        let args = self.args;
+        let Outputs {
+            journal,
+            checkpointer,
+        } = self.outputs;
+        let mut reporter = (self.reporter)(journal);
+        let trained = fit::fit(
+            self.device,
+            model,
+            data,
+            Fit {
+                config: self.config,
+                controls: self.controls,
+                start,
+                checkpointer: checkpointer.as_ref(),
+                // Reborrowed for the loop's shorter lifetime.
+                evaluate: evaluate.map(|e| -> &mut dyn FnMut(&M) -> Evaluation { e }),
+                observer: &mut reporter,
+            },
+        );
+        match trained {
+            Ok(model) => save_weights(args.save.as_deref(), &model, self.saved),
+            Err(Stopped { error, trained }) => Err(match trained {
+                Some(Trained { model, step }) => CliError::Stopped {
+                    error: Box::new(error.into()),
+                    kept: keep_partial(args.save.as_deref(), &model, step),
+                },
+                None => error.into(),
             }),
-            kept: keep_partial(args.save.as_deref(), &model, epochs),
-        }),
-        _ => save_weights(args.save.as_deref(), &model, |path| {
-            tell!("saved the weights to {}", path.display())
-        }),
+        }
     }
+}
+
+/// Where the run starts: `--resume`, the weights of `--init`, or fresh ones from the seed.
+fn start<M: Module>(args: &TrainArgs, model: &Model<M>, device: &Device) -> Result<Start<M>, CliError> {
+    Ok(if args.resume {
+        Start::Resume
+    } else if let Some(path) = &args.init {
+        let template = (model.init)(&device.clone().autodiff());
+        Start::Weights(Box::new(load_init(template, path)?))
+    } else {
+        Start::Seeded
+    })
 }
 
 /// Weights from `--init`, with a note when they had to be converted to float32.

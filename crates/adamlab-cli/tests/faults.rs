@@ -14,6 +14,7 @@
 //! Every run is tiny (256 training and 64 test images, batch 32, flex), so the whole file takes
 //! a few minutes on two cores. Needs Debian's `dataset-fashion-mnist` (installed by `.ci/run`).
 
+use adamlab_train::checkpoint::PAUSE_FOR_TESTS_ENV;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -132,12 +133,18 @@ fn kill_9_while_a_checkpoint_is_written_then_resume_continues_byte_for_byte() {
         let checkpoints = dir.join("checkpoints");
         // The k-th checkpoint write (of the 7 the run makes) is the one killed.
         let target = 1 + rng.below(7) as usize;
-        let mut child = command(&run_args(&dir)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Each write pauses after its first file, so the poll below cannot miss it.
+        let mut child = command(&run_args(&dir))
+            .env(PAUSE_FOR_TESTS_ENV, "1500")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let mut seen = std::collections::BTreeSet::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(180);
         let killed_at = loop {
             if let Some(status) = child.try_wait().unwrap() {
-                break format!("never: the run ended first ({status})");
+                panic!("seed {seed}: the run ended ({status}) before write {target} was caught");
             }
             assert!(Instant::now() < deadline, "seed {seed}: the run did not end");
             let writing: Vec<String> = std::fs::read_dir(&checkpoints)
@@ -145,12 +152,17 @@ fn kill_9_while_a_checkpoint_is_written_then_resume_continues_byte_for_byte() {
                 .flatten()
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.ends_with(".tmp"))
+                // Checkpoint directories being written (not `latest`'s own temporary file).
+        .filter(|name| name.starts_with("epoch-") && name.ends_with(".tmp"))
                 .collect();
             seen.extend(writing.iter().cloned());
             if seen.len() >= target && !writing.is_empty() {
                 child.kill().unwrap();
                 child.wait().unwrap();
+                // The half-written checkpoint is still there: the kill landed inside the write.
+                for name in &writing {
+                    assert!(checkpoints.join(name).is_dir(), "seed {seed}: {name} was finished before the kill");
+                }
                 break writing.join(", ");
             }
             std::thread::sleep(Duration::from_micros(500));

@@ -135,3 +135,41 @@ fn bench_report_never_replaces_files_it_did_not_write() {
     assert_user_error(&report(&[]), &["stray.svg"]);
     assert_eq!(std::fs::read_to_string(&stray).unwrap(), "<svg/>");
 }
+
+#[test]
+fn a_journal_cut_back_by_hand_is_refused_on_resume_naming_both_steps() {
+    let dir = sandbox("journal-gap");
+    let (checkpoints, metrics) = (dir.join("ck"), dir.join("m.jsonl"));
+    let run = |extra: &[&str]| {
+        let mut flags = vec!["--checkpoint-dir", path(&checkpoints), "--metrics-out", path(&metrics)];
+        flags.extend(extra);
+        adamlab(&tiny_run(&flags))
+    };
+    assert_success(&run(&["--epochs", "1"]));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let kept: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&metrics, &kept).unwrap();
+    let output = run(&["--epochs", "2", "--resume"]);
+    // The last line: in a build with wgpu, the restored optimizer state starts a Vulkan instance
+    // (its records load on the default device), whose loader may complain on stderr first.
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    let last = err.trim_end().lines().last().unwrap();
+    for needle in ["ends at step 3", &format!("at step {STEPS_PER_EPOCH}")] {
+        assert!(last.contains(needle), "missing {needle:?} in {last}");
+    }
+    assert_eq!(std::fs::read_to_string(&metrics).unwrap(), kept, "the refused resume changed the journal");
+}
+
+#[test]
+fn the_mlp_stops_on_a_non_finite_loss_as_the_cnn_does() {
+    let dir = sandbox("mlp-nan");
+    let save = dir.join("w.st");
+    let output = adamlab(&strings(&[
+        "train", "--model", "mlp", "--backend", "flex", "--optimizer", "sgd(lr=1e30)", "--save", path(&save),
+    ]));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.trim_end().lines().last().unwrap().contains("the loss became"), "{err}");
+    assert!(!save.exists(), "weights after a non-finite loss were saved");
+}

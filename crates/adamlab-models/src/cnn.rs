@@ -3,7 +3,10 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use adamlab_data::MnistBatch;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Tensor};
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 
 /// Configuration of [`Cnn`]. The defaults are the article's: 10 classes, 128 hidden units.
 #[derive(Config, Debug)]
@@ -76,6 +79,38 @@ impl Cnn {
         let x = x.flatten::<2>(1, 3); // [b, 3136]
         let x = self.relu.forward(self.fc1.forward(x)); // [b, 128]
         self.fc2.forward(x) // [b, 10]
+    }
+}
+
+impl Cnn {
+    /// The logits of a batch and their mean cross-entropy against its labels, as
+    /// `nn.CrossEntropyLoss()` computes it.
+    pub fn forward_classification(&self, batch: MnistBatch) -> ClassificationOutput {
+        let logits = self.forward(batch.images); // [b, classes]
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.targets.clone()); // [1]
+        ClassificationOutput::new(loss, logits, batch.targets)
+    }
+}
+
+/// One training step for adamlab's loop and burn's `Learner`: forward, cross-entropy, backward.
+impl TrainStep for Cnn {
+    type Input = MnistBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
+        let item = self.forward_classification(batch);
+        TrainOutput::new(self, item.loss.backward(), item)
+    }
+}
+
+impl InferenceStep for Cnn {
+    type Input = MnistBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: MnistBatch) -> ClassificationOutput {
+        self.forward_classification(batch)
     }
 }
 

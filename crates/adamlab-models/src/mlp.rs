@@ -1,7 +1,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
+use burn::nn::loss::{MseLoss, Reduction};
 use burn::tensor::{Device, Tensor};
+use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 /// Configuration of [`Mlp`]. The defaults are the article's: 2 inputs, 1 output.
 #[derive(Config, Debug)]
@@ -37,5 +39,43 @@ impl Mlp {
     /// `[batch, inputs]` → `[batch, outputs]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.fc.forward(x)
+    }
+}
+
+/// A batch of regression examples: `[batch, inputs]` features and `[batch, outputs]` targets.
+#[derive(Debug, Clone)]
+pub struct MlpBatch {
+    /// `[batch, inputs]`.
+    pub inputs: Tensor<2>,
+    /// `[batch, outputs]`.
+    pub targets: Tensor<2>,
+}
+
+impl Mlp {
+    /// The predictions of a batch and their mean squared error, as `nn.MSELoss()` computes it.
+    pub fn forward_regression(&self, batch: MlpBatch) -> RegressionOutput {
+        let output = self.forward(batch.inputs); // [b, outputs]
+        let loss = MseLoss::new().forward(output.clone(), batch.targets.clone(), Reduction::Mean); // [1]
+        RegressionOutput::new(loss, output, batch.targets)
+    }
+}
+
+/// One training step for adamlab's loop and burn's `Learner`: forward, MSE, backward.
+impl TrainStep for Mlp {
+    type Input = MlpBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: MlpBatch) -> TrainOutput<RegressionOutput> {
+        let item = self.forward_regression(batch);
+        TrainOutput::new(self, item.loss.backward(), item)
+    }
+}
+
+impl InferenceStep for Mlp {
+    type Input = MlpBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: MlpBatch) -> RegressionOutput {
+        self.forward_regression(batch)
     }
 }

@@ -30,11 +30,7 @@
 //!   and a checksum of itself; a resume refuses a damaged file or another run's checkpoint with
 //!   one line naming what differs, and checks that the counters agree with each other.
 
-use crate::classifier::RunConfig;
 use crate::controls::ControlsSpec;
-use adamlab_data::MnistDataset;
-use adamlab_models::Cnn;
-use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
@@ -48,8 +44,8 @@ use std::path::{Path, PathBuf};
 /// Why a checkpoint directory or checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// `--resume` without `--checkpoint-dir`.
-    #[error("--resume needs --checkpoint-dir: the directory to resume from")]
+    /// A resume was asked for without a checkpoint directory.
+    #[error("resuming needs a checkpoint directory to resume from")]
     NoDirectory,
     /// The directory holds no complete checkpoint.
     #[error("{0}: no checkpoint to resume from")]
@@ -125,10 +121,12 @@ pub enum CheckpointError {
 }
 
 /// The settings a resumed run must share with the run it continues: everything that shapes the
-/// trajectory, except the number of epochs, which a resume may extend.
+/// trajectory, except the number of epochs, which a resume may extend. The caller names the model
+/// and the data; [`crate::fit`] fills in the rest from the run's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunIdentity {
-    /// The model trained.
+    /// The model trained, with its configuration where it is not the default (`cnn`,
+    /// `residual-mlp(width=64, blocks=2)`).
     pub model: String,
     /// The optimizer and every hyper-parameter, the learning rate included.
     pub optimizer: String,
@@ -139,30 +137,37 @@ pub struct RunIdentity {
     pub controls: String,
     /// The run's seed.
     pub seed: u64,
-    /// Images per step.
+    /// Examples per step.
     pub batch_size: usize,
     /// Whether epochs are shuffled.
     pub shuffle: bool,
-    /// Number of training images (after `--limit-train`).
+    /// Number of training examples (after any limit). Named for the article's images, which
+    /// checkpoints of earlier versions counted.
     pub train_images: usize,
-    /// CRC-32 of the training images and labels ([`MnistDataset::checksum`]): other data with
-    /// the same number of images is another run.
+    /// A fingerprint of the training data (`crc32 1a2b3c4d` of the images and labels): other data
+    /// with the same number of examples is another run.
     pub train_data: String,
 }
 
 impl RunIdentity {
-    /// The identity of a run of the article's CNN with `config` and `controls` (whose optimizer
-    /// is the run's) on `train_set`.
-    pub fn of(config: &RunConfig, controls: &ControlsSpec, train_set: &MnistDataset) -> Self {
+    /// The identity of a run of `model` (its name and configuration) trained with `controls`, on
+    /// `examples` training examples whose contents `fingerprint` identifies.
+    pub fn new(
+        model: impl Into<String>,
+        controls: &ControlsSpec,
+        (seed, batch_size, shuffle): (u64, usize, bool),
+        examples: usize,
+        fingerprint: impl Into<String>,
+    ) -> Self {
         Self {
-            model: "cnn".into(),
+            model: model.into(),
             optimizer: controls.optimizer.canonical(),
             controls: controls.describe_controls().unwrap_or_else(no_controls),
-            seed: config.seed,
-            batch_size: config.batch_size,
-            shuffle: config.shuffle,
-            train_images: train_set.len(),
-            train_data: format!("crc32 {:08x}", train_set.checksum()),
+            seed,
+            batch_size,
+            shuffle,
+            train_images: examples,
+            train_data: fingerprint.into(),
         }
     }
 
@@ -187,7 +192,7 @@ impl RunIdentity {
                 other.shuffle.to_string(),
             ),
             (
-                "training images",
+                "training examples",
                 self.train_images.to_string(),
                 other.train_images.to_string(),
             ),
@@ -220,9 +225,9 @@ pub struct Progress {
 }
 
 /// A restored checkpoint.
-pub struct Checkpoint {
+pub struct Checkpoint<M> {
     /// The model, with the parameter ids the optimizer's state refers to.
-    pub model: Cnn,
+    pub model: M,
     /// The optimizer with its state.
     pub optimizer: ModuleOptimizer,
     /// Where the run stood.
@@ -484,9 +489,9 @@ impl Checkpointer {
 
     /// Saves a checkpoint at `progress`, then points `latest` at it and removes the checkpoints
     /// beyond the newest `keep`.
-    pub fn save(
+    pub fn save<M: Module>(
         &self,
-        model: &Cnn,
+        model: &M,
         optimizer: &ModuleOptimizer,
         identity: &RunIdentity,
         progress: &Progress,
@@ -519,10 +524,10 @@ impl Checkpointer {
         self.prune(name)
     }
 
-    fn write_checkpoint(
+    fn write_checkpoint<M: Module>(
         &self,
         tmp: &Path,
-        model: &Cnn,
+        model: &M,
         optimizer: &ModuleOptimizer,
         identity: &RunIdentity,
         progress: &Progress,
@@ -563,13 +568,19 @@ impl Checkpointer {
             state,
         };
         let json = serde_json::to_vec_pretty(&file).expect("the state serialises");
-        for (name, bytes) in [
+        for (i, (name, bytes)) in [
             (MODEL, &model_bytes[..]),
             (OPTIMIZER, &optimizer_bytes[..]),
             (STATE, &json[..]),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let path = tmp.join(name);
             write_synced(&path, bytes).map_err(|source| CheckpointError::Io { path, source })?;
+            if i == 0 {
+                pause_for_tests();
+            }
         }
         Ok(())
     }
@@ -593,13 +604,13 @@ impl Checkpointer {
     /// `template` (a freshly built model) and `optimizer` (a
     /// fresh one, as configured), after checking the files' checksums, that it comes from a run
     /// with the same `identity`, and that its counters fit `batches` per epoch.
-    pub fn load_latest(
+    pub fn load_latest<M: Module>(
         &self,
-        template: Cnn,
+        template: M,
         optimizer: ModuleOptimizer,
         identity: &RunIdentity,
         batches: usize,
-    ) -> Result<Checkpoint, CheckpointError> {
+    ) -> Result<Checkpoint<M>, CheckpointError> {
         let name = match self.latest()? {
             Some(name) => name,
             None => self
@@ -693,6 +704,17 @@ impl Checkpointer {
             optimizer,
             progress,
         })
+    }
+}
+
+/// The environment variable that holds every checkpoint write this many milliseconds after its
+/// first file: a kill -9 test then lands inside a write for certain instead of by luck. Unset in
+/// real runs.
+pub const PAUSE_FOR_TESTS_ENV: &str = "ADAMLAB_TEST_CHECKPOINT_PAUSE_MS";
+
+fn pause_for_tests() {
+    if let Some(ms) = std::env::var(PAUSE_FOR_TESTS_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 

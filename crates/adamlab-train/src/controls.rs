@@ -128,6 +128,10 @@ pub enum ControlsError {
     /// A clipping threshold out of range.
     #[error("{0}")]
     Clip(String),
+    /// Controls the chosen training loop cannot apply (burn's `Learner` has no param groups or
+    /// clipping).
+    #[error("{0}")]
+    Unsupported(String),
     /// A schedule gave a learning rate no optimizer can take (negative, or not finite in f32, the
     /// precision of every step). The step is not taken: the weights are those after the previous
     /// step.

@@ -1,15 +1,22 @@
-//! Training the article's models with a choice of optimizer.
+//! Training any burn model with adamlab's optimizers and torch's training controls.
 //!
-//! - [`classifier`]: the CNN on Fashion-MNIST (or any MNIST-format data): epochs, evaluation,
-//!   per-step reports, exact resume, and a stop on a non-finite loss.
-//! - [`checkpoint`]: atomic checkpoints of model, optimizer state and progress.
-//! - [`cnn`]: one step of the article's CNN on a batch of images.
-//! - [`mlp`]: the article's first program, the one-layer MLP on two points.
+//! - [`fit`]: the training loop, generic over the model (burn-train's `TrainStep`): epochs,
+//!   evaluation, per-step reports, checkpoints and exact resume, and a stop on a non-finite loss.
+//! - [`checkpoint`]: atomic checkpoints of model, optimizer state and progress, for any model.
+//! - [`journal`]: the per-step metrics file, append-only and cut back on resume.
+//! - [`controls`]: param groups, learning-rate schedules and gradient clipping around each step.
+//! - [`learner`]: adamlab's optimizers and schedules in burn-train's `Learner` (its multi-device
+//!   and DDP strategies), and a metric recording every step's loss.
+//! - [`classification`]: the article's CNN on Fashion-MNIST (or any MNIST-format data) as a task
+//!   of the loop.
+//! - [`mlp`]: the article's first program, the one-layer MLP on two points, as a task of the loop.
 
 pub mod checkpoint;
-pub mod classifier;
-pub mod cnn;
+pub mod classification;
 pub mod controls;
+pub mod fit;
+pub mod journal;
+pub mod learner;
 pub mod mlp;
 
 /// The article's progress line, printed every 10 epochs by both of its programs:

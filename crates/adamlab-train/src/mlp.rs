@@ -1,10 +1,15 @@
-//! The article's first program: `Linear(2, 1)` fitted to two points with MSE.
+//! The article's first program as a task for [`crate::fit`]: `Linear(2, 1)` fitted to two points
+//! with MSE, one full-batch step per epoch.
 
-use crate::controls::{Controls, StepInfo, StepRefused};
-use adamlab_models::{Mlp, MlpConfig};
-use burn::nn::loss::{MseLoss, Reduction};
+use crate::epoch_line;
+use crate::fit::{EpochReport, Model, Observer, ObserverError, StepReport, TrainData};
+use adamlab_models::{Mlp, MlpBatch, MlpConfig};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::InMemDataset;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use burn::train::TrainStep;
+use std::sync::Arc;
 
 /// The article's inputs, `[[1, 2], [2, 3]]`.
 pub const INPUTS: [[f32; 2]; 2] = [[1.0, 2.0], [2.0, 3.0]];
@@ -24,8 +29,74 @@ pub fn article_model(device: &Device) -> Mlp {
     MlpConfig::new().init(device)
 }
 
+/// The article's MLP for [`crate::fit`]: named `mlp`, initialised as burn's `Linear` is.
+pub fn model() -> Model<'static, Mlp> {
+    Model {
+        name: "mlp".into(),
+        init: &article_model,
+    }
+}
+
+/// Prints what the article's program prints, `Epoch [10/100], Loss: 0.1234` every 10 epochs, on
+/// stdout.
+#[derive(Debug, Clone, Copy)]
+pub struct ArticleLines {
+    /// The run's epochs, for the line.
+    pub epochs: usize,
+}
+
+impl Observer for ArticleLines {
+    fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError> {
+        if let Some(line) = epoch_line(report.epoch, self.epochs, report.loss) {
+            println!("{line}");
+        }
+        Ok(())
+    }
+    fn on_epoch(&mut self, _: &EpochReport) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
+/// One example: features and targets.
+pub type Point = (Vec<f32>, Vec<f32>);
+
+/// Stacks [`Point`]s into an [`MlpBatch`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PointBatcher;
+
+impl Batcher<Point, MlpBatch> for PointBatcher {
+    fn batch(&self, points: Vec<Point>, device: &Device) -> MlpBatch {
+        let n = points.len();
+        let (inputs, targets): (Vec<Vec<f32>>, Vec<Vec<f32>>) = points.into_iter().unzip();
+        let width = |rows: &[Vec<f32>]| rows.first().map_or(0, Vec::len);
+        let (wi, wt) = (width(&inputs), width(&targets));
+        let inputs = TensorData::new(inputs.concat(), [n, wi]);
+        let targets = TensorData::new(targets.concat(), [n, wt]);
+        MlpBatch {
+            inputs: Tensor::from_data(inputs, device),
+            targets: Tensor::from_data(targets, device),
+        }
+    }
+}
+
+/// The article's two points, in order: with a batch size of 2 and no shuffling, every epoch is
+/// the article's one full-batch step.
+pub fn article_points() -> TrainData<Point, PointBatcher> {
+    let points: Vec<Point> = INPUTS
+        .iter()
+        .zip(TARGETS)
+        .map(|(x, y)| (x.to_vec(), y.to_vec()))
+        .collect();
+    TrainData {
+        dataset: Arc::new(InMemDataset::new(points)),
+        batcher: PointBatcher,
+        fingerprint: "the article's two points".into(),
+    }
+}
+
 /// One full-batch step: forward, MSE, backward, optimizer step. Returns the updated model and
-/// the loss before the step, as the article's loop prints it.
+/// the loss before the step, as the article's loop prints it. For replays that drive the
+/// optimizer directly; training goes through [`crate::fit`].
 pub fn step(
     model: Mlp,
     optimizer: &mut ModuleOptimizer,
@@ -33,57 +104,8 @@ pub fn step(
     inputs: Tensor<2>,
     targets: Tensor<2>,
 ) -> (Mlp, f32) {
-    let loss = MseLoss::new().forward(model.forward(inputs), targets, Reduction::Mean);
-    let loss_value = loss.clone().into_scalar::<f32>();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let output = TrainStep::step(&model, MlpBatch { inputs, targets });
+    let loss_value = output.item.loss.into_scalar::<f32>();
+    let grads: GradientsParams = output.grads;
     (optimizer.step(lr, model, grads), loss_value)
-}
-
-/// Trains `model` for `epochs` full-batch steps on the article's data, calling
-/// `on_epoch(epoch, loss)` after each (epochs count from 1; the loss is the one before that
-/// epoch's step). Returns the trained model.
-pub fn train(
-    mut model: Mlp,
-    optimizer: &mut ModuleOptimizer,
-    lr: f64,
-    epochs: usize,
-    mut on_epoch: impl FnMut(usize, f32),
-) -> Mlp {
-    let device = model.fc.weight.device();
-    let (inputs, targets) = article_data(&device);
-    for epoch in 1..=epochs {
-        let loss;
-        (model, loss) = step(model, optimizer, lr, inputs.clone(), targets.clone());
-        on_epoch(epoch, loss);
-    }
-    model
-}
-
-/// [`train`] with training controls (param groups, a learning-rate schedule, gradient clipping):
-/// each epoch's step clips the gradients, then steps every group at its scheduled learning rate,
-/// as ported torch code does. `on_epoch(epoch, loss, step)` also gets what the step did (its
-/// learning rate). Returns the trained model (the weights it trained, not a schedule-free
-/// optimizer's evaluation point: see [`Controls::eval_weights`]). A step the controls refuse (a
-/// scheduled learning rate that is not finite) ends the loop with the weights before it.
-pub fn train_with_controls(
-    mut model: Mlp,
-    controls: &mut Controls,
-    epochs: usize,
-    mut on_epoch: impl FnMut(usize, f32, &StepInfo),
-) -> Result<Mlp, StepRefused<Mlp>> {
-    let device = model.fc.weight.device();
-    let (inputs, targets) = article_data(&device);
-    for epoch in 1..=epochs {
-        let loss = MseLoss::new().forward(
-            model.forward(inputs.clone()),
-            targets.clone(),
-            Reduction::Mean,
-        );
-        let loss_value = loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let info;
-        (model, info) = controls.step(model, grads)?;
-        on_epoch(epoch, loss_value, &info);
-    }
-    Ok(model)
 }

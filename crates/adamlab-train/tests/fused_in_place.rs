@@ -82,7 +82,7 @@ fn training_the_cnn_on_flex_updates_theta_m_and_v_in_place_at_every_step() {
             TensorData::new((0..batch as i64).map(|i| i % 10).collect(), [batch]),
             &device,
         );
-        (model, _) = adamlab_train::cnn::step(model, &mut optimizer, 1e-3, images, labels);
+        (model, _) = adamlab_train::classification::step(model, &mut optimizer, 1e-3, images, labels);
     }
     let log = log.lock().unwrap();
     // Eight parameter tensors (two convolutions, two linear layers, each weight and bias), each

@@ -23,7 +23,7 @@ use crate::params::named_params;
 use crate::replay::ReplayFixture;
 use adamlab_models::{Cnn, CnnConfig, Mlp, MlpConfig};
 use adamlab_optim::OptimizerSpec;
-use adamlab_train::{cnn, mlp};
+use adamlab_train::{classification as cnn, mlp};
 use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{GradientsParams, ModuleOptimizer};

@@ -11,7 +11,7 @@ use adamlab_models::pytorch::load_pytorch_safetensors_bytes;
 use adamlab_models::{Cnn, CnnConfig, Mlp, MlpConfig};
 use crate::replay::MLP_FIXTURES;
 use adamlab_optim::{AdamConfig, OptimizerSpec};
-use adamlab_train::{cnn, mlp};
+use adamlab_train::{classification as cnn, mlp};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -1,22 +1,34 @@
-//! Training the article's CNN on an MNIST-format dataset, with per-step metrics, evaluation
-//! after every epoch, checkpoints and exact resume.
+//! One training loop for any burn model: per-step reports, evaluation after every epoch,
+//! checkpoints, exact resume and a stop on a non-finite loss.
 //!
-//! The loop is written out rather than delegated to burn-train's `Learner` because two of its
-//! promises need control of every step: a resumed run must continue bit for bit as the
-//! uninterrupted one (the data order of each epoch is a pure function of the seed and the epoch),
-//! and a non-finite loss must stop the run at that step with the last good checkpoint intact.
+//! The model side is burn-train's contract: a model implements [`TrainStep`] (forward, loss,
+//! backward on a batch), so that the same definition runs here and in burn's `Learner`. The loop
+//! adds what `Learner` does not promise: a resumed run continues bit for bit as the uninterrupted
+//! one (the data order of each epoch is a pure function of the seed and the epoch, and a
+//! checkpoint taken `k` batches into an epoch resumes by skipping that epoch's first `k` batches),
+//! torch's training controls around every step ([`Controls`]), and a non-finite loss stops the
+//! run at that step with the last good checkpoint intact.
+//!
+//! ```text
+//! for epoch:                      order = shuffle(seed, epoch)
+//!     for batch:                  TrainStep::step → loss, gradients
+//!         loss finite?            else stop (NonFiniteLoss)
+//!         Controls::step          clip, step every group at its scheduled lr
+//!         observer.on_step        journal, progress
+//!         checkpoint every N
+//!     evaluate                    the caller's evaluator, on the evaluation weights
+//!     observer.on_epoch, checkpoint
+//! ```
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, Progress, RunIdentity};
-use crate::cnn;
 use crate::controls::{Controls, ControlsError, ControlsSpec, StepRefused};
-use adamlab_data::{MnistBatch, MnistBatcher, MnistDataset};
-use adamlab_models::{Cnn, CnnConfig};
-use adamlab_optim::{OptimizerSpec, SpecError};
+use adamlab_optim::SpecError;
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
+use burn::train::{ClassificationOutput, RegressionOutput, TrainStep};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,17 +37,57 @@ use std::time::Instant;
 pub struct RunConfig {
     /// Epochs to reach (a resumed run continues up to this total).
     pub epochs: usize,
-    /// Images per optimizer step. A batch larger than the training set is the whole set.
+    /// Examples per optimizer step. A batch larger than the training set is the whole set.
     pub batch_size: usize,
     /// Seeds the initial weights and every epoch's shuffle.
     pub seed: u64,
-    /// Shuffle the training images each epoch (else file order).
+    /// Shuffle the training examples each epoch (else dataset order).
     pub shuffle: bool,
-    /// The optimizer and its hyper-parameters, the learning rate included.
-    pub optimizer: OptimizerSpec,
     /// Checkpoint every this many optimizer steps as well as after every epoch (`None`: at
     /// epoch ends only), when a checkpointer is given.
     pub checkpoint_every: Option<usize>,
+}
+
+/// What a training step's output must tell the loop: its loss, which the loop reports, journals
+/// and checks for NaN. burn-train's outputs implement it; a model with an output of its own
+/// implements it in one line.
+pub trait StepLoss {
+    /// The loss the gradients were taken of, `[1]`.
+    fn loss(&self) -> Tensor<1>;
+}
+
+impl StepLoss for ClassificationOutput {
+    fn loss(&self) -> Tensor<1> {
+        self.loss.clone()
+    }
+}
+
+impl StepLoss for RegressionOutput {
+    fn loss(&self) -> Tensor<1> {
+        self.loss.clone()
+    }
+}
+
+/// The training examples, how they become batches, and what identifies them.
+pub struct TrainData<I, Bt> {
+    /// The examples.
+    pub dataset: Arc<dyn Dataset<I>>,
+    /// Turns examples into the model's [`TrainStep::Input`].
+    pub batcher: Bt,
+    /// A fingerprint of the examples' contents (`crc32 1a2b3c4d`), part of a checkpoint's
+    /// identity: a resume on other data is refused.
+    pub fingerprint: String,
+}
+
+/// Loss (and optionally accuracy) of a model on held-out data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss per example.
+    pub loss: f64,
+    /// Fraction classified correctly, for a classifier.
+    pub accuracy: Option<f64>,
+    /// Number of examples.
+    pub examples: usize,
 }
 
 /// What stopped a run.
@@ -44,7 +96,8 @@ pub enum TrainError {
     /// The optimizer cannot be built.
     #[error(transparent)]
     Optimizer(#[from] SpecError),
-    /// The training controls (groups, schedule, clipping) cannot be used for this run.
+    /// The training controls (groups, schedule, clipping) cannot be used for this run, or refused
+    /// a step (a scheduled learning rate that is not a number an optimizer can take).
     #[error(transparent)]
     Controls(#[from] ControlsError),
     /// A checkpoint could not be written or read.
@@ -71,7 +124,7 @@ pub enum TrainError {
         /// Where the last checkpoint written was taken (`epoch 2`, `step 40`), if any.
         checkpoint: Option<String>,
     },
-    /// The batch size is 0, a dataset is empty, or nothing is left to train.
+    /// The batch size is 0, the dataset is empty, or nothing is left to train.
     #[error("{0}")]
     Invalid(String),
 }
@@ -79,26 +132,26 @@ pub enum TrainError {
 /// A run that stopped before its end, with the weights it had trained.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
-pub struct Stopped {
+pub struct Stopped<M> {
     /// Why it stopped.
     #[source]
     pub error: TrainError,
     /// The weights after the last step taken (without autodiff; for a schedule-free optimizer,
     /// the evaluation weights), if this process took any step and the weights are worth keeping
     /// (not after a non-finite loss).
-    pub trained: Option<Trained>,
+    pub trained: Option<Trained<M>>,
 }
 
 /// Weights of a run that stopped early.
 #[derive(Debug)]
-pub struct Trained {
+pub struct Trained<M> {
     /// The model.
-    pub model: Cnn,
+    pub model: M,
     /// The optimizer steps taken.
     pub step: usize,
 }
 
-impl From<TrainError> for Stopped {
+impl<M> From<TrainError> for Stopped<M> {
     fn from(error: TrainError) -> Self {
         Self {
             error,
@@ -109,17 +162,6 @@ impl From<TrainError> for Stopped {
 
 /// An observer's failure, in its own words (it names its file).
 pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Loss and accuracy of a model on a dataset.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evaluation {
-    /// Mean cross-entropy over the images.
-    pub loss: f64,
-    /// Fraction of images classified correctly.
-    pub accuracy: f64,
-    /// Number of images.
-    pub images: usize,
-}
 
 /// Progress of one optimizer step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -134,7 +176,10 @@ pub struct StepReport {
     pub loss: f32,
     /// The learning rate of this step (the first param group's, as scheduled).
     pub lr: f64,
-    /// Training throughput since the epoch (or its resumed part) began.
+    /// The total gradient norm before clipping, with `clip_grad_norm`.
+    pub grad_norm: Option<f64>,
+    /// Training examples (images, for the article's CNN) per second since the epoch (or its
+    /// resumed part) began.
     pub images_per_second: f64,
 }
 
@@ -147,11 +192,11 @@ pub struct EpochReport {
     pub step: usize,
     /// Mean training loss over the epoch's batches.
     pub train_loss: f64,
-    /// On the test set after the epoch.
-    pub test: Evaluation,
+    /// On the held-out data after the epoch, when the run has an evaluator.
+    pub test: Option<Evaluation>,
     /// Wall-clock seconds the epoch's training took (in this process, when resumed).
     pub seconds: f64,
-    /// Training images per second over the epoch (or its resumed part).
+    /// Training examples per second over the epoch (or its resumed part).
     pub images_per_second: f64,
 }
 
@@ -170,97 +215,119 @@ pub trait Observer {
     fn on_epoch(&mut self, report: &EpochReport) -> Result<(), ObserverError>;
 }
 
+/// An observer that takes nothing.
+impl Observer for () {
+    fn on_step(&mut self, _: &StepReport) -> Result<(), ObserverError> {
+        Ok(())
+    }
+    fn on_epoch(&mut self, _: &EpochReport) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
 /// Where a run starts from.
 #[derive(Debug)]
-pub enum Start {
-    /// Fresh weights from the seed.
+pub enum Start<M> {
+    /// Fresh weights: the model's initialiser, on the autodiff device seeded with the run's seed.
     Seeded,
     /// Given weights (e.g. PyTorch's, from `--init`), on the autodiff device.
-    Weights(Box<Cnn>),
+    Weights(Box<M>),
     /// The latest checkpoint in the checkpointer's directory.
     Resume,
 }
 
-/// Trains the CNN on `train_set`, evaluating on `test_set` after every epoch, checkpointing
-/// after every epoch (and every `config.checkpoint_every` steps) when `checkpointer` is given.
-/// Returns the trained model (without autodiff; for a schedule-free optimizer, the evaluation
-/// weights); a run that stops early returns the weights it had trained with the error.
-///
-/// A resumed run continues bit for bit as the uninterrupted one: the data order of each epoch
-/// is a pure function of the seed and the epoch, and a checkpoint taken `k` batches into an
-/// epoch resumes by skipping that epoch's first `k` batches.
-pub fn train(
-    device: &Device,
-    train_set: Arc<MnistDataset>,
-    test_set: Arc<MnistDataset>,
-    config: &RunConfig,
-    start: Start,
-    checkpointer: Option<&Checkpointer>,
-    observer: &mut dyn Observer,
-) -> Result<Cnn, Stopped> {
-    let controls = ControlsSpec::optimizer(config.optimizer.clone());
-    let data = (train_set, test_set);
-    train_with_controls(device, data, config, &controls, start, checkpointer, observer)
+/// A model to train: its name (with its configuration, for the run's identity) and how to build
+/// fresh weights on a device.
+pub struct Model<'a, M> {
+    /// `cnn`, `residual-mlp(width=64, blocks=2)`: a checkpoint of another model is refused.
+    pub name: String,
+    /// Builds the model on a device (called after the device is seeded, and to make the
+    /// template a checkpoint loads into).
+    pub init: &'a dyn Fn(&Device) -> M,
 }
 
-/// [`train`] with the training controls of ported PyTorch code: param groups, a learning-rate
-/// schedule stepped once per optimizer step, and gradient clipping before each step
-/// ([`Controls`]). `controls.optimizer` must be `config.optimizer`. `data` is `(train_set,
-/// test_set)`.
+/// Everything around the model and the data that a run uses.
+pub struct Fit<'a, M> {
+    /// Epochs, batch size, seed, shuffling, checkpoint interval.
+    pub config: RunConfig,
+    /// The optimizer with its groups, schedule and clipping.
+    pub controls: &'a ControlsSpec,
+    /// Where the weights come from.
+    pub start: Start<M>,
+    /// Checkpoints after every epoch (and every `checkpoint_every` steps), when given.
+    pub checkpointer: Option<&'a Checkpointer>,
+    /// Loss (and accuracy) on held-out data after every epoch, given the evaluation weights
+    /// (without autodiff).
+    pub evaluate: Option<&'a mut dyn FnMut(&M) -> Evaluation>,
+    /// Receives every step's and epoch's report.
+    pub observer: &'a mut dyn Observer,
+}
+
+/// Trains `model` on `data` as `fit` says, on `device` (with autodiff). Returns the trained model
+/// (without autodiff; for a schedule-free optimizer, the evaluation weights); a run that stops
+/// early returns the weights it had trained with the error.
 ///
 /// The controls belong to the run's identity: a resume with other controls is refused. The
 /// schedule's state is the number of steps taken, so a resume, from an epoch's end or from the
 /// middle of one, continues it exactly. A run longer than its schedule allows (OneCycleLR's
 /// `total_steps`) is refused before it starts.
-pub fn train_with_controls(
+pub fn fit<M, I, Bt>(
     device: &Device,
-    (train_set, test_set): (Arc<MnistDataset>, Arc<MnistDataset>),
-    config: &RunConfig,
-    controls: &ControlsSpec,
-    start: Start,
-    checkpointer: Option<&Checkpointer>,
-    observer: &mut dyn Observer,
-) -> Result<Cnn, Stopped> {
-    if controls.optimizer != config.optimizer {
-        return Err(TrainError::Invalid(format!(
-            "the run's optimizer {} differs from its controls' {}",
-            config.optimizer, controls.optimizer
-        ))
-        .into());
-    }
+    model: Model<M>,
+    data: &TrainData<I, Bt>,
+    fit: Fit<M>,
+) -> Result<M, Stopped<M>>
+where
+    M: Module + TrainStep + 'static,
+    M::Output: StepLoss,
+    I: Send + Sync + Clone + std::fmt::Debug + 'static,
+    M::Input: Clone + std::fmt::Debug,
+    Bt: Batcher<I, M::Input> + Clone + 'static,
+{
+    let Fit {
+        config,
+        controls: controls_spec,
+        start,
+        checkpointer,
+        mut evaluate,
+        observer,
+    } = fit;
+    let examples = data.dataset.len();
     if config.batch_size == 0 {
         return Err(TrainError::Invalid("the batch size must be at least 1".into()).into());
     }
     if config.checkpoint_every == Some(0) {
         return Err(TrainError::Invalid("checkpoints every 0 steps: give at least 1".into()).into());
     }
-    if train_set.is_empty() {
+    if examples == 0 {
         return Err(TrainError::Invalid("the training set is empty".into()).into());
     }
-    if test_set.is_empty() {
-        let message = "the test set is empty: nothing to evaluate on";
-        return Err(TrainError::Invalid(message.into()).into());
-    }
     let device = device.clone().autodiff();
-    let identity = RunIdentity::of(config, controls, &train_set);
-    let batch_size = config.batch_size.min(train_set.len());
-    let batches = train_set.len().div_ceil(batch_size);
-    controls
+    let batch_size = config.batch_size.min(examples);
+    let identity = RunIdentity::new(
+        model.name.clone(),
+        controls_spec,
+        (config.seed, batch_size, config.shuffle),
+        examples,
+        data.fingerprint.clone(),
+    );
+    let batches = examples.div_ceil(batch_size);
+    controls_spec
         .check_run_length(config.epochs.saturating_mul(batches))
         .map_err(TrainError::from)?;
-    let mut controls = Controls::new(controls).map_err(TrainError::from)?;
-    let (mut model, mut at) = match start {
+    let mut controls = Controls::new(controls_spec).map_err(TrainError::from)?;
+    let (mut weights, mut at) = match start {
         Start::Seeded => {
             device.seed(config.seed);
-            (CnnConfig::new().init(&device), Progress::default())
+            ((model.init)(&device), Progress::default())
         }
-        Start::Weights(model) => (*model, Progress::default()),
+        Start::Weights(weights) => (*weights, Progress::default()),
         Start::Resume => {
             let checkpointer =
                 checkpointer.ok_or(CheckpointError::NoDirectory).map_err(TrainError::from)?;
-            let template = CnnConfig::new().init(&device);
+            let template = (model.init)(&device);
             let Checkpoint {
-                model,
+                model: restored_model,
                 optimizer: restored,
                 progress,
             } = checkpointer
@@ -271,8 +338,8 @@ pub fn train_with_controls(
             let epochs_begun = progress.epoch + usize::from(progress.batch > 0);
             if epochs_begun > config.epochs {
                 return Err(TrainError::Invalid(format!(
-                    "the checkpoint in {} is at {}, past --epochs {}: resume with --epochs \
-                     {epochs_begun} or more",
+                    "the checkpoint in {} is at {}, past the run's {} epoch(s): resume with \
+                     {epochs_begun} epochs or more",
                     checkpointer.dir().display(),
                     checkpoint_label(&progress, batches),
                     config.epochs
@@ -281,43 +348,43 @@ pub fn train_with_controls(
             }
             // The schedules catch up on the steps the checkpoint had taken.
             controls.resume(restored, progress.step);
-            (model, progress)
+            (restored_model, progress)
         }
     };
     // Weights trained in this process are handed back with any error; a checkpoint's own weights
     // are already safe in its directory.
     let first_step = at.step;
-    let stop = |error: TrainError, model: &Cnn, controls: &Controls, step: usize| Stopped {
+    let stop = |error: TrainError, weights: &M, controls: &Controls, step: usize| Stopped {
         error,
         trained: (step > first_step).then(|| Trained {
-            model: evaluation_model(controls, model),
+            model: evaluation_model(controls, weights),
             step,
         }),
     };
     if let Err(err) = observer.on_start(&at) {
-        return Err(stop(TrainError::Observer(err), &model, &controls, at.step));
+        return Err(stop(TrainError::Observer(err), &weights, &controls, at.step));
     }
     let mut last_checkpoint = (at.step > 0).then(|| checkpoint_label(&at, batches));
     // Writes a checkpoint at `at`, when the run has a directory; returns how to name it.
-    let checkpoint = |model: &Cnn, controls: &Controls, at: &Progress| {
+    let checkpoint = |weights: &M, controls: &Controls, at: &Progress| {
         let Some(checkpointer) = checkpointer else {
             return Ok(None);
         };
-        checkpointer.save(model, controls.module_optimizer(), &identity, at)?;
+        checkpointer.save(weights, controls.module_optimizer(), &identity, at)?;
         Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
     };
 
     while at.epoch < config.epochs {
         let epoch = at.epoch + 1;
-        let loader = epoch_loader(&train_set, config, epoch, &device);
+        let loader = epoch_loader(data, &config, batch_size, epoch, &device);
         let started = Instant::now();
-        let mut images = 0usize;
+        let mut trained_examples = 0usize;
         // A resumed epoch skips the batches its checkpoint had already trained on.
         for batch in loader.iter().skip(at.batch) {
-            let MnistBatch { images: x, targets } = batch.expect("in-memory datasets cannot fail");
-            let n = targets.dims()[0];
-            let loss = cnn::loss(&model, x, targets);
-            let loss_value = loss.clone().into_scalar::<f32>();
+            let batch = batch.expect("in-memory datasets cannot fail");
+            let n = batch_size.min(examples - at.batch * batch_size);
+            let output = TrainStep::step(&weights, batch);
+            let loss_value = output.item.loss().into_scalar::<f32>();
             if !loss_value.is_finite() {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,
@@ -327,9 +394,8 @@ pub fn train_with_controls(
                 }
                 .into());
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             let info;
-            (model, info) = match controls.step(model, grads) {
+            (weights, info) = match controls.step(weights, output.grads) {
                 Ok(stepped) => stepped,
                 Err(StepRefused { error, module }) => {
                     return Err(stop(error.into(), &module, &controls, at.step));
@@ -338,44 +404,43 @@ pub fn train_with_controls(
             at.step += 1;
             at.batch += 1;
             at.epoch_loss_sum += f64::from(loss_value);
-            images += n;
+            trained_examples += n;
             let report = StepReport {
                 epoch,
                 step: at.step,
                 batch: (at.batch, batches),
                 loss: loss_value,
                 lr: info.lr,
-                images_per_second: images as f64 / started.elapsed().as_secs_f64(),
+                grad_norm: info.grad_norm,
+                images_per_second: trained_examples as f64 / started.elapsed().as_secs_f64(),
             };
             if let Err(err) = observer.on_step(&report) {
-                return Err(stop(TrainError::Observer(err), &model, &controls, at.step));
+                return Err(stop(TrainError::Observer(err), &weights, &controls, at.step));
             }
             let mid_epoch = at.batch < batches;
             if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {
-                match checkpoint(&model, &controls, &at) {
+                match checkpoint(&weights, &controls, &at) {
                     Ok(label) => last_checkpoint = label.or(last_checkpoint),
-                    Err(err) => return Err(stop(err.into(), &model, &controls, at.step)),
+                    Err(err) => return Err(stop(err.into(), &weights, &controls, at.step)),
                 }
             }
         }
         let seconds = started.elapsed().as_secs_f64();
-        let test = evaluate(
-            &evaluation_model(&controls, &model),
-            &test_set,
-            config.batch_size.max(256),
-        );
+        let test = evaluate
+            .as_mut()
+            .map(|evaluate| evaluate(&evaluation_model(&controls, &weights)));
         let report = EpochReport {
             epoch,
             step: at.step,
             train_loss: at.epoch_loss_sum / batches as f64,
             test,
             seconds,
-            images_per_second: images as f64 / seconds,
+            images_per_second: trained_examples as f64 / seconds,
         };
         // The epoch's report goes out before its checkpoint: a run resumed from the checkpoint
         // finds it in the metrics.
         if let Err(err) = observer.on_epoch(&report) {
-            return Err(stop(TrainError::Observer(err), &model, &controls, at.step));
+            return Err(stop(TrainError::Observer(err), &weights, &controls, at.step));
         }
         at = Progress {
             epoch,
@@ -383,18 +448,18 @@ pub fn train_with_controls(
             step: at.step,
             epoch_loss_sum: 0.0,
         };
-        match checkpoint(&model, &controls, &at) {
+        match checkpoint(&weights, &controls, &at) {
             Ok(label) => last_checkpoint = label.or(last_checkpoint),
-            Err(err) => return Err(stop(err.into(), &model, &controls, at.step)),
+            Err(err) => return Err(stop(err.into(), &weights, &controls, at.step)),
         }
     }
-    Ok(evaluation_model(&controls, &model))
+    Ok(evaluation_model(&controls, &weights))
 }
 
 /// The weights to evaluate and to save: the trained ones, or for a schedule-free optimizer the
 /// evaluation point its state defines (without autodiff).
-fn evaluation_model(controls: &Controls, model: &Cnn) -> Cnn {
-    controls.eval_weights(model.valid())
+fn evaluation_model<M: Module>(controls: &Controls, weights: &M) -> M {
+    controls.eval_weights(weights.valid())
 }
 
 /// How a checkpoint at `at` is named in messages: `epoch 2`, or `epoch 3 batch 5/8, step 21`.
@@ -408,21 +473,27 @@ fn checkpoint_label(at: &Progress, batches: usize) -> String {
 
 /// The data loader of `epoch`: its order depends only on the seed and the epoch, so a resumed
 /// run sees the batches the uninterrupted run would have.
-fn epoch_loader(
-    train_set: &Arc<MnistDataset>,
+fn epoch_loader<I, O, Bt>(
+    data: &TrainData<I, Bt>,
     config: &RunConfig,
+    batch_size: usize,
     epoch: usize,
     device: &Device,
-) -> Arc<dyn DataLoader<MnistBatch>> {
-    let builder = DataLoaderBuilder::new(MnistBatcher)
-        .batch_size(config.batch_size.min(train_set.len()))
+) -> Arc<dyn DataLoader<O>>
+where
+    I: Send + Sync + Clone + std::fmt::Debug + 'static,
+    O: Send + Clone + std::fmt::Debug + 'static,
+    Bt: Batcher<I, O> + Clone + 'static,
+{
+    let builder = DataLoaderBuilder::new(data.batcher.clone())
+        .batch_size(batch_size)
         .set_device(device.clone());
     let builder = if config.shuffle {
         builder.shuffle(epoch_seed(config.seed, epoch))
     } else {
         builder
     };
-    builder.build(train_set.clone())
+    builder.build(data.dataset.clone())
 }
 
 /// SplitMix64 of the seed and the epoch: independent shuffles for every epoch.
@@ -431,36 +502,4 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-/// Mean cross-entropy and accuracy of `model` (without autodiff) on `dataset`, in batches of
-/// `batch_size`.
-pub fn evaluate(model: &Cnn, dataset: &Arc<MnistDataset>, batch_size: usize) -> Evaluation {
-    let device = model.conv1.weight.device();
-    let loader = DataLoaderBuilder::new(MnistBatcher)
-        .batch_size(batch_size.clamp(1, dataset.len().max(1)))
-        .set_device(device)
-        .build(dataset.clone());
-    let (mut loss_sum, mut correct, mut images) = (0f64, 0usize, 0usize);
-    for batch in loader.iter() {
-        let MnistBatch { images: x, targets } = batch.expect("in-memory datasets cannot fail");
-        let n = targets.dims()[0];
-        let logits = model.forward(x);
-        let predicted = logits.clone().argmax(1).flatten::<1>(0, 1);
-        correct += predicted
-            .equal(targets.clone())
-            .int()
-            .sum()
-            .into_scalar::<i64>() as usize;
-        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits, targets);
-        loss_sum += f64::from(loss.into_scalar::<f32>()) * n as f64;
-        images += n;
-    }
-    Evaluation {
-        loss: loss_sum / images.max(1) as f64,
-        accuracy: correct as f64 / images.max(1) as f64,
-        images,
-    }
 }
