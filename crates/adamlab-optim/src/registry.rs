@@ -433,6 +433,23 @@ mod tests {
         }
     }
 
+    /// The few defaults stated apart from their configuration's declaration agree with it:
+    /// AdamW's weight decay (`AdamConfig::adamw`), Lion's `init_lr` (its `lr`), Muon's AdamW.
+    #[test]
+    fn defaults_stated_apart_agree_with_their_configurations() {
+        let defaults = |entry: &OptimizerEntry| Args::resolve(entry.params, &BTreeMap::new());
+        let adamw = crate::AdamConfig::adamw();
+        let from_registry = adamw.clone().with_args(&defaults(&crate::adam::ADAMW));
+        assert_eq!(format!("{from_registry:?}"), format!("{adamw:?}"));
+        let lion = defaults(&crate::lion::LION);
+        assert_eq!(lion.f64("lr"), crate::lion::LionConfig::new().init_lr);
+        let muon = defaults(&crate::muon::MUON);
+        assert_eq!(muon.pair("adamw_betas"), (adamw.beta1, adamw.beta2));
+        assert_eq!(muon.f64("adamw_eps"), adamw.eps);
+        assert_eq!(muon.f64("adamw_weight_decay"), adamw.weight_decay);
+        assert_eq!(format!("{:?}", crate::muon::MuonConfig::new().adamw), format!("{adamw:?}"));
+    }
+
     #[test]
     fn names_are_unique() {
         let mut names: Vec<&str> = registry().iter().map(|e| e.name).collect();

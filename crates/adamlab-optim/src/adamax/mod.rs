@@ -12,103 +12,60 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{FUSED, kernel_for};
-use crate::hyper::{
-    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
-};
+use crate::fused::kernel_for;
+use crate::hyper::{ConfigError, SharedF64, check_learning_rate};
+use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step) (torch's default is 2e-3).
-#[derive(Config, Debug)]
-pub struct AdamaxConfig {
-    /// Decay rate of the first-moment (mean) estimate, β₁. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta1: f64,
-    /// Decay rate of the infinity norm `u`, β₂. Default 0.999.
-    #[config(default = 0.999)]
-    pub beta2: f64,
-    /// Added to `|g|` inside the maximum that updates `u`, so that `u` is never 0.
-    /// Default 1e-8.
-    #[config(default = 1e-8)]
-    pub eps: f64,
-    /// L2 weight decay λ (`g ← g + λθ`). Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true.
-    /// adamlab's keyword: torch's Adamax has none.
-    #[config(default = true)]
-    pub fused: bool,
+crate::hyper_config! {
+    /// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step) (torch's default is 2e-3).
+    pub struct AdamaxConfig {
+        LR => 0.002;
+        BETAS.help("decay rates of the first moment and of the infinity norm") => {
+            /// Decay rate of the first-moment (mean) estimate, β₁.
+            beta1: f64 = 0.9,
+            /// Decay rate of the infinity norm `u`, β₂.
+            beta2: f64 = 0.999,
+        }
+        EPS_OR_ZERO.help("added to |g| in the infinity norm u = max(β₂·u, |g| + eps)") => {
+            /// Added to `|g|` inside the maximum that updates `u`, so that `u` is never 0.
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ (`g ← g + λθ`; torch's Adamax has no decoupled form).
+            weight_decay: f64 = 0.0,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+        FUSED_ADAMLAB => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the
+            /// same. adamlab's keyword: torch's Adamax has none.
+            fused: bool = true,
+        }
+    }
 }
 
-/// `betas`: (β₁, β₂), each in [0, 1).
-pub const BETAS: HyperParam = HyperParam {
-    name: "betas",
-    kind: Kind::Tuple(&[
-        Kind::Float(Interval::UNIT_OPEN_RIGHT),
-        Kind::Float(Interval::UNIT_OPEN_RIGHT),
-    ]),
-    default: "(0.9, 0.999)",
-    help: "decay rates of the first moment and of the infinity norm",
-};
-/// `eps`, added to `|g|` in the infinity norm. torch accepts 0.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-8",
-    help: "added to |g| in the infinity norm u = max(β₂·u, |g| + eps)",
-};
-/// `weight_decay`, L2 only (torch's Adamax has no decoupled form).
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "L2 weight decay λ: g ← g + λθ",
-};
-/// `fused` for Adamax: adamlab's keyword (torch's Adamax has none), with the same meaning as
-/// torch's on Adam and SGD.
-pub const ADAMAX_FUSED: HyperParam = HyperParam {
-    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
-           tensor-op reference step; adamlab's keyword, torch's Adamax has none)",
-    ..FUSED
-};
-
 /// The registry's `adamax`: `torch.optim.Adamax`.
-pub const ENTRY: OptimizerEntry = OptimizerEntry {
+pub const ADAMAX: OptimizerEntry = OptimizerEntry {
     name: "adamax",
     summary: "Adamax (Kingma & Ba, 2015): Adam with the infinity norm in place of the second moment",
     reference: "torch.optim.Adamax (torch 2.15)",
-    params: &[
-        learning_rate("0.002"),
-        BETAS,
-        EPS,
-        WEIGHT_DECAY,
-        MAXIMIZE,
-        ADAMAX_FUSED,
-    ],
+    params: AdamaxConfig::PARAMS,
     build: |args| {
-        let (beta1, beta2) = args.pair("betas");
         let adamax = AdamaxConfig::new()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
+            .with_args(args)
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adamax))
@@ -116,14 +73,6 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
 };
 
 impl AdamaxConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.Adamax accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETAS.check_floats(&[self.beta1, self.beta2])?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Adamax, ConfigError> {
         self.validate()?;
@@ -501,8 +450,6 @@ impl Optimizer for Adamax {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -663,80 +610,4 @@ mod tests {
         assert_ne!(first_moment(&cycled), first_moment(&plain));
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                AdamaxConfig::new().with_beta1(1.0),
-                "invalid betas (1.0, 0.999)",
-            ),
-            (
-                AdamaxConfig::new().with_beta1(-0.1),
-                "invalid betas (-0.1, 0.999)",
-            ),
-            (
-                AdamaxConfig::new().with_beta2(1.0),
-                "invalid betas (0.9, 1.0)",
-            ),
-            (
-                AdamaxConfig::new().with_eps(-1e-8),
-                "invalid eps -1e-8: it must be a number in [0, ∞)",
-            ),
-            (AdamaxConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
-            (
-                AdamaxConfig::new().with_weight_decay(-1e-2),
-                "invalid weight_decay -0.01",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts eps = 0 and β = 0.
-        assert!(
-            AdamaxConfig::new()
-                .with_eps(0.0)
-                .with_beta1(0.0)
-                .validate()
-                .is_ok()
-        );
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = AdamaxConfig::new();
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the state really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }
