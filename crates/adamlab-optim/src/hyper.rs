@@ -148,6 +148,26 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// `value` as a spec writes it for this kind: whole numbers without `.0` where the kind
+    /// takes whole numbers (`t_max=7`, `milestones=[30, 80]`), else as [`Value`] prints it.
+    pub fn show(&self, value: &Value) -> String {
+        match (self, value) {
+            (Kind::Int { .. }, Value::Number(x)) if x.fract() == 0.0 => format!("{}", *x as i64),
+            (Kind::Optional(inner), value) => inner.show(value),
+            (Kind::List(inner), Value::Tuple(values)) => {
+                let parts: Vec<String> = values.iter().map(|v| inner.show(v)).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            (Kind::Tuple(kinds), Value::Tuple(values)) if kinds.len() == values.len() => {
+                let parts: Vec<String> = kinds.iter().zip(values).map(|(k, v)| k.show(v)).collect();
+                format!("({})", parts.join(", "))
+            }
+            (_, value) => value.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -210,14 +230,39 @@ pub struct HyperParam {
 }
 
 impl HyperParam {
-    /// Checks a number against this parameter's range; the error names the parameter.
+    /// Checks an optimizer's number against this parameter's range ([`HyperParam::check_f32`]);
+    /// the error names the parameter.
     pub fn check_f64(&self, value: f64) -> Result<f64, ConfigError> {
-        self.check(&Value::Number(value)).map(|()| value)
+        self.check_f32(&Value::Number(value)).map(|()| value)
     }
 
-    /// Checks a tuple of numbers against this parameter's kind.
+    /// Checks an optimizer's tuple of numbers against this parameter's kind
+    /// ([`HyperParam::check_f32`]).
     pub fn check_floats(&self, values: &[f64]) -> Result<(), ConfigError> {
-        self.check(&Value::Tuple(values.iter().copied().map(Value::Number).collect()))
+        self.check_f32(&Value::Tuple(values.iter().copied().map(Value::Number).collect()))
+    }
+
+    /// Checks `value` against this parameter's kind and, as an optimizer's steps compute in f32,
+    /// that every number in it is finite in f32 (a larger one would be infinite there, and burn's
+    /// built-ins assert on it); the error names the parameter. Schedules, which compute in f64 as
+    /// torch's do in Python floats, use [`HyperParam::check`].
+    pub fn check_f32(&self, value: &Value) -> Result<(), ConfigError> {
+        self.check(value)?;
+        fn finite_in_f32(value: &Value) -> bool {
+            match value {
+                Value::Number(x) => (*x as f32).is_finite(),
+                Value::Tuple(values) => values.iter().all(finite_in_f32),
+                _ => true,
+            }
+        }
+        if finite_in_f32(value) {
+            return Ok(());
+        }
+        Err(ConfigError::OutOfRange {
+            name: self.name,
+            value: value.to_string(),
+            expected: format!("{} that f32 holds (|x| ≤ {:e})", self.kind, f32::MAX),
+        })
     }
 
     /// Checks `value` against this parameter's kind; the error names the parameter and what it
@@ -464,9 +509,10 @@ impl Keyword {
         Self { help, ..self }
     }
 
-    /// Checks `value` against this keyword's kind; the error names the keyword.
+    /// Checks `value` against this keyword's kind, and that it is finite in f32
+    /// ([`HyperParam::check_f32`]); the error names the keyword.
     pub fn check(&self, value: &Value) -> Result<(), ConfigError> {
-        self.with_default("").check(value)
+        self.with_default("").check_f32(value)
     }
 }
 

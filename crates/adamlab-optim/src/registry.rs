@@ -264,7 +264,7 @@ impl OptimizerSpec {
                     entry.name
                 )));
             };
-            param.check(&value).map_err(|source| SpecError::Config {
+            param.check_f32(&value).map_err(|source| SpecError::Config {
                 optimizer: entry.name,
                 source,
             })?;
@@ -291,7 +291,7 @@ impl OptimizerSpec {
         let Some(param) = self.entry.params.iter().find(|p| p.name == keyword) else {
             return Err(unknown_keyword(self.entry, keyword));
         };
-        param.check(&value).map_err(|source| SpecError::Config {
+        param.check_f32(&value).map_err(|source| SpecError::Config {
             optimizer: self.entry.name,
             source,
         })?;
@@ -369,7 +369,7 @@ impl OptimizerSpec {
             .entry
             .params
             .iter()
-            .map(|p| format!("{}={}", p.name, values[p.name]))
+            .map(|p| format!("{}={}", p.name, p.kind.show(&values[p.name])))
             .collect();
         format!("{}({})", self.entry.name, args.join(", "))
     }
@@ -387,7 +387,7 @@ impl fmt::Display for OptimizerSpec {
             .params
             .iter()
             .filter(|p| self.given.contains(&p.name))
-            .map(|p| format!("{}={}", p.name, values[p.name]))
+            .map(|p| format!("{}={}", p.name, p.kind.show(&values[p.name])))
             .collect();
         write!(f, "{}({})", self.entry.name, args.join(", "))
     }
