@@ -4,6 +4,7 @@ use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+use crate::torch_ops::lerp_two_roundings;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
 use crate::keywords::{LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
@@ -222,8 +223,8 @@ impl Optimizer for Adafactor {
                         .sqrt()
                         .square()
                         .div_scalar(dims[D - 2] as f64);
-                    let row_var = lerp(row_var, row_mean, new_weight);
-                    let col_var = lerp(col_var, col_mean, new_weight);
+                    let row_var = lerp_two_roundings(row_var, row_mean, new_weight);
+                    let col_var = lerp_two_roundings(col_var, col_mean, new_weight);
                     // V̂ = R·C / max(mean(R), ε₁): the outer product of the factors, [.., n, m].
                     let var_estimate = row_var
                         .clone()
@@ -233,7 +234,7 @@ impl Optimizer for Adafactor {
                 }
                 (_, _, variance) => {
                     let variance = variance.unwrap_or_else(|| g.zeros_like());
-                    let variance = lerp(variance, g.clone().mul(g.clone()), new_weight);
+                    let variance = lerp_two_roundings(variance, g.clone().mul(g.clone()), new_weight);
                     (variance.clone(), None, None, Some(variance))
                 }
             };
@@ -278,17 +279,6 @@ fn machine_epsilon<const D: usize>(theta: &Tensor<D>) -> f64 {
         .map_or(f64::from(f32::EPSILON), |info| info.epsilon)
 }
 
-/// `torch.lerp(start, end, weight)` as torch's kernels evaluate it: `start + w·(end − start)` for
-/// |w| < 0.5, else `end − (end − start)·(1 − w)`, with w and 1 − w in f32.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let diff = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(diff.mul_scalar(w))
-    } else {
-        end.sub(diff.mul_scalar(1.0 - w))
-    }
-}
 
 #[cfg(test)]
 mod tests {

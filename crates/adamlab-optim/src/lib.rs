@@ -40,6 +40,7 @@ pub mod schedule;
 pub mod schedule_free_adamw;
 pub mod sgd;
 pub mod spec;
+pub mod torch_ops;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use hyper::{

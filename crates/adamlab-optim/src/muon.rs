@@ -6,6 +6,7 @@ use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+use crate::torch_ops::{bf16, lerp_two_roundings};
 use crate::adam::{Adam, AdamConfig, AdamState};
 use crate::hyper::{
     ConfigError, HyperParam, HyperValue, Interval, Keyword, Kind, Value, check_learning_rate,
@@ -327,13 +328,13 @@ impl Optimizer for Muon {
         };
 
         // B ← lerp(B, g, 1 − μ); U = lerp(g, B, μ) with Nesterov.
-        let buffer = lerp(
+        let buffer = lerp_two_roundings(
             buffer.unwrap_or_else(|| grad.zeros_like()),
             grad.clone(),
             1.0 - momentum,
         );
         let update = if nesterov {
-            lerp(grad, buffer.clone(), momentum)
+            lerp_two_roundings(grad, buffer.clone(), momentum)
         } else {
             buffer.clone()
         };
@@ -403,100 +404,7 @@ fn newton_schulz(
     if transposed { x.transpose() } else { x }
 }
 
-/// `torch.lerp(start, end, weight)` as torch's kernels evaluate it: `start + w·(end − start)` for
-/// |w| < 0.5, else `end − (end − start)·(1 − w)`, with w and 1 − w in f32.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let diff = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(diff.mul_scalar(w))
-    } else {
-        end.sub(diff.mul_scalar(1.0 - w))
-    }
-}
 
-/// bfloat16 arithmetic emulated in f32 tensors, exactly, with operations every burn backend has.
-pub mod bf16 {
-    use burn::tensor::{Int, Tensor, TensorData};
-
-    /// Smallest exponent of a normal f32 (and bfloat16): 2⁻¹²⁶.
-    const MIN_EXP: i32 = -126;
-    /// Significand bits of bfloat16 after the leading one.
-    const MANTISSA_BITS: i32 = 7;
-
-    /// 2ᵏ for k from −126 to 128 (the last one infinite), exact in f32.
-    fn powers_of_two(device: &burn::tensor::Device) -> Tensor<1> {
-        let powers: Vec<f32> = (MIN_EXP..=128).map(|k| 2f32.powi(k)).collect();
-        let count = powers.len();
-        Tensor::from_data(TensorData::new(powers, [count]), device)
-    }
-
-    /// 2ᵉ for each exponent e in `exponents` (within −126..=128).
-    fn pow2(table: &Tensor<1>, exponents: Tensor<1, Int>) -> Tensor<1> {
-        table.clone().select(0, exponents.sub_scalar(MIN_EXP))
-    }
-
-    /// `x` rounded to the nearest bfloat16, ties to even, as torch's `.to(torch.bfloat16)`.
-    ///
-    /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹), bfloat16 keeps multiples of 2ᵉ⁻⁷:
-    /// `round(x·2⁷⁻ᵉ)·2ᵉ⁻⁷`, where both scalings are exact and `round` is half-to-even. The
-    /// exponent comes from log₂|x|, corrected by one either way against exact powers of two, so
-    /// the approximate logarithm of any backend is enough. |x| below 2⁻¹¹⁹ (only zero in
-    /// practice) is rounded to a multiple of 2⁻¹²⁶ instead of bfloat16's 2⁻¹³³. Overflow goes to
-    /// infinity, as in torch.
-    pub fn round<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-        let dims = x.dims();
-        let device = x.device();
-        let table = powers_of_two(&device);
-        let x: Tensor<1> = x.reshape([dims.iter().product::<usize>()]);
-        let magnitude = x.clone().abs().clamp_min(f32::MIN_POSITIVE);
-        let estimate = magnitude
-            .clone()
-            .log()
-            .div_scalar(core::f64::consts::LN_2)
-            .floor()
-            .clamp(f64::from(MIN_EXP), 127.0)
-            .int();
-        let below = magnitude
-            .clone()
-            .lower(pow2(&table, estimate.clone()))
-            .int();
-        let above = magnitude
-            .greater_equal(pow2(&table, estimate.clone().add_scalar(1)))
-            .int();
-        let exponent = estimate
-            .add(above)
-            .sub(below)
-            .clamp(MIN_EXP + MANTISSA_BITS, 127);
-        let down = pow2(&table, exponent.clone().neg().add_scalar(MANTISSA_BITS));
-        let up = pow2(&table, exponent.sub_scalar(MANTISSA_BITS));
-        x.mul(down).round().mul(up).reshape(dims)
-    }
-
-    /// `beta·c + t` rounded once to f32, as an FMA computes it, for `c` holding bfloat16 values:
-    /// torch's CPU `addmm(C, A, B, beta, alpha)` adds `beta·C` to `alpha·(A·B)` this way.
-    ///
-    /// β (as f32) splits exactly into a 16-bit and an 8-bit part, whose products with c's 8-bit
-    /// significands are exact in f32; two error-free sums then give the total with a single
-    /// rounding, up to a term 2⁻⁴⁸ smaller than the result.
-    pub fn fma<const D: usize>(beta: f64, c: Tensor<D>, t: Tensor<D>) -> Tensor<D> {
-        let beta = beta as f32;
-        let beta_hi = f32::from_bits(beta.to_bits() & 0xFFFF_FF00);
-        let beta_lo = beta - beta_hi;
-        let (s, e) = two_sum(c.clone().mul_scalar(beta_hi), c.mul_scalar(beta_lo));
-        let (u, f) = two_sum(s, t);
-        u.add(f.add(e))
-    }
-
-    /// Knuth's error-free sum: `a + b = s + e` exactly, with `s` the rounded sum.
-    fn two_sum<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
-        let s = a.clone().add(b.clone());
-        let b_virtual = s.clone().sub(a.clone());
-        let a_virtual = s.clone().sub(b_virtual.clone());
-        let e = a.sub(a_virtual).add(b.sub(b_virtual));
-        (s, e)
-    }
-}
 
 #[cfg(test)]
 mod tests {

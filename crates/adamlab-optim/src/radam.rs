@@ -4,7 +4,7 @@ use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adamax::fused;
+use crate::torch_ops;
 use crate::hyper::{ConfigError, SharedF64, check_learning_rate};
 use crate::keywords::{
     BETAS, DECOUPLED_WEIGHT_DECAY, EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY_L2_OR_DECOUPLED,
@@ -106,7 +106,7 @@ impl RAdamConfig {
 /// torch's `lerp` (`m + w·(g − m)` with w = 1 − β₁ when w < 0.5, `g − (g − m)·(1 − w)`
 /// otherwise), and it, the second moment's `v·β₂ + ((1 − β₂)·g)·g` and the weight decay
 /// `g + λ·θ` are each rounded once, as torch's fused kernels round them (see
-/// [`fused`](crate::adamax::fused)). torch's CPU `sqrt` is not correctly rounded (it differs by
+/// [`torch_ops`](crate::torch_ops)). torch's CPU `sqrt` is not correctly rounded (it differs by
 /// an ulp on about a fifth of f32 inputs on an AVX2 build), so the denominators, and the
 /// parameters after them, agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]
@@ -189,7 +189,7 @@ impl Optimizer for RAdam {
                 theta = theta.mul_scalar(1.0 - lr * weight_decay);
             } else {
                 // As torch's `g.add(θ, alpha=λ)`: one rounding.
-                g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+                g = torch_ops::mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
             }
         }
 
@@ -200,9 +200,9 @@ impl Optimizer for RAdam {
         let step = t as f64;
 
         // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        let m = torch_ops::lerp_one_rounding(m, g.clone(), 1.0 - beta1);
         // v ← β₂·v + (1 − β₂)·g², as torch's `exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)`.
-        let v = fused::mul_add(g.clone().mul_scalar(1.0 - beta2), g, v.mul_scalar(beta2));
+        let v = torch_ops::mul_add_one_rounding(g.clone().mul_scalar(1.0 - beta2), g, v.mul_scalar(beta2));
 
         // In f64, as Python evaluates them.
         let bias_correction1 = 1.0 - beta1.powf(step);

@@ -4,6 +4,7 @@ use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+use crate::torch_ops::lerp_two_roundings;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
 use crate::keywords::{EPS, LR, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
@@ -165,17 +166,6 @@ impl ScheduleFreeAdamW {
     }
 }
 
-/// torch's `start.lerp(end, weight)` for a scalar weight: the weight rounded to f32, then
-/// `start + w·(end − start)` if |w| < 0.5, else `end − (end − start)·(1 − w)`.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let difference = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(difference.mul_scalar(w))
-    } else {
-        end.sub(difference.mul_scalar(1.0f32 - w))
-    }
-}
 
 impl EvalWeights for ScheduleFreeAdamW {
     const HAS_EVAL_WEIGHTS: bool = true;
@@ -183,7 +173,7 @@ impl EvalWeights for ScheduleFreeAdamW {
     /// The average x, from y and z as the reference's `eval()` computes it:
     /// `y.lerp(z, 1 − 1/β₁)`.
     fn eval_param<const D: usize>(&self, param: Tensor<D>, state: &Self::State<D>) -> Tensor<D> {
-        lerp(param, state.z.clone(), 1.0 - 1.0 / self.config.beta1)
+        lerp_two_roundings(param, state.z.clone(), 1.0 - 1.0 / self.config.beta1)
     }
 }
 
@@ -255,7 +245,7 @@ impl Optimizer for ScheduleFreeAdamW {
             g_hat = g_hat.add(y.clone().mul_scalar(weight_decay));
         }
         // y moves to the next (1 − β₁)·z + β₁·x without forming x: a lerp towards z, then a step.
-        let y = lerp(y, z.clone(), ckp1);
+        let y = lerp_two_roundings(y, z.clone(), ckp1);
         let y = y.add(g_hat.clone().mul_scalar(lr * (beta1 * (1.0 - ckp1) - 1.0)));
         // z ← z − lr·ĝ.
         let z = z.sub(g_hat.mul_scalar(lr));

@@ -22,6 +22,7 @@ use crate::fused::kernel_for;
 use crate::hyper::{ConfigError, SharedF64, check_learning_rate};
 use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::torch_ops;
 
 crate::hyper_config! {
     /// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
@@ -168,7 +169,7 @@ impl Adamax {
         let mut g = if maximize { grad.neg() } else { grad };
         if weight_decay != 0.0 {
             // As torch's `g.add(θ, alpha=λ)`: one rounding.
-            g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+            g = torch_ops::mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
         }
 
         let (t, m, u) = match state {
@@ -177,7 +178,7 @@ impl Adamax {
         };
 
         // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        let m = torch_ops::lerp_one_rounding(m, g.clone(), 1.0 - beta1);
         // u ← max(β₂·u, |g| + ε).
         let u = u.mul_scalar(beta2).max_pair(g.abs().add_scalar(eps));
 
@@ -238,7 +239,7 @@ impl Adamax {
             exp_avg: theta.zeros_like(),
             exp_inf: theta.zeros_like(),
         });
-        let single_rounding = fused::in_f64(theta);
+        let single_rounding = torch_ops::in_f64(theta);
         let c = AdamaxCoefficients::new(
             &self.config,
             self.beta1(),
@@ -250,7 +251,8 @@ impl Adamax {
     }
 }
 
-/// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see [`fused::lerp`]),
+/// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see
+/// [`torch_ops::lerp_one_rounding`]),
 /// with its coefficient as the tensors hold it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Lerp {
@@ -311,8 +313,9 @@ impl AdamaxCoefficients {
     }
 }
 
-/// `a·b + c` as the reference's [`fused::mul_add_scalar`] rounds it: once (the product is exact
-/// in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice in f32.
+/// `a·b + c` as the reference's [`torch_ops::mul_add_scalar_one_rounding`] rounds it: once (the
+/// product is exact in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice
+/// in f32.
 #[inline(always)]
 fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
     if single_rounding {
@@ -352,64 +355,6 @@ pub fn adamax_element(
 
 /// torch's fused CPU kernels, shared with [`crate::nadam`] and [`crate::radam`].
 ///
-/// torch 2.15's CPU kernels for `lerp`, `add(…, alpha)` and `addcmul` round `a·b + c` once (a
-/// fused multiply-add per element, in the vectorised loops and, compiled with contraction, in the
-/// scalar tails too), where two burn tensor ops round `a·b` and then the sum. The two differ by
-/// an ulp of `a·b`, which is harmless until `c` cancels most of it: with gradients near 1e6 a
-/// first moment of a few hundred keeps only the leading digits, and the replays'
-/// `huge-gradients` cases of Adamax, NAdam and RAdam drifted from torch's by up to 3.5e-2
-/// (relative) with two roundings; with one they pass at the replay tolerance.
-pub(crate) mod fused {
-    use burn::tensor::{DType, FloatDType, Tensor};
-
-    /// `a·b + c` rounded once, for a scalar `b`: torch's `c.add(a, alpha=b)`.
-    ///
-    /// The product of two f32s is exact in f64, so the sum evaluated in f64 and rounded to f32
-    /// is the fused multiply-add, except where the f64 sum lies exactly halfway between two f32s
-    /// (double rounding; about one element in 2²⁹). On a device without f64 (wgpu on Metal or
-    /// WebGPU) it rounds twice, as plain tensor ops do, and agrees with torch to rounding only.
-    pub(crate) fn mul_add_scalar<const D: usize>(a: Tensor<D>, b: f32, c: Tensor<D>) -> Tensor<D> {
-        if !in_f64(&c) {
-            return a.mul_scalar(b).add(c);
-        }
-        a.cast(FloatDType::F64)
-            .mul_scalar(f64::from(b))
-            .add(c.cast(FloatDType::F64))
-            .cast(FloatDType::F32)
-    }
-
-    /// `a·b + c` rounded once, for a tensor `b`: torch's `c.addcmul(a, b)` (after its scalar
-    /// factor, which torch rounds into `a` first).
-    pub(crate) fn mul_add<const D: usize>(a: Tensor<D>, b: Tensor<D>, c: Tensor<D>) -> Tensor<D> {
-        if !in_f64(&c) {
-            return a.mul(b).add(c);
-        }
-        a.cast(FloatDType::F64)
-            .mul(b.cast(FloatDType::F64))
-            .add(c.cast(FloatDType::F64))
-            .cast(FloatDType::F32)
-    }
-
-    /// `start.lerp(end, weight)` as torch's CPU kernel computes it: `start + w·(end − start)`
-    /// for |w| < 0.5, else `end − (end − start)·(1 − w)`, each one fused multiply-add, with w
-    /// and 1 − w rounded to f32 as the kernel holds them. Both equal `(1 − w)·start + w·end` in
-    /// exact arithmetic.
-    pub(crate) fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-        let w = weight as f32;
-        let diff = end.clone().sub(start.clone());
-        if w.abs() < 0.5 {
-            mul_add_scalar(diff, w, start)
-        } else {
-            mul_add_scalar(diff, -(1.0 - w), end)
-        }
-    }
-
-    /// Whether `t` is f32 on a device that can compute in f64 (so one rounding is possible).
-    pub(crate) fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
-        t.dtype() == DType::F32 && t.device().supports_dtype(FloatDType::F64)
-    }
-}
-
 impl EvalWeights for Adamax {}
 
 impl Optimizer for Adamax {
@@ -583,8 +528,8 @@ mod tests {
             .zip(&c)
             .map(|((a, b), c)| a.mul_add(*b, *c))
             .collect();
-        assert_eq!(values(fused::mul_add_scalar(t(&a), w, t(&c))), fma_scalar);
-        assert_eq!(values(fused::mul_add(t(&a), t(&b), t(&c))), fma);
+        assert_eq!(values(torch_ops::mul_add_scalar_one_rounding(t(&a), w, t(&c))), fma_scalar);
+        assert_eq!(values(torch_ops::mul_add_one_rounding(t(&a), t(&b), t(&c))), fma);
         // The comparison can fail: two roundings give other values here.
         assert_ne!(values(t(&a).mul_scalar(w).add(t(&c))), fma_scalar);
         assert_ne!(values(t(&a).mul(t(&b)).add(t(&c))), fma);

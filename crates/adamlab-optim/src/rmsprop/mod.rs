@@ -41,6 +41,7 @@ use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+use crate::torch_ops::lerp_two_roundings;
 use crate::fused;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
@@ -313,7 +314,7 @@ impl RmsProp {
             .add(g.clone().mul_scalar(1.0 - alpha).mul(g.clone()));
 
         // d = √(v − ḡ²) + ε when centered, √v + ε otherwise.
-        let g_avg = g_avg.map(|g_avg| lerp(g_avg, g.clone(), 1.0 - alpha));
+        let g_avg = g_avg.map(|g_avg| lerp_two_roundings(g_avg, g.clone(), 1.0 - alpha));
         let d = match &g_avg {
             // As torch's `square_avg.addcmul(ḡ, ḡ, value=−1).sqrt_()`.
             Some(g_avg) => v.clone().sub(g_avg.clone().mul(g_avg.clone())).sqrt(),
@@ -406,17 +407,6 @@ impl RmsProp {
 
 impl EvalWeights for RmsProp {}
 
-/// `start + w·(end − start)` as torch's `start.lerp_(end, w)` evaluates it: for |w| ≥ 0.5 it
-/// starts from `end` instead, `end − (1 − w)·(end − start)`, with `w` and `1 − w` in f32.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let diff = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(diff.mul_scalar(w))
-    } else {
-        end.sub(diff.mul_scalar(1.0 - w))
-    }
-}
 
 impl Optimizer for RmsProp {
     type State<const D: usize> = RmsPropState<D>;
