@@ -12,8 +12,37 @@
 //! may also appear as a value (positionally or by keyword), which learning-rate schedules use to
 //! chain schedules.
 
-use crate::hyper::Value;
 use std::fmt;
+
+/// A value written in a spec: `0.9`, `true`, `(0.9, 0.999)`, `None`, or a bare name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A number (whole numbers too).
+    Number(f64),
+    /// `true`/`false` (Python's `True`/`False` too).
+    Bool(bool),
+    /// `(a, b, …)` or `[a, b, …]`.
+    Tuple(Vec<Value>),
+    /// `None`.
+    None,
+    /// A bare or quoted name, for choices: `adjust_lr_fn=original`.
+    Name(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Number(x) => write!(f, "{x:?}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Tuple(values) => {
+                let parts: Vec<String> = values.iter().map(ToString::to_string).collect();
+                write!(f, "({})", parts.join(", "))
+            }
+            Value::None => f.write_str("None"),
+            Value::Name(name) => f.write_str(name),
+        }
+    }
+}
 
 /// A parsed call: `name(arg, key=value, …)`, or a bare `name` with no arguments.
 #[derive(Debug, Clone, PartialEq)]
