@@ -7,42 +7,38 @@
 //! θ ← θ − lr·sign(m)
 //! ```
 
-use adamlab::optim::{
-    ConfigError, EvalWeights, HyperParam, Interval, Kind, OptimizerEntry, hyper::learning_rate,
-};
-use burn::config::Config;
+use adamlab::optim::{ConfigError, EvalWeights, Interval, Keyword, Kind, OptimizerEntry, keywords};
 use burn::optim::{LearningRate, Optimizer, RecordState};
 use burn::tensor::{Device, Tensor};
 
-/// `beta`: the momentum of the averaged gradient whose sign is taken.
-pub const BETA: HyperParam = HyperParam {
-    name: "beta",
-    kind: Kind::Float(Interval::UNIT_OPEN_RIGHT),
-    default: "0.9",
-    help: "decay of the gradient average whose sign gives the step",
-};
+adamlab::optim::hyper_config! {
+    /// Configuration of [`SignSgd`]: each keyword declared once, with its field and default.
+    pub struct SignSgdConfig {
+        keywords::LR => 0.001;
+        Keyword {
+            name: "beta",
+            kind: Kind::Float(Interval::UNIT_OPEN_RIGHT),
+            help: "decay of the gradient average whose sign gives the step",
+        } => {
+            /// Momentum of the gradient average.
+            beta: f64 = 0.9,
+        }
+    }
+}
 
 /// Its registry entry: what `adamlab optimizers` would list, and how to build it from a spec.
 pub const SIGN_SGD: OptimizerEntry = OptimizerEntry {
     name: "sign-sgd",
     summary: "signSGD with momentum (Bernstein et al., 2018), an example defined outside adamlab",
     reference: "the paper's Algorithm 1 (no fixture)",
-    params: &[learning_rate("0.001"), BETA],
-    build: |args| Ok(Box::new(SignSgdConfig::new().with_beta(args.f64("beta")).build()?)),
+    params: SignSgdConfig::PARAMS,
+    build: |args| Ok(Box::new(SignSgdConfig::new().with_args(args).build()?)),
 };
 
-/// Configuration of [`SignSgd`].
-#[derive(Config, Debug)]
-pub struct SignSgdConfig {
-    /// Momentum of the gradient average. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta: f64,
-}
-
 impl SignSgdConfig {
-    /// The optimizer, after checking `beta` against [`BETA`]'s range.
+    /// The optimizer, after checking `beta` against its keyword's range.
     pub fn build(&self) -> Result<SignSgd, ConfigError> {
-        BETA.check_f64(self.beta)?;
+        self.validate()?;
         Ok(SignSgd { beta: self.beta })
     }
 }

@@ -20,84 +20,55 @@
 //! arithmetic of the single-tensor path this file follows). Values that are infinite are
 //! refused, where torch only refuses negative ones.
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// `rho`: decay rate of both running averages, in [0, 1].
-pub const RHO: HyperParam = HyperParam {
-    name: "rho",
-    kind: Kind::Float(Interval::UNIT),
-    default: "0.9",
-    help: "decay rate of the running averages of g² and of the squared updates",
-};
-/// `eps`, added inside both square roots. torch accepts 0.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-6",
-    help: "added inside both square roots √(u + ε) and √(v + ε)",
-};
-/// `weight_decay`: L2, added to the gradient.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "L2 weight decay λ: g ← g + λθ",
-};
+crate::hyper_config! {
+    /// Configuration of [`Adadelta`], with `torch.optim.Adadelta`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step). torch's default is 1.0, the paper's method;
+    /// [`check_learning_rate`] validates it for callers that take it from a user.
+    pub struct AdadeltaConfig {
+        LR => 1.0;
+        Keyword {
+            name: "rho",
+            kind: Kind::Float(Interval::UNIT),
+            help: "decay rate of the running averages of g² and of the squared updates",
+        } => {
+            /// Decay rate ρ of the running averages of g² and Δ².
+            rho: f64 = 0.9,
+        }
+        EPS_OR_ZERO.help("added inside both square roots √(u + ε) and √(v + ε)") => {
+            /// Added inside both square roots.
+            eps: f64 = 1e-6,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ, added to the gradient as `λθ`.
+            weight_decay: f64 = 0.0,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+    }
+}
 
 /// The registry's `adadelta`: `torch.optim.Adadelta`.
 pub const ADADELTA: OptimizerEntry = OptimizerEntry {
     name: "adadelta",
     summary: "Adadelta (Zeiler, 2012): steps scaled by RMS of past updates over RMS of gradients",
     reference: "torch.optim.Adadelta (torch 2.15)",
-    params: &[learning_rate("1.0"), RHO, EPS, WEIGHT_DECAY, MAXIMIZE],
-    build: |args| {
-        let adadelta = AdadeltaConfig::new()
-            .with_rho(args.f64("rho"))
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_maximize(args.bool("maximize"))
-            .build()?;
-        Ok(Box::new(adadelta))
-    },
+    params: AdadeltaConfig::PARAMS,
+    build: |args| Ok(Box::new(AdadeltaConfig::new().with_args(args).build()?)),
 };
 
-/// Configuration of [`Adadelta`], with `torch.optim.Adadelta`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step). torch's default is 1.0, the paper's method;
-/// [`check_learning_rate`] validates it for callers that take it from a user.
-#[derive(Config, Debug)]
-pub struct AdadeltaConfig {
-    /// Decay rate ρ of the running averages of g² and Δ². Default 0.9.
-    #[config(default = 0.9)]
-    pub rho: f64,
-    /// Added inside both square roots. Default 1e-6.
-    #[config(default = 1e-6)]
-    pub eps: f64,
-    /// L2 weight decay λ, added to the gradient as `λθ`. Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-}
-
 impl AdadeltaConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.Adadelta accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        RHO.check_f64(self.rho)?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Adadelta, ConfigError> {
         self.validate()?;
@@ -214,8 +185,6 @@ pub struct AdadeltaState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const GRADS: [[f32; 2]; 2] = [[0.5, -1.0], [0.25, 0.5]];
@@ -328,70 +297,4 @@ mod tests {
         assert_theta(&steps[0].theta, [1.003_162_2, -2.003_162_3]);
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                AdadeltaConfig::new().with_rho(1.5),
-                "invalid rho 1.5: it must be a number in [0, 1]",
-            ),
-            (AdadeltaConfig::new().with_rho(-0.1), "invalid rho -0.1"),
-            (AdadeltaConfig::new().with_eps(-1e-6), "invalid eps -1e-6"),
-            (AdadeltaConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
-            (
-                AdadeltaConfig::new().with_weight_decay(-1.0),
-                "invalid weight_decay -1.0",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts both ends of ρ, and ε = 0.
-        for config in [
-            AdadeltaConfig::new().with_rho(0.0),
-            AdadeltaConfig::new().with_rho(1.0),
-            AdadeltaConfig::new().with_eps(0.0),
-        ] {
-            assert!(config.validate().is_ok(), "{config:?}");
-        }
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped, for both running averages.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = AdadeltaConfig::new().with_weight_decay(0.1);
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(1.0, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(1.0, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(1.0, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the state really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(1.0, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -1,116 +1,76 @@
 //! Adafactor, with torch.optim.Adafactor's semantics and defaults.
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
-use crate::hyper::{
-    ConfigError, HyperParam, Interval, Kind, Value, check_learning_rate, learning_rate,
-};
+use crate::torch_ops::lerp_two_roundings;
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`Adafactor`], with `torch.optim.Adafactor`'s defaults (torch ≥ 2.5).
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step). Adafactor uses it twice, as torch does: as the cap of the relative
-/// step size, `ρₜ = min(lr, 1/√t)`, and as the coefficient of the decoupled weight decay. Its
-/// torch default is 1e-2, the paper's cap.
-#[derive(Config, Debug)]
-pub struct AdafactorConfig {
-    /// Exponent τ of the second-moment decay: the new squared gradient is weighted `t^τ`, so
-    /// β̂₂ₜ = 1 − t^τ. Default −0.8 (the paper's).
-    #[config(default = -0.8)]
-    pub beta2_decay: f64,
-    /// ε₁, the floor of the variance estimate (the factored estimate's denominator is at least ε₁,
-    /// and the estimate itself at least ε₁²). `None`, the default, takes the machine epsilon of
-    /// the parameter's dtype, as torch's `eps=(None, …)` does (2⁻²³ for f32).
-    pub eps1: Option<f64>,
-    /// ε₂, the floor of the parameter's RMS in the step size. Default 1e-3.
-    #[config(default = 1e-3)]
-    pub eps2: f64,
-    /// Clipping threshold d: the update is divided by `max(1, RMS(U)/d)`. Default 1.
-    #[config(default = 1.0)]
-    pub d: f64,
-    /// Decoupled weight decay λ: `θ ← θ·(1 − lr·λ)`. Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
+crate::hyper_config! {
+    /// Configuration of [`Adafactor`], with `torch.optim.Adafactor`'s defaults (torch ≥ 2.5).
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step). Adafactor uses it twice, as torch does: as the cap of the
+    /// relative step size, `ρₜ = min(lr, 1/√t)`, and as the coefficient of the decoupled weight
+    /// decay. Its torch default is 1e-2, the paper's cap.
+    pub struct AdafactorConfig {
+        LR => 0.01;
+        Keyword {
+            name: "beta2_decay",
+            kind: Kind::Float(Interval::new(f64::NEG_INFINITY, false, 0.0, true)),
+            help: "exponent τ of the second-moment decay: the new squared gradient is weighted t^τ",
+        } => {
+            /// Exponent τ ≤ 0 of the second-moment decay: the new squared gradient is weighted
+            /// `t^τ`, so β̂₂ₜ = 1 − t^τ (the paper's default).
+            beta2_decay: f64 = "-0.8",
+        }
+        Keyword {
+            name: "eps",
+            kind: Kind::Tuple(&[
+                Kind::Optional(&Kind::Float(Interval::NON_NEGATIVE)),
+                Kind::Float(Interval::NON_NEGATIVE),
+            ]),
+            help: "(ε₁, ε₂): ε₁ floors the variance estimate (None: the dtype's machine epsilon), ε₂ floors RMS(θ)",
+        } => {
+            /// ε₁, the floor of the variance estimate (the factored estimate's denominator is at
+            /// least ε₁, and the estimate itself at least ε₁²). `None` takes the machine epsilon
+            /// of the parameter's dtype, as torch's `eps=(None, …)` does (2⁻²³ for f32).
+            eps1: Option<f64> = "None",
+            /// ε₂, the floor of the parameter's RMS in the step size.
+            eps2: f64 = 1e-3,
+        }
+        Keyword {
+            name: "d",
+            kind: Kind::Float(Interval::new(1.0, true, f64::INFINITY, false)),
+            help: "clipping threshold: the update is scaled down until its RMS is at most d",
+        } => {
+            /// Clipping threshold d ≥ 1: the update is divided by `max(1, RMS(U)/d)`.
+            d: f64 = 1.0,
+        }
+        WEIGHT_DECAY.help("decoupled weight decay λ: θ ← θ·(1 − lr·λ)") => {
+            /// Decoupled weight decay λ: `θ ← θ·(1 − lr·λ)`.
+            weight_decay: f64 = 0.0,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+    }
 }
-
-/// `beta2_decay`: τ ≤ 0.
-pub const BETA2_DECAY: HyperParam = HyperParam {
-    name: "beta2_decay",
-    kind: Kind::Float(Interval::new(f64::NEG_INFINITY, false, 0.0, true)),
-    default: "-0.8",
-    help: "exponent τ of the second-moment decay: the new squared gradient is weighted t^τ",
-};
-/// `eps`: (ε₁, ε₂), ε₁ `None` for the dtype's machine epsilon.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Tuple(&[
-        Kind::Optional(&Kind::Float(Interval::NON_NEGATIVE)),
-        Kind::Float(Interval::NON_NEGATIVE),
-    ]),
-    default: "(None, 1e-3)",
-    help: "(ε₁, ε₂): ε₁ floors the variance estimate (None: the dtype's machine epsilon), ε₂ floors RMS(θ)",
-};
-/// `d`: the clipping threshold, ≥ 1.
-pub const D: HyperParam = HyperParam {
-    name: "d",
-    kind: Kind::Float(Interval::new(1.0, true, f64::INFINITY, false)),
-    default: "1.0",
-    help: "clipping threshold: the update is scaled down until its RMS is at most d",
-};
-/// `weight_decay`, decoupled and scaled by lr.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0.0",
-    help: "decoupled weight decay λ: θ ← θ·(1 − lr·λ)",
-};
 
 /// The registry's `adafactor`: `torch.optim.Adafactor`.
 pub const ADAFACTOR: OptimizerEntry = OptimizerEntry {
     name: "adafactor",
     summary: "Adafactor (Shazeer & Stern, 2018) as torch has it: factored second moments, relative step, update clipping",
     reference: "torch.optim.Adafactor (torch 2.15)",
-    params: &[
-        learning_rate("0.01"),
-        BETA2_DECAY,
-        EPS,
-        D,
-        WEIGHT_DECAY,
-        MAXIMIZE,
-    ],
-    build: |args| {
-        let eps = args.optional_floats("eps");
-        let adafactor = AdafactorConfig::new()
-            .with_beta2_decay(args.f64("beta2_decay"))
-            .with_eps1(eps[0])
-            .with_eps2(eps[1].unwrap_or(f64::NAN))
-            .with_d(args.f64("d"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_maximize(args.bool("maximize"))
-            .build()?;
-        Ok(Box::new(adafactor))
-    },
+    params: AdafactorConfig::PARAMS,
+    build: |args| Ok(Box::new(AdafactorConfig::new().with_args(args).build()?)),
 };
 
 impl AdafactorConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.Adafactor accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETA2_DECAY.check_f64(self.beta2_decay)?;
-        let eps1 = self.eps1.map_or(Value::None, Value::Number);
-        EPS.check(&Value::Tuple(vec![eps1, Value::Number(self.eps2)]))?;
-        D.check_f64(self.d)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Adafactor, ConfigError> {
         self.validate()?;
@@ -263,8 +223,8 @@ impl Optimizer for Adafactor {
                         .sqrt()
                         .square()
                         .div_scalar(dims[D - 2] as f64);
-                    let row_var = lerp(row_var, row_mean, new_weight);
-                    let col_var = lerp(col_var, col_mean, new_weight);
+                    let row_var = lerp_two_roundings(row_var, row_mean, new_weight);
+                    let col_var = lerp_two_roundings(col_var, col_mean, new_weight);
                     // V̂ = R·C / max(mean(R), ε₁): the outer product of the factors, [.., n, m].
                     let var_estimate = row_var
                         .clone()
@@ -274,7 +234,7 @@ impl Optimizer for Adafactor {
                 }
                 (_, _, variance) => {
                     let variance = variance.unwrap_or_else(|| g.zeros_like());
-                    let variance = lerp(variance, g.clone().mul(g.clone()), new_weight);
+                    let variance = lerp_two_roundings(variance, g.clone().mul(g.clone()), new_weight);
                     (variance.clone(), None, None, Some(variance))
                 }
             };
@@ -319,23 +279,10 @@ fn machine_epsilon<const D: usize>(theta: &Tensor<D>) -> f64 {
         .map_or(f64::from(f32::EPSILON), |info| info.epsilon)
 }
 
-/// `torch.lerp(start, end, weight)` as torch's kernels evaluate it: `start + w·(end − start)` for
-/// |w| < 0.5, else `end − (end − start)·(1 − w)`, with w and 1 − w in f32.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let diff = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(diff.mul_scalar(w))
-    } else {
-        end.sub(diff.mul_scalar(1.0 - w))
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.01;
@@ -510,47 +457,6 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                AdafactorConfig::new().with_beta2_decay(0.1),
-                "invalid beta2_decay 0.1: it must be a number in (-∞, 0]",
-            ),
-            (
-                AdafactorConfig::new().with_eps1(Some(-1e-3)),
-                "invalid eps (-0.001, 0.001)",
-            ),
-            (
-                AdafactorConfig::new().with_eps2(-1.0),
-                "invalid eps (None, -1.0)",
-            ),
-            (
-                AdafactorConfig::new().with_eps2(f64::NAN),
-                "invalid eps (None, NaN)",
-            ),
-            (
-                AdafactorConfig::new().with_d(0.5),
-                "invalid d 0.5: it must be a number in [1, ∞)",
-            ),
-            (
-                AdafactorConfig::new().with_weight_decay(-0.1),
-                "invalid weight_decay -0.1",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        assert!(
-            AdafactorConfig::new()
-                .with_beta2_decay(0.0)
-                .with_eps1(Some(0.0))
-                .validate()
-                .is_ok()
-        );
-    }
-
-    #[test]
     fn the_registry_entry_takes_torch_keywords() {
         let spec =
             crate::OptimizerSpec::parse("adafactor(eps=(1e-30, 1e-3), d=2, beta2_decay=-0.5)")
@@ -565,45 +471,4 @@ mod tests {
         assert!(message.contains("invalid eps"), "{message}");
     }
 
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped, for the factored weight and the unfactored bias.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = AdafactorConfig::new();
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model
-                .forward(input.clone())
-                .mul_scalar(scale)
-                .powi_scalar(2)
-                .sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the state really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

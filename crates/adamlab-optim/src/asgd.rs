@@ -34,97 +34,67 @@
 //! sets the next η. torch's `foreach`, `capturable` and `differentiable` select implementations
 //! of the same arithmetic and have no counterpart here.
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
-use crate::sgd::WEIGHT_DECAY;
 
-/// Configuration of [`Asgd`], with `torch.optim.ASGD`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
-/// a user.
-#[derive(Config, Debug)]
-pub struct AsgdConfig {
-    /// Decay term λ: shrinks θ by `1 − λ·η` each step and slows η's decay. Default 1e-4.
-    #[config(default = 1e-4)]
-    pub lambd: f64,
-    /// Power α of η's decay. Default 0.75.
-    #[config(default = 0.75)]
-    pub alpha: f64,
-    /// The step t₀ after which `ax` averages the iterates. Default 1e6.
-    #[config(default = 1e6)]
-    pub t0: f64,
-    /// L2 weight decay λ_wd (`g ← g + λ_wd·θ`). Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
+crate::hyper_config! {
+    /// Configuration of [`Asgd`], with `torch.optim.ASGD`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// from a user.
+    pub struct AsgdConfig {
+        LR => 0.01;
+        Keyword {
+            name: "lambd",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "decay term λ: θ ← θ·(1 − λη), and η = lr/(1 + λ·lr·t)^α",
+        } => {
+            /// Decay term λ: shrinks θ by `1 − λ·η` each step and slows η's decay.
+            lambd: f64 = 1e-4,
+        }
+        Keyword {
+            name: "alpha",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "power α of the step size's decay η = lr/(1 + λ·lr·t)^α",
+        } => {
+            /// Power α of η's decay.
+            alpha: f64 = 0.75,
+        }
+        Keyword {
+            name: "t0",
+            kind: Kind::Float(Interval::ANY),
+            help: "the step after which ax averages the iterates (μ = 1/max(1, t − t₀))",
+        } => {
+            /// The step t₀ after which `ax` averages the iterates (torch accepts any number).
+            t0: f64 = 1e6,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ_wd (`g ← g + λ_wd·θ`).
+            weight_decay: f64 = 0.0,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+    }
 }
-
-/// `lambd`: λ ≥ 0, as torch checks.
-pub const LAMBD: HyperParam = HyperParam {
-    name: "lambd",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-4",
-    help: "decay term λ: θ ← θ·(1 − λη), and η = lr/(1 + λ·lr·t)^α",
-};
-/// `alpha`: α ≥ 0, as torch checks.
-pub const ALPHA: HyperParam = HyperParam {
-    name: "alpha",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0.75",
-    help: "power α of the step size's decay η = lr/(1 + λ·lr·t)^α",
-};
-/// `t0`: torch accepts any number.
-pub const T0: HyperParam = HyperParam {
-    name: "t0",
-    kind: Kind::Float(Interval::ANY),
-    default: "1e6",
-    help: "the step after which ax averages the iterates (μ = 1/max(1, t − t₀))",
-};
 
 /// The registry's `asgd`: `torch.optim.ASGD`.
 pub const ASGD: OptimizerEntry = OptimizerEntry {
     name: "asgd",
     summary: "averaged SGD (Polyak & Juditsky, 1992) with torch.optim.ASGD's decaying step size",
     reference: "torch.optim.ASGD (torch 2.15)",
-    params: &[
-        learning_rate("0.01"),
-        LAMBD,
-        ALPHA,
-        T0,
-        WEIGHT_DECAY,
-        MAXIMIZE,
-    ],
-    build: |args| {
-        let asgd = AsgdConfig::new()
-            .with_lambd(args.f64("lambd"))
-            .with_alpha(args.f64("alpha"))
-            .with_t0(args.f64("t0"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_maximize(args.bool("maximize"))
-            .build()?;
-        Ok(Box::new(asgd))
-    },
+    params: AsgdConfig::PARAMS,
+    build: |args| Ok(Box::new(AsgdConfig::new().with_args(args).build()?)),
 };
 
 impl AsgdConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.ASGD accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        LAMBD.check_f64(self.lambd)?;
-        ALPHA.check_f64(self.alpha)?;
-        T0.check_f64(self.t0)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Asgd, ConfigError> {
         self.validate()?;
@@ -243,8 +213,6 @@ impl Optimizer for Asgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -339,63 +307,4 @@ mod tests {
         assert_close(&trajectory(config, &[[0.5, -1.0]])[0].0, [1.05, -2.1]);
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                AsgdConfig::new().with_lambd(-1e-4),
-                "invalid lambd -0.0001: it must be a number in [0, ∞)",
-            ),
-            (AsgdConfig::new().with_alpha(-0.5), "invalid alpha -0.5"),
-            (AsgdConfig::new().with_t0(f64::NAN), "invalid t0 NaN"),
-            (
-                AsgdConfig::new().with_weight_decay(-1.0),
-                "invalid weight_decay -1.0",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts any t0, negative included.
-        assert!(AsgdConfig::new().with_t0(-5.0).validate().is_ok());
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped, η, μ and ax included.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = AsgdConfig::new().with_lambd(0.5).with_t0(0.0);
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the decayed η really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -106,9 +106,16 @@ macro_rules! flat {
     };
 }
 
-/// The p-norm of a flat tensor, as `torch.linalg.vector_norm` (a one-element tensor).
+/// From this p on, the p-norm of any tensor of fewer than 2⁴⁰ elements rounds in f32 to its
+/// largest |g| (the factor n^(1/p) ≤ 2^(40/p) is below f32's half ulp of 1), and burn's
+/// `powf_scalar` cannot take the exponent (it reads a whole p as an i32).
+const P_NORM_IS_THE_MAX_FROM: f64 = 2_147_483_648.0;
+
+/// The p-norm of a flat tensor, as `torch.linalg.vector_norm` (a one-element tensor). For p from
+/// [`P_NORM_IS_THE_MAX_FROM`] on it is the largest |g|, the right norm in f32, where torch's
+/// `Σ|g|ᵖ` overflows to ∞ (or underflows to 0) first.
 fn vector_norm(g: Tensor<1>, p: f64) -> Tensor<1> {
-    if p == f64::INFINITY {
+    if p >= P_NORM_IS_THE_MAX_FROM {
         g.abs().max()
     } else if p == 2.0 {
         g.clone().mul(g).sum().sqrt()
@@ -186,6 +193,14 @@ mod tests {
         let w = grads.get::<2>(model.weight.id).unwrap().to_data().try_to_vec::<f32>().unwrap();
         let expected = 3.0 / (52f64.sqrt() + 1e-6);
         assert!((f64::from(w[0]) - expected).abs() < 1e-6, "{w:?}");
+    }
+
+    /// p = 1e20 (burn's `powf_scalar` cannot take it): the norm is the largest |g|, 4, as for
+    /// p = inf, not a panic.
+    #[test]
+    fn a_huge_p_gives_the_largest_element() {
+        let (model, mut grads) = setup();
+        assert_eq!(clip_grad_norm(&model, &mut grads, 100.0, 1e20), 4.0);
     }
 
     #[test]

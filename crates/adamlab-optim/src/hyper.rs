@@ -148,6 +148,26 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// `value` as a spec writes it for this kind: whole numbers without `.0` where the kind
+    /// takes whole numbers (`t_max=7`, `milestones=[30, 80]`), else as [`Value`] prints it.
+    pub fn show(&self, value: &Value) -> String {
+        match (self, value) {
+            (Kind::Int { .. }, Value::Number(x)) if x.fract() == 0.0 => format!("{}", *x as i64),
+            (Kind::Optional(inner), value) => inner.show(value),
+            (Kind::List(inner), Value::Tuple(values)) => {
+                let parts: Vec<String> = values.iter().map(|v| inner.show(v)).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            (Kind::Tuple(kinds), Value::Tuple(values)) if kinds.len() == values.len() => {
+                let parts: Vec<String> = kinds.iter().zip(values).map(|(k, v)| k.show(v)).collect();
+                format!("({})", parts.join(", "))
+            }
+            (_, value) => value.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -166,35 +186,8 @@ impl fmt::Display for Kind {
     }
 }
 
-/// A value written in a spec: `0.9`, `true`, `(0.9, 0.999)`, `None`, or a bare name.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A number (whole numbers too).
-    Number(f64),
-    /// `true`/`false` (Python's `True`/`False` too).
-    Bool(bool),
-    /// `(a, b, …)` or `[a, b, …]`.
-    Tuple(Vec<Value>),
-    /// `None`.
-    None,
-    /// A bare or quoted name, for choices: `adjust_lr_fn=original`.
-    Name(String),
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Number(x) => write!(f, "{x:?}"),
-            Value::Bool(b) => write!(f, "{b}"),
-            Value::Tuple(values) => {
-                let parts: Vec<String> = values.iter().map(ToString::to_string).collect();
-                write!(f, "({})", parts.join(", "))
-            }
-            Value::None => f.write_str("None"),
-            Value::Name(name) => f.write_str(name),
-        }
-    }
-}
+/// A value written in a spec (declared with the spec language, which parses it).
+pub use crate::spec::Value;
 
 /// One hyper-parameter of an optimizer, as the registry lists it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -210,14 +203,39 @@ pub struct HyperParam {
 }
 
 impl HyperParam {
-    /// Checks a number against this parameter's range; the error names the parameter.
+    /// Checks an optimizer's number against this parameter's range ([`HyperParam::check_f32`]);
+    /// the error names the parameter.
     pub fn check_f64(&self, value: f64) -> Result<f64, ConfigError> {
-        self.check(&Value::Number(value)).map(|()| value)
+        self.check_f32(&Value::Number(value)).map(|()| value)
     }
 
-    /// Checks a tuple of numbers against this parameter's kind.
+    /// Checks an optimizer's tuple of numbers against this parameter's kind
+    /// ([`HyperParam::check_f32`]).
     pub fn check_floats(&self, values: &[f64]) -> Result<(), ConfigError> {
-        self.check(&Value::Tuple(values.iter().copied().map(Value::Number).collect()))
+        self.check_f32(&Value::Tuple(values.iter().copied().map(Value::Number).collect()))
+    }
+
+    /// Checks `value` against this parameter's kind and, as an optimizer's steps compute in f32,
+    /// that every number in it is finite in f32 (a larger one would be infinite there, and burn's
+    /// built-ins assert on it); the error names the parameter. Schedules, which compute in f64 as
+    /// torch's do in Python floats, use [`HyperParam::check`].
+    pub fn check_f32(&self, value: &Value) -> Result<(), ConfigError> {
+        self.check(value)?;
+        fn finite_in_f32(value: &Value) -> bool {
+            match value {
+                Value::Number(x) => (*x as f32).is_finite(),
+                Value::Tuple(values) => values.iter().all(finite_in_f32),
+                _ => true,
+            }
+        }
+        if finite_in_f32(value) {
+            return Ok(());
+        }
+        Err(ConfigError::OutOfRange {
+            name: self.name,
+            value: value.to_string(),
+            expected: format!("{} that f32 holds (|x| ≤ {:e})", self.kind, f32::MAX),
+        })
     }
 
     /// Checks `value` against this parameter's kind; the error names the parameter and what it
@@ -250,22 +268,12 @@ pub enum ConfigError {
     Incompatible(String),
 }
 
-/// The learning rate, as every optimizer declares it (with its own torch default).
-pub const fn learning_rate(default: &'static str) -> HyperParam {
-    HyperParam {
-        name: "lr",
-        kind: Kind::Float(Interval::NON_NEGATIVE),
-        default,
-        help: "learning rate (burn passes it to every step, so schedules can change it)",
-    }
-}
-
 /// Checks a learning rate taken from a user: finite and ≥ 0, as torch.optim requires.
 ///
 /// burn passes the learning rate to every step rather than to the optimizer's configuration, so
 /// it is checked apart from the configs' `validate`.
 pub fn check_learning_rate(lr: f64) -> Result<(), ConfigError> {
-    learning_rate("0").check_f64(lr).map(|_| ())
+    crate::keywords::LR.check(&Value::Number(lr))
 }
 
 /// An f64 shared between a schedule and the optimizer it drives, read at every step: how
@@ -314,8 +322,10 @@ impl PartialEq for Args {
 }
 
 impl Args {
-    /// Values for `params`: each one given in `given` (already checked) or its default.
-    pub(crate) fn resolve(
+    /// Values for `params`: each one given in `given` or its default. The values given are not
+    /// checked here ([`OptimizerSpec`](crate::OptimizerSpec) checks them); an entry's build checks
+    /// them again through its configuration's `validate`.
+    pub fn resolve(
         params: &'static [HyperParam],
         given: &BTreeMap<&'static str, Value>,
     ) -> Self {
@@ -360,6 +370,11 @@ impl Args {
     /// Every value, by name.
     pub fn values(&self) -> &BTreeMap<&'static str, Value> {
         &self.values
+    }
+
+    /// The value of `name`, if this optimizer declares it.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
     }
 
     fn get(&self, name: &str) -> &Value {
@@ -436,4 +451,209 @@ impl Args {
             other => panic!("`{name}` is {other}, not a number or None"),
         }
     }
+}
+
+/// A keyword before its optimizer gives it a default: torch's name, the kind of value it takes,
+/// and one line of help. The keywords several optimizers share live in [`crate::keywords`]; an
+/// optimizer's own are written in its [`hyper_config!`](crate::hyper_config) declaration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Keyword {
+    /// torch's keyword name.
+    pub name: &'static str,
+    /// Its kind and valid range.
+    pub kind: Kind,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+impl Keyword {
+    /// The hyper-parameter this keyword is with `default` (written as in a spec).
+    pub const fn with_default(self, default: &'static str) -> HyperParam {
+        HyperParam {
+            name: self.name,
+            kind: self.kind,
+            default,
+            help: self.help,
+        }
+    }
+
+    /// This keyword with another line of help.
+    pub const fn help(self, help: &'static str) -> Self {
+        Self { help, ..self }
+    }
+
+    /// Checks `value` against this keyword's kind, and that it is finite in f32
+    /// ([`HyperParam::check_f32`]); the error names the keyword.
+    pub fn check(&self, value: &Value) -> Result<(), ConfigError> {
+        self.with_default("").check_f32(value)
+    }
+}
+
+/// A configuration field's type as a spec [`Value`]: how [`hyper_config!`](crate::hyper_config)
+/// checks a field and sets it from the registry's [`Args`].
+pub trait HyperValue: Sized {
+    /// The field as a spec value.
+    fn to_value(&self) -> Value;
+    /// The field from a spec value its keyword's kind has checked.
+    fn from_value(value: &Value) -> Self;
+}
+
+impl HyperValue for f64 {
+    fn to_value(&self) -> Value {
+        Value::Number(*self)
+    }
+    fn from_value(value: &Value) -> Self {
+        match value {
+            Value::Number(x) => *x,
+            other => unreachable!("{other} is checked to be a number"),
+        }
+    }
+}
+
+impl HyperValue for usize {
+    fn to_value(&self) -> Value {
+        Value::Number(*self as f64)
+    }
+    fn from_value(value: &Value) -> Self {
+        f64::from_value(value) as usize
+    }
+}
+
+impl HyperValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+    fn from_value(value: &Value) -> Self {
+        match value {
+            Value::Bool(b) => *b,
+            other => unreachable!("{other} is checked to be a boolean"),
+        }
+    }
+}
+
+impl HyperValue for (f64, f64, f64) {
+    fn to_value(&self) -> Value {
+        Value::Tuple(vec![Value::Number(self.0), Value::Number(self.1), Value::Number(self.2)])
+    }
+    fn from_value(value: &Value) -> Self {
+        match value {
+            Value::Tuple(values) if values.len() == 3 => (
+                f64::from_value(&values[0]),
+                f64::from_value(&values[1]),
+                f64::from_value(&values[2]),
+            ),
+            other => unreachable!("{other} is checked to be a triple"),
+        }
+    }
+}
+
+impl HyperValue for Option<f64> {
+    fn to_value(&self) -> Value {
+        self.map_or(Value::None, Value::Number)
+    }
+    fn from_value(value: &Value) -> Self {
+        match value {
+            Value::None => None,
+            other => Some(f64::from_value(other)),
+        }
+    }
+}
+
+/// Declares an optimizer's configuration once: the learning rate's keyword and default (burn
+/// passes the rate to every step, so it has no field), then for each keyword the [`Keyword`]
+/// (torch's name, kind and range, help) and the field or fields it sets, each with its doc
+/// comment, type and default. A keyword with several fields is a tuple (`betas` sets `beta1` and
+/// `beta2`). A default is one literal (`0.9`, `1e-8`, `false`), or a string holding what is both
+/// the Rust value and the spec's text where that is not one literal (`"-0.8"`, `"None"`,
+/// `"(3.4445, -4.775, 2.0315)"`).
+///
+/// It emits the `#[derive(Config)]` struct with those fields and defaults, and on it `PARAMS`
+/// (the registry's list, `lr` first, each default written from the same literal as the field's),
+/// `validate` (every field against its keyword's range, the error naming the keyword) and
+/// `with_args` (the fields set from the registry's resolved values). Fields listed under `@other`
+/// are configuration that is no keyword (set by the entry's build); `@nested` lists the keywords of
+/// a nested configuration (Muon's AdamW), which the entry's build sets and checks.
+#[macro_export]
+macro_rules! hyper_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $config:ident {
+            $lr_keyword:expr => $lr:literal;
+            $(
+                $keyword:expr => {
+                    $( $(#[$field_meta:meta])* $field:ident : $ty:ty = $default:tt ),+ $(,)?
+                }
+            )*
+            $( @other {
+                $( $(#[$other_meta:meta])* $other:ident : $other_ty:ty = $other_default:tt ),* $(,)?
+            } )?
+            $( @nested { $( $nested:expr ),* $(,)? } )?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(burn::config::Config, Debug)]
+        pub struct $config {
+            $($(
+                $(#[$field_meta])*
+                #[config(default = $default)]
+                pub $field: $ty,
+            )+)*
+            $($(
+                $(#[$other_meta])*
+                #[config(default = $other_default)]
+                pub $other: $other_ty,
+            )*)?
+        }
+
+        impl $config {
+            /// The registry's hyper-parameters of this configuration, `lr` first, with the
+            /// defaults of the fields.
+            pub const PARAMS: &'static [$crate::hyper::HyperParam] = &[
+                (const { $lr_keyword }).with_default(stringify!($lr)),
+                $( (const { $keyword }).with_default($crate::hyper_config!(@text $($default),+)), )*
+                $($( $nested, )*)?
+            ];
+
+            /// Checks every field against its keyword's range; the error names the keyword.
+            pub fn validate(&self) -> Result<(), $crate::hyper::ConfigError> {
+                $( (const { $keyword }).check(&$crate::hyper_config!(@value self; $($field),+))?; )*
+                Ok(())
+            }
+
+            /// These fields, each keyword of `args` (resolved and checked by the registry) set
+            /// from its value; keywords `args` lacks keep this configuration's values.
+            pub fn with_args(mut self, args: &$crate::hyper::Args) -> Self {
+                $(
+                    if let Some(value) = args.value((const { $keyword }).name) {
+                        $crate::hyper_config!(@set self, value; $($field : $ty),+);
+                    }
+                )*
+                self
+            }
+        }
+    };
+    (@text $default:tt) => { concat!($default) };
+    (@text $first:tt $(, $rest:tt)+) => {
+        concat!("(", $first $(, ", ", $rest)+, ")")
+    };
+    (@value $self:ident; $field:ident) => { $crate::hyper::HyperValue::to_value(&$self.$field) };
+    (@value $self:ident; $($field:ident),+) => {
+        $crate::hyper::Value::Tuple(vec![$($crate::hyper::HyperValue::to_value(&$self.$field)),+])
+    };
+    (@set $self:ident, $value:ident; $field:ident : $ty:ty) => {
+        $self.$field = <$ty as $crate::hyper::HyperValue>::from_value($value)
+    };
+    (@set $self:ident, $value:ident; $($field:ident : $ty:ty),+) => {
+        match $value {
+            $crate::hyper::Value::Tuple(values) => {
+                let mut values = values.iter();
+                $(
+                    $self.$field = <$ty as $crate::hyper::HyperValue>::from_value(
+                        values.next().expect("checked to have one value per field"),
+                    );
+                )+
+            }
+            other => unreachable!("{other} is checked to be a tuple"),
+        }
+    };
 }

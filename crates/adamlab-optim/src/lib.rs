@@ -28,6 +28,7 @@ pub mod burn_builtin;
 pub mod clip;
 pub mod fused;
 pub mod hyper;
+pub mod keywords;
 pub mod lion;
 pub mod muon;
 pub mod nadam;
@@ -39,9 +40,13 @@ pub mod schedule;
 pub mod schedule_free_adamw;
 pub mod sgd;
 pub mod spec;
+pub mod torch_ops;
 
 pub use adam::{Adam, AdamConfig, AdamState};
-pub use hyper::{Args, ConfigError, HyperParam, Interval, Kind, SharedF64, Value, check_learning_rate};
+pub use hyper::{
+    Args, ConfigError, HyperParam, HyperValue, Interval, Keyword, Kind, SharedF64, Value,
+    check_learning_rate,
+};
 pub use registry::{
     EvalWeights, LabOptimizer, OptimizerEntry, OptimizerSpec, SpecError, eval_weights, lookup,
     registry,
@@ -58,9 +63,9 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     sgd::SGD,
     rprop::RPROP,
     asgd::ASGD,
-    adamax::ENTRY,
-    nadam::ENTRY,
-    radam::ENTRY,
+    adamax::ADAMAX,
+    nadam::NADAM,
+    radam::RADAM,
     adagrad::ADAGRAD,
     adadelta::ADADELTA,
     rmsprop::RMSPROP,

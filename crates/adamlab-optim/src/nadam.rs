@@ -1,87 +1,67 @@
 //! NAdam, with torch.optim.NAdam's semantics and defaults.
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::{BETAS, DECOUPLED_WEIGHT_DECAY, MAXIMIZE, WEIGHT_DECAY};
-use crate::adamax::fused;
-use crate::hyper::{
-    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+use crate::torch_ops;
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, SharedF64, check_learning_rate};
+use crate::keywords::{
+    BETAS, DECOUPLED_WEIGHT_DECAY, EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY_L2_OR_DECOUPLED,
 };
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`NAdam`], with `torch.optim.NAdam`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step) (torch's default is 2e-3).
-#[derive(Config, Debug)]
-pub struct NAdamConfig {
-    /// Decay rate of the first-moment (mean) estimate, β₁; also the scale of the momentum
-    /// schedule μₜ. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta1: f64,
-    /// Decay rate of the second-moment estimate, β₂. Default 0.999.
-    #[config(default = 0.999)]
-    pub beta2: f64,
-    /// Added to the bias-corrected `√v̂`, outside the square root. Default 1e-8.
-    #[config(default = 1e-8)]
-    pub eps: f64,
-    /// Weight decay λ. Default 0. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Momentum decay ψ of the schedule `μₜ = β₁·(1 − ½·0.96^(t·ψ))`. Default 4e-3.
-    #[config(default = 4e-3)]
-    pub momentum_decay: f64,
-    /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`, NAdamW) instead of adding `λθ` to the
-    /// gradient. Default false.
-    #[config(default = false)]
-    pub decoupled_weight_decay: bool,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
+crate::hyper_config! {
+    /// Configuration of [`NAdam`], with `torch.optim.NAdam`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step) (torch's default is 2e-3).
+    pub struct NAdamConfig {
+        LR => 0.002;
+        BETAS => {
+            /// Decay rate of the first-moment (mean) estimate, β₁; also the scale of the
+            /// momentum schedule μₜ.
+            beta1: f64 = 0.9,
+            /// Decay rate of the second-moment estimate, β₂.
+            beta2: f64 = 0.999,
+        }
+        EPS_OR_ZERO.help("added to the denominator √v̂ for numerical stability") => {
+            /// Added to the bias-corrected `√v̂`, outside the square root (torch accepts 0).
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY_L2_OR_DECOUPLED => {
+            /// Weight decay λ. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
+            weight_decay: f64 = 0.0,
+        }
+        Keyword {
+            name: "momentum_decay",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "momentum decay ψ of the schedule μₜ = β₁·(1 − ½·0.96^(t·ψ))",
+        } => {
+            /// Momentum decay ψ of the schedule `μₜ = β₁·(1 − ½·0.96^(t·ψ))`.
+            momentum_decay: f64 = 4e-3,
+        }
+        DECOUPLED_WEIGHT_DECAY => {
+            /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`, NAdamW) instead of adding `λθ`
+            /// to the gradient.
+            decoupled_weight_decay: bool = false,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+    }
 }
 
-/// `eps`, added to `√v̂`. torch accepts 0.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-8",
-    help: "added to the denominator √v̂ for numerical stability",
-};
-/// `momentum_decay`, ψ.
-pub const MOMENTUM_DECAY: HyperParam = HyperParam {
-    name: "momentum_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0.004",
-    help: "momentum decay ψ of the schedule μₜ = β₁·(1 − ½·0.96^(t·ψ))",
-};
-
 /// The registry's `nadam`: `torch.optim.NAdam`.
-pub const ENTRY: OptimizerEntry = OptimizerEntry {
+pub const NADAM: OptimizerEntry = OptimizerEntry {
     name: "nadam",
     summary: "NAdam (Dozat, 2016): Adam with Nesterov momentum and a momentum schedule",
     reference: "torch.optim.NAdam (torch 2.15)",
-    params: &[
-        learning_rate("0.002"),
-        BETAS,
-        EPS,
-        WEIGHT_DECAY,
-        MOMENTUM_DECAY,
-        DECOUPLED_WEIGHT_DECAY,
-        MAXIMIZE,
-    ],
+    params: NAdamConfig::PARAMS,
     build: |args| {
-        let (beta1, beta2) = args.pair("betas");
         let nadam = NAdamConfig::new()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_momentum_decay(args.f64("momentum_decay"))
-            .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
-            .with_maximize(args.bool("maximize"))
+            .with_args(args)
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(nadam))
@@ -89,15 +69,6 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
 };
 
 impl NAdamConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.NAdam accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETAS.check_floats(&[self.beta1, self.beta2])?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        MOMENTUM_DECAY.check_f64(self.momentum_decay)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<NAdam, ConfigError> {
         self.validate()?;
@@ -140,7 +111,7 @@ impl NAdamConfig {
 /// torch's `lerp` (`m + w·(g − m)` with w = 1 − β₁ when w < 0.5, `g − (g − m)·(1 − w)`
 /// otherwise), and it, the second moment's `v·β₂ + ((1 − β₂)·g)·g` and the weight decay
 /// `g + λ·θ` are each rounded once, as torch's fused kernels round them (see
-/// [`fused`](crate::adamax::fused)). torch's CPU `sqrt` is not correctly rounded (it differs by
+/// [`torch_ops`](crate::torch_ops)). torch's CPU `sqrt` is not correctly rounded (it differs by
 /// an ulp on about a fifth of f32 inputs on an AVX2 build), so the denominators, and the
 /// parameters after them, agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]
@@ -230,7 +201,7 @@ impl Optimizer for NAdam {
                 theta = theta.mul_scalar(1.0 - lr * weight_decay);
             } else {
                 // As torch's `g.add(θ, alpha=λ)`: one rounding.
-                g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+                g = torch_ops::mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
             }
         }
 
@@ -241,9 +212,9 @@ impl Optimizer for NAdam {
         let mu_product = mu_product * mu as f32;
 
         // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        let m = torch_ops::lerp_one_rounding(m, g.clone(), 1.0 - beta1);
         // v ← β₂·v + (1 − β₂)·g², as torch's `exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)`.
-        let v = fused::mul_add(
+        let v = torch_ops::mul_add_one_rounding(
             g.clone().mul_scalar(1.0 - beta2),
             g.clone(),
             v.mul_scalar(beta2),
@@ -286,8 +257,6 @@ impl Optimizer for NAdam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -413,82 +382,4 @@ mod tests {
         assert_ne!(first_moment(&cycled), first_moment(&plain));
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                NAdamConfig::new().with_beta1(1.0),
-                "invalid betas (1.0, 0.999)",
-            ),
-            (
-                NAdamConfig::new().with_beta2(-0.5),
-                "invalid betas (0.9, -0.5)",
-            ),
-            (
-                NAdamConfig::new().with_eps(-1.0),
-                "invalid eps -1.0: it must be a number in [0, ∞)",
-            ),
-            (
-                NAdamConfig::new().with_weight_decay(-1e-2),
-                "invalid weight_decay -0.01",
-            ),
-            (
-                NAdamConfig::new().with_momentum_decay(-1e-3),
-                "invalid momentum_decay -0.001",
-            ),
-            (
-                NAdamConfig::new().with_momentum_decay(f64::INFINITY),
-                "invalid momentum_decay inf",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        assert!(
-            NAdamConfig::new()
-                .with_eps(0.0)
-                .with_momentum_decay(0.0)
-                .validate()
-                .is_ok()
-        );
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped (`mu_product` included).
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = NAdamConfig::new().with_weight_decay(0.1);
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the state really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -264,7 +264,7 @@ impl OptimizerSpec {
                     entry.name
                 )));
             };
-            param.check(&value).map_err(|source| SpecError::Config {
+            param.check_f32(&value).map_err(|source| SpecError::Config {
                 optimizer: entry.name,
                 source,
             })?;
@@ -291,7 +291,7 @@ impl OptimizerSpec {
         let Some(param) = self.entry.params.iter().find(|p| p.name == keyword) else {
             return Err(unknown_keyword(self.entry, keyword));
         };
-        param.check(&value).map_err(|source| SpecError::Config {
+        param.check_f32(&value).map_err(|source| SpecError::Config {
             optimizer: self.entry.name,
             source,
         })?;
@@ -369,7 +369,7 @@ impl OptimizerSpec {
             .entry
             .params
             .iter()
-            .map(|p| format!("{}={}", p.name, values[p.name]))
+            .map(|p| format!("{}={}", p.name, p.kind.show(&values[p.name])))
             .collect();
         format!("{}({})", self.entry.name, args.join(", "))
     }
@@ -387,7 +387,7 @@ impl fmt::Display for OptimizerSpec {
             .params
             .iter()
             .filter(|p| self.given.contains(&p.name))
-            .map(|p| format!("{}={}", p.name, values[p.name]))
+            .map(|p| format!("{}={}", p.name, p.kind.show(&values[p.name])))
             .collect();
         write!(f, "{}({})", self.entry.name, args.join(", "))
     }
@@ -431,6 +431,23 @@ mod tests {
             OptimizerSpec::parse(entry.name)
                 .unwrap_or_else(|err| panic!("{}: defaults must build: {err}", entry.name));
         }
+    }
+
+    /// The few defaults stated apart from their configuration's declaration agree with it:
+    /// AdamW's weight decay (`AdamConfig::adamw`), Lion's `init_lr` (its `lr`), Muon's AdamW.
+    #[test]
+    fn defaults_stated_apart_agree_with_their_configurations() {
+        let defaults = |entry: &OptimizerEntry| Args::resolve(entry.params, &BTreeMap::new());
+        let adamw = crate::AdamConfig::adamw();
+        let from_registry = adamw.clone().with_args(&defaults(&crate::adam::ADAMW));
+        assert_eq!(format!("{from_registry:?}"), format!("{adamw:?}"));
+        let lion = defaults(&crate::lion::LION);
+        assert_eq!(lion.f64("lr"), crate::lion::LionConfig::new().init_lr);
+        let muon = defaults(&crate::muon::MUON);
+        assert_eq!(muon.pair("adamw_betas"), (adamw.beta1, adamw.beta2));
+        assert_eq!(muon.f64("adamw_eps"), adamw.eps);
+        assert_eq!(muon.f64("adamw_weight_decay"), adamw.weight_decay);
+        assert_eq!(format!("{:?}", crate::muon::MuonConfig::new().adamw), format!("{adamw:?}"));
     }
 
     #[test]

@@ -31,92 +31,63 @@
 //! torch accepts, is refused: specs take finite numbers. torch's `foreach`, `capturable` and
 //! `differentiable` select implementations of the same arithmetic and have no counterpart here.
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{self, MAXIMIZE};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`Rprop`], with `torch.optim.Rprop`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step), and Rprop reads only the first one, as the initial step size.
-#[derive(Config, Debug)]
-pub struct RpropConfig {
-    /// Factor η₋ by which a step size shrinks when its gradient flips sign, in (0, 1).
-    /// Default 0.5.
-    #[config(default = 0.5)]
-    pub etaminus: f64,
-    /// Factor η₊ by which a step size grows while its gradient keeps its sign, above 1.
-    /// Default 1.2.
-    #[config(default = 1.2)]
-    pub etaplus: f64,
-    /// Smallest step size. Default 1e-6.
-    #[config(default = 1e-6)]
-    pub step_size_min: f64,
-    /// Largest step size. Default 50.
-    #[config(default = 50.0)]
-    pub step_size_max: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
+crate::hyper_config! {
+    /// Configuration of [`Rprop`], with `torch.optim.Rprop`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step), and Rprop reads only the first one, as the initial step size.
+    pub struct RpropConfig {
+        keywords::LR
+            .help("initial step size s: only the first step's lr is read (a schedule has no effect)")
+            => 0.01;
+        Keyword {
+            name: "etas",
+            kind: Kind::Tuple(&[
+                Kind::Float(Interval::new(0.0, false, 1.0, false)),
+                Kind::Float(Interval::new(1.0, false, f64::INFINITY, false)),
+            ]),
+            help: "(η₋, η₊): step-size factors after a sign flip and while the sign holds",
+        } => {
+            /// Factor η₋ by which a step size shrinks when its gradient flips sign, in (0, 1).
+            etaminus: f64 = 0.5,
+            /// Factor η₊ by which a step size grows while its gradient keeps its sign, above 1.
+            etaplus: f64 = 1.2,
+        }
+        Keyword {
+            name: "step_sizes",
+            kind: Kind::Tuple(&[Kind::Float(Interval::ANY), Kind::Float(Interval::ANY)]),
+            help: "(s_min, s_max): the bounds each step size is clamped to",
+        } => {
+            /// Smallest step size (torch checks neither bound).
+            step_size_min: f64 = 1e-6,
+            /// Largest step size.
+            step_size_max: f64 = 50.0,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+    }
 }
-
-/// `etas`: (η₋, η₊) with 0 < η₋ < 1 < η₊, as torch checks.
-pub const ETAS: HyperParam = HyperParam {
-    name: "etas",
-    kind: Kind::Tuple(&[
-        Kind::Float(Interval::new(0.0, false, 1.0, false)),
-        Kind::Float(Interval::new(1.0, false, f64::INFINITY, false)),
-    ]),
-    default: "(0.5, 1.2)",
-    help: "(η₋, η₊): step-size factors after a sign flip and while the sign holds",
-};
-/// `step_sizes`: (s_min, s_max). torch checks neither.
-pub const STEP_SIZES: HyperParam = HyperParam {
-    name: "step_sizes",
-    kind: Kind::Tuple(&[Kind::Float(Interval::ANY), Kind::Float(Interval::ANY)]),
-    default: "(1e-6, 50)",
-    help: "(s_min, s_max): the bounds each step size is clamped to",
-};
-
-/// `lr` for Rprop: the initial step size, read at the first step only.
-pub const LR: HyperParam = HyperParam {
-    help: "initial step size s: only the first step's lr is read (a schedule has no effect)",
-    ..learning_rate("0.01")
-};
 
 /// The registry's `rprop`: `torch.optim.Rprop`.
 pub const RPROP: OptimizerEntry = OptimizerEntry {
     name: "rprop",
     summary: "Rprop (Riedmiller & Braun, 1993): per-weight step sizes driven by gradient signs",
     reference: "torch.optim.Rprop (torch 2.15)",
-    params: &[LR, ETAS, STEP_SIZES, MAXIMIZE],
-    build: |args| {
-        let (etaminus, etaplus) = args.pair("etas");
-        let (step_size_min, step_size_max) = args.pair("step_sizes");
-        let rprop = RpropConfig::new()
-            .with_etaminus(etaminus)
-            .with_etaplus(etaplus)
-            .with_step_size_min(step_size_min)
-            .with_step_size_max(step_size_max)
-            .with_maximize(args.bool("maximize"))
-            .build()?;
-        Ok(Box::new(rprop))
-    },
+    params: RpropConfig::PARAMS,
+    build: |args| Ok(Box::new(RpropConfig::new().with_args(args).build()?)),
 };
 
 impl RpropConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.Rprop accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        ETAS.check_floats(&[self.etaminus, self.etaplus])?;
-        STEP_SIZES.check_floats(&[self.step_size_min, self.step_size_max])?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Rprop, ConfigError> {
         self.validate()?;
@@ -228,8 +199,6 @@ impl Optimizer for Rprop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -367,79 +336,4 @@ mod tests {
         assert_close(&steps[0].0, [1.1, -2.1]);
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let etas = "it must be a tuple (a number in (0, 1), a number in (1, ∞))";
-        let cases = [
-            (
-                RpropConfig::new().with_etaminus(1.0),
-                format!("invalid etas (1.0, 1.2): {etas}"),
-            ),
-            (
-                RpropConfig::new().with_etaminus(0.0),
-                "invalid etas (0.0, 1.2)".to_string(),
-            ),
-            (
-                RpropConfig::new().with_etaplus(1.0),
-                "invalid etas (0.5, 1.0)".to_string(),
-            ),
-            (
-                RpropConfig::new().with_step_size_min(f64::NAN),
-                "invalid step_sizes (NaN, 50.0)".to_string(),
-            ),
-            (
-                RpropConfig::new().with_step_size_max(f64::INFINITY),
-                "invalid step_sizes (1e-6, inf)".to_string(),
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(&expected), "{message}");
-        }
-        // torch checks neither bound of step_sizes.
-        assert!(
-            RpropConfig::new()
-                .with_step_size_min(-1.0)
-                .validate()
-                .is_ok()
-        );
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = RpropConfig::new();
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, 0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, 0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the grown step sizes really were carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, 0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -503,7 +503,7 @@ pub static SCHEDULES: &[ScheduleEntry] = &[
         params: &[
             param("start_factor", FACTOR, "0.3333333333333333", "the first step's multiplier"),
             param("end_factor", Kind::Float(Interval::UNIT), "1.0", "the multiplier from total_iters on"),
-            param("total_iters", COUNT, "5", "steps of the ramp"),
+            param("total_iters", STEPS, "5", "steps of the ramp (at least one)"),
         ],
     },
     ScheduleEntry {
@@ -601,8 +601,8 @@ impl fmt::Display for ScheduleSpec {
         let mut parts: Vec<String> = self.children.iter().map(ToString::to_string).collect();
         let entry = schedule_entry(self.entry).expect("checked");
         for p in entry.params {
-            let value = &self.args.values()[p.name];
-            if value.to_string() != p.default {
+            let value = p.kind.show(&self.args.values()[p.name]);
+            if value != p.default {
                 parts.push(format!("{}={value}", p.name));
             }
         }

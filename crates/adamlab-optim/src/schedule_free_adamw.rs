@@ -1,128 +1,87 @@
 //! Schedule-Free AdamW, with schedulefree 1.4.1's semantics and defaults.
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::EPS;
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::torch_ops::lerp_two_roundings;
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{EPS, LR, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`ScheduleFreeAdamW`], with `schedulefree.AdamWScheduleFree`'s defaults.
-///
-/// The learning rate is passed to every [`step`](Optimizer::step), as burn does (schedulefree's
-/// `lr`, default 0.0025). It needs no schedule: `warmup_steps` is the only one it takes.
-#[derive(Config, Debug)]
-pub struct ScheduleFreeAdamWConfig {
-    /// Interpolation between the averaged point x and the gradient point z, β₁. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta1: f64,
-    /// Decay rate of the second-moment estimate, β₂. Default 0.999.
-    #[config(default = 0.999)]
-    pub beta2: f64,
-    /// Added to the bias-corrected `√v̂`, outside the square root. Default 1e-8.
-    #[config(default = 1e-8)]
-    pub eps: f64,
-    /// Weight decay λ, added to the normalised gradient at y: `ĝ + λ·y`. Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Steps of linear learning-rate warmup: the step k (from 0) uses `lr·(k + 1)/warmup_steps`
-    /// while `k < warmup_steps`. Default 0.
-    #[config(default = 0)]
-    pub warmup_steps: usize,
-    /// Polynomial weighting of the average: step k weighs `(k + 1)^r`. Default 0.
-    #[config(default = 0.0)]
-    pub r: f64,
-    /// The average weighs each step by `lr_maxᵖ`, p = `weight_lr_power`, so that warmup steps
-    /// count less. Default 2.
-    #[config(default = 2.0)]
-    pub weight_lr_power: f64,
+crate::hyper_config! {
+    /// Configuration of [`ScheduleFreeAdamW`], with `schedulefree.AdamWScheduleFree`'s defaults.
+    /// schedulefree itself checks none of them; the ranges are those in which its arithmetic is
+    /// defined (see [`ScheduleFreeAdamW`]).
+    ///
+    /// The learning rate is passed to every [`step`](Optimizer::step), as burn does (schedulefree's
+    /// `lr`, default 0.0025). It needs no schedule: `warmup_steps` is the only one it takes.
+    pub struct ScheduleFreeAdamWConfig {
+        LR => 0.0025;
+        Keyword {
+            name: "betas",
+            kind: Kind::Tuple(&[
+                Kind::Float(Interval::new(0.0, false, 1.0, false)),
+                Kind::Float(Interval::UNIT_OPEN_RIGHT),
+            ]),
+            help: "β₁ interpolates between the average x and z for the gradient point y; β₂ decays v",
+        } => {
+            /// Interpolation between the averaged point x and the gradient point z, β₁, in (0, 1)
+            /// since the evaluation point divides by it.
+            beta1: f64 = 0.9,
+            /// Decay rate of the second-moment estimate, β₂.
+            beta2: f64 = 0.999,
+        }
+        EPS => {
+            /// Added to the bias-corrected `√v̂`, outside the square root.
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY.help("weight decay λ, taken at y and added to the normalised gradient: ĝ + λ·y") => {
+            /// Weight decay λ, added to the normalised gradient at y: `ĝ + λ·y`.
+            weight_decay: f64 = 0.0,
+        }
+        Keyword {
+            name: "warmup_steps",
+            kind: Kind::Int {
+                min: 0,
+                max: i64::MAX,
+            },
+            help: "steps of linear learning-rate warmup (the only schedule it takes)",
+        } => {
+            /// Steps of linear learning-rate warmup: the step k (from 0) uses
+            /// `lr·(k + 1)/warmup_steps` while `k < warmup_steps`.
+            warmup_steps: usize = 0,
+        }
+        Keyword {
+            name: "r",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "polynomial weighting: step k weighs (k + 1)^r in the average",
+        } => {
+            /// Polynomial weighting of the average: step k weighs `(k + 1)^r`.
+            r: f64 = 0.0,
+        }
+        Keyword {
+            name: "weight_lr_power",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "each step weighs lr_max^p in the average, so warmup steps count less",
+        } => {
+            /// The average weighs each step by `lr_maxᵖ`, p = `weight_lr_power`, so that warmup
+            /// steps count less.
+            weight_lr_power: f64 = 2.0,
+        }
+    }
 }
-
-/// `betas`: (β₁, β₂). β₁ in (0, 1), since the evaluation point divides by it; β₂ in [0, 1).
-pub const BETAS: HyperParam = HyperParam {
-    name: "betas",
-    kind: Kind::Tuple(&[
-        Kind::Float(Interval::new(0.0, false, 1.0, false)),
-        Kind::Float(Interval::UNIT_OPEN_RIGHT),
-    ]),
-    default: "(0.9, 0.999)",
-    help: "β₁ interpolates between the average x and z for the gradient point y; β₂ decays v",
-};
-/// `weight_decay`, added to the normalised gradient at y.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "weight decay λ, taken at y and added to the normalised gradient: ĝ + λ·y",
-};
-/// `warmup_steps`: linear warmup of the learning rate.
-pub const WARMUP_STEPS: HyperParam = HyperParam {
-    name: "warmup_steps",
-    kind: Kind::Int {
-        min: 0,
-        max: i64::MAX,
-    },
-    default: "0",
-    help: "steps of linear learning-rate warmup (the only schedule it takes)",
-};
-/// `r`: polynomial weighting of the average.
-pub const R: HyperParam = HyperParam {
-    name: "r",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "polynomial weighting: step k weighs (k + 1)^r in the average",
-};
-/// `weight_lr_power`: the average weighs each step by `lr_max` to this power.
-pub const WEIGHT_LR_POWER: HyperParam = HyperParam {
-    name: "weight_lr_power",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "2",
-    help: "each step weighs lr_max^p in the average, so warmup steps count less",
-};
 
 /// The registry's `schedule-free-adamw`: `schedulefree.AdamWScheduleFree`.
 pub const SCHEDULE_FREE_ADAMW: OptimizerEntry = OptimizerEntry {
     name: "schedule-free-adamw",
     summary: "Schedule-Free AdamW (Defazio et al., 2024): no schedule; evaluate at the average x",
     reference: "schedulefree.AdamWScheduleFree (schedulefree 1.4.1)",
-    params: &[
-        learning_rate("0.0025"),
-        BETAS,
-        EPS,
-        WEIGHT_DECAY,
-        WARMUP_STEPS,
-        R,
-        WEIGHT_LR_POWER,
-    ],
-    build: |args| {
-        let (beta1, beta2) = args.pair("betas");
-        let optimizer = ScheduleFreeAdamWConfig::new()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_warmup_steps(args.usize("warmup_steps"))
-            .with_r(args.f64("r"))
-            .with_weight_lr_power(args.f64("weight_lr_power"))
-            .build()?;
-        Ok(Box::new(optimizer))
-    },
+    params: ScheduleFreeAdamWConfig::PARAMS,
+    build: |args| Ok(Box::new(ScheduleFreeAdamWConfig::new().with_args(args).build()?)),
 };
 
 impl ScheduleFreeAdamWConfig {
-    /// Checks every hyper-parameter. schedulefree itself checks none; these are the ranges in
-    /// which its arithmetic is defined (see [`ScheduleFreeAdamW`]).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETAS.check_floats(&[self.beta1, self.beta2])?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        R.check_f64(self.r)?;
-        WEIGHT_LR_POWER.check_f64(self.weight_lr_power)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<ScheduleFreeAdamW, ConfigError> {
         self.validate()?;
@@ -207,17 +166,6 @@ impl ScheduleFreeAdamW {
     }
 }
 
-/// torch's `start.lerp(end, weight)` for a scalar weight: the weight rounded to f32, then
-/// `start + w·(end − start)` if |w| < 0.5, else `end − (end − start)·(1 − w)`.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let difference = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(difference.mul_scalar(w))
-    } else {
-        end.sub(difference.mul_scalar(1.0f32 - w))
-    }
-}
 
 impl EvalWeights for ScheduleFreeAdamW {
     const HAS_EVAL_WEIGHTS: bool = true;
@@ -225,7 +173,7 @@ impl EvalWeights for ScheduleFreeAdamW {
     /// The average x, from y and z as the reference's `eval()` computes it:
     /// `y.lerp(z, 1 − 1/β₁)`.
     fn eval_param<const D: usize>(&self, param: Tensor<D>, state: &Self::State<D>) -> Tensor<D> {
-        lerp(param, state.z.clone(), 1.0 - 1.0 / self.config.beta1)
+        lerp_two_roundings(param, state.z.clone(), 1.0 - 1.0 / self.config.beta1)
     }
 }
 
@@ -297,7 +245,7 @@ impl Optimizer for ScheduleFreeAdamW {
             g_hat = g_hat.add(y.clone().mul_scalar(weight_decay));
         }
         // y moves to the next (1 − β₁)·z + β₁·x without forming x: a lerp towards z, then a step.
-        let y = lerp(y, z.clone(), ckp1);
+        let y = lerp_two_roundings(y, z.clone(), ckp1);
         let y = y.add(g_hat.clone().mul_scalar(lr * (beta1 * (1.0 - ckp1) - 1.0)));
         // z ← z − lr·ĝ.
         let z = z.sub(g_hat.mul_scalar(lr));
@@ -517,94 +465,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                ScheduleFreeAdamWConfig::new().with_beta1(0.0),
-                "invalid betas (0.0, 0.999)",
-            ),
-            (
-                ScheduleFreeAdamWConfig::new().with_beta1(1.0),
-                "invalid betas (1.0, 0.999)",
-            ),
-            (
-                ScheduleFreeAdamWConfig::new().with_beta2(1.0),
-                "invalid betas (0.9, 1.0)",
-            ),
-            (
-                ScheduleFreeAdamWConfig::new().with_eps(0.0),
-                "invalid eps 0.0",
-            ),
-            (
-                ScheduleFreeAdamWConfig::new().with_weight_decay(-0.1),
-                "invalid weight_decay -0.1",
-            ),
-            (
-                ScheduleFreeAdamWConfig::new().with_r(-1.0),
-                "invalid r -1.0",
-            ),
-            (
-                ScheduleFreeAdamWConfig::new().with_weight_lr_power(f64::NAN),
-                "invalid weight_lr_power NaN",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        assert!(
-            ScheduleFreeAdamWConfig::new()
-                .with_beta2(0.0)
-                .validate()
-                .is_ok()
-        );
-    }
-
-    /// Saving after two steps and loading into a fresh optimizer gives the same third step, and
-    /// the same evaluation weights, as the optimizer that never stopped.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = ScheduleFreeAdamWConfig::new()
-            .with_warmup_steps(5)
-            .with_weight_decay(0.1);
-        let lab: Box<dyn LabOptimizer> = Box::new(config.build().unwrap());
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        let x = |optimizer: &ModuleOptimizer, m: &Linear| {
-            eval_weights(lab.as_ref(), optimizer, m.clone())
-                .weight
-                .val()
-                .to_data()
-        };
-        x(&original, &expected).assert_eq(&x(&restored, &actual), true);
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -12,8 +12,37 @@
 //! may also appear as a value (positionally or by keyword), which learning-rate schedules use to
 //! chain schedules.
 
-use crate::hyper::Value;
 use std::fmt;
+
+/// A value written in a spec: `0.9`, `true`, `(0.9, 0.999)`, `None`, or a bare name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A number (whole numbers too).
+    Number(f64),
+    /// `true`/`false` (Python's `True`/`False` too).
+    Bool(bool),
+    /// `(a, b, …)` or `[a, b, …]`.
+    Tuple(Vec<Value>),
+    /// `None`.
+    None,
+    /// A bare or quoted name, for choices: `adjust_lr_fn=original`.
+    Name(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Number(x) => write!(f, "{x:?}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Tuple(values) => {
+                let parts: Vec<String> = values.iter().map(ToString::to_string).collect();
+                write!(f, "({})", parts.join(", "))
+            }
+            Value::None => f.write_str("None"),
+            Value::Name(name) => f.write_str(name),
+        }
+    }
+}
 
 /// A parsed call: `name(arg, key=value, …)`, or a bare `name` with no arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +71,19 @@ pub enum Expr {
     Call(Call),
 }
 
+/// How deeply calls, tuples and lists may nest in a spec: far beyond any schedule (sequential
+/// holds calls that hold tuples: depth 3), far below what the recursive parser's stack holds.
+pub const MAX_DEPTH: usize = 32;
+
+/// The most characters of a spec an error quotes, around the place it names.
+const EXCERPT_CHARS: usize = 40;
+
 /// A spec that does not parse. One line: what was expected, where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("cannot parse `{spec}`: {message} at character {at}")]
 pub struct SyntaxError {
-    /// The whole text.
+    /// The text around the error, at most 40 characters (`…` where cut), with control and
+    /// non-ASCII characters escaped.
     pub spec: String,
     /// What was wrong.
     pub message: String,
@@ -89,7 +126,8 @@ pub fn parse_call(text: &str) -> Result<Call, SyntaxError> {
     let call = parser.call_rest(name)?;
     parser.skip_space();
     if !parser.at_end() {
-        return Err(parser.error("unexpected text after the closing parenthesis"));
+        let after = if call.args.is_empty() { "the name" } else { "the closing parenthesis" };
+        return Err(parser.error(&format!("unexpected {} after {after}", parser.found())));
     }
     Ok(call)
 }
@@ -101,7 +139,7 @@ pub fn parse_value(text: &str) -> Result<Value, SyntaxError> {
     let expr = parser.expr()?;
     parser.skip_space();
     if !parser.at_end() {
-        return Err(parser.error("unexpected text after the value"));
+        return Err(parser.error(&format!("unexpected {} after the value", parser.found())));
     }
     match expr {
         Expr::Value(v) => Ok(v),
@@ -109,26 +147,84 @@ pub fn parse_value(text: &str) -> Result<Value, SyntaxError> {
     }
 }
 
-struct Parser<'a> {
-    text: &'a str,
-    chars: Vec<char>,
-    pos: usize,
+/// `text` with control characters, quotes and anything outside printable ASCII escaped, so that
+/// an error line neither spans lines nor sends escape sequences to the terminal.
+pub fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c.to_string()
+            } else {
+                c.escape_default().to_string()
+            }
+        })
+        .collect()
 }
 
-impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
+/// At most [`EXCERPT_CHARS`] characters of `chars` around position `at`, escaped, with `…` where
+/// the text goes on.
+fn excerpt(chars: &[char], at: usize) -> String {
+    let start = at.saturating_sub(EXCERPT_CHARS / 2).min(chars.len().saturating_sub(EXCERPT_CHARS));
+    let end = (start + EXCERPT_CHARS).min(chars.len());
+    let text: String = chars[start..end].iter().collect();
+    format!(
+        "{}{}{}",
+        if start > 0 { "…" } else { "" },
+        escaped(&text),
+        if end < chars.len() { "…" } else { "" }
+    )
+}
+
+/// Whether `text` (ASCII digits, `.`, signs, exponent letters and `_`) is a number as Python
+/// writes one: an underscore only between two digits (`1_000`, not `1__0`, `1_` or `1_.5`).
+fn underscores_as_python(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'_'
+            || (i > 0
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+    })
+}
+
+struct Parser {
+    chars: Vec<char>,
+    pos: usize,
+    depth: usize,
+}
+
+impl Parser {
+    fn new(text: &str) -> Self {
         Self {
-            text,
             chars: text.chars().collect(),
             pos: 0,
+            depth: 0,
         }
     }
 
     fn error(&self, message: &str) -> SyntaxError {
         SyntaxError {
-            spec: self.text.to_string(),
+            spec: excerpt(&self.chars, self.pos),
             message: message.to_string(),
             at: self.pos + 1,
+        }
+    }
+
+    /// One level deeper into a call, tuple or list: an error past [`MAX_DEPTH`], before the
+    /// recursion could exhaust the stack.
+    fn descend(&mut self) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(&format!("nested more than {MAX_DEPTH} deep")));
+        }
+        Ok(())
+    }
+
+    /// What the character at the cursor is, escaped, for an error: `` `é` ``, or the end.
+    fn found(&self) -> String {
+        match self.peek() {
+            Some(c) => format!("`{}`", escaped(&c.to_string())),
+            None => "the end".to_string(),
         }
     }
 
@@ -167,7 +263,7 @@ impl<'a> Parser<'a> {
         }
         if start == self.pos || !self.chars[start].is_ascii_alphabetic() {
             self.pos = start;
-            return Err(self.error("expected a name"));
+            return Err(self.error(&format!("expected a name, found {}", self.found())));
         }
         Ok(self.chars[start..self.pos].iter().collect())
     }
@@ -178,7 +274,9 @@ impl<'a> Parser<'a> {
         if !self.eat('(') {
             return Ok(Call { name, args });
         }
+        self.descend()?;
         if self.eat(')') {
+            self.depth -= 1;
             return Ok(Call { name, args });
         }
         loop {
@@ -203,8 +301,9 @@ impl<'a> Parser<'a> {
             if self.eat(')') {
                 break;
             }
-            return Err(self.error("expected `,` or `)`"));
+            return Err(self.error(&format!("expected `,` or `)`, found {}", self.found())));
         }
+        self.depth -= 1;
         Ok(Call { name, args })
     }
 
@@ -213,9 +312,11 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some('(' | '[') => {
                 let close = if self.peek() == Some('(') { ')' } else { ']' };
+                self.descend()?;
                 self.pos += 1;
                 let mut values = Vec::new();
                 if self.eat(close) {
+                    self.depth -= 1;
                     return Ok(Expr::Value(Value::Tuple(values)));
                 }
                 loop {
@@ -232,8 +333,9 @@ impl<'a> Parser<'a> {
                     if self.eat(close) {
                         break;
                     }
-                    return Err(self.error(&format!("expected `,` or `{close}`")));
+                    return Err(self.error(&format!("expected `,` or `{close}`, found {}", self.found())));
                 }
+                self.depth -= 1;
                 Ok(Expr::Value(Value::Tuple(values)))
             }
             Some('"' | '\'') => {
@@ -265,10 +367,13 @@ impl<'a> Parser<'a> {
                 }
                 let text: String = self.chars[start..self.pos].iter().collect();
                 match text.replace('_', "").parse::<f64>() {
-                    Ok(x) if x.is_finite() => Ok(Expr::Value(Value::Number(x))),
+                    Ok(x) if x.is_finite() && underscores_as_python(&text) => {
+                        Ok(Expr::Value(Value::Number(x)))
+                    }
                     _ => {
                         self.pos = start;
-                        Err(self.error(&format!("`{text}` is not a finite number")))
+                        let shown = excerpt(&self.chars[start..start + text.chars().count()], 0);
+                        Err(self.error(&format!("`{shown}` is not a finite number as Python writes one")))
                     }
                 }
             }
@@ -288,7 +393,7 @@ impl<'a> Parser<'a> {
                     Ok(Expr::Value(Value::Name(name)))
                 }
             }
-            _ => Err(self.error("expected a value")),
+            _ => Err(self.error(&format!("expected a value, found {}", self.found()))),
         }
     }
 }
@@ -357,6 +462,43 @@ mod tests {
         assert_eq!(parse_value("-0.8").unwrap(), Value::Number(-0.8));
         assert_eq!(parse_value("1e-8").unwrap(), Value::Number(1e-8));
         assert_eq!(parse_value("2.5E+3").unwrap(), Value::Number(2500.0));
+    }
+
+    /// Deep nesting is an error, not a stack overflow; the error quotes an excerpt, not the
+    /// input.
+    #[test]
+    fn nesting_is_bounded_and_errors_quote_an_excerpt() {
+        let deep = format!("sgd(lr={}1{})", "(".repeat(18_000), ")".repeat(18_000));
+        let err = parse_call(&deep).unwrap_err().to_string();
+        assert!(err.contains(&format!("nested more than {MAX_DEPTH} deep")), "{err}");
+        assert!(err.len() < 200, "{err}");
+        let long = format!("sgd(lr=1{})", "0".repeat(300_000));
+        let err = parse_call(&long).unwrap_err().to_string();
+        assert!(err.len() < 200 && err.lines().count() == 1, "{err}");
+        let nested = format!("s(a={}1{})", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+        assert!(parse_call(&nested).is_ok());
+    }
+
+    /// Underscores as Python takes them in numbers: only between two digits.
+    #[test]
+    fn numbers_take_underscores_as_python_does() {
+        assert_eq!(parse_value("1_000.5").unwrap(), Value::Number(1000.5));
+        assert_eq!(parse_value("1e1_0").unwrap(), Value::Number(1e10));
+        for bad in ["1__0", "1_", "1_.5", "1._5", "1_e5"] {
+            let err = parse_value(bad).unwrap_err().to_string();
+            assert!(err.contains("not a finite number"), "{bad}: {err}");
+        }
+    }
+
+    /// A character that cannot start or continue a name is named, escaped, in the error.
+    #[test]
+    fn unexpected_characters_are_named_and_escaped() {
+        let err = parse_call("sgdé(lr=1)").unwrap_err().to_string();
+        assert!(err.contains("unexpected `\\u{e9}` after the name"), "{err}");
+        let err = parse_call("sgd\u{1b}[31m").unwrap_err().to_string();
+        assert!(!err.contains('\u{1b}') && err.contains("\\u{1b}"), "{err}");
+        let err = parse_call("sgd(lr=1)x").unwrap_err().to_string();
+        assert!(err.contains("unexpected `x` after the closing parenthesis"), "{err}");
     }
 
     #[test]

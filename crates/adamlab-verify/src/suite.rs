@@ -6,7 +6,7 @@
 //! adding its registry line; an optimizer defined in another crate can run them on its own entry
 //! (see `examples/custom_optimizer.rs`).
 
-use adamlab_optim::{OptimizerEntry, OptimizerSpec};
+use adamlab_optim::{Args, Kind, OptimizerEntry, OptimizerSpec, Value};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -27,10 +27,8 @@ const ROSENBROCK_MAX_LR: f64 = 1e-3;
 
 /// `entry` at its defaults: the optimizer and its learning rate.
 fn defaults(entry: &'static OptimizerEntry) -> (ModuleOptimizer, f64) {
-    let spec = OptimizerSpec::parse_for(entry, entry.name)
-        .unwrap_or_else(|err| panic!("{}: its defaults must build: {err}", entry.name));
-    let optimizer = spec.build().expect("parse checks that it builds");
-    (optimizer.module_optimizer(), spec.lr())
+    let spec = default_spec(entry);
+    (module_optimizer(&spec), spec.lr())
 }
 
 /// Runs `steps` steps of `entry` (defaults) on `objective` from `x0`; returns the objective's
@@ -113,53 +111,240 @@ pub fn stays_finite_on_zero_and_huge_gradients(entry: &'static OptimizerEntry, d
 /// same third step as the optimizer that never stopped, bit for bit; when it keeps state tensors,
 /// a fresh optimizer's third step differs (so the state really matters and really was carried).
 pub fn resumes_exactly_after_save_and_load(entry: &'static OptimizerEntry, device: &Device) -> Result<(), String> {
-    let device = device.clone().autodiff();
-    device.seed(7);
-    let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-    let input = Tensor::<2>::from_floats([[1.0, -0.5, 2.0], [0.3, 0.7, -1.1]], &device);
-    let grads = |model: &Linear, scale: f32| {
-        let loss = model.forward(input.clone()).mul_scalar(scale).sum();
+    resume(&default_spec(entry), device, true)
+}
+
+/// `entry` at its defaults, as a spec.
+fn default_spec(entry: &'static OptimizerEntry) -> OptimizerSpec {
+    OptimizerSpec::parse_for(entry, entry.name)
+        .unwrap_or_else(|err| panic!("{}: its defaults must build: {err}", entry.name))
+}
+
+/// The module optimizer `spec` builds.
+fn module_optimizer(spec: &OptimizerSpec) -> ModuleOptimizer {
+    spec.build().expect("a parsed spec builds").module_optimizer()
+}
+
+/// A 3×2 Linear layer with its gradient at scale `scale`, for the step properties.
+struct LinearCase {
+    model: Linear,
+    input: Tensor<2>,
+}
+
+impl LinearCase {
+    fn new(device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        device.seed(7);
+        Self {
+            model: LinearConfig::new(3, 2).init(&device),
+            input: Tensor::<2>::from_floats([[1.0, -0.5, 2.0], [0.3, 0.7, -1.1]], &device),
+        }
+    }
+
+    fn grads(&self, model: &Linear, scale: f32) -> GradientsParams {
+        let loss = model.forward(self.input.clone()).mul_scalar(scale).sum();
         GradientsParams::from_grads(loss.backward(), model)
-    };
-    let (mut original, lr) = defaults(entry);
+    }
+}
+
+/// The weights and bias of `model`, in one vector.
+fn weights(model: &Linear) -> Vec<f32> {
+    let mut w = model.weight.val().to_data().try_to_vec::<f32>().expect("f32");
+    w.extend(model.bias.as_ref().expect("bias").val().to_data().try_to_vec::<f32>().expect("f32"));
+    w
+}
+
+/// `spec`'s optimizer, saved after two steps and loaded into a fresh optimizer, takes the same
+/// third step as the optimizer that never stopped, bit for bit. (Whether the state matters is
+/// checked at the defaults only: some specs make it irrelevant, as Lion's β₁ = 0 does.)
+pub fn resumes_the_same_update(spec: &OptimizerSpec, device: &Device) -> Result<(), String> {
+    resume(spec, device, false)
+}
+
+/// The resume check, and with `state_must_matter` the check that a fresh optimizer differs.
+fn resume(spec: &OptimizerSpec, device: &Device, state_must_matter: bool) -> Result<(), String> {
+    let case = LinearCase::new(device);
+    let mut model = case.model.clone();
+    let (mut original, lr) = (module_optimizer(spec), spec.lr());
     for scale in [1.0, 0.01] {
-        let g = grads(&model, scale);
+        let g = case.grads(&model, scale);
         model = original.step(lr, model, g);
     }
     let keeps_tensors = !original.to_record().is_empty();
     let bytes = original
         .into_bytes()
-        .map_err(|err| format!("{}: saving the state: {err}", entry.name))?;
-    let restored = defaults(entry)
-        .0
+        .map_err(|err| format!("{spec}: saving the state: {err}"))?;
+    let restored = module_optimizer(spec)
         .from_bytes(bytes)
-        .map_err(|err| format!("{}: loading the state: {err}", entry.name))?;
-    let weights = |m: &Linear| {
-        let mut w = m.weight.val().to_data().try_to_vec::<f32>().expect("f32");
-        w.extend(m.bias.as_ref().expect("bias").val().to_data().try_to_vec::<f32>().expect("f32"));
-        w
-    };
+        .map_err(|err| format!("{spec}: loading the state: {err}"))?;
     // Two third steps: a small opposing gradient (as burn's own resume test uses) exercises a
     // stored momentum, Lion's sign of it included; a large one exercises step-dependent
     // coefficients such as ASGD's η, whose change is too small to see on a small step.
     let mut state_matters = false;
     for scale in [-0.01, -0.5] {
-        let expected = weights(&original.clone().step(lr, model.clone(), grads(&model, scale)));
-        let actual = weights(&restored.clone().step(lr, model.clone(), grads(&model, scale)));
+        let expected = weights(&original.clone().step(lr, model.clone(), case.grads(&model, scale)));
+        let actual = weights(&restored.clone().step(lr, model.clone(), case.grads(&model, scale)));
         if expected != actual {
-            return Err(format!("{}: resumed step {actual:?} differs from {expected:?}", entry.name));
+            return Err(format!("{spec}: resumed step {actual:?} differs from {expected:?}"));
         }
-        let fresh = weights(&defaults(entry).0.step(lr, model.clone(), grads(&model, scale)));
+        let fresh = weights(&module_optimizer(spec).step(lr, model.clone(), case.grads(&model, scale)));
         state_matters |= fresh != expected;
     }
-    if keeps_tensors && !state_matters {
+    if state_must_matter && keeps_tensors && !state_matters {
         return Err(format!(
-            "{}: a fresh optimizer's step equals the resumed one: the state is not carried (or has no effect)",
-            entry.name
+            "{spec}: a fresh optimizer's step equals the resumed one: the state is not carried (or has no effect)"
         ));
     }
     Ok(())
 }
+
+/// With `maximize`, three steps of `spec`'s optimizer on the gradients g are, bit for bit, three
+/// steps without it on −g (torch negates the gradient before anything else). Nothing to check
+/// for an optimizer without the keyword.
+pub fn maximize_is_a_step_on_the_negated_gradient(spec: &OptimizerSpec, device: &Device) -> Result<(), String> {
+    if !spec.entry().params.iter().any(|p| p.name == "maximize") {
+        return Ok(());
+    }
+    let with = |maximize: bool| {
+        spec.with("maximize", Value::Bool(maximize))
+            .map_err(|err| format!("{spec}: maximize={maximize}: {err}"))
+    };
+    let (maximizing, minimizing) = (with(true)?, with(false)?);
+    let case = LinearCase::new(device);
+    let (mut up, mut down) = (module_optimizer(&maximizing), module_optimizer(&minimizing));
+    let (mut a, mut b) = (case.model.clone(), case.model.clone());
+    for scale in [1.0, -0.3, 2.0] {
+        a = up.step(spec.lr(), a.clone(), case.grads(&a, scale));
+        b = down.step(spec.lr(), b.clone(), case.grads(&b, -scale));
+        let (wa, wb) = (weights(&a), weights(&b));
+        if wa.iter().map(|x| x.to_bits()).ne(wb.iter().map(|x| x.to_bits())) {
+            return Err(format!("{maximizing}: {wa:?} on g, but {wb:?} without maximize on −g"));
+        }
+    }
+    Ok(())
+}
+
+/// Values outside the range of each keyword of `spec`'s optimizer, one keyword at a time, are
+/// errors naming the optimizer and the keyword, in one line: through the spec (`with`), and
+/// through the entry's build handed the value unchecked (so the configuration's own validation
+/// is tested, not only the registry's).
+pub fn out_of_range_values_are_errors_naming_the_keyword(spec: &OptimizerSpec, _device: &Device) -> Result<(), String> {
+    let entry = spec.entry();
+    for param in entry.params {
+        for bad in out_of_range(param.kind) {
+            let expected = format!("{}: invalid {} ", entry.name, param.name);
+            let message = match spec.with(param.name, bad.clone()) {
+                Ok(_) => return Err(format!("{spec}: {}={bad} is accepted", param.name)),
+                Err(err) => err.to_string(),
+            };
+            if !message.starts_with(&expected) || message.lines().count() != 1 {
+                return Err(format!("{spec}: {}={bad}: {message}", param.name));
+            }
+            // burn's built-ins have no configuration of ours: the registry's check is theirs.
+            if entry.name.starts_with("burn-") || !representable(param.kind, &bad) {
+                continue;
+            }
+            let mut given = spec.args().values().clone();
+            given.insert(param.name, bad.clone());
+            match (entry.build)(&Args::resolve(entry.params, &given)) {
+                Ok(_) if param.name == "lr" => {} // burn passes lr to each step, not to the build
+                Ok(_) => return Err(format!("{spec}: the build takes {}={bad} unchecked", param.name)),
+                Err(err) if !err.to_string().starts_with(&format!("invalid {} ", param.name)) => {
+                    return Err(format!("{spec}: the build's error for {}={bad}: {err}", param.name));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Values of the wrong kind or outside `kind`'s range: past each finite end of an interval (and
+/// NaN), a fraction and a whole number past each end for an integer, a number for a boolean, an
+/// unknown name for a choice, each element of a tuple in turn.
+pub fn out_of_range(kind: Kind) -> Vec<Value> {
+    match kind {
+        Kind::Float(range) => {
+            let mut values = vec![Value::Number(f64::NAN)];
+            if range.min.is_finite() {
+                let below = if range.min_inclusive { range.min - range.min.abs().max(1.0) } else { range.min };
+                values.push(Value::Number(below));
+            }
+            if range.max.is_finite() {
+                let above = if range.max_inclusive { range.max + range.max.abs().max(1.0) } else { range.max };
+                values.push(Value::Number(above));
+            }
+            values
+        }
+        Kind::Int { min, max } => {
+            let mut values = vec![Value::Number(min as f64 + 0.5), Value::Number(min as f64 - 1.0)];
+            if max < i64::MAX {
+                values.push(Value::Number(max as f64 + 1.0));
+            }
+            values
+        }
+        Kind::Bool => vec![Value::Number(1.0)],
+        Kind::Choice(_) => vec![Value::Name("no-such-choice".to_string())],
+        Kind::Tuple(kinds) => {
+            let valid: Vec<Value> = kinds.iter().map(|k| in_range(*k)).collect();
+            let mut values = vec![Value::Tuple(valid[..valid.len() - 1].to_vec())];
+            for (i, kind) in kinds.iter().enumerate() {
+                for bad in out_of_range(*kind) {
+                    let mut tuple = valid.clone();
+                    tuple[i] = bad;
+                    values.push(Value::Tuple(tuple));
+                }
+            }
+            values
+        }
+        Kind::List(inner) => out_of_range(*inner).into_iter().map(|bad| Value::Tuple(vec![bad])).collect(),
+        Kind::Optional(inner) => out_of_range(*inner),
+    }
+}
+
+/// Whether a configuration field of `kind` can hold `value` (a number where a number is kept, a
+/// tuple of the right length, a whole number ≥ 0 where a count is kept), so that the entry's build
+/// can be handed it unchecked.
+fn representable(kind: Kind, value: &Value) -> bool {
+    match (kind, value) {
+        (Kind::Float(_), Value::Number(_)) => true,
+        (Kind::Int { .. }, Value::Number(x)) => x.fract() == 0.0 && *x >= 0.0,
+        (Kind::Tuple(kinds), Value::Tuple(values)) => {
+            kinds.len() == values.len() && kinds.iter().zip(values).all(|(k, v)| representable(*k, v) || *v == in_range(*k))
+        }
+        (Kind::Optional(inner), value) => representable(*inner, value),
+        _ => false,
+    }
+}
+
+/// A value `kind` accepts.
+fn in_range(kind: Kind) -> Value {
+    match kind {
+        Kind::Float(range) => Value::Number(if range.contains(1.0) {
+            1.0
+        } else if range.contains(0.5) {
+            0.5
+        } else if range.contains(0.0) {
+            0.0
+        } else {
+            -1.0
+        }),
+        Kind::Int { min, .. } => Value::Number(min as f64),
+        Kind::Bool => Value::Bool(false),
+        Kind::Choice(names) => Value::Name(names[0].to_string()),
+        Kind::Tuple(kinds) => Value::Tuple(kinds.iter().map(|k| in_range(*k)).collect()),
+        Kind::List(_) => Value::Tuple(Vec::new()),
+        Kind::Optional(_) => Value::None,
+    }
+}
+
+/// The properties of a spec, which the test suite runs over the registry's defaults and every
+/// fixture spec.
+pub const SPEC_PROPERTIES: &[(&str, fn(&OptimizerSpec, &Device) -> Result<(), String>)] = &[
+    ("resumes the same update after save and load", resumes_the_same_update),
+    ("maximize is a step on −g", maximize_is_a_step_on_the_negated_gradient),
+    ("out-of-range values are errors naming the keyword", out_of_range_values_are_errors_naming_the_keyword),
+];
 
 /// Every property, by name, for the test suite and `adamlab verify`.
 pub const PROPERTIES: &[(&str, fn(&'static OptimizerEntry, &Device) -> Result<(), String>)] = &[

@@ -31,114 +31,73 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
+use crate::fused;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{self, FUSED};
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{EPS_OR_ZERO, FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// `lr_decay`: the step size decays as `lr / (1 + (t − 1)·lr_decay)`.
-pub const LR_DECAY: HyperParam = HyperParam {
-    name: "lr_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "step-size decay: step t uses lr / (1 + (t − 1)·lr_decay)",
-};
-/// `weight_decay`: L2, added to the gradient.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "L2 weight decay λ: g ← g + λθ",
-};
-/// `initial_accumulator_value`: where the sum of squared gradients starts.
-pub const INITIAL_ACCUMULATOR_VALUE: HyperParam = HyperParam {
-    name: "initial_accumulator_value",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "starting value of the running sum of squared gradients",
-};
-/// `eps`, added to `√s`. torch accepts 0.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-10",
-    help: "added to the denominator √s for numerical stability",
-};
+crate::hyper_config! {
+    /// Configuration of [`Adagrad`], with `torch.optim.Adagrad`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// from a user.
+    pub struct AdagradConfig {
+        LR => 0.01;
+        Keyword {
+            name: "lr_decay",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "step-size decay: step t uses lr / (1 + (t − 1)·lr_decay)",
+        } => {
+            /// Step-size decay: step t uses `lr / (1 + (t − 1)·lr_decay)`.
+            lr_decay: f64 = 0.0,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ, added to the gradient as `λθ`.
+            weight_decay: f64 = 0.0,
+        }
+        Keyword {
+            name: "initial_accumulator_value",
+            kind: Kind::Float(Interval::NON_NEGATIVE),
+            help: "starting value of the running sum of squared gradients",
+        } => {
+            /// Starting value of the sum of squared gradients.
+            initial_accumulator_value: f64 = 0.0,
+        }
+        EPS_OR_ZERO.help("added to the denominator √s for numerical stability") => {
+            /// Added to `√s`, outside the square root (torch's default; burn's AdaGrad defaults
+            /// to 1e-5).
+            eps: f64 = 1e-10,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+        FUSED => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the same
+            /// (torch's `fused` defaults to None, the for-loop on the CPU).
+            fused: bool = true,
+        }
+    }
+}
 
 /// The registry's `adagrad`: `torch.optim.Adagrad`.
 pub const ADAGRAD: OptimizerEntry = OptimizerEntry {
     name: "adagrad",
     summary: "Adagrad (Duchi et al., 2011): steps scaled by the root of the summed squared gradients",
     reference: "torch.optim.Adagrad (torch 2.15)",
-    params: &[
-        learning_rate("0.01"),
-        LR_DECAY,
-        WEIGHT_DECAY,
-        INITIAL_ACCUMULATOR_VALUE,
-        EPS,
-        MAXIMIZE,
-        FUSED,
-    ],
-    build: |args| {
-        let adagrad = AdagradConfig::new()
-            .with_lr_decay(args.f64("lr_decay"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_initial_accumulator_value(args.f64("initial_accumulator_value"))
-            .with_eps(args.f64("eps"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
-            .build()?;
-        Ok(Box::new(adagrad))
-    },
+    params: AdagradConfig::PARAMS,
+    build: |args| Ok(Box::new(AdagradConfig::new().with_args(args).build()?)),
 };
 
-/// Configuration of [`Adagrad`], with `torch.optim.Adagrad`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
-/// a user.
-#[derive(Config, Debug)]
-pub struct AdagradConfig {
-    /// Step-size decay: step t uses `lr / (1 + (t − 1)·lr_decay)`. Default 0.
-    #[config(default = 0.0)]
-    pub lr_decay: f64,
-    /// L2 weight decay λ, added to the gradient as `λθ`. Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Starting value of the sum of squared gradients. Default 0.
-    #[config(default = 0.0)]
-    pub initial_accumulator_value: f64,
-    /// Added to `√s`, outside the square root. Default 1e-10 (torch's; burn's AdaGrad defaults to
-    /// 1e-5).
-    #[config(default = 1e-10)]
-    pub eps: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true
-    /// (torch's `fused` defaults to None, the for-loop on the CPU).
-    #[config(default = true)]
-    pub fused: bool,
-}
-
 impl AdagradConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.Adagrad accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        LR_DECAY.check_f64(self.lr_decay)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        INITIAL_ACCUMULATOR_VALUE.check_f64(self.initial_accumulator_value)?;
-        EPS.check_f64(self.eps)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Adagrad, ConfigError> {
         self.validate()?;
@@ -347,8 +306,6 @@ pub struct AdagradState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -447,73 +404,4 @@ mod tests {
         assert_theta(&thetas[0], [1.1, -2.1]);
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                AdagradConfig::new().with_lr_decay(-0.1),
-                "invalid lr_decay -0.1: it must be a number in [0, ∞)",
-            ),
-            (
-                AdagradConfig::new().with_weight_decay(-1e-2),
-                "invalid weight_decay -0.01",
-            ),
-            (
-                AdagradConfig::new().with_initial_accumulator_value(-1.0),
-                "invalid initial_accumulator_value -1.0",
-            ),
-            (AdagradConfig::new().with_eps(-1e-10), "invalid eps -1e-10"),
-            (AdagradConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
-            (
-                AdagradConfig::new().with_lr_decay(f64::INFINITY),
-                "invalid lr_decay inf",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts eps = 0.
-        assert!(AdagradConfig::new().with_eps(0.0).validate().is_ok());
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped (the step count matters through lr_decay).
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = AdagradConfig::new()
-            .with_lr_decay(0.5)
-            .with_initial_accumulator_value(0.1);
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the state really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -11,162 +11,111 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+use crate::fused;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{self, FUSED};
-use crate::hyper::{
-    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
+use crate::hyper::{ConfigError, Keyword, SharedF64, check_learning_rate};
+use crate::keywords::{
+    BETAS, DECOUPLED_WEIGHT_DECAY, EPS, FUSED, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECAY_L2_OR_DECOUPLED,
 };
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step), so that schedulers can change it. [`check_learning_rate`] validates
-/// it for callers that take it from a user.
-#[derive(Config, Debug)]
-pub struct AdamConfig {
-    /// Decay rate of the first-moment (mean) estimate, β₁. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta1: f64,
-    /// Decay rate of the second-moment (uncentred variance) estimate, β₂. Default 0.999.
-    #[config(default = 0.999)]
-    pub beta2: f64,
-    /// Added to the bias-corrected `√v̂` for numerical stability, outside the square root.
-    /// Default 1e-8 (torch's; burn's own Adam defaults to 1e-5).
-    #[config(default = 1e-8)]
-    pub eps: f64,
-    /// Weight decay λ. Default 0. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`) instead of adding `λθ` to the gradient:
-    /// AdamW (Loshchilov & Hutter). Default false.
-    #[config(default = false)]
-    pub decoupled_weight_decay: bool,
-    /// Use AMSGrad: the denominator takes the running maximum of the raw second moment `v`.
-    /// Default false.
-    #[config(default = false)]
-    pub amsgrad: bool,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true
-    /// (torch's `fused` defaults to False).
-    #[config(default = true)]
-    pub fused: bool,
+crate::hyper_config! {
+    /// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step), so that schedulers can change it. [`check_learning_rate`]
+    /// validates it for callers that take it from a user.
+    pub struct AdamConfig {
+        LR => 0.001;
+        BETAS => {
+            /// Decay rate of the first-moment (mean) estimate, β₁.
+            beta1: f64 = 0.9,
+            /// Decay rate of the second-moment (uncentred variance) estimate, β₂.
+            beta2: f64 = 0.999,
+        }
+        EPS => {
+            /// Added to the bias-corrected `√v̂` for numerical stability, outside the square
+            /// root (torch's default; burn's own Adam defaults to 1e-5).
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY_L2_OR_DECOUPLED => {
+            /// Weight decay λ. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
+            weight_decay: f64 = 0.0,
+        }
+        DECOUPLED_WEIGHT_DECAY => {
+            /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`) instead of adding `λθ` to the
+            /// gradient: AdamW (Loshchilov & Hutter).
+            decoupled_weight_decay: bool = false,
+        }
+        AMSGRAD => {
+            /// Use AMSGrad: the denominator takes the running maximum of the raw second moment
+            /// `v`.
+            amsgrad: bool = false,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+        FUSED => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the same
+            /// (torch's `fused` defaults to False).
+            fused: bool = true,
+        }
+    }
 }
 
-/// `betas`: (β₁, β₂), each in [0, 1).
-pub const BETAS: HyperParam = HyperParam {
-    name: "betas",
-    kind: Kind::Tuple(&[Kind::Float(Interval::UNIT_OPEN_RIGHT), Kind::Float(Interval::UNIT_OPEN_RIGHT)]),
-    default: "(0.9, 0.999)",
-    help: "decay rates of the first and second moment estimates",
-};
-/// `eps`, added to `√v̂`.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::EPS),
-    default: "1e-8",
-    help: "added to the denominator √v̂ for numerical stability",
-};
-/// `weight_decay` for Adam (L2 unless decoupled).
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "weight decay λ (L2, g ← g + λθ, unless decoupled_weight_decay)",
-};
-/// `weight_decay` for AdamW (decoupled), torch's default 1e-2.
-pub const ADAMW_WEIGHT_DECAY: HyperParam = HyperParam {
-    default: "0.01",
-    help: "decoupled weight decay λ: θ ← θ·(1 − lr·λ)",
-    ..WEIGHT_DECAY
-};
-/// `decoupled_weight_decay`: AdamW's decay inside Adam.
-pub const DECOUPLED_WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "decoupled_weight_decay",
-    kind: Kind::Bool,
-    default: "false",
-    help: "decay the weights directly (AdamW) instead of adding λθ to the gradient",
-};
 /// `amsgrad`.
-pub const AMSGRAD: HyperParam = HyperParam {
+pub const AMSGRAD: Keyword = Keyword {
     name: "amsgrad",
-    kind: Kind::Bool,
-    default: "false",
+    kind: crate::hyper::Kind::Bool,
     help: "use the running maximum of the second moment (AMSGrad)",
 };
-/// `maximize`, shared by every optimizer that has it.
-pub const MAXIMIZE: HyperParam = HyperParam {
-    name: "maximize",
-    kind: Kind::Bool,
-    default: "false",
-    help: "maximise the objective instead of minimising it",
-};
+
+/// AdamW's weight decay: decoupled, torch.optim.AdamW's default 1e-2 (burn's own AdamW defaults
+/// to 1e-4). The one default AdamW states apart from Adam's; [`AdamConfig::adamw`] reads it.
+pub const ADAMW_WEIGHT_DECAY: f64 = 1e-2;
 
 /// The registry's `adam`: `torch.optim.Adam`.
 pub const ADAM: OptimizerEntry = OptimizerEntry {
     name: "adam",
     summary: "Adam (Kingma & Ba, 2015), L2 weight decay; AMSGrad and AdamW's decay as options",
     reference: "torch.optim.Adam (torch 2.15)",
-    params: &[
-        learning_rate("0.001"),
-        BETAS,
-        EPS,
-        WEIGHT_DECAY,
-        DECOUPLED_WEIGHT_DECAY,
-        AMSGRAD,
-        MAXIMIZE,
-        FUSED,
-    ],
+    params: AdamConfig::PARAMS,
     build: |args| {
-        let (beta1, beta2) = args.pair("betas");
         let adam = AdamConfig::new()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
-            .with_amsgrad(args.bool("amsgrad"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
+            .with_args(args)
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
     },
 };
 
-/// The registry's `adamw`: `torch.optim.AdamW`.
+/// The registry's `adamw`: `torch.optim.AdamW`, Adam's keywords but `decoupled_weight_decay`
+/// (always on), with weight decay 1e-2.
 pub const ADAMW: OptimizerEntry = OptimizerEntry {
     name: "adamw",
     summary: "AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay",
     reference: "torch.optim.AdamW (torch 2.15)",
     params: &[
-        learning_rate("0.001"),
-        BETAS,
-        EPS,
-        ADAMW_WEIGHT_DECAY,
-        AMSGRAD,
-        MAXIMIZE,
-        FUSED,
+        AdamConfig::PARAMS[0],
+        AdamConfig::PARAMS[1],
+        AdamConfig::PARAMS[2],
+        WEIGHT_DECAY
+            .help("decoupled weight decay λ: θ ← θ·(1 − lr·λ)")
+            .with_default("0.01"),
+        AdamConfig::PARAMS[5],
+        AdamConfig::PARAMS[6],
+        AdamConfig::PARAMS[7],
     ],
     build: |args| {
-        let (beta1, beta2) = args.pair("betas");
         let adam = AdamConfig::adamw()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_amsgrad(args.bool("amsgrad"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
+            .with_args(args)
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
@@ -174,20 +123,12 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
 };
 
 impl AdamConfig {
-    /// AdamW as `torch.optim.AdamW` configures it: decoupled weight decay of 1e-2 (burn's own AdamW
-    /// defaults to 1e-4), everything else as Adam.
+    /// AdamW as `torch.optim.AdamW` configures it: decoupled weight decay of
+    /// [`ADAMW_WEIGHT_DECAY`], everything else as Adam.
     pub fn adamw() -> Self {
         Self::new()
             .with_decoupled_weight_decay(true)
-            .with_weight_decay(1e-2)
-    }
-
-    /// Checks every hyper-parameter against the ranges torch.optim accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETAS.check_floats(&[self.beta1, self.beta2])?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        Ok(())
+            .with_weight_decay(ADAMW_WEIGHT_DECAY)
     }
 
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
@@ -576,8 +517,6 @@ impl Optimizer for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -663,63 +602,4 @@ mod tests {
         thetas[0].assert_approx_eq::<f32>(&TensorData::from([1.1f32, -2.1]), Tolerance::absolute(1e-6));
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (AdamConfig::new().with_beta1(1.0), "invalid betas (1.0, 0.999)"),
-            (AdamConfig::new().with_beta1(-0.1), "invalid betas (-0.1, 0.999)"),
-            (AdamConfig::new().with_beta2(1.5), "invalid betas (0.9, 1.5)"),
-            (
-                AdamConfig::new().with_eps(0.0),
-                "invalid eps 0.0: it must be a number in [1.1754943508222875e-38, 3.4028234663852886e38]",
-            ),
-            // Subnormal in f32: torch would compute with it, but in f32 it is as good as 0.
-            (AdamConfig::new().with_eps(1e-320), "invalid eps 1e-320"),
-            (AdamConfig::new().with_eps(1e-39), "invalid eps 1e-39"),
-            (AdamConfig::new().with_eps(1e39), "invalid eps 1e39"),
-            (AdamConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
-            (AdamConfig::new().with_weight_decay(-1e-2), "invalid weight_decay -0.01"),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        assert!(AdamConfig::new().with_beta1(0.0).validate().is_ok());
-        assert!(AdamConfig::new().with_eps(f64::from(f32::MIN_POSITIVE)).validate().is_ok());
-        assert!(check_learning_rate(-1e-3).unwrap_err().to_string().contains("invalid lr"));
-        assert!(check_learning_rate(f64::INFINITY).is_err());
-        assert!(check_learning_rate(0.0).is_ok());
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped, for every state field (AMSGrad's included).
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        for config in [AdamConfig::new(), AdamConfig::new().with_amsgrad(true)] {
-            let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-            let input = Tensor::<2>::ones([4, 3], &device);
-            let grads = |model: &Linear, scale: f32| {
-                let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-                GradientsParams::from_grads(loss.backward(), model)
-            };
-            let mut original = config.init().unwrap();
-            for scale in [1.0, 0.01] {
-                let g = grads(&model, scale);
-                model = original.step(LR, model, g);
-            }
-            let bytes = original.into_bytes().unwrap();
-            let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-            let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-            let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-            expected.weight.val().to_data().assert_eq(&actual.weight.val().to_data(), true);
-            let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-            bias(&expected).assert_eq(&bias(&actual), true);
-            // A fresh optimizer's third step differs: the state really was carried over.
-            let mut fresh = config.init().unwrap();
-            let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-            assert_ne!(unresumed.weight.val().to_data(), expected.weight.val().to_data());
-        }
-    }
 }

@@ -12,103 +12,61 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{FUSED, kernel_for};
-use crate::hyper::{
-    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
-};
+use crate::fused::kernel_for;
+use crate::hyper::{ConfigError, SharedF64, check_learning_rate};
+use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::torch_ops;
 
-/// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step) (torch's default is 2e-3).
-#[derive(Config, Debug)]
-pub struct AdamaxConfig {
-    /// Decay rate of the first-moment (mean) estimate, β₁. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta1: f64,
-    /// Decay rate of the infinity norm `u`, β₂. Default 0.999.
-    #[config(default = 0.999)]
-    pub beta2: f64,
-    /// Added to `|g|` inside the maximum that updates `u`, so that `u` is never 0.
-    /// Default 1e-8.
-    #[config(default = 1e-8)]
-    pub eps: f64,
-    /// L2 weight decay λ (`g ← g + λθ`). Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true.
-    /// adamlab's keyword: torch's Adamax has none.
-    #[config(default = true)]
-    pub fused: bool,
+crate::hyper_config! {
+    /// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step) (torch's default is 2e-3).
+    pub struct AdamaxConfig {
+        LR => 0.002;
+        BETAS.help("decay rates of the first moment and of the infinity norm") => {
+            /// Decay rate of the first-moment (mean) estimate, β₁.
+            beta1: f64 = 0.9,
+            /// Decay rate of the infinity norm `u`, β₂.
+            beta2: f64 = 0.999,
+        }
+        EPS_OR_ZERO.help("added to |g| in the infinity norm u = max(β₂·u, |g| + eps)") => {
+            /// Added to `|g|` inside the maximum that updates `u`, so that `u` is never 0.
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ (`g ← g + λθ`; torch's Adamax has no decoupled form).
+            weight_decay: f64 = 0.0,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+        FUSED_ADAMLAB => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the
+            /// same. adamlab's keyword: torch's Adamax has none.
+            fused: bool = true,
+        }
+    }
 }
 
-/// `betas`: (β₁, β₂), each in [0, 1).
-pub const BETAS: HyperParam = HyperParam {
-    name: "betas",
-    kind: Kind::Tuple(&[
-        Kind::Float(Interval::UNIT_OPEN_RIGHT),
-        Kind::Float(Interval::UNIT_OPEN_RIGHT),
-    ]),
-    default: "(0.9, 0.999)",
-    help: "decay rates of the first moment and of the infinity norm",
-};
-/// `eps`, added to `|g|` in the infinity norm. torch accepts 0.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-8",
-    help: "added to |g| in the infinity norm u = max(β₂·u, |g| + eps)",
-};
-/// `weight_decay`, L2 only (torch's Adamax has no decoupled form).
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "L2 weight decay λ: g ← g + λθ",
-};
-/// `fused` for Adamax: adamlab's keyword (torch's Adamax has none), with the same meaning as
-/// torch's on Adam and SGD.
-pub const ADAMAX_FUSED: HyperParam = HyperParam {
-    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
-           tensor-op reference step; adamlab's keyword, torch's Adamax has none)",
-    ..FUSED
-};
-
 /// The registry's `adamax`: `torch.optim.Adamax`.
-pub const ENTRY: OptimizerEntry = OptimizerEntry {
+pub const ADAMAX: OptimizerEntry = OptimizerEntry {
     name: "adamax",
     summary: "Adamax (Kingma & Ba, 2015): Adam with the infinity norm in place of the second moment",
     reference: "torch.optim.Adamax (torch 2.15)",
-    params: &[
-        learning_rate("0.002"),
-        BETAS,
-        EPS,
-        WEIGHT_DECAY,
-        MAXIMIZE,
-        ADAMAX_FUSED,
-    ],
+    params: AdamaxConfig::PARAMS,
     build: |args| {
-        let (beta1, beta2) = args.pair("betas");
         let adamax = AdamaxConfig::new()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
+            .with_args(args)
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adamax))
@@ -116,14 +74,6 @@ pub const ENTRY: OptimizerEntry = OptimizerEntry {
 };
 
 impl AdamaxConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.Adamax accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETAS.check_floats(&[self.beta1, self.beta2])?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Adamax, ConfigError> {
         self.validate()?;
@@ -219,7 +169,7 @@ impl Adamax {
         let mut g = if maximize { grad.neg() } else { grad };
         if weight_decay != 0.0 {
             // As torch's `g.add(θ, alpha=λ)`: one rounding.
-            g = fused::mul_add_scalar(theta.clone(), weight_decay as f32, g);
+            g = torch_ops::mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
         }
 
         let (t, m, u) = match state {
@@ -228,7 +178,7 @@ impl Adamax {
         };
 
         // m ← β₁·m + (1 − β₁)·g, as torch's `exp_avg.lerp_(g, 1 − β₁)`.
-        let m = fused::lerp(m, g.clone(), 1.0 - beta1);
+        let m = torch_ops::lerp_one_rounding(m, g.clone(), 1.0 - beta1);
         // u ← max(β₂·u, |g| + ε).
         let u = u.mul_scalar(beta2).max_pair(g.abs().add_scalar(eps));
 
@@ -289,7 +239,7 @@ impl Adamax {
             exp_avg: theta.zeros_like(),
             exp_inf: theta.zeros_like(),
         });
-        let single_rounding = fused::in_f64(theta);
+        let single_rounding = torch_ops::in_f64(theta);
         let c = AdamaxCoefficients::new(
             &self.config,
             self.beta1(),
@@ -301,7 +251,8 @@ impl Adamax {
     }
 }
 
-/// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see [`fused::lerp`]),
+/// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see
+/// [`torch_ops::lerp_one_rounding`]),
 /// with its coefficient as the tensors hold it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Lerp {
@@ -362,8 +313,9 @@ impl AdamaxCoefficients {
     }
 }
 
-/// `a·b + c` as the reference's [`fused::mul_add_scalar`] rounds it: once (the product is exact
-/// in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice in f32.
+/// `a·b + c` as the reference's [`torch_ops::mul_add_scalar_one_rounding`] rounds it: once (the
+/// product is exact in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice
+/// in f32.
 #[inline(always)]
 fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
     if single_rounding {
@@ -403,64 +355,6 @@ pub fn adamax_element(
 
 /// torch's fused CPU kernels, shared with [`crate::nadam`] and [`crate::radam`].
 ///
-/// torch 2.15's CPU kernels for `lerp`, `add(…, alpha)` and `addcmul` round `a·b + c` once (a
-/// fused multiply-add per element, in the vectorised loops and, compiled with contraction, in the
-/// scalar tails too), where two burn tensor ops round `a·b` and then the sum. The two differ by
-/// an ulp of `a·b`, which is harmless until `c` cancels most of it: with gradients near 1e6 a
-/// first moment of a few hundred keeps only the leading digits, and the replays'
-/// `huge-gradients` cases of Adamax, NAdam and RAdam drifted from torch's by up to 3.5e-2
-/// (relative) with two roundings; with one they pass at the replay tolerance.
-pub(crate) mod fused {
-    use burn::tensor::{DType, FloatDType, Tensor};
-
-    /// `a·b + c` rounded once, for a scalar `b`: torch's `c.add(a, alpha=b)`.
-    ///
-    /// The product of two f32s is exact in f64, so the sum evaluated in f64 and rounded to f32
-    /// is the fused multiply-add, except where the f64 sum lies exactly halfway between two f32s
-    /// (double rounding; about one element in 2²⁹). On a device without f64 (wgpu on Metal or
-    /// WebGPU) it rounds twice, as plain tensor ops do, and agrees with torch to rounding only.
-    pub(crate) fn mul_add_scalar<const D: usize>(a: Tensor<D>, b: f32, c: Tensor<D>) -> Tensor<D> {
-        if !in_f64(&c) {
-            return a.mul_scalar(b).add(c);
-        }
-        a.cast(FloatDType::F64)
-            .mul_scalar(f64::from(b))
-            .add(c.cast(FloatDType::F64))
-            .cast(FloatDType::F32)
-    }
-
-    /// `a·b + c` rounded once, for a tensor `b`: torch's `c.addcmul(a, b)` (after its scalar
-    /// factor, which torch rounds into `a` first).
-    pub(crate) fn mul_add<const D: usize>(a: Tensor<D>, b: Tensor<D>, c: Tensor<D>) -> Tensor<D> {
-        if !in_f64(&c) {
-            return a.mul(b).add(c);
-        }
-        a.cast(FloatDType::F64)
-            .mul(b.cast(FloatDType::F64))
-            .add(c.cast(FloatDType::F64))
-            .cast(FloatDType::F32)
-    }
-
-    /// `start.lerp(end, weight)` as torch's CPU kernel computes it: `start + w·(end − start)`
-    /// for |w| < 0.5, else `end − (end − start)·(1 − w)`, each one fused multiply-add, with w
-    /// and 1 − w rounded to f32 as the kernel holds them. Both equal `(1 − w)·start + w·end` in
-    /// exact arithmetic.
-    pub(crate) fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-        let w = weight as f32;
-        let diff = end.clone().sub(start.clone());
-        if w.abs() < 0.5 {
-            mul_add_scalar(diff, w, start)
-        } else {
-            mul_add_scalar(diff, -(1.0 - w), end)
-        }
-    }
-
-    /// Whether `t` is f32 on a device that can compute in f64 (so one rounding is possible).
-    pub(crate) fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
-        t.dtype() == DType::F32 && t.device().supports_dtype(FloatDType::F64)
-    }
-}
-
 impl EvalWeights for Adamax {}
 
 impl Optimizer for Adamax {
@@ -501,8 +395,6 @@ impl Optimizer for Adamax {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -636,8 +528,8 @@ mod tests {
             .zip(&c)
             .map(|((a, b), c)| a.mul_add(*b, *c))
             .collect();
-        assert_eq!(values(fused::mul_add_scalar(t(&a), w, t(&c))), fma_scalar);
-        assert_eq!(values(fused::mul_add(t(&a), t(&b), t(&c))), fma);
+        assert_eq!(values(torch_ops::mul_add_scalar_one_rounding(t(&a), w, t(&c))), fma_scalar);
+        assert_eq!(values(torch_ops::mul_add_one_rounding(t(&a), t(&b), t(&c))), fma);
         // The comparison can fail: two roundings give other values here.
         assert_ne!(values(t(&a).mul_scalar(w).add(t(&c))), fma_scalar);
         assert_ne!(values(t(&a).mul(t(&b)).add(t(&c))), fma);
@@ -663,80 +555,4 @@ mod tests {
         assert_ne!(first_moment(&cycled), first_moment(&plain));
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                AdamaxConfig::new().with_beta1(1.0),
-                "invalid betas (1.0, 0.999)",
-            ),
-            (
-                AdamaxConfig::new().with_beta1(-0.1),
-                "invalid betas (-0.1, 0.999)",
-            ),
-            (
-                AdamaxConfig::new().with_beta2(1.0),
-                "invalid betas (0.9, 1.0)",
-            ),
-            (
-                AdamaxConfig::new().with_eps(-1e-8),
-                "invalid eps -1e-8: it must be a number in [0, ∞)",
-            ),
-            (AdamaxConfig::new().with_eps(f64::NAN), "invalid eps NaN"),
-            (
-                AdamaxConfig::new().with_weight_decay(-1e-2),
-                "invalid weight_decay -0.01",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts eps = 0 and β = 0.
-        assert!(
-            AdamaxConfig::new()
-                .with_eps(0.0)
-                .with_beta1(0.0)
-                .validate()
-                .is_ok()
-        );
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = AdamaxConfig::new();
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 0.01] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        // A fresh optimizer's third step differs: the state really was carried over.
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

@@ -7,7 +7,8 @@
 //! `1 − lr·λ`, factors over the last two dimensions — is torch's, so the two agree wherever
 //! neither ε₁ matters (gradients well above 1e-15 and a mean row factor above torch's ε₁).
 
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, learning_rate};
+use crate::adafactor::AdafactorConfig as TorchAdafactorConfig;
+use crate::hyper::{ConfigError, HyperParam, Interval, Kind};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::{Adafactor, AdafactorConfig};
 
@@ -16,7 +17,7 @@ impl EvalWeights for Adafactor {}
 /// `beta2_decay`: burn requires τ < 0 (torch allows 0).
 pub const BETA2_DECAY: HyperParam = HyperParam {
     kind: Kind::Float(Interval::new(f64::NEG_INFINITY, false, 0.0, false)),
-    ..crate::adafactor::BETA2_DECAY
+    ..TorchAdafactorConfig::PARAMS[1]
 };
 /// `eps`: (ε₁, ε₂) with burn's meaning and defaults.
 pub const EPS: HyperParam = HyperParam {
@@ -31,7 +32,7 @@ pub const EPS: HyperParam = HyperParam {
 /// `d`: burn's clipping threshold only needs to be positive (torch requires ≥ 1).
 pub const D: HyperParam = HyperParam {
     kind: Kind::Float(Interval::POSITIVE),
-    ..crate::adafactor::D
+    ..TorchAdafactorConfig::PARAMS[3]
 };
 
 /// `burn-adafactor`: burn's `AdafactorConfig`, with torch's keywords.
@@ -40,11 +41,11 @@ pub const BURN_ADAFACTOR: OptimizerEntry = OptimizerEntry {
     summary: "burn's built-in Adafactor: the paper's ε₁ = 1e-30 added to G² where torch floors V̂",
     reference: "burn::optim::Adafactor (burn 0.22.1)",
     params: &[
-        learning_rate("0.01"),
+        TorchAdafactorConfig::PARAMS[0],
         BETA2_DECAY,
         EPS,
         D,
-        crate::adafactor::WEIGHT_DECAY,
+        TorchAdafactorConfig::PARAMS[4],
     ],
     build: |args| {
         let (eps1, eps2) = args.pair("eps");

@@ -6,8 +6,7 @@
 //! `maximize`, so neither is offered here. It evaluates `(g/(√s + ε))·η_t` where torch evaluates
 //! `(η_t·g)/(√s + ε)`, which differs by f32 rounding only.
 
-use crate::adagrad::{EPS, LR_DECAY, WEIGHT_DECAY};
-use crate::hyper::learning_rate;
+use crate::adagrad::AdagradConfig;
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdaGrad, AdaGradConfig};
@@ -19,7 +18,13 @@ pub const BURN_ADAGRAD: OptimizerEntry = OptimizerEntry {
     name: "burn-adagrad",
     summary: "burn's built-in AdaGrad, given torch's defaults (eps 1e-10), for comparison",
     reference: "burn::optim::AdaGrad (burn 0.22.1)",
-    params: &[learning_rate("0.01"), LR_DECAY, WEIGHT_DECAY, EPS],
+    // lr, lr_decay, weight_decay, eps: Adagrad's.
+    params: &[
+        AdagradConfig::PARAMS[0],
+        AdagradConfig::PARAMS[1],
+        AdagradConfig::PARAMS[2],
+        AdagradConfig::PARAMS[4],
+    ],
     build: |args| {
         let weight_decay = args.f64("weight_decay");
         let adagrad = AdaGradConfig::new()

@@ -1,7 +1,6 @@
 //! burn's `Adam` and `AdamW`.
 
-use crate::adam::{ADAMW_WEIGHT_DECAY, AMSGRAD, BETAS, EPS, WEIGHT_DECAY};
-use crate::hyper::learning_rate;
+use crate::adam::{ADAMW, AdamConfig as TorchAdamConfig};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamW, AdamWConfig};
@@ -14,7 +13,14 @@ pub const BURN_ADAM: OptimizerEntry = OptimizerEntry {
     name: "burn-adam",
     summary: "burn's built-in Adam, given torch's defaults (eps 1e-8), for comparison",
     reference: "burn::optim::Adam (burn 0.22.1)",
-    params: &[learning_rate("0.001"), BETAS, EPS, WEIGHT_DECAY, AMSGRAD],
+    // lr, betas, eps, weight_decay, amsgrad: Adam's.
+    params: &[
+        TorchAdamConfig::PARAMS[0],
+        TorchAdamConfig::PARAMS[1],
+        TorchAdamConfig::PARAMS[2],
+        TorchAdamConfig::PARAMS[3],
+        TorchAdamConfig::PARAMS[5],
+    ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let weight_decay = args.f64("weight_decay");
@@ -34,7 +40,14 @@ pub const BURN_ADAMW: OptimizerEntry = OptimizerEntry {
     name: "burn-adamw",
     summary: "burn's built-in AdamW, given torch's defaults (eps 1e-8, weight_decay 1e-2)",
     reference: "burn::optim::AdamW (burn 0.22.1)",
-    params: &[learning_rate("0.001"), BETAS, EPS, ADAMW_WEIGHT_DECAY, AMSGRAD],
+    // lr, betas, eps, weight_decay, amsgrad: AdamW's.
+    params: &[
+        ADAMW.params[0],
+        ADAMW.params[1],
+        ADAMW.params[2],
+        ADAMW.params[3],
+        ADAMW.params[4],
+    ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let adamw = AdamWConfig::new()

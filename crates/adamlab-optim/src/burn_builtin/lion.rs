@@ -1,7 +1,7 @@
 //! burn's `Lion`.
 
-use crate::hyper::learning_rate;
-use crate::lion::{BETAS, WEIGHT_DECAY};
+use crate::keywords;
+use crate::lion::LionConfig as TorchLionConfig;
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::{Lion, LionConfig};
 
@@ -16,7 +16,11 @@ pub const BURN_LION: OptimizerEntry = OptimizerEntry {
     name: "burn-lion",
     summary: "burn's built-in Lion, for comparison (no decoupled_weight_decay)",
     reference: "burn::optim::Lion (burn 0.22.1)",
-    params: &[learning_rate("1e-4"), BETAS, WEIGHT_DECAY],
+    params: &[
+        keywords::LR.with_default(TorchLionConfig::PARAMS[0].default),
+        TorchLionConfig::PARAMS[1],
+        TorchLionConfig::PARAMS[2],
+    ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");
         let lion = LionConfig::new()

@@ -8,11 +8,8 @@
 //! and `dims[1]` as A and B, which on burn's `[fan_in, fan_out]` Linear weight are torch's B and
 //! A; there is no `spectral_unclamped`. burn's AdamW adds ε before its bias correction.
 
-use crate::hyper::{HyperParam, Kind, Value, learning_rate};
-use crate::muon::{
-    ADAMW_BETAS, ADAMW_EPS, ADAMW_WEIGHT_DECAY, EPS, MOMENTUM, NESTEROV, NS_COEFFICIENTS, NS_STEPS,
-    WEIGHT_DECAY,
-};
+use crate::hyper::{HyperParam, Kind, Value};
+use crate::muon::MuonConfig as TorchMuonConfig;
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -26,7 +23,7 @@ use burn::tensor::{Device, Tensor};
 pub const ADJUST_LR_FN: HyperParam = HyperParam {
     kind: Kind::Optional(&Kind::Choice(&["original", "match_rms_adamw"])),
     help: "lr scaling by dims[0] = A, dims[1] = B: original √max(1, A/B) (None), match_rms_adamw 0.2√max(A, B)",
-    ..crate::muon::ADJUST_LR_FN
+    ..TorchMuonConfig::PARAMS[7]
 };
 
 /// `burn-muon`: burn's `MuonConfig` on 2-D parameters and `AdamWConfig` on the others, with
@@ -35,18 +32,19 @@ pub const BURN_MUON: OptimizerEntry = OptimizerEntry {
     name: "burn-muon",
     summary: "burn's built-in Muon (f32 Newton–Schulz) on 2-D weights, burn's AdamW on the others",
     reference: "burn::optim::Muon + burn::optim::AdamW (burn 0.22.1)",
+    // torch's Muon's keywords, adjust_lr_fn without spectral_unclamped.
     params: &[
-        learning_rate("0.001"),
-        WEIGHT_DECAY,
-        MOMENTUM,
-        NESTEROV,
-        NS_COEFFICIENTS,
-        EPS,
-        NS_STEPS,
+        TorchMuonConfig::PARAMS[0],
+        TorchMuonConfig::PARAMS[1],
+        TorchMuonConfig::PARAMS[2],
+        TorchMuonConfig::PARAMS[3],
+        TorchMuonConfig::PARAMS[4],
+        TorchMuonConfig::PARAMS[5],
+        TorchMuonConfig::PARAMS[6],
         ADJUST_LR_FN,
-        ADAMW_BETAS,
-        ADAMW_EPS,
-        ADAMW_WEIGHT_DECAY,
+        TorchMuonConfig::PARAMS[8],
+        TorchMuonConfig::PARAMS[9],
+        TorchMuonConfig::PARAMS[10],
     ],
     build: |args| {
         let [a, b, c] = args.floats("ns_coefficients")[..] else {

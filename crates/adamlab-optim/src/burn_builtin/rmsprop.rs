@@ -8,9 +8,8 @@
 //! 0.0099999905 and 0.01), and it updates the centered average as `α·ḡ + (1 − α)·g` rather than
 //! torch's `lerp`.
 
-use crate::hyper::learning_rate;
 use crate::registry::{EvalWeights, OptimizerEntry};
-use crate::rmsprop::{ALPHA, CENTERED, EPS, MOMENTUM, WEIGHT_DECAY};
+use crate::rmsprop::RmsPropConfig as TorchRmsPropConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{RmsProp, RmsPropConfig};
 
@@ -21,14 +20,8 @@ pub const BURN_RMSPROP: OptimizerEntry = OptimizerEntry {
     name: "burn-rmsprop",
     summary: "burn's built-in RmsProp, given torch's defaults (momentum 0, eps 1e-8), for comparison",
     reference: "burn::optim::RmsProp (burn 0.22.1)",
-    params: &[
-        learning_rate("0.01"),
-        ALPHA,
-        EPS,
-        WEIGHT_DECAY,
-        MOMENTUM,
-        CENTERED,
-    ],
+    // RMSprop's keywords but maximize and fused.
+    params: TorchRmsPropConfig::PARAMS.split_at(6).0,
     build: |args| {
         let weight_decay = args.f64("weight_decay");
         let rmsprop = RmsPropConfig::new()

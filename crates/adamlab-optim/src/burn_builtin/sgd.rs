@@ -6,9 +6,9 @@
 //! from the second step on). burn has no `maximize`, so none is offered; burn accepts Nesterov
 //! with dampening, which torch refuses, so this entry accepts it too.
 
-use crate::hyper::{ConfigError, HyperParam, learning_rate};
+use crate::hyper::{ConfigError, HyperParam};
 use crate::registry::{EvalWeights, OptimizerEntry};
-use crate::sgd::{DAMPENING, MOMENTUM, NESTEROV, WEIGHT_DECAY};
+use crate::sgd::SgdConfig as TorchSgdConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Sgd, SgdConfig};
@@ -18,7 +18,7 @@ impl EvalWeights for Sgd {}
 /// `nesterov` as burn takes it: with dampening too, which torch refuses.
 const BURN_NESTEROV: HyperParam = HyperParam {
     help: "Nesterov momentum (needs momentum > 0; burn, unlike torch, allows dampening)",
-    ..NESTEROV
+    ..TorchSgdConfig::PARAMS[4]
 };
 
 /// `burn-sgd`: burn's `SgdConfig` with torch's defaults (no momentum, no dampening).
@@ -26,11 +26,12 @@ pub const BURN_SGD: OptimizerEntry = OptimizerEntry {
     name: "burn-sgd",
     summary: "burn's built-in SGD (momentum, L2 decay), given torch's defaults, for comparison",
     reference: "burn::optim::Sgd (burn 0.22.1)",
+    // lr, momentum, dampening, weight_decay: SGD's.
     params: &[
-        learning_rate("0.001"),
-        MOMENTUM,
-        DAMPENING,
-        WEIGHT_DECAY,
+        TorchSgdConfig::PARAMS[0],
+        TorchSgdConfig::PARAMS[1],
+        TorchSgdConfig::PARAMS[2],
+        TorchSgdConfig::PARAMS[3],
         BURN_NESTEROV,
     ],
     build: |args| {

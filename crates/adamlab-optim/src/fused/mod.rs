@@ -27,17 +27,10 @@ pub(crate) mod cube;
 use burn::backend::DispatchDevice;
 use burn::tensor::{DType, Tensor};
 
-use crate::hyper::{HyperParam, Kind};
 
-/// `fused`: step with the fused kernel where there is one. torch's keyword (torch's Adam, AdamW
-/// and SGD have it); torch defaults it to False, adamlab to true, and the numbers are the same.
-pub const FUSED: HyperParam = HyperParam {
-    name: "fused",
-    kind: Kind::Bool,
-    default: "true",
-    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
-           tensor-op reference step; torch's default is False)",
-};
+/// `fused`, the keyword that picks between the fused step and the reference (declared with the
+/// other shared keywords).
+pub use crate::keywords::FUSED;
 
 /// The kernel a fused step can run on its tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

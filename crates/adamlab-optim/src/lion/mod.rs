@@ -11,82 +11,69 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
+use crate::fused;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{self, FUSED};
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, Value, check_learning_rate};
+use crate::keywords::{self, FUSED_ADAMLAB};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`Lion`], with `lion_pytorch.Lion`'s defaults.
-///
-/// The learning rate is passed to every [`step`](Optimizer::step), as burn does; `init_lr` is
-/// the one lion-pytorch was constructed with, which only its decoupled weight decay reads.
-#[derive(Config, Debug)]
-pub struct LionConfig {
-    /// Interpolation between the momentum and the gradient for the update's sign, β₁. Default 0.9.
-    #[config(default = 0.9)]
-    pub beta1: f64,
-    /// Decay rate of the momentum, β₂. Default 0.99.
-    #[config(default = 0.99)]
-    pub beta2: f64,
-    /// Weight decay λ, applied to the weights before the update: `θ ← θ·(1 − lr·λ)`. Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Decouple the weight decay from the learning rate: `θ ← θ·(1 − lr·λ/init_lr)`, so that at
-    /// the initial learning rate each step shrinks θ by λ itself. Default false.
-    #[config(default = false)]
-    pub decoupled_weight_decay: bool,
-    /// The learning rate lion-pytorch was constructed with (its `lr` argument, kept as
-    /// `_init_lr`), by which `decoupled_weight_decay` divides λ. Must be > 0, as lion-pytorch
-    /// asserts. Default 1e-4, lion-pytorch's default `lr`; the registry sets it to the spec's `lr`.
-    #[config(default = 1e-4)]
-    pub init_lr: f64,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true.
-    /// adamlab's keyword: lion-pytorch has none.
-    #[config(default = true)]
-    pub fused: bool,
+crate::hyper_config! {
+    /// Configuration of [`Lion`], with `lion_pytorch.Lion`'s defaults.
+    ///
+    /// The learning rate is passed to every [`step`](Optimizer::step), as burn does; `init_lr` is
+    /// the one lion-pytorch was constructed with, which only its decoupled weight decay reads.
+    pub struct LionConfig {
+        LR => 1e-4;
+        Keyword {
+            name: "betas",
+            kind: Kind::Tuple(&[Kind::Float(Interval::UNIT), Kind::Float(Interval::UNIT)]),
+            help: "β₁ mixes momentum and gradient for the update's sign; β₂ is the momentum's decay",
+        } => {
+            /// Interpolation between the momentum and the gradient for the update's sign, β₁.
+            beta1: f64 = 0.9,
+            /// Decay rate of the momentum, β₂.
+            beta2: f64 = 0.99,
+        }
+        Keyword {
+            kind: Kind::Float(Interval::ANY),
+            help: "weight decay λ: θ ← θ·(1 − lr·λ) before each update (not checked by lion-pytorch)",
+            ..keywords::WEIGHT_DECAY
+        } => {
+            /// Weight decay λ, applied to the weights before the update: `θ ← θ·(1 − lr·λ)`.
+            weight_decay: f64 = 0.0,
+        }
+        keywords::DECOUPLED_WEIGHT_DECAY
+            .help("divide λ by the initial lr: θ ← θ·(1 − lr·λ/lr₀), independent of lr's scale") => {
+            /// Decouple the weight decay from the learning rate: `θ ← θ·(1 − lr·λ/init_lr)`, so
+            /// that at the initial learning rate each step shrinks θ by λ itself.
+            decoupled_weight_decay: bool = false,
+        }
+        FUSED_ADAMLAB => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the
+            /// same. adamlab's keyword: lion-pytorch has none.
+            fused: bool = true,
+        }
+        @other {
+            /// The learning rate lion-pytorch was constructed with (its `lr` argument, kept as
+            /// `_init_lr`), by which `decoupled_weight_decay` divides λ. Must be > 0, as
+            /// lion-pytorch asserts. Default lion-pytorch's default `lr` (a test checks that it
+            /// is `LR`'s); the registry sets it to the spec's `lr`.
+            init_lr: f64 = 1e-4,
+        }
+    }
 }
 
 /// `lr` for Lion: lion-pytorch asserts `lr > 0` (its decoupled decay divides by it).
-pub const LR: HyperParam = HyperParam {
+pub const LR: Keyword = Keyword {
     kind: Kind::Float(Interval::POSITIVE),
     help: "learning rate (> 0); with decoupled_weight_decay, also the lr the decay is divided by",
-    ..learning_rate("1e-4")
-};
-/// `betas`: (β₁, β₂), each in [0, 1] as lion-pytorch asserts.
-pub const BETAS: HyperParam = HyperParam {
-    name: "betas",
-    kind: Kind::Tuple(&[Kind::Float(Interval::UNIT), Kind::Float(Interval::UNIT)]),
-    default: "(0.9, 0.99)",
-    help: "β₁ mixes momentum and gradient for the update's sign; β₂ is the momentum's decay",
-};
-/// `weight_decay`: lion-pytorch checks nothing, so any finite number.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::ANY),
-    default: "0",
-    help: "weight decay λ: θ ← θ·(1 − lr·λ) before each update (not checked by lion-pytorch)",
-};
-/// `decoupled_weight_decay`: divide λ by the initial learning rate.
-pub const DECOUPLED_WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "decoupled_weight_decay",
-    kind: Kind::Bool,
-    default: "false",
-    help: "divide λ by the initial lr: θ ← θ·(1 − lr·λ/lr₀), independent of lr's scale",
-};
-
-/// `fused` for Lion: adamlab's keyword (lion-pytorch has none), with the same meaning as
-/// torch's on Adam and SGD.
-pub const LION_FUSED: HyperParam = HyperParam {
-    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
-           tensor-op reference step; adamlab's keyword, lion-pytorch has none)",
-    ..FUSED
+    ..keywords::LR
 };
 
 /// The registry's `lion`: `lion_pytorch.Lion`.
@@ -94,33 +81,21 @@ pub const LION: OptimizerEntry = OptimizerEntry {
     name: "lion",
     summary: "Lion (Chen et al., 2023): the sign of interpolated momentum, one state tensor",
     reference: "lion_pytorch.Lion (lion-pytorch 0.2.5)",
-    params: &[LR, BETAS, WEIGHT_DECAY, DECOUPLED_WEIGHT_DECAY, LION_FUSED],
+    params: LionConfig::PARAMS,
     build: |args| {
-        let (beta1, beta2) = args.pair("betas");
         let lion = LionConfig::new()
-            .with_beta1(beta1)
-            .with_beta2(beta2)
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_decoupled_weight_decay(args.bool("decoupled_weight_decay"))
+            .with_args(args)
             .with_init_lr(args.f64("lr"))
-            .with_fused(args.bool("fused"))
             .build()?;
         Ok(Box::new(lion))
     },
 };
 
 impl LionConfig {
-    /// Checks every hyper-parameter against the ranges lion-pytorch accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        BETAS.check_floats(&[self.beta1, self.beta2])?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        LR.check_f64(self.init_lr)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<Lion, ConfigError> {
         self.validate()?;
+        LR.check(&Value::Number(self.init_lr))?;
         Ok(Lion {
             config: self.clone(),
         })
@@ -344,8 +319,6 @@ impl Optimizer for Lion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -453,77 +426,4 @@ mod tests {
             .assert_approx_eq::<f32>(&TensorData::from([1.0f32, -2.0]), Tolerance::absolute(1e-6));
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                LionConfig::new().with_beta1(1.5),
-                "invalid betas (1.5, 0.99)",
-            ),
-            (
-                LionConfig::new().with_beta2(-0.1),
-                "invalid betas (0.9, -0.1)",
-            ),
-            (
-                LionConfig::new().with_weight_decay(f64::NAN),
-                "invalid weight_decay NaN",
-            ),
-            (
-                LionConfig::new().with_init_lr(0.0),
-                "invalid lr 0.0: it must be a number in (0, ∞)",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // lion-pytorch accepts the closed interval [0, 1] and any weight decay.
-        assert!(
-            LionConfig::new()
-                .with_beta1(1.0)
-                .with_beta2(0.0)
-                .validate()
-                .is_ok()
-        );
-        assert!(LionConfig::new().with_weight_decay(-0.1).validate().is_ok());
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let config = LionConfig::new().with_weight_decay(0.1);
-        let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-        let input = Tensor::<2>::ones([4, 3], &device);
-        let grads = |model: &Linear, scale: f32| {
-            let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-            GradientsParams::from_grads(loss.backward(), model)
-        };
-        let mut original = config.init().unwrap();
-        for scale in [1.0, 1.0] {
-            let g = grads(&model, scale);
-            model = original.step(LR, model, g);
-        }
-        let bytes = original.into_bytes().unwrap();
-        let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-        // A small negative gradient: the momentum built by the first two steps still decides the
-        // sign, so only a carried-over state gives the same step.
-        let expected = original.step(LR, model.clone(), grads(&model, -0.01));
-        let actual = restored.step(LR, model.clone(), grads(&model, -0.01));
-        expected
-            .weight
-            .val()
-            .to_data()
-            .assert_eq(&actual.weight.val().to_data(), true);
-        let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-        bias(&expected).assert_eq(&bias(&actual), true);
-        let mut fresh = config.init().unwrap();
-        let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.01));
-        assert_ne!(
-            unresumed.weight.val().to_data(),
-            expected.weight.val().to_data()
-        );
-    }
 }

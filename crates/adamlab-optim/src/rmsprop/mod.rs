@@ -37,59 +37,76 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
+use crate::torch_ops::lerp_two_roundings;
+use crate::fused;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{self, FUSED};
-use crate::hyper::{ConfigError, HyperParam, Interval, Kind, check_learning_rate, learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::keywords::{EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
+crate::hyper_config! {
+    /// Configuration of [`RmsProp`], with `torch.optim.RMSprop`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// from a user.
+    pub struct RmsPropConfig {
+        LR => 0.01;
+        ALPHA => {
+            /// Smoothing constant α of the running averages (torch requires only α ≥ 0).
+            alpha: f64 = 0.99,
+        }
+        EPS_OR_ZERO.help("added to the denominator √v for numerical stability") => {
+            /// Added to the root, outside it (torch's default; burn's RmsProp defaults to 1e-5).
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ, added to the gradient as `λθ`.
+            weight_decay: f64 = 0.0,
+        }
+        MOMENTUM => {
+            /// Momentum μ; 0 keeps no buffer (torch's default; burn's RmsProp defaults to 0.9).
+            momentum: f64 = 0.0,
+        }
+        CENTERED => {
+            /// Divide by `√(v − ḡ²)` instead of `√v`.
+            centered: bool = false,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+        FUSED_ADAMLAB => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the
+            /// same. adamlab's keyword: torch's RMSprop has none.
+            fused: bool = true,
+        }
+    }
+}
+
 /// `alpha`: smoothing constant of the running averages. torch requires only α ≥ 0.
-pub const ALPHA: HyperParam = HyperParam {
+pub const ALPHA: Keyword = Keyword {
     name: "alpha",
     kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0.99",
     help: "smoothing constant α of the running average of g² (and of g when centered)",
 };
-/// `eps`, added to the root. torch accepts 0.
-pub const EPS: HyperParam = HyperParam {
-    name: "eps",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "1e-8",
-    help: "added to the denominator √v for numerical stability",
-};
-/// `weight_decay`: L2, added to the gradient.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "L2 weight decay λ: g ← g + λθ",
-};
 /// `momentum`: heavy-ball momentum on the normalised gradient.
-pub const MOMENTUM: HyperParam = HyperParam {
+pub const MOMENTUM: Keyword = Keyword {
     name: "momentum",
     kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
     help: "momentum μ of the buffer b ← μ·b + g/d (0: none)",
 };
 /// `centered`: normalise by an estimate of the variance rather than the raw second moment.
-pub const CENTERED: HyperParam = HyperParam {
+pub const CENTERED: Keyword = Keyword {
     name: "centered",
     kind: Kind::Bool,
-    default: "false",
     help: "divide by √(v − ḡ²), an estimate of the gradient's standard deviation (Graves)",
-};
-/// `fused` for RMSprop: adamlab's keyword (torch's RMSprop has none), with the same meaning as
-/// torch's on Adam and SGD.
-pub const RMSPROP_FUSED: HyperParam = HyperParam {
-    help: "one in-place pass per tensor on flex, ndarray and wgpu (same numbers as false, the \
-           tensor-op reference step; adamlab's keyword, torch's RMSprop has none)",
-    ..FUSED
 };
 
 /// The registry's `rmsprop`: `torch.optim.RMSprop`.
@@ -97,72 +114,11 @@ pub const RMSPROP: OptimizerEntry = OptimizerEntry {
     name: "rmsprop",
     summary: "RMSprop (Hinton, 2012): steps scaled by a running RMS of the gradient; centered, momentum",
     reference: "torch.optim.RMSprop (torch 2.15)",
-    params: &[
-        learning_rate("0.01"),
-        ALPHA,
-        EPS,
-        WEIGHT_DECAY,
-        MOMENTUM,
-        CENTERED,
-        MAXIMIZE,
-        RMSPROP_FUSED,
-    ],
-    build: |args| {
-        let rmsprop = RmsPropConfig::new()
-            .with_alpha(args.f64("alpha"))
-            .with_eps(args.f64("eps"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_momentum(args.f64("momentum"))
-            .with_centered(args.bool("centered"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
-            .build()?;
-        Ok(Box::new(rmsprop))
-    },
+    params: RmsPropConfig::PARAMS,
+    build: |args| Ok(Box::new(RmsPropConfig::new().with_args(args).build()?)),
 };
 
-/// Configuration of [`RmsProp`], with `torch.optim.RMSprop`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
-/// a user.
-#[derive(Config, Debug)]
-pub struct RmsPropConfig {
-    /// Smoothing constant α of the running averages. Default 0.99.
-    #[config(default = 0.99)]
-    pub alpha: f64,
-    /// Added to the root, outside it. Default 1e-8 (torch's; burn's RmsProp defaults to 1e-5).
-    #[config(default = 1e-8)]
-    pub eps: f64,
-    /// L2 weight decay λ, added to the gradient as `λθ`. Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Momentum μ; 0 keeps no buffer. Default 0 (torch's; burn's RmsProp defaults to 0.9).
-    #[config(default = 0.0)]
-    pub momentum: f64,
-    /// Divide by `√(v − ḡ²)` instead of `√v`. Default false.
-    #[config(default = false)]
-    pub centered: bool,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true.
-    /// adamlab's keyword: torch's RMSprop has none.
-    #[config(default = true)]
-    pub fused: bool,
-}
-
 impl RmsPropConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.RMSprop accepts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        ALPHA.check_f64(self.alpha)?;
-        EPS.check_f64(self.eps)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
-        MOMENTUM.check_f64(self.momentum)?;
-        Ok(())
-    }
-
     /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
     pub fn build(&self) -> Result<RmsProp, ConfigError> {
         self.validate()?;
@@ -358,7 +314,7 @@ impl RmsProp {
             .add(g.clone().mul_scalar(1.0 - alpha).mul(g.clone()));
 
         // d = √(v − ḡ²) + ε when centered, √v + ε otherwise.
-        let g_avg = g_avg.map(|g_avg| lerp(g_avg, g.clone(), 1.0 - alpha));
+        let g_avg = g_avg.map(|g_avg| lerp_two_roundings(g_avg, g.clone(), 1.0 - alpha));
         let d = match &g_avg {
             // As torch's `square_avg.addcmul(ḡ, ḡ, value=−1).sqrt_()`.
             Some(g_avg) => v.clone().sub(g_avg.clone().mul(g_avg.clone())).sqrt(),
@@ -451,17 +407,6 @@ impl RmsProp {
 
 impl EvalWeights for RmsProp {}
 
-/// `start + w·(end − start)` as torch's `start.lerp_(end, w)` evaluates it: for |w| ≥ 0.5 it
-/// starts from `end` instead, `end − (1 − w)·(end − start)`, with `w` and `1 − w` in f32.
-fn lerp<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
-    let w = weight as f32;
-    let diff = end.clone().sub(start.clone());
-    if w.abs() < 0.5 {
-        start.add(diff.mul_scalar(w))
-    } else {
-        end.sub(diff.mul_scalar(1.0 - w))
-    }
-}
 
 impl Optimizer for RmsProp {
     type State<const D: usize> = RmsPropState<D>;
@@ -515,8 +460,6 @@ pub struct RmsPropState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.01;
@@ -663,79 +606,4 @@ mod tests {
         assert_theta(&steps[1].0, [1.144_901_3, -2.055_098_7]);
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let cases = [
-            (
-                RmsPropConfig::new().with_alpha(-0.5),
-                "invalid alpha -0.5: it must be a number in [0, ∞)",
-            ),
-            (RmsPropConfig::new().with_eps(-1e-8), "invalid eps -1e-8"),
-            (
-                RmsPropConfig::new().with_weight_decay(-0.1),
-                "invalid weight_decay -0.1",
-            ),
-            (
-                RmsPropConfig::new().with_momentum(-0.9),
-                "invalid momentum -0.9",
-            ),
-            (
-                RmsPropConfig::new().with_momentum(f64::NAN),
-                "invalid momentum NaN",
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts ε = 0 and any α ≥ 0, above 1 too.
-        for config in [
-            RmsPropConfig::new().with_eps(0.0),
-            RmsPropConfig::new().with_alpha(1.5),
-        ] {
-            assert!(config.validate().is_ok(), "{config:?}");
-        }
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped, with every state buffer in use.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        for config in [
-            RmsPropConfig::new(),
-            RmsPropConfig::new().with_centered(true).with_momentum(0.9),
-        ] {
-            let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-            let input = Tensor::<2>::ones([4, 3], &device);
-            let grads = |model: &Linear, scale: f32| {
-                let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-                GradientsParams::from_grads(loss.backward(), model)
-            };
-            let mut original = config.init().unwrap();
-            for scale in [1.0, 0.01] {
-                let g = grads(&model, scale);
-                model = original.step(LR, model, g);
-            }
-            let bytes = original.into_bytes().unwrap();
-            let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-            let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-            let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-            expected
-                .weight
-                .val()
-                .to_data()
-                .assert_eq(&actual.weight.val().to_data(), true);
-            let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-            bias(&expected).assert_eq(&bias(&actual), true);
-            // A fresh optimizer's third step differs: the state really was carried over.
-            let mut fresh = config.init().unwrap();
-            let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-            assert_ne!(
-                unresumed.weight.val().to_data(),
-                expected.weight.val().to_data()
-            );
-        }
-    }
 }

@@ -36,76 +36,71 @@ pub mod cpu_kernel;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_kernel;
 
-use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-use crate::adam::MAXIMIZE;
+use crate::fused;
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use crate::fused::Kernel;
-use crate::fused::{self, FUSED};
-use crate::hyper::{
-    ConfigError, HyperParam, Interval, Kind, SharedF64, check_learning_rate, learning_rate,
-};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, SharedF64, check_learning_rate};
+use crate::keywords::{FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
-/// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
-///
-/// The learning rate is not part of the configuration: burn passes it to every
-/// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it from
-/// a user.
-#[derive(Config, Debug)]
-pub struct SgdConfig {
-    /// Momentum factor μ. Default 0 (plain SGD, no state).
-    #[config(default = 0.0)]
-    pub momentum: f64,
-    /// Dampening τ of the gradient added to the momentum buffer. Default 0.
-    #[config(default = 0.0)]
-    pub dampening: f64,
-    /// L2 weight decay λ (`g ← g + λθ`). Default 0.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
-    /// Nesterov momentum: step along `g + μ·b` instead of `b`. Default false. Requires a momentum
-    /// and zero dampening, as torch does.
-    #[config(default = false)]
-    pub nesterov: bool,
-    /// Maximise the objective instead of minimising it (the gradient is negated). Default false.
-    #[config(default = false)]
-    pub maximize: bool,
-    /// Step with the fused kernel (one pass over memory, in place) where the tensors' backend
-    /// has one, else with the tensor-op reference step; the numbers are the same. Default true
-    /// (torch's `fused` defaults to False).
-    #[config(default = true)]
-    pub fused: bool,
+crate::hyper_config! {
+    /// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
+    ///
+    /// The learning rate is not part of the configuration: burn passes it to every
+    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// from a user.
+    pub struct SgdConfig {
+        LR => 0.001;
+        MOMENTUM => {
+            /// Momentum factor μ (0: plain SGD, no state).
+            momentum: f64 = 0.0,
+        }
+        DAMPENING => {
+            /// Dampening τ of the gradient added to the momentum buffer.
+            dampening: f64 = 0.0,
+        }
+        WEIGHT_DECAY => {
+            /// L2 weight decay λ (`g ← g + λθ`).
+            weight_decay: f64 = 0.0,
+        }
+        NESTEROV => {
+            /// Nesterov momentum: step along `g + μ·b` instead of `b`. Requires a momentum and
+            /// zero dampening, as torch does.
+            nesterov: bool = false,
+        }
+        MAXIMIZE => {
+            /// Maximise the objective instead of minimising it (the gradient is negated).
+            maximize: bool = false,
+        }
+        FUSED => {
+            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+            /// backend has one, else with the tensor-op reference step; the numbers are the same
+            /// (torch's `fused` defaults to False).
+            fused: bool = true,
+        }
+    }
 }
 
 /// `momentum`: μ ≥ 0, as torch checks.
-pub const MOMENTUM: HyperParam = HyperParam {
+pub const MOMENTUM: Keyword = Keyword {
     name: "momentum",
     kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
     help: "momentum factor μ (0: plain SGD, no momentum buffer)",
 };
 /// `dampening`: torch accepts any number.
-pub const DAMPENING: HyperParam = HyperParam {
+pub const DAMPENING: Keyword = Keyword {
     name: "dampening",
     kind: Kind::Float(Interval::ANY),
-    default: "0",
     help: "dampening τ: the buffer takes (1 − τ)·g after the first step",
 };
-/// `weight_decay`, L2: `g ← g + λθ`.
-pub const WEIGHT_DECAY: HyperParam = HyperParam {
-    name: "weight_decay",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    default: "0",
-    help: "L2 weight decay λ: g ← g + λθ",
-};
 /// `nesterov`.
-pub const NESTEROV: HyperParam = HyperParam {
+pub const NESTEROV: Keyword = Keyword {
     name: "nesterov",
     kind: Kind::Bool,
-    default: "false",
     help: "Nesterov momentum (needs momentum > 0 and dampening 0)",
 };
 
@@ -114,23 +109,10 @@ pub const SGD: OptimizerEntry = OptimizerEntry {
     name: "sgd",
     summary: "SGD; momentum, dampening, Nesterov and L2 weight decay as options",
     reference: "torch.optim.SGD (torch 2.15)",
-    params: &[
-        learning_rate("0.001"),
-        MOMENTUM,
-        DAMPENING,
-        WEIGHT_DECAY,
-        NESTEROV,
-        MAXIMIZE,
-        FUSED,
-    ],
+    params: SgdConfig::PARAMS,
     build: |args| {
         let sgd = SgdConfig::new()
-            .with_momentum(args.f64("momentum"))
-            .with_dampening(args.f64("dampening"))
-            .with_weight_decay(args.f64("weight_decay"))
-            .with_nesterov(args.bool("nesterov"))
-            .with_maximize(args.bool("maximize"))
-            .with_fused(args.bool("fused"))
+            .with_args(args)
             .build()?
             .with_cycled_momentum(args.cycled_momentum());
         Ok(Box::new(sgd))
@@ -138,23 +120,16 @@ pub const SGD: OptimizerEntry = OptimizerEntry {
 };
 
 impl SgdConfig {
-    /// Checks every hyper-parameter against the ranges torch.optim.SGD accepts, and torch's
-    /// own check that Nesterov momentum has a momentum and no dampening.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        MOMENTUM.check_f64(self.momentum)?;
-        DAMPENING.check_f64(self.dampening)?;
-        WEIGHT_DECAY.check_f64(self.weight_decay)?;
+    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop; an error
+    /// for a value outside its range, or for Nesterov momentum without a momentum or with
+    /// dampening (torch's own check).
+    pub fn build(&self) -> Result<Sgd, ConfigError> {
+        self.validate()?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(ConfigError::Incompatible(
                 "Nesterov momentum requires a momentum and zero dampening".to_string(),
             ));
         }
-        Ok(())
-    }
-
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Sgd, ConfigError> {
-        self.validate()?;
         Ok(Sgd {
             config: self.clone(),
             cycled_momentum: None,
@@ -424,8 +399,6 @@ impl Optimizer for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
-    use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -541,89 +514,4 @@ mod tests {
             .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), Tolerance::absolute(1e-6));
     }
 
-    #[test]
-    fn out_of_range_hyper_parameters_are_errors_naming_the_parameter() {
-        let nesterov = "Nesterov momentum requires a momentum and zero dampening";
-        let cases = [
-            (
-                SgdConfig::new().with_momentum(-0.1),
-                "invalid momentum -0.1: it must be a number in [0, ∞)",
-            ),
-            (
-                SgdConfig::new().with_momentum(f64::INFINITY),
-                "invalid momentum inf",
-            ),
-            (
-                SgdConfig::new().with_dampening(f64::NAN),
-                "invalid dampening NaN",
-            ),
-            (
-                SgdConfig::new().with_weight_decay(-1e-2),
-                "invalid weight_decay -0.01",
-            ),
-            (SgdConfig::new().with_nesterov(true), nesterov),
-            (
-                SgdConfig::new()
-                    .with_nesterov(true)
-                    .with_momentum(0.9)
-                    .with_dampening(0.1),
-                nesterov,
-            ),
-        ];
-        for (config, expected) in cases {
-            let message = config.build().err().unwrap().to_string();
-            assert!(message.starts_with(expected), "{message}");
-        }
-        // torch accepts any dampening, negative included.
-        assert!(
-            SgdConfig::new()
-                .with_momentum(0.9)
-                .with_dampening(-1.0)
-                .validate()
-                .is_ok()
-        );
-    }
-
-    /// Saving the optimizer after two steps and loading it into a fresh one gives the same third
-    /// step as the optimizer that never stopped.
-    #[test]
-    fn state_saved_and_loaded_resumes_the_same_update() {
-        let device = device().autodiff();
-        let configs = [
-            SgdConfig::new().with_momentum(0.9).with_dampening(0.1),
-            SgdConfig::new().with_momentum(0.9).with_nesterov(true),
-        ];
-        for config in configs {
-            let mut model: Linear = LinearConfig::new(3, 2).init(&device);
-            let input = Tensor::<2>::ones([4, 3], &device);
-            let grads = |model: &Linear, scale: f32| {
-                let loss = model.forward(input.clone()).mul_scalar(scale).sum();
-                GradientsParams::from_grads(loss.backward(), model)
-            };
-            let mut original = config.init().unwrap();
-            for scale in [1.0, 0.01] {
-                let g = grads(&model, scale);
-                model = original.step(LR, model, g);
-            }
-            let bytes = original.into_bytes().unwrap();
-            let mut restored = config.init().unwrap().from_bytes(bytes).unwrap();
-
-            let expected = original.step(LR, model.clone(), grads(&model, -0.5));
-            let actual = restored.step(LR, model.clone(), grads(&model, -0.5));
-            expected
-                .weight
-                .val()
-                .to_data()
-                .assert_eq(&actual.weight.val().to_data(), true);
-            let bias = |m: &Linear| m.bias.as_ref().unwrap().val().to_data();
-            bias(&expected).assert_eq(&bias(&actual), true);
-            // A fresh optimizer's third step differs: the state really was carried over.
-            let mut fresh = config.init().unwrap();
-            let unresumed = fresh.step(LR, model.clone(), grads(&model, -0.5));
-            assert_ne!(
-                unresumed.weight.val().to_data(),
-                expected.weight.val().to_data()
-            );
-        }
-    }
 }

@@ -1,0 +1,164 @@
+//! torch's tensor operations that adamlab reproduces bit for bit, each named with its rounding:
+//!
+//! - `…_one_rounding`: `a·b + c` rounded once, as torch's CPU kernels compute `lerp`,
+//!   `add(…, alpha)` and `addcmul` (a fused multiply-add per element), emulated through f64;
+//! - `…_two_roundings`: the product rounded, then the sum, as two tensor ops compute it (torch's
+//!   kernels where they do not fuse, and every GPU shader here);
+//! - [`bf16`]: bfloat16 arithmetic, for Muon's Newton–Schulz iteration in torch's dtype.
+//!
+//! torch's `lerp(start, end, w)` takes one of two forms by the weight, in both policies:
+//! `start + w·(end − start)` for |w| < 0.5, else `end − (1 − w)·(end − start)`, with w and
+//! `1 − w` in f32.
+//!
+//! torch 2.15's CPU kernels for `lerp`, `add(…, alpha)` and `addcmul` round `a·b + c` once (a
+//! fused multiply-add per element, in the vectorised loops and, compiled with contraction, in the
+//! scalar tails too), where two burn tensor ops round `a·b` and then the sum. The two differ by
+//! an ulp of `a·b`, which is harmless until `c` cancels most of it: with gradients near 1e6 a
+//! first moment of a few hundred keeps only the leading digits, and the replays'
+//! `huge-gradients` cases of Adamax, NAdam and RAdam drifted from torch's by up to 3.5e-2
+//! (relative) with two roundings; with one they pass at the replay tolerance.
+
+use burn::tensor::{DType, FloatDType, Tensor};
+
+/// `a·b + c` rounded once, for a scalar `b`: torch's `c.add(a, alpha=b)`.
+///
+/// The product of two f32s is exact in f64, so the sum evaluated in f64 and rounded to f32
+/// is the fused multiply-add, except where the f64 sum lies exactly halfway between two f32s
+/// (double rounding; about one element in 2²⁹). On a device without f64 (wgpu on Metal or
+/// WebGPU) it rounds twice, as plain tensor ops do, and agrees with torch to rounding only.
+pub fn mul_add_scalar_one_rounding<const D: usize>(a: Tensor<D>, b: f32, c: Tensor<D>) -> Tensor<D> {
+    if !in_f64(&c) {
+        return a.mul_scalar(b).add(c);
+    }
+    a.cast(FloatDType::F64)
+        .mul_scalar(f64::from(b))
+        .add(c.cast(FloatDType::F64))
+        .cast(FloatDType::F32)
+}
+
+/// `a·b + c` rounded once, for a tensor `b`: torch's `c.addcmul(a, b)` (after its scalar
+/// factor, which torch rounds into `a` first).
+pub fn mul_add_one_rounding<const D: usize>(a: Tensor<D>, b: Tensor<D>, c: Tensor<D>) -> Tensor<D> {
+    if !in_f64(&c) {
+        return a.mul(b).add(c);
+    }
+    a.cast(FloatDType::F64)
+        .mul(b.cast(FloatDType::F64))
+        .add(c.cast(FloatDType::F64))
+        .cast(FloatDType::F32)
+}
+
+/// `start.lerp(end, weight)` as torch's CPU kernel computes it: `start + w·(end − start)`
+/// for |w| < 0.5, else `end − (end − start)·(1 − w)`, each one fused multiply-add, with w
+/// and 1 − w rounded to f32 as the kernel holds them. Both equal `(1 − w)·start + w·end` in
+/// exact arithmetic.
+pub fn lerp_one_rounding<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
+    let w = weight as f32;
+    let diff = end.clone().sub(start.clone());
+    if w.abs() < 0.5 {
+        mul_add_scalar_one_rounding(diff, w, start)
+    } else {
+        mul_add_scalar_one_rounding(diff, -(1.0 - w), end)
+    }
+}
+
+/// Whether `t` is f32 on a device that can compute in f64 (so one rounding is possible).
+pub fn in_f64<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == DType::F32 && t.device().supports_dtype(FloatDType::F64)
+}
+
+/// `start.lerp(end, weight)` with two roundings, as two tensor ops (or torch's kernels that do
+/// not fuse) compute it: the weight rounded to f32, then `start + w·(end − start)` if |w| < 0.5,
+/// else `end − (end − start)·(1 − w)`.
+pub fn lerp_two_roundings<const D: usize>(start: Tensor<D>, end: Tensor<D>, weight: f64) -> Tensor<D> {
+    let w = weight as f32;
+    let diff = end.clone().sub(start.clone());
+    if w.abs() < 0.5 {
+        start.add(diff.mul_scalar(w))
+    } else {
+        end.sub(diff.mul_scalar(1.0 - w))
+    }
+}
+
+/// bfloat16 arithmetic emulated in f32 tensors, exactly, with operations every burn backend has.
+pub mod bf16 {
+    use burn::tensor::{Int, Tensor, TensorData};
+
+    /// Smallest exponent of a normal f32 (and bfloat16): 2⁻¹²⁶.
+    const MIN_EXP: i32 = -126;
+    /// Significand bits of bfloat16 after the leading one.
+    const MANTISSA_BITS: i32 = 7;
+
+    /// 2ᵏ for k from −126 to 128 (the last one infinite), exact in f32.
+    fn powers_of_two(device: &burn::tensor::Device) -> Tensor<1> {
+        let powers: Vec<f32> = (MIN_EXP..=128).map(|k| 2f32.powi(k)).collect();
+        let count = powers.len();
+        Tensor::from_data(TensorData::new(powers, [count]), device)
+    }
+
+    /// 2ᵉ for each exponent e in `exponents` (within −126..=128).
+    fn pow2(table: &Tensor<1>, exponents: Tensor<1, Int>) -> Tensor<1> {
+        table.clone().select(0, exponents.sub_scalar(MIN_EXP))
+    }
+
+    /// `x` rounded to the nearest bfloat16, ties to even, as torch's `.to(torch.bfloat16)`.
+    ///
+    /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹), bfloat16 keeps multiples of 2ᵉ⁻⁷:
+    /// `round(x·2⁷⁻ᵉ)·2ᵉ⁻⁷`, where both scalings are exact and `round` is half-to-even. The
+    /// exponent comes from log₂|x|, corrected by one either way against exact powers of two, so
+    /// the approximate logarithm of any backend is enough. |x| below 2⁻¹¹⁹ (only zero in
+    /// practice) is rounded to a multiple of 2⁻¹²⁶ instead of bfloat16's 2⁻¹³³. Overflow goes to
+    /// infinity, as in torch.
+    pub fn round<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+        let dims = x.dims();
+        let device = x.device();
+        let table = powers_of_two(&device);
+        let x: Tensor<1> = x.reshape([dims.iter().product::<usize>()]);
+        let magnitude = x.clone().abs().clamp_min(f32::MIN_POSITIVE);
+        let estimate = magnitude
+            .clone()
+            .log()
+            .div_scalar(core::f64::consts::LN_2)
+            .floor()
+            .clamp(f64::from(MIN_EXP), 127.0)
+            .int();
+        let below = magnitude
+            .clone()
+            .lower(pow2(&table, estimate.clone()))
+            .int();
+        let above = magnitude
+            .greater_equal(pow2(&table, estimate.clone().add_scalar(1)))
+            .int();
+        let exponent = estimate
+            .add(above)
+            .sub(below)
+            .clamp(MIN_EXP + MANTISSA_BITS, 127);
+        let down = pow2(&table, exponent.clone().neg().add_scalar(MANTISSA_BITS));
+        let up = pow2(&table, exponent.sub_scalar(MANTISSA_BITS));
+        x.mul(down).round().mul(up).reshape(dims)
+    }
+
+    /// `beta·c + t` rounded once to f32, as an FMA computes it, for `c` holding bfloat16 values:
+    /// torch's CPU `addmm(C, A, B, beta, alpha)` adds `beta·C` to `alpha·(A·B)` this way.
+    ///
+    /// β (as f32) splits exactly into a 16-bit and an 8-bit part, whose products with c's 8-bit
+    /// significands are exact in f32; two error-free sums then give the total with a single
+    /// rounding, up to a term 2⁻⁴⁸ smaller than the result.
+    pub fn fma<const D: usize>(beta: f64, c: Tensor<D>, t: Tensor<D>) -> Tensor<D> {
+        let beta = beta as f32;
+        let beta_hi = f32::from_bits(beta.to_bits() & 0xFFFF_FF00);
+        let beta_lo = beta - beta_hi;
+        let (s, e) = two_sum(c.clone().mul_scalar(beta_hi), c.mul_scalar(beta_lo));
+        let (u, f) = two_sum(s, t);
+        u.add(f.add(e))
+    }
+
+    /// Knuth's error-free sum: `a + b = s + e` exactly, with `s` the rounded sum.
+    fn two_sum<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+        let s = a.clone().add(b.clone());
+        let b_virtual = s.clone().sub(a.clone());
+        let a_virtual = s.clone().sub(b_virtual.clone());
+        let e = a.sub(a_virtual).add(b.sub(b_virtual));
+        (s, e)
+    }
+}
