@@ -215,16 +215,6 @@ pub trait Observer {
     fn on_epoch(&mut self, report: &EpochReport) -> Result<(), ObserverError>;
 }
 
-/// An observer that takes nothing.
-impl Observer for () {
-    fn on_step(&mut self, _: &StepReport) -> Result<(), ObserverError> {
-        Ok(())
-    }
-    fn on_epoch(&mut self, _: &EpochReport) -> Result<(), ObserverError> {
-        Ok(())
-    }
-}
-
 /// Where a run starts from.
 #[derive(Debug)]
 pub enum Start<M> {

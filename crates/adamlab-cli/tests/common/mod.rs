@@ -3,6 +3,7 @@
 // Each test file uses a part of these.
 #![allow(dead_code)]
 
+use adamlab_train::journal::TIMING_FIELDS;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -91,8 +92,8 @@ pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// The metrics journal without its timing fields (`seconds`, `images_per_second`), which no two
-/// runs share; every line must be whole JSON.
+/// The metrics journal without its timing fields ([`TIMING_FIELDS`]), which no two runs share;
+/// every line must be whole JSON.
 pub fn metrics_without_timing(file: &Path) -> String {
     let text = std::fs::read_to_string(file).unwrap();
     assert!(text.is_empty() || text.ends_with('\n'), "torn last line in {}", file.display());
@@ -101,8 +102,9 @@ pub fn metrics_without_timing(file: &Path) -> String {
             let mut value: serde_json::Value = serde_json::from_str(line)
                 .unwrap_or_else(|err| panic!("{}: line {line:?}: {err}", file.display()));
             let object = value.as_object_mut().unwrap();
-            object.remove("seconds");
-            object.remove("images_per_second");
+            for field in TIMING_FIELDS {
+                object.remove(field);
+            }
             format!("{value}\n")
         })
         .collect()
