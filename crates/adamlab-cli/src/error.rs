@@ -28,9 +28,13 @@ pub enum CliError {
     /// span.
     #[error(transparent)]
     Controls(#[from] ControlsError),
-    /// A checkpoint could not be used.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint could not be used: the library's reason, then what to do in flags.
+    #[error("{error}{}", checkpoint_advice(.error))]
+    Checkpoint {
+        /// What the library found.
+        #[from]
+        error: CheckpointError,
+    },
     /// An option does not apply, or a value is out of range.
     #[error("{0}")]
     Usage(String),
@@ -66,12 +70,31 @@ pub enum CliError {
     BenchFailed(adamlab_bench::BenchError),
 }
 
+/// What the user can do about a checkpoint error, in `adamlab train`'s flags (the library's
+/// errors name no flags).
+fn checkpoint_advice(err: &CheckpointError) -> &'static str {
+    match err {
+        CheckpointError::NoDirectory => ": --resume needs --checkpoint-dir",
+        CheckpointError::NotADirectory(_) => ": --checkpoint-dir needs a directory",
+        CheckpointError::Locked { .. } => ": wait for it to end, or use another --checkpoint-dir",
+        CheckpointError::HoldsCheckpoints { .. } => {
+            ": continue it with --resume, choose another --checkpoint-dir, or replace them with \
+             --overwrite"
+        }
+        CheckpointError::InvalidLatest { .. } => ": remove it, or start over with --overwrite",
+        CheckpointError::NoCheckpoint(_)
+        | CheckpointError::Io { .. }
+        | CheckpointError::Corrupt { .. }
+        | CheckpointError::Mismatch { .. } => "",
+    }
+}
+
 impl From<TrainError> for CliError {
     fn from(err: TrainError) -> Self {
         match err {
             TrainError::Optimizer(e) => Self::Optimizer(e),
             TrainError::Controls(e) => Self::Controls(e),
-            TrainError::Checkpoint(e) => Self::Checkpoint(e),
+            TrainError::Checkpoint(error) => Self::Checkpoint { error },
             TrainError::Observer(e) => Self::Metrics(e.to_string()),
             TrainError::Invalid(message) => Self::Usage(message),
             failed @ TrainError::NonFiniteLoss { .. } => Self::TrainingFailed(failed),

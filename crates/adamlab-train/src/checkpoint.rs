@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! DIR/epoch-0002/                 after epoch 2
-//! DIR/epoch-0003-batch-000040/    40 batches into epoch 3 (`--checkpoint-every`)
+//! DIR/epoch-0003-batch-000040/    40 batches into epoch 3 (checkpoints every N steps)
 //!     model.bpk, optimizer.bpk    burn's records
 //!     state.json                  progress, the run's identity, the files' checksums
 //! DIR/latest                      the name of the newest complete checkpoint
@@ -51,13 +51,10 @@ pub enum CheckpointError {
     #[error("{0}: no checkpoint to resume from")]
     NoCheckpoint(PathBuf),
     /// The checkpoint directory exists but is a file.
-    #[error("{0}: not a directory: --checkpoint-dir needs a directory (it is created if missing)")]
+    #[error("{0}: not a directory (a checkpoint directory is created if missing)")]
     NotADirectory(PathBuf),
     /// Another run holds the directory's lock.
-    #[error(
-        "{dir} is in use by another adamlab run ({holder}): wait for it to end, or use another \
-         --checkpoint-dir"
-    )]
+    #[error("{dir} is in use by another adamlab run ({holder})")]
     Locked {
         /// The checkpoint directory.
         dir: PathBuf,
@@ -65,10 +62,7 @@ pub enum CheckpointError {
         holder: String,
     },
     /// A new run was pointed at the checkpoints of an earlier one.
-    #[error(
-        "{dir} holds the checkpoints of an earlier run (latest: {latest}): continue it with \
-         --resume, choose another --checkpoint-dir, or replace them with --overwrite"
-    )]
+    #[error("{dir} holds the checkpoints of an earlier run (latest: {latest})")]
     HoldsCheckpoints {
         /// The checkpoint directory.
         dir: PathBuf,
@@ -78,8 +72,7 @@ pub enum CheckpointError {
     /// `latest` does not hold the name of one of the directory's checkpoints.
     #[error(
         "{path}: does not name a checkpoint of this directory (it holds {found}; a name such as \
-         epoch-0002 or epoch-0003-batch-000040 is expected): remove it, or start over with \
-         --overwrite"
+         epoch-0002 or epoch-0003-batch-000040 is expected)"
     )]
     InvalidLatest {
         /// The `latest` file.
