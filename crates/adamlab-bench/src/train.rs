@@ -1,9 +1,16 @@
-//! `adamlab bench train`: images per second of one training step of the article's CNN (or its
-//! MLP) on a batch, split into forward (with the loss), backward and optimizer step by syncing
-//! the device between the phases, with the process's peak resident memory.
+//! `adamlab bench train`: images per second of the article's CNN (or its MLP) trained through
+//! adamlab's own loop ([`adamlab_train::fit`], what `adamlab train` runs), and a breakdown of one
+//! step into forward (with the loss), backward and optimizer step, with the process's peak
+//! resident memory.
 //!
-//! The batch is random (images uniform in [0, 1], labels cycling through the classes): the time of
-//! a step does not depend on the pixels. Peak memory is `VmHWM`, reset through
+//! Two runs per row. The step time and images per second come from `fit` over a batch source of
+//! `warmup + repeats` random batches, timed between its per-step reports: what a user's training
+//! waits for, data batching and the loss readout included. The phases come from a second run that
+//! syncs the device between them (the syncs cost a little, so the phases add up to a bit more
+//! than the loop's step on a GPU).
+//!
+//! The batch is random (images uniform in [0, 255], labels cycling through the classes): the time
+//! of a step does not depend on the pixels. Peak memory is `VmHWM`, reset through
 //! `/proc/self/clear_refs` before each measurement, all in one process: it counts what the
 //! measurement made resident on top of what the process already held (burn's and the allocator's
 //! caches from earlier measurements included), so it is an upper bound for the measurement
@@ -13,12 +20,22 @@ use crate::measure::{self, DeviceError, rss};
 use crate::schema::{Bench, Record};
 use crate::stats::Summary;
 use crate::{BenchError, Observer, Target};
+use adamlab_data::{MnistBatcher, MnistItem};
 use adamlab_models::{CnnConfig, MlpConfig};
 use adamlab_optim::OptimizerSpec;
+use adamlab_train::controls::ControlsSpec;
+use adamlab_train::fit::{
+    self, EpochReport, Fit, ObserverError, RunConfig, Start, StepLoss, StepReport, TrainData,
+};
+use adamlab_train::mlp::{Point, PointBatcher};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::train::TrainStep;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The batch sizes measured when none are given.
@@ -69,19 +86,25 @@ impl TrainConfig {
         if self.batch_sizes.contains(&0) {
             return Err(BenchError::Invalid("batch sizes must be at least 1".into()));
         }
-        if self.targets.is_empty() || self.optimizers.is_empty() || self.models.is_empty() || self.batch_sizes.is_empty() {
-            return Err(BenchError::Invalid("nothing to measure: a list is empty".into()));
+        if self.targets.is_empty()
+            || self.optimizers.is_empty()
+            || self.models.is_empty()
+            || self.batch_sizes.is_empty()
+        {
+            return Err(BenchError::Invalid(
+                "nothing to measure: a list is empty".into(),
+            ));
         }
         Ok(())
     }
 }
 
-/// The median time of each phase of a training step, milliseconds.
+/// The time of a training step, milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Phases {
-    /// The whole step.
+    /// The whole step, in adamlab's training loop.
     pub total: Summary,
-    /// Forward pass and loss.
+    /// Forward pass and loss (median, from the synced run).
     pub forward: f64,
     /// Backward pass (gradients collected).
     pub backward: f64,
@@ -108,18 +131,26 @@ pub fn run_all(
 pub fn run(config: &TrainConfig, observer: &mut dyn Observer) -> Result<Vec<Record>, BenchError> {
     config.validate()?;
     observer.planned(
-        config.targets.len() * config.models.len() * config.optimizers.len() * config.batch_sizes.len(),
+        config.targets.len()
+            * config.models.len()
+            * config.optimizers.len()
+            * config.batch_sizes.len(),
     );
     let mut records = Vec::new();
     for target in &config.targets {
         for &model in &config.models {
             for spec in &config.optimizers {
                 for &batch in &config.batch_sizes {
-                    observer.started(&format!("{} {} {spec} batch {batch}", target.backend, model.name()));
+                    observer.started(&format!(
+                        "{} {} {spec} batch {batch}",
+                        target.backend,
+                        model.name()
+                    ));
                     let reset = rss::reset_peak();
                     let phases = measure_one(&target.device, model, spec, batch, config)?;
-                    let mut record = Record::new(Bench::Train, target.backend.name(), &target.description)
-                        .with_timing(&phases.total, config.warmup);
+                    let mut record =
+                        Record::new(Bench::Train, target.backend.name(), &target.description)
+                            .with_timing(&phases.total, config.warmup);
                     record.model = Some(model.name().to_string());
                     record.optimizer = Some(spec.to_string());
                     record.reference = Some(spec.entry().reference.to_string());
@@ -132,7 +163,8 @@ pub fn run(config: &TrainConfig, observer: &mut dyn Observer) -> Result<Vec<Reco
                     record.step_ms = Some(phases.step);
                     record.peak_rss_mib = rss::peak_mib();
                     if !reset {
-                        record.note = Some("peak RSS not reset: it covers the whole process".into());
+                        record.note =
+                            Some("peak RSS not reset: it covers the whole process".into());
                     }
                     observer.measured(&record);
                     records.push(record);
@@ -150,6 +182,149 @@ fn measure_one(
     batch: usize,
     config: &TrainConfig,
 ) -> Result<Phases, BenchError> {
+    let (warmup, repeats) = (config.warmup, config.repeats);
+    let steps = warmup + repeats;
+    let total = match model {
+        Model::Cnn => time_loop(
+            device,
+            adamlab_train::classification::model(),
+            random_images(steps * batch),
+            batch,
+            spec,
+            warmup,
+        )?,
+        Model::Mlp => time_loop(
+            device,
+            adamlab_train::mlp::model(),
+            random_points(steps * batch),
+            batch,
+            spec,
+            warmup,
+        )?,
+    };
+    let synced = measure_phases(device, model, spec, batch, config)?;
+    Ok(Phases { total, ..synced })
+}
+
+/// `n` random 28×28 images (a fixed generator: the pixels do not change the time), labels
+/// cycling through the ten classes.
+fn random_images(n: usize) -> TrainData<MnistItem, MnistBatcher> {
+    let mut state = 0x9e37_79b9_u32;
+    let items = (0..n)
+        .map(|i| MnistItem {
+            pixels: (0..28 * 28)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8
+                })
+                .collect(),
+            label: (i % 10) as u8,
+        })
+        .collect();
+    TrainData {
+        dataset: Arc::new(InMemDataset::new(items)),
+        batcher: MnistBatcher,
+        fingerprint: "random images".into(),
+    }
+}
+
+/// `n` points of the MLP's shape (two features, one target).
+fn random_points(n: usize) -> TrainData<Point, PointBatcher> {
+    let points = (0..n)
+        .map(|i| {
+            let x = i as f32 / n as f32;
+            (vec![x, 1.0 - x], vec![2.0 * x - 1.0])
+        })
+        .collect();
+    TrainData {
+        dataset: Arc::new(InMemDataset::new(points)),
+        batcher: PointBatcher,
+        fingerprint: "random points".into(),
+    }
+}
+
+/// Trains one epoch of `data` in batches of `batch` through [`fit::fit`], in dataset order, and
+/// summarises the time between consecutive step reports after the first `warmup` steps.
+fn time_loop<M, I, Bt>(
+    device: &Device,
+    model: fit::Model<M>,
+    data: TrainData<I, Bt>,
+    batch: usize,
+    spec: &OptimizerSpec,
+    warmup: usize,
+) -> Result<Summary, BenchError>
+where
+    M: Module + TrainStep + 'static,
+    M::Output: StepLoss,
+    I: Send + Sync + Clone + std::fmt::Debug + 'static,
+    M::Input: Clone + std::fmt::Debug,
+    Bt: Batcher<I, M::Input> + Clone + 'static,
+{
+    let controls = ControlsSpec::optimizer(spec.clone());
+    let mut clock = StepClock {
+        last: None,
+        times: Vec::new(),
+    };
+    fit::fit(
+        device,
+        model,
+        &data,
+        Fit {
+            config: RunConfig {
+                epochs: 1,
+                batch_size: batch,
+                seed: 0,
+                shuffle: false,
+                checkpoint_every: None,
+            },
+            controls: &controls,
+            start: Start::Seeded,
+            checkpointer: None,
+            evaluate: None,
+            observer: &mut clock,
+        },
+    )
+    .map_err(|stopped| BenchError::Invalid(format!("training stopped: {}", stopped.error)))?;
+    // The first interval runs from the run's start: it holds the model's initialisation.
+    Summary::of(&clock.times[warmup.min(clock.times.len())..])
+        .ok_or_else(|| BenchError::Invalid("--repeats must be at least 1".into()))
+}
+
+/// Milliseconds between consecutive step reports (the first from the run's start).
+struct StepClock {
+    last: Option<Instant>,
+    times: Vec<f64>,
+}
+
+impl fit::Observer for StepClock {
+    fn on_start(&mut self, _: &adamlab_train::checkpoint::Progress) -> Result<(), ObserverError> {
+        self.last = Some(Instant::now());
+        Ok(())
+    }
+
+    fn on_step(&mut self, _: &StepReport) -> Result<(), ObserverError> {
+        let now = Instant::now();
+        if let Some(last) = self.last.replace(now) {
+            self.times.push((now - last).as_secs_f64() * 1e3);
+        }
+        Ok(())
+    }
+
+    fn on_epoch(&mut self, _: &EpochReport) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
+/// The step split into phases, syncing the device between them.
+fn measure_phases(
+    device: &Device,
+    model: Model,
+    spec: &OptimizerSpec,
+    batch: usize,
+    config: &TrainConfig,
+) -> Result<Phases, BenchError> {
     let device = device.clone().autodiff();
     device.seed(0);
     let mut optimizer = spec.build()?.module_optimizer();
@@ -157,7 +332,8 @@ fn measure_one(
     let (warmup, repeats) = (config.warmup, config.repeats);
     let phases = match model {
         Model::Cnn => {
-            let images = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+            let images =
+                Tensor::<4>::random([batch, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
             let labels: Vec<i64> = (0..batch).map(|i| (i % 10) as i64).collect();
             let labels = Tensor::<1, Int>::from_ints(TensorData::new(labels, [batch]), &device);
             let cnn = CnnConfig::new().init(&device);
