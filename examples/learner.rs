@@ -3,15 +3,20 @@
 //!
 //! `cargo run --release --example learner -- --devices 2 --epochs 1 --limit-train 6000`
 //!
-//! `--devices N` (N > 1) uses burn-train's multi-device strategy on N copies of the default device
-//! (on a CPU backend, N workers sharing its cores). That strategy **sums** the devices' gradients:
-//! SGD then steps N times as far as on one device (divide its lr by N to match), Adam-like
-//! optimizers barely change (their update does not depend on the gradient's scale, up to ε). The
-//! `Learner` applies the optimizer and the schedule; param groups and gradient clipping need
-//! adamlab's own loop (`adamlab train`, `adamlab_train::fit`). DDP (burn-train's all-reduce over
-//! NCCL) is not wired here: it needs burn's CUDA backend, which adamlab does not build yet.
+//! `--devices N` (N > 1) on a CPU backend (or wgpu) uses burn-train's multi-device strategy on N
+//! copies of the device (on a CPU, N workers sharing its cores). That strategy **sums** the
+//! devices' gradients: SGD then steps N times as far as on one device (divide its lr by N to
+//! match), Adam-like optimizers barely change (their update does not depend on the gradient's
+//! scale, up to ε). The `Learner` applies the optimizer and the schedule; param groups and
+//! gradient clipping need adamlab's own loop (`adamlab train`, `adamlab_train::fit`).
+//!
+//! On `--backend cuda` (built with `--features cuda`), `--devices N` uses burn-train's DDP
+//! strategy on CUDA devices 0..N: a replica per GPU, gradients all-reduced through NCCL as a
+//! **mean**, so the learning rate that suits one device suits N (each device sees its own batch
+//! of `--batch-size`). `--ddp` takes DDP even on one GPU. This path compiles on any machine but has
+//! not been run: no GPU machine was available to the project when it was written.
 
-use adamlab::backend::default_device;
+use adamlab::backend::{BackendKind, cuda_device, default_backend, device};
 use adamlab::data::{DEFAULT_DATA_DIR, MnistBatcher, MnistDataset, Split};
 use adamlab::models::CnnConfig;
 use adamlab::optim::OptimizerSpec;
@@ -19,6 +24,7 @@ use adamlab::optim::schedule::ScheduleSpec;
 use adamlab::train::controls::ControlsSpec;
 use adamlab::train::learner::{StepLosses, learner};
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::metric::LossMetric;
 use burn::train::{ExecutionStrategy, MultiDeviceOptim, SupervisedTraining};
 use clap::Parser;
@@ -46,9 +52,15 @@ struct Args {
     /// Images per step (per device).
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Devices: more than 1 uses burn-train's multi-device strategy.
+    /// Devices: more than 1 uses burn-train's multi-device strategy (DDP on cuda).
     #[arg(long, default_value_t = 1)]
     devices: usize,
+    /// The backend: ndarray, flex, wgpu or cuda (default: the fastest compiled in).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Use burn-train's DDP strategy even on one device (cuda only).
+    #[arg(long)]
+    ddp: bool,
     /// An MNIST-format directory.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -85,13 +97,14 @@ fn main() -> ExitCode {
         train = train.truncated(n);
     }
     let test = test.truncated(args.limit_test);
-    let device = match default_device() {
-        Ok(device) => device,
-        Err(err) => {
-            eprintln!("error: {err}");
+    let (kind, devices) = match devices(&args) {
+        Ok(found) => found,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
+    let device = devices[0].clone();
     let autodiff = device.clone().autodiff();
     autodiff.seed(0);
     let model = CnnConfig::new().init(&autodiff);
@@ -106,18 +119,27 @@ fn main() -> ExitCode {
         .batch_size(args.batch_size)
         .shuffle(0)
         .build(train);
-    let valid_loader = DataLoaderBuilder::new(MnistBatcher).batch_size(256).build(test);
-    let strategy = if args.devices == 1 {
-        ExecutionStrategy::single(device)
+    let valid_loader = DataLoaderBuilder::new(MnistBatcher)
+        .batch_size(256)
+        .build(test);
+    let (strategy, name) = if kind == BackendKind::Cuda && (args.ddp || args.devices > 1) {
+        let config = DistributedConfig {
+            all_reduce_op: ReduceOperation::Mean,
+        };
+        (ExecutionStrategy::ddp(devices, config), "DDP")
+    } else if args.devices == 1 {
+        (ExecutionStrategy::single(device), "single device")
     } else {
-        ExecutionStrategy::multi(vec![device; args.devices], MultiDeviceOptim::OptimMainDevice)
+        (
+            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice),
+            "multi-device",
+        )
     };
-    let artifact_dir = args
-        .artifact_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("adamlab-learner-{}", std::process::id())));
+    let artifact_dir = args.artifact_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("adamlab-learner-{}", std::process::id()))
+    });
     println!(
-        "burn's Learner: the article's CNN with {} on {} device(s), {} epoch(s); logs in {}",
+        "burn's Learner: the article's CNN with {} on {} {kind} device(s) ({name}), {} epoch(s); logs in {}",
         controls.describe(),
         args.devices,
         args.epochs,
@@ -146,8 +168,33 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The backend and the devices `--backend`, `--devices` and `--ddp` ask for.
+fn devices(args: &Args) -> Result<(BackendKind, Vec<burn::tensor::Device>), String> {
+    let kind = match &args.backend {
+        Some(name) => BackendKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| format!("--backend {name}: expected ndarray, flex, wgpu or cuda"))?,
+        None => default_backend().map_err(|e| e.to_string())?,
+    };
+    if args.ddp && kind != BackendKind::Cuda {
+        return Err(format!(
+            "--ddp needs --backend cuda: burn-train's all-reduce runs on NCCL only (this run is on {kind})"
+        ));
+    }
+    if kind == BackendKind::Cuda {
+        let devices = (0..args.devices)
+            .map(cuda_device)
+            .collect::<Result<Vec<_>, _>>();
+        return Ok((kind, devices.map_err(|e| e.to_string())?));
+    }
+    let one = device(kind).map_err(|e| e.to_string())?;
+    Ok((kind, vec![one; args.devices]))
+}
+
 fn controls(args: &Args) -> Result<ControlsSpec, String> {
-    let mut controls = ControlsSpec::optimizer(OptimizerSpec::parse(&args.optimizer).map_err(|e| e.to_string())?);
+    let mut controls =
+        ControlsSpec::optimizer(OptimizerSpec::parse(&args.optimizer).map_err(|e| e.to_string())?);
     if let Some(text) = &args.lr_schedule {
         controls.schedule = Some(ScheduleSpec::parse(text).map_err(|e| e.to_string())?);
     }

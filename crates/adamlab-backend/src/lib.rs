@@ -1,7 +1,9 @@
 //! The burn devices adamlab runs on, chosen at run time among the backends compiled in.
 //!
 //! Each backend is a cargo feature: `ndarray` and `flex` (CPU, both with burn's `simd` and
-//! `rayon`) and `wgpu` (GPU, through Vulkan, Metal or DirectX). [`device`] turns a
+//! `rayon`), `wgpu` (GPU, through Vulkan, Metal or DirectX) and `cuda` (NVIDIA GPUs through
+//! burn-cuda; the CUDA driver is loaded at run time, so a `cuda` build compiles and runs on a
+//! machine without CUDA and refuses the backend there). [`device`] turns a
 //! [`BackendKind`] into a burn [`Device`], or into a [`BackendError`] that says which feature or
 //! driver is missing; [`default_backend`] picks the fastest one available.
 
@@ -18,11 +20,13 @@ pub enum BackendKind {
     Flex,
     /// burn-wgpu on a GPU (Vulkan, Metal or DirectX 12).
     Wgpu,
+    /// burn-cuda on an NVIDIA GPU (the driver's `libcuda` loaded at run time).
+    Cuda,
 }
 
 impl BackendKind {
     /// Every backend adamlab knows, compiled in or not.
-    pub const ALL: [BackendKind; 3] = [Self::Ndarray, Self::Flex, Self::Wgpu];
+    pub const ALL: [BackendKind; 4] = [Self::Ndarray, Self::Flex, Self::Wgpu, Self::Cuda];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -30,6 +34,7 @@ impl BackendKind {
             Self::Ndarray => "ndarray",
             Self::Flex => "flex",
             Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
         }
     }
 
@@ -44,6 +49,7 @@ impl BackendKind {
             Self::Ndarray => cfg!(feature = "ndarray"),
             Self::Flex => cfg!(feature = "flex"),
             Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Cuda => cfg!(feature = "cuda"),
         }
     }
 }
@@ -70,6 +76,11 @@ pub enum BackendError {
          `apt-get install mesa-vulkan-drivers` gives a software one) or use `--backend flex`"
     )]
     NoAdapter,
+    /// cuda is compiled in but finds no NVIDIA driver or no device.
+    #[error(
+        "backend `cuda` found no CUDA device ({0}): install NVIDIA's driver, or use another --backend"
+    )]
+    NoCudaDevice(String),
     /// No backend at all is compiled in.
     #[error("no backend is compiled into this build: enable `flex`, `ndarray` or `wgpu`")]
     NoBackend,
@@ -77,7 +88,10 @@ pub enum BackendError {
 
 /// The backends this build has, in [`BackendKind::ALL`] order.
 pub fn compiled() -> Vec<BackendKind> {
-    BackendKind::ALL.into_iter().filter(|kind| kind.is_compiled()).collect()
+    BackendKind::ALL
+        .into_iter()
+        .filter(|kind| kind.is_compiled())
+        .collect()
 }
 
 /// The burn device of `kind`, without autodiff (call `.autodiff()` to train on it).
@@ -93,14 +107,20 @@ pub fn device(kind: BackendKind) -> Result<Device, BackendError> {
             Some(_) => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             None => Err(BackendError::NoAdapter),
         },
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => cuda::device(0),
         #[allow(unreachable_patterns)] // Every arm is compiled in with all features on.
         other => Err(BackendError::NotCompiled(other)),
     }
 }
 
-/// The backend to use when the user names none: wgpu on a hardware GPU, else flex, else ndarray,
-/// else wgpu on a software adapter (llvmpipe is slower than either CPU backend).
+/// The backend to use when the user names none: cuda on an NVIDIA GPU, else wgpu on a hardware
+/// GPU, else flex, else ndarray, else wgpu on a software adapter (llvmpipe is slower than either
+/// CPU backend).
 pub fn default_backend() -> Result<BackendKind, BackendError> {
+    if cuda_device_count() > 0 {
+        return Ok(BackendKind::Cuda);
+    }
     if wgpu_hardware_adapter().is_some() {
         return Ok(BackendKind::Wgpu);
     }
@@ -127,6 +147,10 @@ pub fn describe(kind: BackendKind) -> String {
             Some(name) => format!("wgpu ({name})"),
             None => "wgpu (no adapter)".to_string(),
         },
+        BackendKind::Cuda => match cuda_device_count() {
+            0 => "cuda (no device)".to_string(),
+            n => format!("cuda (device 0 of {n})"),
+        },
         cpu => format!("{} (CPU)", cpu.name()),
     }
 }
@@ -149,6 +173,67 @@ pub fn wgpu_adapter_name() -> Option<String> {
         return Some(adapter.name.clone());
     }
     None
+}
+
+/// How many CUDA devices the driver reports: 0 in a build without `cuda`, or without a driver.
+pub fn cuda_device_count() -> usize {
+    #[cfg(feature = "cuda")]
+    if let Ok(count) = cuda::count() {
+        return count;
+    }
+    0
+}
+
+/// The CUDA device `index` (for several devices, e.g. burn-train's DDP strategy), without
+/// autodiff.
+pub fn cuda_device(index: usize) -> Result<Device, BackendError> {
+    #[cfg(feature = "cuda")]
+    return cuda::device(index);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = index;
+        Err(BackendError::NotCompiled(BackendKind::Cuda))
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::BackendError;
+    use burn::tensor::Device;
+    use std::sync::OnceLock;
+
+    /// The driver's device count, probed once. cudarc panics when `libcuda` cannot be loaded (its
+    /// only safe probe is `CudaContext::device_count`): the panic is caught, with the panic
+    /// message silenced, and read as "no driver".
+    pub(crate) fn count() -> Result<usize, BackendError> {
+        static COUNT: OnceLock<Result<usize, String>> = OnceLock::new();
+        COUNT
+            .get_or_init(|| {
+                let hook = std::panic::take_hook();
+                std::panic::set_hook(Box::new(|_| {}));
+                let probed = std::panic::catch_unwind(cudarc::driver::CudaContext::device_count);
+                std::panic::set_hook(hook);
+                match probed {
+                    Ok(Ok(n)) => Ok(usize::try_from(n).unwrap_or(0)),
+                    Ok(Err(err)) => Err(format!("the driver says {err:?}")),
+                    Err(_) => Err("libcuda cannot be loaded".to_string()),
+                }
+            })
+            .clone()
+            .map_err(BackendError::NoCudaDevice)
+    }
+
+    pub(crate) fn device(index: usize) -> Result<Device, BackendError> {
+        match count()? {
+            0 => Err(BackendError::NoCudaDevice(
+                "the driver reports no device".into(),
+            )),
+            n if index >= n => Err(BackendError::NoCudaDevice(format!(
+                "device {index} asked for, the driver reports {n}"
+            ))),
+            _ => Ok(Device::cuda(index)),
+        }
+    }
 }
 
 #[cfg(feature = "wgpu")]
@@ -209,7 +294,10 @@ mod tests {
 
     #[test]
     fn backends_not_compiled_are_refused_with_their_feature() {
-        for kind in BackendKind::ALL.into_iter().filter(|kind| !kind.is_compiled()) {
+        for kind in BackendKind::ALL
+            .into_iter()
+            .filter(|kind| !kind.is_compiled())
+        {
             assert_eq!(device(kind).err(), Some(BackendError::NotCompiled(kind)));
         }
     }

@@ -230,8 +230,9 @@ pub fn run(
     for target in &config.targets {
         // The process's RSS counts the CPU backends' tensors; the host triad is a row's yardstick
         // only where its tensors live in host memory: not on a hardware GPU.
-        let host_memory = target.backend != BackendKind::Wgpu;
-        let host_bandwidth = host_memory || adamlab_backend::wgpu_hardware_adapter().is_none();
+        let host_memory = !matches!(target.backend, BackendKind::Wgpu | BackendKind::Cuda);
+        let host_bandwidth = host_memory
+            || (target.backend == BackendKind::Wgpu && adamlab_backend::wgpu_hardware_adapter().is_none());
         for spec in &config.optimizers {
             let optimizer = spec.build()?.dyn_optimizer();
             let bytes = bytes_per_param(state_tensors(&*optimizer, spec.lr(), &target.device));

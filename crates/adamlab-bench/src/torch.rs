@@ -176,7 +176,7 @@ pub fn torch_devices(backends: impl IntoIterator<Item = BackendKind>) -> Vec<&'s
     for backend in backends {
         match backend {
             BackendKind::Ndarray | BackendKind::Flex => cpu = true,
-            BackendKind::Wgpu => gpu = true,
+            BackendKind::Wgpu | BackendKind::Cuda => gpu = true,
         }
     }
     [(cpu, "cpu"), (gpu, "cuda")].into_iter().filter(|&(wanted, _)| wanted).map(|(_, d)| d).collect()

@@ -189,7 +189,7 @@ fn agree(backend: BackendKind, actual: f32, expected: f32) -> bool {
         BackendKind::Flex | BackendKind::Ndarray => {
             actual.to_bits() == expected.to_bits() || (actual.is_nan() && expected.is_nan())
         }
-        BackendKind::Wgpu => {
+        BackendKind::Wgpu | BackendKind::Cuda => {
             actual == expected
                 || (actual.is_nan() && expected.is_nan())
                 || (actual - expected).abs() <= 1e-6 + 1e-5 * expected.abs()
