@@ -7,6 +7,10 @@
   parameters (rank 1, 2, 4): the total norm returned and every clipped gradient.
 * mlp-<case>.json: the article's MLP for 100 epochs from torch.manual_seed(0)'s weights with
   schedules, clipping and param groups, every loss and parameter.
+* mlp-ema-adam.json: the same with a weight EMA (`AveragedModel` with `get_ema_multi_avg_fn(0.9)`,
+  updated after every step): every averaged parameter too.
+* mlp-accumulate-sgd.json: the same with gradient accumulation: each step takes the two points as
+  two batches of one, `(loss / 2).backward()` each, then one `optimizer.step()`.
 
 The spec strings are adamlab's (`--lr-schedule`), with torch's keyword names lower-cased.
 """
@@ -150,4 +154,58 @@ def mlp_cases(SimpleModel, flat):
             "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
             "losses": losses, "params": params, "lrs": lrs,
         }))
+    return out
+
+
+def mlp_loop_cases(SimpleModel, flat):
+    """The article's MLP with the loop's extras: a weight EMA, and gradient accumulation."""
+    out = []
+    inputs = torch.tensor([[1.0, 2.0], [2.0, 3.0]])
+    targets = torch.tensor([[0.0], [1.0]])
+    criterion = torch.nn.MSELoss()
+
+    torch.manual_seed(0)
+    model = SimpleModel()
+    initial = {k: flat(v) for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=0.05, foreach=False)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    losses, params, ema_params, lrs = [], [], [], []
+    for _ in range(100):
+        opt.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        lrs.append([float(g["lr"]) for g in opt.param_groups])
+        opt.step()
+        ema.update_parameters(model)
+        losses.append(loss.item())
+        params.append({k: flat(v) for k, v in model.state_dict().items()})
+        ema_params.append({k: flat(v) for k, v in ema.module.state_dict().items()})
+    out.append(("ema-adam", {
+        "optimizer": "adam(lr=0.05)", "schedule": None, "clip": None, "groups": [], "ema": 0.9,
+        "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
+        "losses": losses, "params": params, "ema_params": ema_params, "lrs": lrs,
+    }))
+
+    torch.manual_seed(0)
+    model = SimpleModel()
+    initial = {k: flat(v) for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, foreach=False)
+    losses, params, lrs = [], [], []
+    for _ in range(100):
+        opt.zero_grad()
+        total = 0.0
+        for i in range(2):
+            loss = criterion(model(inputs[i:i + 1]), targets[i:i + 1]) / 2
+            loss.backward()
+            total += loss.item()
+        lrs.append([float(g["lr"]) for g in opt.param_groups])
+        opt.step()
+        losses.append(total)
+        params.append({k: flat(v) for k, v in model.state_dict().items()})
+    out.append(("accumulate-sgd", {
+        "optimizer": "sgd(lr=0.05, momentum=0.9)", "schedule": None, "clip": None, "groups": [],
+        "batch_size": 1, "accumulate": 2,
+        "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
+        "losses": losses, "params": params, "lrs": lrs,
+    }))
     return out

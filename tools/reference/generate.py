@@ -391,7 +391,7 @@ def main():
         fixture = header("clipping")
         fixture["cases"] = controls.clipping_cases(flat)
         write(OUT / "controls" / "clipping.json", fixture)
-        for name, case in controls.mlp_cases(SimpleModel, flat):
+        for name, case in controls.mlp_cases(SimpleModel, flat) + controls.mlp_loop_cases(SimpleModel, flat):
             fixture = header("mlp-controls")
             fixture.update(case)
             write(OUT / "controls" / f"mlp-{name}.json", fixture)

@@ -110,6 +110,18 @@ pub struct TrainArgs {
     /// `weight_decay`.
     #[arg(long)]
     pub no_decay_bias: bool,
+    /// Accumulate the gradients of N batches of --batch-size into each optimizer step, as one
+    /// batch of N·B would give under a mean loss (torch's `(loss / N).backward()` N times).
+    #[arg(long, value_name = "N")]
+    pub accumulate: Option<usize>,
+    /// Keep an exponential moving average of the weights with this decay (0.999 is usual), as
+    /// torch's `AveragedModel` with `get_ema_multi_avg_fn`: evaluation and --save use it.
+    #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
+    pub ema: Option<f64>,
+    /// Skip a step whose loss or gradients are not finite (counted, and journalled as
+    /// `"skipped":true`) instead of stopping the run.
+    #[arg(long)]
+    pub skip_nonfinite: bool,
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
     #[arg(long)]
     pub epochs: Option<usize>,

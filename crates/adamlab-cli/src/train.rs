@@ -61,7 +61,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
 }
 
 /// The training controls of `--lr-schedule`, `--clip-grad-norm`/`--clip-norm-type`,
-/// `--clip-grad-value` and `--no-decay-bias` around `optimizer`, checked by building them once:
+/// `--clip-grad-value`, `--no-decay-bias`, `--accumulate`, `--ema` and `--skip-nonfinite` around
+/// `optimizer`, checked by building them once:
 /// a bad spec or value is refused before any file is opened.
 fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsSpec, CliError> {
     let usage = |message: String| Err(CliError::Usage(message));
@@ -99,11 +100,22 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
         }
         groups.push(group);
     }
+    if args.accumulate == Some(0) {
+        return usage("--accumulate 0: give at least 1 batch per step".into());
+    }
+    if let Some(decay) = args.ema
+        && !(0.0..=1.0).contains(&decay)
+    {
+        return usage(format!("--ema {decay}: give a decay in [0, 1] (0.999 is usual)"));
+    }
     let spec = ControlsSpec {
         optimizer,
         groups,
         schedule,
         clip,
+        accumulate: args.accumulate.unwrap_or(1),
+        ema: args.ema,
+        skip_nonfinite: args.skip_nonfinite,
     };
     Controls::new(&spec)?;
     Ok(spec)

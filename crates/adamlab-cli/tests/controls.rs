@@ -1,5 +1,6 @@
 //! The training controls from the command line (issue 8): `--lr-schedule`, `--clip-grad-norm`
-//! (`--clip-norm-type`), `--clip-grad-value` and `--no-decay-bias` on `adamlab train`.
+//! (`--clip-norm-type`), `--clip-grad-value` and `--no-decay-bias` on `adamlab train`, and the
+//! loop's extras (`--accumulate`, `--ema`, `--skip-nonfinite`).
 //!
 //! - the article's MLP with a schedule and clipping against torch's losses and learning rates
 //!   (`fixtures/torch/controls/mlp-*.json`, written by `tools/reference/generate.py controls`
@@ -254,6 +255,10 @@ fn bad_control_specs_and_runs_longer_than_a_onecycle_are_one_line_errors() {
         (&["--clip-norm-type", "2"], &["--clip-grad-norm"]),
         (&["--clip-grad-norm", "1", "--clip-grad-value", "1"], &["--clip-grad-value", "cannot be used with"]),
         (&["--clip-grad-value=-0.5"], &["--clip-grad-value -0.5"]),
+        (&["--ema", "1.5"], &["--ema 1.5", "[0, 1]"]),
+        (&["--ema", "-0.5"], &["--ema -0.5", "[0, 1]"]),
+        (&["--ema", "nan"], &["--ema NaN", "[0, 1]"]),
+        (&["--accumulate", "0"], &["--accumulate 0", "at least 1"]),
         (&["--optimizer", "rprop", "--no-decay-bias"], &["--no-decay-bias", "weight_decay"]),
         (
             &["--optimizer", "adagrad", "--lr-schedule", "onecycle(max_lr=0.1, total_steps=100)"],
@@ -283,6 +288,46 @@ fn bad_control_specs_and_runs_longer_than_a_onecycle_are_one_line_errors() {
     ]));
     assert_user_error(&output, &["ends after 15 optimizer steps", "this run takes 16", "total_steps=16"]);
     assert_eq!(std::fs::read_to_string(&metrics).unwrap(), "");
+}
+
+/// The loop's extras on the tiny CNN: batches of 32 accumulated 2 per step (4 steps an epoch), a
+/// weight EMA and the non-finite policy; a checkpoint every 3 steps.
+fn extras_run(dir: &Path, ema: &str) -> Vec<String> {
+    tiny_run(&[
+        "--epochs", "2", "--accumulate", "2", "--ema", ema, "--skip-nonfinite", "--checkpoint-every", "3",
+        "--keep-checkpoints", "100", "--checkpoint-dir", path(&dir.join("checkpoints")), "--save",
+        path(&dir.join("weights.safetensors")), "--metrics-out", path(&dir.join("metrics.jsonl")),
+    ])
+}
+
+#[test]
+fn a_cnn_run_with_accumulation_and_an_ema_resumes_byte_for_byte_and_refuses_other_extras() {
+    let reference = sandbox("extras-reference");
+    assert_success(&adamlab(&extras_run(&reference, "0.9")));
+    let weights = std::fs::read(reference.join("weights.safetensors")).unwrap();
+    let metrics = metrics_without_timing(&reference.join("metrics.jsonl"));
+    assert_eq!(step_lines(&reference.join("metrics.jsonl")).len(), 2 * STEPS_PER_EPOCH / 2);
+    // The saved weights are the EMA's: a run without it saves other weights.
+    let plain = sandbox("extras-plain");
+    let mut args = extras_run(&plain, "0.9");
+    let at = args.iter().position(|a| a == "--ema").unwrap();
+    args.drain(at..at + 2);
+    assert_success(&adamlab(&args));
+    assert!(std::fs::read(plain.join("weights.safetensors")).unwrap() != weights, "--ema changed nothing");
+    for name in ["epoch-0001-batch-000006", "epoch-0001", "epoch-0002-batch-000004"] {
+        let dir = sandbox(&format!("extras-resume-{name}"));
+        copy_dir(&reference.join("checkpoints"), &dir.join("checkpoints"));
+        std::fs::copy(reference.join("metrics.jsonl"), dir.join("metrics.jsonl")).unwrap();
+        std::fs::write(dir.join("checkpoints/latest"), name).unwrap();
+        assert_success(&adamlab(&resume(extras_run(&dir, "0.9"))));
+        let resumed = std::fs::read(dir.join("weights.safetensors")).unwrap();
+        assert!(resumed == weights, "resumed from {name}: --save differs from the uninterrupted run's");
+        assert_eq!(metrics_without_timing(&dir.join("metrics.jsonl")), metrics, "resumed from {name}");
+    }
+    std::fs::write(reference.join("checkpoints/latest"), "epoch-0001").unwrap();
+    assert_user_error(&adamlab(&resume(extras_run(&reference, "0.99"))), &["training controls", "ema 0.99"]);
+    let other = with(resume(extras_run(&reference, "0.9")), "--accumulate", "4");
+    assert_user_error(&adamlab(&other), &["training controls", "accumulate 4"]);
 }
 
 /// The float32 tensors of a safetensors file, by name.

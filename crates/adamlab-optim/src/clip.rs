@@ -157,6 +157,27 @@ pub fn clip_grad_value<M: Module>(module: &M, grads: &mut GradientsParams, clip_
     for_each_grad(module, grads, |g| on_grad!(g, |t| t.clamp(-clip_value, clip_value)));
 }
 
+/// Multiplies every gradient of `module` in `grads` by `factor` (in f32): a micro-batch's share
+/// of an accumulated step.
+pub fn scale_grads<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) {
+    let factor = factor as f32;
+    for_each_grad(module, grads, |g| on_grad!(g, |t| t.mul_scalar(factor)));
+}
+
+/// Whether every gradient element of `module` in `grads` is finite, with one read from the
+/// device: `0·g` is 0 for a finite `g` and NaN for ±∞ or NaN, and NaN survives the sums.
+pub fn grads_are_finite<M: Module>(module: &M, grads: &mut GradientsParams) -> bool {
+    let mut sums: Vec<Tensor<1>> = Vec::new();
+    for_each_grad(module, grads, |g| {
+        sums.push(flat!(&g).mul_scalar(0.0).sum());
+        g
+    });
+    if sums.is_empty() {
+        return true;
+    }
+    Tensor::cat(sums, 0).sum().into_scalar::<f32>().is_finite()
+}
+
 /// Applies `clip` to `grads`; returns the total norm for [`Clip::Norm`].
 pub fn apply<M: Module>(clip: Clip, module: &M, grads: &mut GradientsParams) -> Option<f64> {
     match clip {

@@ -212,15 +212,22 @@ pub struct Progress {
     pub batch: usize,
     /// Optimizer steps taken over the whole run.
     pub step: usize,
-    /// Sum of the batch losses of the epoch in progress (0 at an epoch's end): a resumed epoch
+    /// Sum of the step losses of the epoch in progress (0 at an epoch's end): a resumed epoch
     /// reports the same mean training loss as the uninterrupted one.
     pub epoch_loss_sum: f64,
+    /// Steps skipped over the whole run, their loss or gradients not finite (counted in `step`;
+    /// they did not move the optimizer or the schedule).
+    pub skipped: usize,
+    /// Of those, the ones in the epoch in progress (0 at an epoch's end).
+    pub epoch_skipped: usize,
 }
 
 /// A restored checkpoint.
 pub struct Checkpoint<M> {
     /// The model, with the parameter ids the optimizer's state refers to.
     pub model: M,
+    /// The moving average of the weights, for a run that keeps one.
+    pub ema: Option<M>,
     /// The optimizer with its state.
     pub optimizer: ModuleOptimizer,
     /// Where the run stood.
@@ -312,6 +319,12 @@ struct State {
     step: u64,
     /// The bits of the f64 [`Progress::epoch_loss_sum`] (JSON numbers may not round-trip).
     epoch_loss_sum_bits: u64,
+    /// [`Progress::skipped`] (absent before skipping existed: none).
+    #[serde(default)]
+    skipped: u64,
+    /// [`Progress::epoch_skipped`].
+    #[serde(default)]
+    epoch_skipped: u64,
     identity: RunIdentity,
     files: BTreeMap<String, FileSum>,
 }
@@ -351,6 +364,7 @@ pub struct Checkpointer {
 const LATEST: &str = "latest";
 const LOCK: &str = "lock";
 const MODEL: &str = "model.bpk";
+const EMA: &str = "ema.bpk";
 const OPTIMIZER: &str = "optimizer.bpk";
 const STATE: &str = "state.json";
 
@@ -485,6 +499,7 @@ impl Checkpointer {
     pub fn save<M: Module>(
         &self,
         model: &M,
+        ema: Option<&M>,
         optimizer: &ModuleOptimizer,
         identity: &RunIdentity,
         progress: &Progress,
@@ -495,7 +510,7 @@ impl Checkpointer {
         if std::fs::symlink_metadata(&tmp).is_ok() {
             self.remove(&format!("{name}.tmp"))?;
         }
-        let written = self.write_checkpoint(&tmp, model, optimizer, identity, progress);
+        let written = self.write_checkpoint(&tmp, model, ema, optimizer, identity, progress);
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -521,6 +536,7 @@ impl Checkpointer {
         &self,
         tmp: &Path,
         model: &M,
+        ema: Option<&M>,
         optimizer: &ModuleOptimizer,
         identity: &RunIdentity,
         progress: &Progress,
@@ -543,17 +559,32 @@ impl Checkpointer {
         let optimizer_bytes = optimizer
             .into_bytes()
             .map_err(unserialisable(tmp.join(OPTIMIZER)))?;
+        let ema_bytes = match ema {
+            Some(ema) => Some(
+                ema.clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(unserialisable(tmp.join(EMA)))?,
+            ),
+            None => None,
+        };
+        let mut files = vec![(MODEL, &model_bytes[..]), (OPTIMIZER, &optimizer_bytes[..])];
+        if let Some(bytes) = &ema_bytes {
+            files.push((EMA, &bytes[..]));
+        }
         let state = State {
             format: FORMAT,
             epoch: progress.epoch as u64,
             batch: progress.batch as u64,
             step: progress.step as u64,
             epoch_loss_sum_bits: progress.epoch_loss_sum.to_bits(),
+            skipped: progress.skipped as u64,
+            epoch_skipped: progress.epoch_skipped as u64,
             identity: identity.clone(),
-            files: BTreeMap::from([
-                (MODEL.to_string(), FileSum::of(&model_bytes)),
-                (OPTIMIZER.to_string(), FileSum::of(&optimizer_bytes)),
-            ]),
+            files: files
+                .iter()
+                .map(|(name, bytes)| (name.to_string(), FileSum::of(bytes)))
+                .collect(),
         };
         let compact = serde_json::to_vec(&state).expect("the state serialises");
         let file = StateFile {
@@ -561,14 +592,8 @@ impl Checkpointer {
             state,
         };
         let json = serde_json::to_vec_pretty(&file).expect("the state serialises");
-        for (i, (name, bytes)) in [
-            (MODEL, &model_bytes[..]),
-            (OPTIMIZER, &optimizer_bytes[..]),
-            (STATE, &json[..]),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        files.push((STATE, &json[..]));
+        for (i, (name, bytes)) in files.into_iter().enumerate() {
             let path = tmp.join(name);
             write_synced(&path, bytes).map_err(|source| CheckpointError::Io { path, source })?;
             if i == 0 {
@@ -594,15 +619,17 @@ impl Checkpointer {
     }
 
     /// Loads the latest checkpoint (the newest one, should a kill have left no `latest`) into
-    /// `template` (a freshly built model) and `optimizer` (a
-    /// fresh one, as configured), after checking the files' checksums, that it comes from a run
-    /// with the same `identity`, and that its counters fit `batches` per epoch.
+    /// `template` (a freshly built model), `ema_template` (for a run that keeps a moving average)
+    /// and `optimizer` (a fresh one, as configured), after checking the files' checksums, that it
+    /// comes from a run with the same `identity`, and that its counters fit `batches` per epoch
+    /// taken `accumulate` at a time per optimizer step.
     pub fn load_latest<M: Module>(
         &self,
         template: M,
+        ema_template: Option<M>,
         optimizer: ModuleOptimizer,
         identity: &RunIdentity,
-        batches: usize,
+        (batches, accumulate): (usize, usize),
     ) -> Result<Checkpoint<M>, CheckpointError> {
         let name = match self.latest()? {
             Some(name) => name,
@@ -646,10 +673,11 @@ impl Checkpointer {
                 current,
             });
         }
-        let progress = checked_progress(&state, batches, name)
+        let progress = checked_progress(&state, batches, accumulate, name)
             .map_err(|message| corrupt(&state_path, message))?;
         let mut records = BTreeMap::new();
-        for file in [MODEL, OPTIMIZER] {
+        let files: &[&str] = if ema_template.is_some() { &[MODEL, OPTIMIZER, EMA] } else { &[MODEL, OPTIMIZER] };
+        for &file in files {
             let path = dir.join(file);
             let recorded = state.files.get(file).ok_or_else(|| {
                 corrupt(&state_path, format!("it records no checksum for {file}"))
@@ -692,8 +720,20 @@ impl Checkpointer {
                 records.remove(OPTIMIZER).unwrap_or_default(),
             ))
             .map_err(unreadable(optimizer_path))?;
+        let ema = match ema_template {
+            Some(template) => {
+                let ema_path = dir.join(EMA);
+                let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(
+                    records.remove(EMA).unwrap_or_default(),
+                ))
+                .map_err(unreadable(ema_path.clone()))?;
+                Some(template.try_load_record(record).map_err(unreadable(ema_path))?)
+            }
+            None => None,
+        };
         Ok(Checkpoint {
             model,
+            ema,
             optimizer,
             progress,
         })
@@ -764,22 +804,34 @@ fn lock(dir: &Path) -> Result<File, CheckpointError> {
 
 /// The progress `state` records, if its counters agree: the batch within an epoch of `batches`,
 /// the step count equal to the epochs and batches done, the epoch's loss sum finite.
-fn checked_progress(state: &State, batches: usize, name: Name) -> Result<Progress, String> {
+fn checked_progress(state: &State, batches: usize, accumulate: usize, name: Name) -> Result<Progress, String> {
+    let per_step = if accumulate > 1 { format!(", {accumulate} per step") } else { String::new() };
     let counters = format!(
-        "epoch {}, batch {}, step {} with {batches} batches per epoch",
+        "epoch {}, batch {}, step {} with {batches} batches per epoch{per_step}",
         state.epoch, state.batch, state.step
     );
     let fits = |n: u64| usize::try_from(n).ok();
-    let (Some(epoch), Some(batch), Some(step)) =
-        (fits(state.epoch), fits(state.batch), fits(state.step))
-    else {
+    let (Some(epoch), Some(batch), Some(step), Some(skipped), Some(epoch_skipped)) = (
+        fits(state.epoch),
+        fits(state.batch),
+        fits(state.step),
+        fits(state.skipped),
+        fits(state.epoch_skipped),
+    ) else {
         return Err(format!("counters out of range ({counters})"));
     };
+    // Checkpoints fall between optimizer steps: a whole number of steps into the epoch.
+    let steps_per_epoch = batches.div_ceil(accumulate.max(1));
     let expected_step = epoch
-        .checked_mul(batches)
-        .and_then(|s| s.checked_add(batch));
-    if batch >= batches || expected_step != Some(step) {
+        .checked_mul(steps_per_epoch)
+        .and_then(|s| s.checked_add(batch / accumulate.max(1)));
+    if batch >= batches || !batch.is_multiple_of(accumulate.max(1)) || expected_step != Some(step) {
         return Err(format!("counters that disagree ({counters})"));
+    }
+    if skipped > step || epoch_skipped > skipped || (batch == 0 && epoch_skipped != 0) {
+        return Err(format!(
+            "{skipped} skipped step(s), {epoch_skipped} of them in the epoch, at step {step}"
+        ));
     }
     let epoch_loss_sum = f64::from_bits(state.epoch_loss_sum_bits);
     if !epoch_loss_sum.is_finite() || (batch == 0 && epoch_loss_sum != 0.0) {
@@ -792,6 +844,8 @@ fn checked_progress(state: &State, batches: usize, name: Name) -> Result<Progres
         batch,
         step,
         epoch_loss_sum,
+        skipped,
+        epoch_skipped,
     };
     if Name::of(&progress) != name {
         return Err(format!(
@@ -850,6 +904,8 @@ mod tests {
             batch,
             step,
             epoch_loss_sum_bits: if batch == 0 { 0 } else { 1.5f64.to_bits() },
+            skipped: 0,
+            epoch_skipped: 0,
             identity: RunIdentity {
                 model: "cnn".into(),
                 optimizer: "adam".into(),
@@ -871,17 +927,30 @@ mod tests {
             epochs_done: epoch,
             batch,
         };
-        assert!(checked_progress(&state(2, 0, 16), batches, at(2, 0)).is_ok());
-        assert!(checked_progress(&state(2, 3, 19), batches, at(2, 3)).is_ok());
+        assert!(checked_progress(&state(2, 0, 16), batches, 1, at(2, 0)).is_ok());
+        assert!(checked_progress(&state(2, 3, 19), batches, 1, at(2, 3)).is_ok());
+        // 8 batches 3 at a time: 3 steps per epoch, checkpoints after batches 3 and 6.
+        assert!(checked_progress(&state(2, 6, 8), batches, 3, at(2, 6)).is_ok());
+        let mut skipping = state(2, 3, 19);
+        (skipping.skipped, skipping.epoch_skipped) = (4, 1);
+        assert!(checked_progress(&skipping, batches, 1, at(2, 3)).is_ok());
+        let mut too_many = state(2, 3, 19);
+        too_many.skipped = 20;
+        let mut left_in_epoch = state(2, 0, 16);
+        (left_in_epoch.skipped, left_in_epoch.epoch_skipped) = (1, 1);
         let refused = [
-            (state(u64::MAX, 0, 16), at(2, 0), "disagree"),
-            (state(u64::MAX, 0, u64::MAX), at(2, 0), "disagree"),
-            (state(2, 8, 24), at(2, 8), "disagree"),
-            (state(2, 0, 17), at(2, 0), "disagree"),
-            (state(1, 0, 8), at(2, 0), "another checkpoint"),
+            (state(u64::MAX, 0, 16), 1, at(2, 0), "disagree"),
+            (state(u64::MAX, 0, u64::MAX), 1, at(2, 0), "disagree"),
+            (state(2, 8, 24), 1, at(2, 8), "disagree"),
+            (state(2, 0, 17), 1, at(2, 0), "disagree"),
+            (state(1, 0, 8), 1, at(2, 0), "another checkpoint"),
+            (state(2, 4, 8), 3, at(2, 4), "disagree"),
+            (state(2, 3, 19), 3, at(2, 3), "disagree"),
+            (too_many, 1, at(2, 3), "skipped"),
+            (left_in_epoch, 1, at(2, 0), "skipped"),
         ];
-        for (state, name, expected) in refused {
-            let message = checked_progress(&state, batches, name).unwrap_err();
+        for (state, accumulate, name, expected) in refused {
+            let message = checked_progress(&state, batches, accumulate, name).unwrap_err();
             assert!(message.contains(expected), "{message}");
         }
     }

@@ -58,6 +58,18 @@ pub struct ControlsSpec {
     pub schedule: Option<ScheduleSpec>,
     /// Gradient clipping before each step.
     pub clip: Option<Clip>,
+    /// Micro-batches per optimizer step (1: none). Their gradients are averaged, each weighted by
+    /// its share of the step's examples, so that N micro-batches of B examples step as one batch
+    /// of N·B does under a mean loss (to f32 rounding): torch's `(loss / N).backward()` over N
+    /// batches, then `optimizer.step()`.
+    pub accumulate: usize,
+    /// A moving average of the weights, updated after every step with this decay: torch's
+    /// `AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))`. Evaluation and the
+    /// saved weights are the average.
+    pub ema: Option<f64>,
+    /// A step whose loss is not finite is skipped (no update; counted and reported) instead of
+    /// stopping the run, as optax's `apply_if_finite` does.
+    pub skip_nonfinite: bool,
 }
 
 impl ControlsSpec {
@@ -68,6 +80,9 @@ impl ControlsSpec {
             groups: Vec::new(),
             schedule: None,
             clip: None,
+            accumulate: 1,
+            ema: None,
+            skip_nonfinite: false,
         }
     }
 
@@ -81,7 +96,8 @@ impl ControlsSpec {
         }
     }
 
-    /// The groups, schedule and clipping, for a checkpoint's identity (`None`: none of them).
+    /// The groups, schedule, clipping, accumulation, EMA and the non-finite policy, for a
+    /// checkpoint's identity (`None`: none of them).
     pub fn describe_controls(&self) -> Option<String> {
         let mut parts = Vec::new();
         for group in &self.groups {
@@ -95,6 +111,15 @@ impl ControlsSpec {
             Some(Clip::Norm { max_norm, norm_type }) => parts.push(format!("clip_grad_norm {max_norm} ({norm_type}-norm)")),
             Some(Clip::Value(v)) => parts.push(format!("clip_grad_value {v}")),
             None => {}
+        }
+        if self.accumulate > 1 {
+            parts.push(format!("accumulate {}", self.accumulate));
+        }
+        if let Some(decay) = self.ema {
+            parts.push(format!("ema {decay}"));
+        }
+        if self.skip_nonfinite {
+            parts.push("skip non-finite steps".into());
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -128,6 +153,9 @@ pub enum ControlsError {
     /// A clipping threshold out of range.
     #[error("{0}")]
     Clip(String),
+    /// An accumulation count or EMA decay out of range.
+    #[error("{0}")]
+    Loop(String),
     /// Controls the chosen training loop cannot apply (burn's `Learner` has no param groups or
     /// clipping).
     #[error("{0}")]
@@ -209,6 +237,16 @@ pub struct Controls {
 impl Controls {
     /// Builds the optimizer of every group, and their schedules.
     pub fn new(spec: &ControlsSpec) -> Result<Self, ControlsError> {
+        if spec.accumulate == 0 {
+            return Err(ControlsError::Loop("accumulating 0 micro-batches per step: give at least 1".into()));
+        }
+        if let Some(decay) = spec.ema
+            && !(0.0..=1.0).contains(&decay)
+        {
+            return Err(ControlsError::Loop(format!(
+                "an EMA decay of {decay}: it must be a number in [0, 1] (0.999 is usual)"
+            )));
+        }
         if let Some(clip) = spec.clip {
             let ok = match clip {
                 Clip::Norm { max_norm, norm_type } => {

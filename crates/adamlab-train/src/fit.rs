@@ -11,18 +11,23 @@
 //!
 //! ```text
 //! for epoch:                      order = shuffle(seed, epoch)
-//!     for batch:                  TrainStep::step → loss, gradients
-//!         loss finite?            else stop (NonFiniteLoss)
+//!     for each group of `accumulate` batches (one batch by default):
+//!         TrainStep::step         → loss, gradients, weighted by the batch's share of the group
+//!         loss (and gradients) finite?
+//!                                 else stop (NonFiniteLoss), or skip the step (skip_nonfinite)
 //!         Controls::step          clip, step every group at its scheduled lr
+//!         EMA update              when the controls keep one
 //!         observer.on_step        journal, progress
-//!         checkpoint every N
-//!     evaluate                    the caller's evaluator, on the evaluation weights
+//!         checkpoint every N steps
+//!     evaluate                    the caller's evaluator, on the evaluation weights (the EMA's)
 //!     observer.on_epoch, checkpoint
 //! ```
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Checkpointer, Progress, RunIdentity};
 use crate::controls::{Controls, ControlsError, ControlsSpec, StepRefused};
 use adamlab_optim::SpecError;
+use adamlab_optim::clip::{grads_are_finite, scale_grads};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
@@ -181,6 +186,9 @@ pub struct StepReport {
     /// Training examples (images, for the article's CNN) per second since the epoch (or its
     /// resumed part) began.
     pub images_per_second: f64,
+    /// The step was skipped, its loss or gradients not finite (with
+    /// [`ControlsSpec::skip_nonfinite`]): the weights, the optimizer and the schedule did not move.
+    pub skipped: bool,
 }
 
 /// The end of one epoch.
@@ -302,26 +310,37 @@ where
         data.fingerprint.clone(),
     );
     let batches = examples.div_ceil(batch_size);
-    controls_spec
-        .check_run_length(config.epochs.saturating_mul(batches))
-        .map_err(TrainError::from)?;
     let mut controls = Controls::new(controls_spec).map_err(TrainError::from)?;
-    let (mut weights, mut at) = match start {
+    let accumulate = controls_spec.accumulate;
+    let shape = EpochShape { examples, batch_size, batches, accumulate };
+    controls_spec
+        .check_run_length(config.epochs.saturating_mul(shape.steps()))
+        .map_err(TrainError::from)?;
+    let ema_decay = controls_spec.ema;
+    let (mut weights, mut ema, mut at) = match start {
         Start::Seeded => {
             device.seed(config.seed);
-            ((model.init)(&device), Progress::default())
+            ((model.init)(&device), None, Progress::default())
         }
-        Start::Weights(weights) => (*weights, Progress::default()),
+        Start::Weights(weights) => (*weights, None, Progress::default()),
         Start::Resume => {
             let checkpointer =
                 checkpointer.ok_or(CheckpointError::NoDirectory).map_err(TrainError::from)?;
             let template = (model.init)(&device);
+            let ema_template = ema_decay.map(|_| template.valid());
             let Checkpoint {
                 model: restored_model,
                 optimizer: restored,
+                ema: restored_ema,
                 progress,
             } = checkpointer
-                .load_latest(template, controls.fresh_module_optimizer(), &identity, batches)
+                .load_latest(
+                    template,
+                    ema_template,
+                    controls.fresh_module_optimizer(),
+                    &identity,
+                    (batches, accumulate),
+                )
                 .map_err(TrainError::from)?;
             // A checkpoint at the end of the last epoch resumes to nothing left to train (the run
             // is complete); one beyond it belongs to a longer run.
@@ -336,31 +355,32 @@ where
                 ))
                 .into());
             }
-            // The schedules catch up on the steps the checkpoint had taken.
-            controls.resume(restored, progress.step);
-            (restored_model, progress)
+            // The schedules catch up on the steps the checkpoint had taken (skipped ones do not
+            // count: they did not step the optimizer).
+            controls.resume(restored, progress.step - progress.skipped);
+            (restored_model, restored_ema, progress)
         }
     };
     // Weights trained in this process are handed back with any error; a checkpoint's own weights
     // are already safe in its directory.
     let first_step = at.step;
-    let stop = |error: TrainError, weights: &M, controls: &Controls, step: usize| Stopped {
+    let stop = |error: TrainError, weights: &M, ema: &Option<M>, controls: &Controls, step: usize| Stopped {
         error,
         trained: (step > first_step).then(|| Trained {
-            model: evaluation_model(controls, weights),
+            model: evaluation_model(controls, weights, ema),
             step,
         }),
     };
     if let Err(err) = observer.on_start(&at) {
-        return Err(stop(TrainError::Observer(err), &weights, &controls, at.step));
+        return Err(stop(TrainError::Observer(err), &weights, &ema, &controls, at.step));
     }
     let mut last_checkpoint = (at.step > 0).then(|| checkpoint_label(&at, batches));
     // Writes a checkpoint at `at`, when the run has a directory; returns how to name it.
-    let checkpoint = |weights: &M, controls: &Controls, at: &Progress| {
+    let checkpoint = |weights: &M, ema: &Option<M>, controls: &Controls, at: &Progress| {
         let Some(checkpointer) = checkpointer else {
             return Ok(None);
         };
-        checkpointer.save(weights, controls.module_optimizer(), &identity, at)?;
+        checkpointer.save(weights, ema.as_ref(), controls.module_optimizer(), &identity, at)?;
         Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
     };
 
@@ -369,13 +389,25 @@ where
         let loader = epoch_loader(data, &config, batch_size, epoch, &device);
         let started = Instant::now();
         let mut trained_examples = 0usize;
-        // A resumed epoch skips the batches its checkpoint had already trained on.
+        let mut pending = Pending::<M>::default();
+        // A resumed epoch skips the batches its checkpoint had already trained on (a whole
+        // number of steps: checkpoints are taken between steps).
         for batch in loader.iter().skip(at.batch) {
             let batch = batch.expect("in-memory datasets cannot fail");
-            let n = batch_size.min(examples - at.batch * batch_size);
+            let n = shape.batch_examples(at.batch);
+            let share = n as f64 / shape.step_examples(at.batch) as f64;
             let output = TrainStep::step(&weights, batch);
             let loss_value = output.item.loss().into_scalar::<f32>();
-            if !loss_value.is_finite() {
+            at.batch += 1;
+            trained_examples += n;
+            pending.add(&weights, output.grads, loss_value, share, accumulate);
+            if !(at.batch.is_multiple_of(accumulate) || at.batch == batches) {
+                continue;
+            }
+            let (loss_value, mut grads) = pending.take();
+            let finite = loss_value.is_finite()
+                && (!controls_spec.skip_nonfinite || grads_are_finite(&weights, &mut grads));
+            if !finite && !controls_spec.skip_nonfinite {
                 return Err(TrainError::NonFiniteLoss {
                     epoch,
                     step: at.step + 1,
@@ -384,45 +416,55 @@ where
                 }
                 .into());
             }
-            let info;
-            (weights, info) = match controls.step(weights, output.grads) {
-                Ok(stepped) => stepped,
-                Err(StepRefused { error, module }) => {
-                    return Err(stop(error.into(), &module, &controls, at.step));
+            let info = if finite {
+                let info;
+                (weights, info) = match controls.step(weights, grads) {
+                    Ok(stepped) => stepped,
+                    Err(StepRefused { error, module }) => {
+                        return Err(stop(error.into(), &module, &ema, &controls, at.step));
+                    }
+                };
+                if let Some(decay) = ema_decay {
+                    ema = Some(crate::ema::update(ema.take(), &weights.valid(), decay));
                 }
+                at.epoch_loss_sum += f64::from(loss_value);
+                Some(info)
+            } else {
+                at.skipped += 1;
+                at.epoch_skipped += 1;
+                None
             };
             at.step += 1;
-            at.batch += 1;
-            at.epoch_loss_sum += f64::from(loss_value);
-            trained_examples += n;
             let report = StepReport {
                 epoch,
                 step: at.step,
                 batch: (at.batch, batches),
                 loss: loss_value,
-                lr: info.lr,
-                grad_norm: info.grad_norm,
+                lr: info.map_or_else(|| controls.next_rates()[0].0, |i| i.lr),
+                grad_norm: info.and_then(|i| i.grad_norm),
                 images_per_second: trained_examples as f64 / started.elapsed().as_secs_f64(),
+                skipped: info.is_none(),
             };
             if let Err(err) = observer.on_step(&report) {
-                return Err(stop(TrainError::Observer(err), &weights, &controls, at.step));
+                return Err(stop(TrainError::Observer(err), &weights, &ema, &controls, at.step));
             }
             let mid_epoch = at.batch < batches;
             if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {
-                match checkpoint(&weights, &controls, &at) {
+                match checkpoint(&weights, &ema, &controls, &at) {
                     Ok(label) => last_checkpoint = label.or(last_checkpoint),
-                    Err(err) => return Err(stop(err.into(), &weights, &controls, at.step)),
+                    Err(err) => return Err(stop(err.into(), &weights, &ema, &controls, at.step)),
                 }
             }
         }
         let seconds = started.elapsed().as_secs_f64();
         let test = evaluate
             .as_mut()
-            .map(|evaluate| evaluate(&evaluation_model(&controls, &weights)));
+            .map(|evaluate| evaluate(&evaluation_model(&controls, &weights, &ema)));
+        let applied = shape.steps() - at.epoch_skipped;
         let report = EpochReport {
             epoch,
             step: at.step,
-            train_loss: at.epoch_loss_sum / batches as f64,
+            train_loss: at.epoch_loss_sum / applied.max(1) as f64,
             test,
             seconds,
             images_per_second: trained_examples as f64 / seconds,
@@ -430,26 +472,98 @@ where
         // The epoch's report goes out before its checkpoint: a run resumed from the checkpoint
         // finds it in the metrics.
         if let Err(err) = observer.on_epoch(&report) {
-            return Err(stop(TrainError::Observer(err), &weights, &controls, at.step));
+            return Err(stop(TrainError::Observer(err), &weights, &ema, &controls, at.step));
         }
         at = Progress {
             epoch,
             batch: 0,
             step: at.step,
             epoch_loss_sum: 0.0,
+            skipped: at.skipped,
+            epoch_skipped: 0,
         };
-        match checkpoint(&weights, &controls, &at) {
+        match checkpoint(&weights, &ema, &controls, &at) {
             Ok(label) => last_checkpoint = label.or(last_checkpoint),
-            Err(err) => return Err(stop(err.into(), &weights, &controls, at.step)),
+            Err(err) => return Err(stop(err.into(), &weights, &ema, &controls, at.step)),
         }
     }
-    Ok(evaluation_model(&controls, &weights))
+    Ok(evaluation_model(&controls, &weights, &ema))
 }
 
-/// The weights to evaluate and to save: the trained ones, or for a schedule-free optimizer the
-/// evaluation point its state defines (without autodiff).
-fn evaluation_model<M: Module>(controls: &Controls, weights: &M) -> M {
-    controls.eval_weights(weights.valid())
+/// The weights to evaluate and to save: the moving average when the run keeps one, else the
+/// trained ones, or for a schedule-free optimizer the evaluation point its state defines
+/// (without autodiff).
+fn evaluation_model<M: Module>(controls: &Controls, weights: &M, ema: &Option<M>) -> M {
+    match ema {
+        Some(averaged) => averaged.clone(),
+        None => controls.eval_weights(weights.valid()),
+    }
+}
+
+/// How an epoch divides into batches and optimizer steps.
+#[derive(Debug, Clone, Copy)]
+struct EpochShape {
+    examples: usize,
+    batch_size: usize,
+    batches: usize,
+    /// Batches per optimizer step; the last step of an epoch may take fewer.
+    accumulate: usize,
+}
+
+impl EpochShape {
+    /// Optimizer steps per epoch.
+    fn steps(&self) -> usize {
+        self.batches.div_ceil(self.accumulate)
+    }
+
+    /// Examples in batch `i` of an epoch (the last one may be short).
+    fn batch_examples(&self, i: usize) -> usize {
+        self.batch_size.min(self.examples - i * self.batch_size)
+    }
+
+    /// Examples in the optimizer step that batch `i` belongs to.
+    fn step_examples(&self, i: usize) -> usize {
+        let first = i - i % self.accumulate;
+        let last = (first + self.accumulate).min(self.batches);
+        (first..last).map(|b| self.batch_examples(b)).sum()
+    }
+}
+
+/// The gradients and loss of the batches of one optimizer step so far.
+struct Pending<M: Module> {
+    single: Option<GradientsParams>,
+    sum: Option<GradientsAccumulator<M>>,
+    loss: f64,
+}
+
+impl<M: Module> Default for Pending<M> {
+    fn default() -> Self {
+        Self { single: None, sum: None, loss: 0.0 }
+    }
+}
+
+impl<M: Module> Pending<M> {
+    /// Adds a batch's gradients and loss, weighted by its `share` of the step's examples.
+    fn add(&mut self, module: &M, mut grads: GradientsParams, loss: f32, share: f64, accumulate: usize) {
+        self.loss += share * f64::from(loss);
+        if accumulate == 1 {
+            self.single = Some(grads);
+            return;
+        }
+        scale_grads(module, &mut grads, share);
+        self.sum.get_or_insert_with(GradientsAccumulator::new).accumulate(module, grads);
+    }
+
+    /// The step's loss (the examples' mean) and gradients; empties `self`.
+    fn take(&mut self) -> (f32, GradientsParams) {
+        let loss = std::mem::take(&mut self.loss) as f32;
+        let grads = match (self.single.take(), self.sum.take()) {
+            (Some(grads), _) => grads,
+            (None, Some(mut sum)) => sum.grads(),
+            (None, None) => GradientsParams::new(),
+        };
+        (loss, grads)
+    }
 }
 
 /// How a checkpoint at `at` is named in messages: `epoch 2`, or `epoch 3 batch 5/8, step 21`.

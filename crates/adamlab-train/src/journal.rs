@@ -122,13 +122,17 @@ impl Observer for Journal {
     }
 
     fn on_step(&mut self, r: &StepReport) -> Result<(), ObserverError> {
-        self.write(&serde_json::json!({
+        let mut line = serde_json::json!({
             "epoch": r.epoch,
             "step": r.step,
             "loss": r.loss,
             "lr": r.lr,
-        }))
-        .map_err(|err| format!("{}: {err}", self.path.display()).into())
+        });
+        if r.skipped {
+            line["skipped"] = true.into();
+        }
+        self.write(&line)
+            .map_err(|err| format!("{}: {err}", self.path.display()).into())
     }
 
     fn on_epoch(&mut self, r: &EpochReport) -> Result<(), ObserverError> {

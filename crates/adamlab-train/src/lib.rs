@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod classification;
 pub mod controls;
+pub mod ema;
 pub mod fit;
 pub mod journal;
 pub mod learner;

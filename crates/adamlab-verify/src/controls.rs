@@ -1,7 +1,8 @@
 //! The training controls against torch (`fixtures/torch/controls/`, written by
 //! `tools/reference/generate.py controls` from `tools/reference/controls.py`): every schedule's
-//! learning rate for 300 steps, gradient clipping on fixed gradients, and the article's MLP for
-//! 100 epochs with schedules, clipping and two param groups.
+//! learning rate for 300 steps, gradient clipping on fixed gradients, the article's MLP for
+//! 100 epochs with schedules, clipping and two param groups, and the loop's extras (a weight EMA,
+//! gradient accumulation) trained through `adamlab_train::fit` itself.
 
 use crate::compare::{CheckReport, Deviation, Tolerance};
 use crate::params::named_params;
@@ -10,6 +11,10 @@ use adamlab_optim::clip::{self, Clip};
 use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::controls::{Controls, ControlsSpec, GroupSpec};
+use adamlab_train::fit::{self, EpochReport, Fit, ObserverError, RunConfig, Start, StepReport, TrainData};
+use adamlab_train::mlp::{Point, PointBatcher};
+use burn::data::dataset::InMemDataset;
+use std::sync::Arc;
 use burn::module::{Module, Param, ParamGroup};
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::GradientsParams;
@@ -27,6 +32,11 @@ pub const MLP_CONTROLS: [(&str, &str); 5] = [
     ("clip-value-sgd", include_str!("../../../fixtures/torch/controls/mlp-clip-value-sgd.json")),
     ("onecycle-sgd", include_str!("../../../fixtures/torch/controls/mlp-onecycle-sgd.json")),
     ("two-groups-adamw", include_str!("../../../fixtures/torch/controls/mlp-two-groups-adamw.json")),
+];
+/// The loop's extras on the MLP, trained through `adamlab_train::fit`.
+pub const MLP_LOOP: [(&str, &str); 2] = [
+    ("ema-adam", include_str!("../../../fixtures/torch/controls/mlp-ema-adam.json")),
+    ("accumulate-sgd", include_str!("../../../fixtures/torch/controls/mlp-accumulate-sgd.json")),
 ];
 
 /// Schedules: relative 1e-7 on every learning rate and cycled momentum, the bound. The
@@ -171,6 +181,16 @@ struct MlpControlsFixture {
     losses: Vec<f32>,
     params: Vec<BTreeMap<String, Vec<f32>>>,
     lrs: Vec<Vec<f64>>,
+    /// The EMA's decay, and its parameters after every step.
+    #[serde(default)]
+    ema: Option<f64>,
+    #[serde(default)]
+    ema_params: Vec<BTreeMap<String, Vec<f32>>>,
+    /// Examples per batch and batches per step (the whole set in one, by default).
+    #[serde(default)]
+    batch_size: Option<usize>,
+    #[serde(default)]
+    accumulate: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +228,9 @@ fn controls_spec(fixture: &MlpControlsFixture) -> ControlsSpec {
         groups,
         schedule,
         clip,
+        accumulate: fixture.accumulate.unwrap_or(1),
+        ema: fixture.ema,
+        skip_nonfinite: false,
     }
 }
 
@@ -247,10 +270,86 @@ pub fn check_mlp_controls(name: &str, json: &str, device: &Device) -> CheckRepor
     }
 }
 
+/// The losses `fit` reports, one per optimizer step.
+struct Losses(Vec<f32>);
+
+impl fit::Observer for Losses {
+    fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError> {
+        self.0.push(report.loss);
+        Ok(())
+    }
+
+    fn on_epoch(&mut self, _: &EpochReport) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
+/// The article's MLP trained by `adamlab_train::fit` with the fixture's extras (EMA,
+/// accumulation), one epoch per fixture step, from torch's weights, in the fixture's order: every
+/// step's loss (for accumulation, the sum of the micro-batches' `loss / N`), then the final weights
+/// (the EMA's where the run keeps one, as `fit` returns them) against torch's last ones.
+pub fn check_mlp_loop(name: &str, json: &str, device: &Device) -> CheckReport {
+    let fixture: MlpControlsFixture = serde_json::from_str(json).expect("embedded fixture");
+    let spec = controls_spec(&fixture);
+    let points: Vec<Point> = fixture
+        .inputs
+        .chunks(2)
+        .zip(fixture.targets.chunks(1))
+        .map(|(x, y)| (x.to_vec(), y.to_vec()))
+        .collect();
+    let data = TrainData {
+        dataset: Arc::new(InMemDataset::new(points)),
+        batcher: PointBatcher,
+        fingerprint: "the article's two points".into(),
+    };
+    let initial = mlp_from_torch(&fixture.initial, &device.clone().autodiff());
+    let mut losses = Losses(Vec::new());
+    let trained = fit::fit(
+        device,
+        adamlab_train::mlp::model(),
+        &data,
+        Fit {
+            config: RunConfig {
+                epochs: fixture.losses.len(),
+                batch_size: fixture.batch_size.unwrap_or(2),
+                seed: 0,
+                shuffle: false,
+                checkpoint_every: None,
+            },
+            controls: &spec,
+            start: Start::Weights(Box::new(initial)),
+            checkpointer: None,
+            evaluate: None,
+            observer: &mut losses,
+        },
+    )
+    .unwrap_or_else(|stopped| panic!("loop fixture {name}: {}", stopped.error));
+    let mut deviation = Deviation::default();
+    for (step, (ours, theirs)) in losses.0.iter().zip(&fixture.losses).enumerate() {
+        deviation.record(MLP_CONTROLS_TOLERANCE, step + 1, "loss", &[*ours], &[*theirs]);
+    }
+    assert_eq!(losses.0.len(), fixture.losses.len(), "loop fixture {name}: steps");
+    let expected = match fixture.ema {
+        Some(_) => fixture.ema_params.last(),
+        None => fixture.params.last(),
+    }
+    .expect("a fixture has steps");
+    for (param, values) in named_params(&trained) {
+        deviation.record(MLP_CONTROLS_TOLERANCE, fixture.losses.len(), &param, &values, &expected[&param]);
+    }
+    CheckReport {
+        case: format!("torch-loop/mlp-{name}"),
+        steps: fixture.losses.len(),
+        tolerance: MLP_CONTROLS_TOLERANCE,
+        deviation,
+    }
+}
+
 /// Every controls check on `device`.
 pub fn check_all(device: &Device) -> Vec<CheckReport> {
     let mut reports = check_schedules();
     reports.extend(check_clipping(device));
     reports.extend(MLP_CONTROLS.iter().map(|(name, json)| check_mlp_controls(name, json, device)));
+    reports.extend(MLP_LOOP.iter().map(|(name, json)| check_mlp_loop(name, json, device)));
     reports
 }
