@@ -4,7 +4,9 @@
 //! tolerances and their reasons: `adamlab_verify::controls`.
 
 use adamlab::backend::{compiled, device};
-use adamlab::verify::controls::{MLP_CONTROLS, MLP_LOOP, check_clipping, check_mlp_controls, check_mlp_loop, check_schedules};
+use adamlab::verify::controls::{
+    MLP_CONTROLS, MLP_LOOP, check_clipping, check_mlp_controls, check_mlp_loop, check_plateau, check_schedules,
+};
 use adamlab::verify::CheckReport;
 
 fn assert_all_pass(reports: &[CheckReport]) {
@@ -17,6 +19,14 @@ fn every_schedule_gives_torchs_learning_rate_for_300_steps() {
     let reports = check_schedules();
     reports.iter().for_each(|r| println!("{r}"));
     assert!(reports.len() >= 16, "{} schedule cases", reports.len());
+    assert_all_pass(&reports);
+}
+
+#[test]
+fn reduce_on_plateau_gives_torchs_learning_rate_after_each_of_80_epoch_metrics() {
+    let reports = check_plateau();
+    reports.iter().for_each(|r| println!("{r}"));
+    assert!(reports.len() >= 8, "{} plateau cases", reports.len());
     assert_all_pass(&reports);
 }
 

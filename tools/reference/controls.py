@@ -3,6 +3,9 @@
 * schedules.json: for each schedule spec, torch.optim.lr_scheduler's learning rate (and OneCycleLR's
   cycled β₁) at each of 300 optimizer steps, from a base lr of 0.1 (an SGD with momentum 0.9 and an
   Adam, so that both `momentum` and `betas` cycling are seen).
+* plateau.json: torch.optim.lr_scheduler.ReduceLROnPlateau fed 80 epoch metrics (a noisy curve
+  with plateaus, a NaN and a rise), for every mode and threshold mode, with patience, cooldown,
+  min_lr and eps: the learning rate after each epoch.
 * clipping.json: torch.nn.utils.clip_grad_norm_ / clip_grad_value_ on fixed gradients of three
   parameters (rank 1, 2, 4): the total norm returned and every clipped gradient.
 * mlp-<case>.json: the article's MLP for 100 epochs from torch.manual_seed(0)'s weights with
@@ -209,3 +212,47 @@ def mlp_loop_cases(SimpleModel, flat):
         "losses": losses, "params": params, "lrs": lrs,
     }))
     return out
+
+
+PLATEAUS = [
+    ("reduce-on-plateau", {}),
+    ("reduce-on-plateau(patience=2)", {"patience": 2}),
+    ("reduce-on-plateau(factor=0.5, patience=3, cooldown=2)", {"factor": 0.5, "patience": 3, "cooldown": 2}),
+    ("reduce-on-plateau(patience=1, threshold=0.05, threshold_mode=abs)", {"patience": 1, "threshold": 0.05, "threshold_mode": "abs"}),
+    ("reduce-on-plateau(mode=max, patience=2, threshold=0.01)", {"mode": "max", "patience": 2, "threshold": 0.01}),
+    ("reduce-on-plateau(mode=max, patience=0, threshold=0.02, threshold_mode=abs, factor=0.3)", {"mode": "max", "patience": 0, "threshold": 0.02, "threshold_mode": "abs", "factor": 0.3}),
+    ("reduce-on-plateau(patience=0, min_lr=0.004, factor=0.5)", {"patience": 0, "min_lr": 0.004, "factor": 0.5}),
+    ("reduce-on-plateau(patience=0, factor=0.9, eps=0.01)", {"patience": 0, "factor": 0.9, "eps": 0.01}),
+]
+
+
+def plateau_metrics():
+    """80 epoch metrics: a falling curve with noise, flat stretches, a NaN, then a rise."""
+    import math
+    gen = torch.Generator().manual_seed(3)
+    noise = (torch.rand(80, generator=gen, dtype=torch.float64) - 0.5).tolist()
+    metrics = []
+    for i in range(80):
+        base = 2.0 * math.exp(-i / 12.0) if i < 30 else (0.16 if i < 55 else 0.16 + 0.01 * (i - 55))
+        metrics.append(base + 0.02 * noise[i])
+    metrics[40] = float("nan")
+    return metrics
+
+
+def plateau_cases():
+    metrics = plateau_metrics()
+    cases = []
+    for spec, kwargs in PLATEAUS:
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=0.1)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+        lrs = []
+        for m in metrics:
+            sched.step(m)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        cases.append({"spec": spec, "base_lr": 0.1, "metrics": [None if math_isnan(m) else m for m in metrics], "lrs": lrs})
+    return cases
+
+
+def math_isnan(x):
+    return x != x

@@ -330,6 +330,36 @@ fn a_cnn_run_with_accumulation_and_an_ema_resumes_byte_for_byte_and_refuses_othe
     assert_user_error(&adamlab(&other), &["training controls", "accumulate 4"]);
 }
 
+#[test]
+fn reduce_on_plateau_lowers_the_lr_after_a_stalled_epoch_and_resumes_byte_for_byte() {
+    // threshold=0.9: an epoch is "better" only if its test loss falls below a tenth of the best,
+    // so every epoch after the first is bad and, with patience=0, halves the lr.
+    let run = |dir: &Path| {
+        tiny_run(&[
+            "--epochs", "3", "--lr-schedule", "reduce-on-plateau(patience=0, threshold=0.9, factor=0.5)",
+            "--keep-checkpoints", "100", "--checkpoint-dir", path(&dir.join("checkpoints")), "--save",
+            path(&dir.join("weights.safetensors")), "--metrics-out", path(&dir.join("metrics.jsonl")),
+        ])
+    };
+    let reference = sandbox("plateau-reference");
+    assert_success(&adamlab(&run(&reference)));
+    let lrs: Vec<f64> = step_lines(&reference.join("metrics.jsonl")).iter().map(|(_, lr)| *lr).collect();
+    let per_epoch: Vec<f64> = lrs.chunks(STEPS_PER_EPOCH).map(|c| c[0]).collect();
+    assert_eq!(per_epoch, [LR, LR, LR / 2.0], "{lrs:?}");
+    assert!(lrs.chunks(STEPS_PER_EPOCH).all(|c| c.iter().all(|lr| *lr == c[0])), "constant within an epoch");
+    let weights = std::fs::read(reference.join("weights.safetensors")).unwrap();
+    let metrics = metrics_without_timing(&reference.join("metrics.jsonl"));
+    for name in ["epoch-0001", "epoch-0002"] {
+        let dir = sandbox(&format!("plateau-resume-{name}"));
+        copy_dir(&reference.join("checkpoints"), &dir.join("checkpoints"));
+        std::fs::copy(reference.join("metrics.jsonl"), dir.join("metrics.jsonl")).unwrap();
+        std::fs::write(dir.join("checkpoints/latest"), name).unwrap();
+        assert_success(&adamlab(&resume(run(&dir))));
+        assert!(std::fs::read(dir.join("weights.safetensors")).unwrap() == weights, "resumed from {name}");
+        assert_eq!(metrics_without_timing(&dir.join("metrics.jsonl")), metrics, "resumed from {name}");
+    }
+}
+
 /// The float32 tensors of a safetensors file, by name.
 fn read_safetensors(file: &Path) -> BTreeMap<String, Vec<f32>> {
     let bytes = std::fs::read(file).unwrap();

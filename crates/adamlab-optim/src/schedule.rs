@@ -20,6 +20,10 @@
 //! | `cosine-warm-restarts` | `CosineAnnealingWarmRestarts` | `t_0, t_mult=1, eta_min=0` |
 //! | `onecycle` | `OneCycleLR` | `max_lr, total_steps, …, cycle_momentum=true, …` |
 //! | `sequential` | `SequentialLR` | positional schedules, `milestones` (default: from `total_iters`) |
+//! | `reduce-on-plateau` | `ReduceLROnPlateau` | `mode=min, factor=0.1, patience=10, threshold=1e-4, threshold_mode=rel, cooldown=0, min_lr=0, eps=1e-8` |
+//!
+//! `reduce-on-plateau` is not stepped by optimizer steps: the training loop feeds it a metric after
+//! every epoch ([`Schedule::observe`]), as `scheduler.step(val_loss)` is called in torch.
 //!
 //! The learning rate a schedule starts from is the optimizer's (`--lr`), as torch's schedulers
 //! start from `group["lr"]`; `onecycle` sets its own, `max_lr / div_factor`, as torch does.
@@ -89,6 +93,61 @@ enum Rule {
     WarmRestarts { t_0: i64, t_mult: i64, eta_min: f64, t_i: i64, t_cur: i64 },
     OneCycle(Box<OneCycle>),
     Sequential { children: Vec<Node>, milestones: Vec<i64> },
+    Plateau(Box<Plateau>),
+}
+
+/// ReduceLROnPlateau's settings and the counters it keeps between epochs.
+#[derive(Debug, Clone, PartialEq)]
+struct Plateau {
+    /// `mode="max"`: a larger metric is better.
+    max: bool,
+    factor: f64,
+    patience: i64,
+    threshold: f64,
+    /// `threshold_mode="abs"`.
+    absolute: bool,
+    cooldown: i64,
+    min_lr: f64,
+    eps: f64,
+    best: f64,
+    num_bad_epochs: i64,
+    cooldown_counter: i64,
+}
+
+impl Plateau {
+    /// `_is_better(a, best)`.
+    fn is_better(&self, a: f64, best: f64) -> bool {
+        match (self.max, self.absolute) {
+            (false, false) => a < best * (1.0 - self.threshold),
+            (false, true) => a < best - self.threshold,
+            (true, false) => a > best * (self.threshold + 1.0),
+            (true, true) => a > best + self.threshold,
+        }
+    }
+
+    /// `scheduler.step(metrics)`: one epoch's metric; lowers `group.lr` after `patience` epochs
+    /// without improvement.
+    fn observe(&mut self, current: f64, group: &mut Group) {
+        if self.is_better(current, self.best) {
+            self.best = current;
+            self.num_bad_epochs = 0;
+        } else {
+            self.num_bad_epochs += 1;
+        }
+        if self.cooldown_counter > 0 {
+            self.cooldown_counter -= 1;
+            self.num_bad_epochs = 0;
+        }
+        if self.num_bad_epochs > self.patience {
+            let old_lr = group.lr;
+            let new_lr = (old_lr * self.factor).max(self.min_lr);
+            if old_lr - new_lr > self.eps {
+                group.lr = new_lr;
+            }
+            self.cooldown_counter = self.cooldown;
+            self.num_bad_epochs = 0;
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +215,8 @@ impl Node {
     /// `scheduler.step()`.
     fn step(&mut self, group: &mut Group) {
         match &mut self.rule {
+            // Stepped by epochs' metrics, not by optimizer steps.
+            Rule::Plateau(_) => {}
             Rule::WarmRestarts { t_i, t_cur, t_mult, .. } => {
                 // CosineAnnealingWarmRestarts overrides step().
                 self.step_count += 1;
@@ -290,6 +351,7 @@ impl Node {
                 result
             }
             Rule::Sequential { .. } => unreachable!("SequentialLR has no get_lr; nesting is refused"),
+            Rule::Plateau(_) => unreachable!("ReduceLROnPlateau is not stepped by optimizer steps"),
         }
     }
 
@@ -364,6 +426,8 @@ pub struct Schedule {
     root: Node,
     group: Group,
     steps: usize,
+    /// The metrics observed, in order (`reduce-on-plateau` only).
+    metrics: Vec<f64>,
 }
 
 impl Schedule {
@@ -403,6 +467,27 @@ impl Schedule {
         for _ in 0..n {
             LrScheduler::step(self);
         }
+    }
+
+    /// Whether the schedule needs a metric after every epoch ([`Schedule::observe`]):
+    /// `reduce-on-plateau`.
+    pub fn needs_metric(&self) -> bool {
+        matches!(self.root.rule, Rule::Plateau(_))
+    }
+
+    /// An epoch's metric (torch's `scheduler.step(val_loss)`); ignored by the schedules stepped
+    /// by optimizer steps.
+    pub fn observe(&mut self, metric: f64) {
+        if let Rule::Plateau(plateau) = &mut self.root.rule {
+            plateau.observe(metric, &mut self.group);
+            self.metrics.push(metric);
+        }
+    }
+
+    /// The metrics observed so far, oldest first: with the steps taken, the schedule's whole
+    /// state (a resumed run replays both).
+    pub fn metrics(&self) -> &[f64] {
+        &self.metrics
     }
 }
 
@@ -552,6 +637,21 @@ pub static SCHEDULES: &[ScheduleEntry] = &[
             "where each next schedule starts (default: each schedule's total_iters, t_max or total_steps, added up)",
         )],
     },
+    ScheduleEntry {
+        name: "reduce-on-plateau",
+        reference: "torch.optim.lr_scheduler.ReduceLROnPlateau",
+        summary: "multiply by factor when an epoch's metric (validation loss, else training loss) stops improving",
+        params: &[
+            param("mode", Kind::Choice(&["min", "max"]), "min", "min: lower is better; max: higher is better"),
+            param("factor", Kind::Float(Interval::new(0.0, false, 1.0, false)), "0.1", "the multiplier"),
+            param("patience", COUNT, "10", "epochs without improvement tolerated before lowering"),
+            param("threshold", Kind::Float(Interval::NON_NEGATIVE), "0.0001", "the least change that counts as improvement"),
+            param("threshold_mode", Kind::Choice(&["rel", "abs"]), "rel", "threshold relative to the best, or absolute"),
+            param("cooldown", COUNT, "0", "epochs after a lowering before counting again"),
+            param("min_lr", Kind::Float(Interval::NON_NEGATIVE), "0", "the lowest learning rate"),
+            param("eps", Kind::Float(Interval::NON_NEGATIVE), "1e-08", "a lowering smaller than this is skipped"),
+        ],
+    },
 ];
 
 /// A schedule spec that cannot be used. One line.
@@ -640,6 +740,13 @@ impl ScheduleSpec {
                     if child.name == "sequential" {
                         return Err(invalid("a sequential schedule cannot hold another (torch's cannot either)".into()));
                     }
+                    if child.name == "reduce-on-plateau" {
+                        return Err(invalid(
+                            "reduce-on-plateau is stepped by an epoch's metric, not by optimizer steps: it cannot be \
+                             chained (torch's SequentialLR cannot step it either)"
+                                .into(),
+                        ));
+                    }
                     children.push(Self::from_call(child)?);
                 }
                 (None, value) => {
@@ -722,6 +829,7 @@ impl ScheduleSpec {
             root,
             group,
             steps: 0,
+            metrics: Vec::new(),
         })
     }
 
@@ -748,6 +856,22 @@ impl ScheduleSpec {
                 Rule::Linear { start: a.f64("start_factor"), end: a.f64("end_factor"), total_iters }
             }
             "cosine" => Rule::Cosine { t_max: int("t_max"), eta_min: a.f64("eta_min") },
+            "reduce-on-plateau" => {
+                let max = a.name("mode") == "max";
+                Rule::Plateau(Box::new(Plateau {
+                    max,
+                    factor: a.f64("factor"),
+                    patience: int("patience"),
+                    threshold: a.f64("threshold"),
+                    absolute: a.name("threshold_mode") == "abs",
+                    cooldown: int("cooldown"),
+                    min_lr: a.f64("min_lr"),
+                    eps: a.f64("eps"),
+                    best: if max { f64::NEG_INFINITY } else { f64::INFINITY },
+                    num_bad_epochs: 0,
+                    cooldown_counter: 0,
+                }))
+            }
             "cosine-warm-restarts" => {
                 let t_0 = int("t_0");
                 Rule::WarmRestarts { t_0, t_mult: int("t_mult"), eta_min: a.f64("eta_min"), t_i: t_0, t_cur: -1 }

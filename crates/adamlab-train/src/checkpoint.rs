@@ -228,6 +228,8 @@ pub struct Checkpoint<M> {
     pub model: M,
     /// The moving average of the weights, for a run that keeps one.
     pub ema: Option<M>,
+    /// The epoch metrics a `reduce-on-plateau` schedule was fed, oldest first (else empty).
+    pub metrics: Vec<f64>,
     /// The optimizer with its state.
     pub optimizer: ModuleOptimizer,
     /// Where the run stood.
@@ -325,6 +327,9 @@ struct State {
     /// [`Progress::epoch_skipped`].
     #[serde(default)]
     epoch_skipped: u64,
+    /// The bits of [`Checkpoint::metrics`].
+    #[serde(default)]
+    metrics_bits: Vec<u64>,
     identity: RunIdentity,
     files: BTreeMap<String, FileSum>,
 }
@@ -501,6 +506,7 @@ impl Checkpointer {
         model: &M,
         ema: Option<&M>,
         optimizer: &ModuleOptimizer,
+        metrics: &[f64],
         identity: &RunIdentity,
         progress: &Progress,
     ) -> Result<(), CheckpointError> {
@@ -510,7 +516,7 @@ impl Checkpointer {
         if std::fs::symlink_metadata(&tmp).is_ok() {
             self.remove(&format!("{name}.tmp"))?;
         }
-        let written = self.write_checkpoint(&tmp, model, ema, optimizer, identity, progress);
+        let written = self.write_checkpoint(&tmp, model, ema, optimizer, metrics, identity, progress);
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -538,6 +544,7 @@ impl Checkpointer {
         model: &M,
         ema: Option<&M>,
         optimizer: &ModuleOptimizer,
+        metrics: &[f64],
         identity: &RunIdentity,
         progress: &Progress,
     ) -> Result<(), CheckpointError> {
@@ -580,6 +587,7 @@ impl Checkpointer {
             epoch_loss_sum_bits: progress.epoch_loss_sum.to_bits(),
             skipped: progress.skipped as u64,
             epoch_skipped: progress.epoch_skipped as u64,
+            metrics_bits: metrics.iter().map(|m| m.to_bits()).collect(),
             identity: identity.clone(),
             files: files
                 .iter()
@@ -675,6 +683,10 @@ impl Checkpointer {
         }
         let progress = checked_progress(&state, batches, accumulate, name)
             .map_err(|message| corrupt(&state_path, message))?;
+        if state.metrics_bits.len() > progress.epoch {
+            let message = format!("{} epoch metrics after {} epochs", state.metrics_bits.len(), progress.epoch);
+            return Err(corrupt(&state_path, message));
+        }
         let mut records = BTreeMap::new();
         let files: &[&str] = if ema_template.is_some() { &[MODEL, OPTIMIZER, EMA] } else { &[MODEL, OPTIMIZER] };
         for &file in files {
@@ -734,6 +746,7 @@ impl Checkpointer {
         Ok(Checkpoint {
             model,
             ema,
+            metrics: state.metrics_bits.iter().map(|&bits| f64::from_bits(bits)).collect(),
             optimizer,
             progress,
         })
@@ -906,6 +919,7 @@ mod tests {
             epoch_loss_sum_bits: if batch == 0 { 0 } else { 1.5f64.to_bits() },
             skipped: 0,
             epoch_skipped: 0,
+            metrics_bits: Vec::new(),
             identity: RunIdentity {
                 model: "cnn".into(),
                 optimizer: "adam".into(),

@@ -389,14 +389,42 @@ impl Controls {
 
     /// Continues from a saved optimizer state after `steps` steps: the schedules are pure
     /// functions of the steps taken, so catching up is exact.
-    pub fn resume(&mut self, optimizer: ModuleOptimizer, steps: usize) {
+    pub fn resume(&mut self, optimizer: ModuleOptimizer, steps: usize, metrics: &[f64]) {
         self.optimizer = optimizer;
         for group in &mut self.groups {
             if let Some(schedule) = &mut group.schedule {
                 schedule.advance(steps - self.steps);
+                // Only reduce-on-plateau reads metrics, and it ignores steps: the order is free.
+                for &metric in &metrics[schedule.metrics().len()..] {
+                    schedule.observe(metric);
+                }
             }
         }
         self.steps = steps;
+    }
+
+    /// Whether the schedule needs a metric after every epoch (`reduce-on-plateau`).
+    pub fn needs_metric(&self) -> bool {
+        self.groups.iter().any(|g| g.schedule.as_ref().is_some_and(Schedule::needs_metric))
+    }
+
+    /// An epoch's metric, for a schedule that reads one (`reduce-on-plateau`: torch's
+    /// `scheduler.step(val_loss)`); the other schedules ignore it.
+    pub fn observe(&mut self, metric: f64) {
+        for group in &mut self.groups {
+            if let Some(schedule) = &mut group.schedule {
+                schedule.observe(metric);
+            }
+        }
+    }
+
+    /// The metrics observed so far, oldest first (empty unless the schedule reads them): part of
+    /// a checkpoint, so that a resumed run replays them.
+    pub fn metrics(&self) -> Vec<f64> {
+        self.groups
+            .iter()
+            .find_map(|g| g.schedule.as_ref().filter(|s| s.needs_metric()))
+            .map_or_else(Vec::new, |s| s.metrics().to_vec())
     }
 
     /// A fresh module optimizer of the same groups, to load a saved state into.

@@ -20,6 +20,7 @@
 //!         observer.on_step        journal, progress
 //!         checkpoint every N steps
 //!     evaluate                    the caller's evaluator, on the evaluation weights (the EMA's)
+//!     reduce-on-plateau           fed the held-out loss (else the training loss)
 //!     observer.on_epoch, checkpoint
 //! ```
 
@@ -332,6 +333,7 @@ where
                 model: restored_model,
                 optimizer: restored,
                 ema: restored_ema,
+                metrics,
                 progress,
             } = checkpointer
                 .load_latest(
@@ -357,7 +359,7 @@ where
             }
             // The schedules catch up on the steps the checkpoint had taken (skipped ones do not
             // count: they did not step the optimizer).
-            controls.resume(restored, progress.step - progress.skipped);
+            controls.resume(restored, progress.step - progress.skipped, &metrics);
             (restored_model, restored_ema, progress)
         }
     };
@@ -380,7 +382,7 @@ where
         let Some(checkpointer) = checkpointer else {
             return Ok(None);
         };
-        checkpointer.save(weights, ema.as_ref(), controls.module_optimizer(), &identity, at)?;
+        checkpointer.save(weights, ema.as_ref(), controls.module_optimizer(), &controls.metrics(), &identity, at)?;
         Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
     };
 
@@ -469,6 +471,11 @@ where
             seconds,
             images_per_second: trained_examples as f64 / seconds,
         };
+        // reduce-on-plateau reads the epoch's held-out loss (the training loss without an
+        // evaluator), as torch's loops call `scheduler.step(val_loss)`.
+        if controls.needs_metric() {
+            controls.observe(test.map_or(report.train_loss, |t| t.loss));
+        }
         // The epoch's report goes out before its checkpoint: a run resumed from the checkpoint
         // finds it in the metrics.
         if let Err(err) = observer.on_epoch(&report) {

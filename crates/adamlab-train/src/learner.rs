@@ -49,6 +49,9 @@ pub fn learner<M: LearnerModel>(model: M, controls: &ControlsSpec) -> Result<Lea
     let lr = controls.optimizer.lr();
     Ok(match &controls.schedule {
         Some(spec) if spec.cycles_momentum() => return unsupported("a schedule that cycles momentum"),
+        Some(spec) if spec.name() == "reduce-on-plateau" => {
+            return unsupported("reduce-on-plateau (fed each epoch's metric)");
+        }
         Some(spec) => Learner::new(model, optimizer, spec.build(lr)?),
         None => Learner::new(model, optimizer, lr),
     })

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 const SCHEDULES: &str = include_str!("../../../fixtures/torch/controls/schedules.json");
 const CLIPPING: &str = include_str!("../../../fixtures/torch/controls/clipping.json");
+const PLATEAU: &str = include_str!("../../../fixtures/torch/controls/plateau.json");
 /// The MLP cases, by name.
 pub const MLP_CONTROLS: [(&str, &str); 5] = [
     ("warmup-cosine", include_str!("../../../fixtures/torch/controls/mlp-warmup-cosine.json")),
@@ -88,6 +89,44 @@ pub fn check_schedules() -> Vec<CheckReport> {
             }
             CheckReport {
                 case: format!("torch-schedule/{} ({})", case.spec, case.optimizer),
+                steps: case.lrs.len(),
+                tolerance: SCHEDULE_TOLERANCE,
+                deviation,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct PlateauCase {
+    spec: String,
+    base_lr: f64,
+    /// `None` for NaN (JSON has no NaN).
+    metrics: Vec<Option<f64>>,
+    lrs: Vec<f64>,
+}
+
+/// `reduce-on-plateau` against torch's `ReduceLROnPlateau`: the learning rate after each of 80
+/// epoch metrics, for every mode, threshold mode, patience, cooldown, min_lr and eps case of the
+/// fixture. Same tolerance as the other schedules (the rule is a few f64 products).
+pub fn check_plateau() -> Vec<CheckReport> {
+    let fixture: Cases<PlateauCase> = serde_json::from_str(PLATEAU).expect("embedded fixture");
+    fixture
+        .cases
+        .iter()
+        .map(|case| {
+            let spec = ScheduleSpec::parse(&case.spec)
+                .unwrap_or_else(|err| panic!("plateau fixture {}: {err}", case.spec));
+            let mut schedule = spec.build(case.base_lr).expect("parse checks that it builds");
+            let mut deviation = Deviation::default();
+            for (epoch, (metric, lr)) in case.metrics.iter().zip(&case.lrs).enumerate() {
+                schedule.observe(metric.unwrap_or(f64::NAN));
+                // A few optimizer steps between epochs do not move it.
+                schedule.advance(3);
+                deviation.record_f64(SCHEDULE_TOLERANCE, epoch + 1, "lr", schedule.peek().0, *lr);
+            }
+            CheckReport {
+                case: format!("torch-plateau/{}", case.spec),
                 steps: case.lrs.len(),
                 tolerance: SCHEDULE_TOLERANCE,
                 deviation,
@@ -348,6 +387,7 @@ pub fn check_mlp_loop(name: &str, json: &str, device: &Device) -> CheckReport {
 /// Every controls check on `device`.
 pub fn check_all(device: &Device) -> Vec<CheckReport> {
     let mut reports = check_schedules();
+    reports.extend(check_plateau());
     reports.extend(check_clipping(device));
     reports.extend(MLP_CONTROLS.iter().map(|(name, json)| check_mlp_controls(name, json, device)));
     reports.extend(MLP_LOOP.iter().map(|(name, json)| check_mlp_loop(name, json, device)));
