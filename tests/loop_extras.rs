@@ -1,13 +1,14 @@
 //! The training loop's extras through `adamlab_train::fit`: gradient accumulation equals the
 //! larger batch, a skipped non-finite step leaves no trace, and a run with every extra (EMA,
-//! accumulation, skipped steps) resumes from a checkpoint bit for bit. Against torch:
-//! `tests/training_controls.rs` (`mlp-ema-adam`, `mlp-accumulate-sgd`).
+//! Lookahead, accumulation, skipped steps) resumes from a checkpoint bit for bit. Against torch:
+//! `tests/training_controls.rs` (`mlp-ema-adam`, `mlp-lookahead-adam`, `mlp-accumulate-sgd`).
 
 use adamlab::backend::{BackendKind, compiled, device};
 use adamlab::models::Mlp;
 use adamlab::optim::OptimizerSpec;
 use adamlab::train::checkpoint::{Checkpointer, Mode};
 use adamlab::train::controls::ControlsSpec;
+use adamlab::train::lookahead::Lookahead;
 use adamlab::train::fit::{self, EpochReport, Fit, ObserverError, RunConfig, Start, StepReport, TrainData};
 use adamlab::train::mlp::{Point, PointBatcher, model};
 use burn::data::dataset::InMemDataset;
@@ -166,7 +167,7 @@ fn a_skipped_non_finite_step_leaves_the_weights_as_if_its_batch_were_not_there()
 }
 
 #[test]
-fn a_run_with_ema_accumulation_and_a_skipped_step_resumes_bit_for_bit() {
+fn a_run_with_ema_lookahead_accumulation_and_a_skipped_step_resumes_bit_for_bit() {
     let device = device(BackendKind::Flex).unwrap();
     let mut points = points(20);
     // Batches of 2, two per step: 5 steps an epoch; point 9 poisons step 3 (steps 3 and 8).
@@ -175,6 +176,7 @@ fn a_run_with_ema_accumulation_and_a_skipped_step_resumes_bit_for_bit() {
     let mut spec = controls("adamw(lr=0.05)");
     spec.schedule = Some(adamlab::optim::schedule::ScheduleSpec::parse("cosine(t_max=12)").unwrap());
     (spec.accumulate, spec.ema, spec.skip_nonfinite) = (2, Some(0.8), true);
+    spec.lookahead = Some(Lookahead { k: 3, alpha: 0.5 });
     let start = initial(&device);
     let dir = |name: &str| std::env::temp_dir().join(format!("adamlab-loop-extras-{}-{name}", std::process::id()));
     let (whole_dir, cut_dir) = (dir("whole"), dir("cut"));

@@ -12,6 +12,7 @@
   schedules, clipping and param groups, every loss and parameter.
 * mlp-ema-adam.json: the same with a weight EMA (`AveragedModel` with `get_ema_multi_avg_fn(0.9)`,
   updated after every step): every averaged parameter too.
+* mlp-lookahead-adam.json: the same with pytorch-optimizer's Lookahead(Adam, k=5, alpha=0.5).
 * mlp-accumulate-sgd.json: the same with gradient accumulation: each step takes the two points as
   two batches of one, `(loss / 2).backward()` each, then one `optimizer.step()`.
 
@@ -208,6 +209,27 @@ def mlp_loop_cases(SimpleModel, flat):
     out.append(("accumulate-sgd", {
         "optimizer": "sgd(lr=0.05, momentum=0.9)", "schedule": None, "clip": None, "groups": [],
         "batch_size": 1, "accumulate": 2,
+        "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
+        "losses": losses, "params": params, "lrs": lrs,
+    }))
+    from pytorch_optimizer import Lookahead
+
+    torch.manual_seed(0)
+    model = SimpleModel()
+    initial = {k: flat(v) for k, v in model.state_dict().items()}
+    opt = Lookahead(torch.optim.Adam(model.parameters(), lr=0.05, foreach=False), k=5, alpha=0.5)
+    losses, params, lrs = [], [], []
+    for _ in range(100):
+        opt.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        lrs.append([float(g["lr"]) for g in opt.param_groups])
+        opt.step()
+        losses.append(loss.item())
+        params.append({k: flat(v) for k, v in model.state_dict().items()})
+    out.append(("lookahead-adam", {
+        "optimizer": "adam(lr=0.05)", "schedule": None, "clip": None, "groups": [],
+        "lookahead": {"k": 5, "alpha": 0.5}, "reference": "pytorch_optimizer.Lookahead 4.1.0",
         "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
         "losses": losses, "params": params, "lrs": lrs,
     }))

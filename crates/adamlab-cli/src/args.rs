@@ -122,6 +122,13 @@ pub struct TrainArgs {
     /// `"skipped":true`) instead of stopping the run.
     #[arg(long)]
     pub skip_nonfinite: bool,
+    /// Lookahead around the optimizer, synchronising every K steps (pytorch-optimizer's
+    /// `Lookahead(optimizer, k=K)`; 5 in the paper).
+    #[arg(long, value_name = "K")]
+    pub lookahead: Option<usize>,
+    /// Lookahead's alpha: how far the slow weights move towards the fast ones (default 0.5).
+    #[arg(long, value_name = "ALPHA", requires = "lookahead", allow_negative_numbers = true)]
+    pub lookahead_alpha: Option<f64>,
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
     #[arg(long)]
     pub epochs: Option<usize>,

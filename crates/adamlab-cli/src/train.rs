@@ -16,6 +16,7 @@ use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
 use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec};
+use adamlab_train::lookahead::Lookahead;
 use adamlab_train::fit::{
     self, Evaluation, Fit, Model, RunConfig, Start, StepLoss, Stopped, TrainData, Trained,
 };
@@ -61,7 +62,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
 }
 
 /// The training controls of `--lr-schedule`, `--clip-grad-norm`/`--clip-norm-type`,
-/// `--clip-grad-value`, `--no-decay-bias`, `--accumulate`, `--ema` and `--skip-nonfinite` around
+/// `--clip-grad-value`, `--no-decay-bias`, `--accumulate`, `--ema`, `--skip-nonfinite` and
+/// `--lookahead` around
 /// `optimizer`, checked by building them once:
 /// a bad spec or value is refused before any file is opened.
 fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsSpec, CliError> {
@@ -108,6 +110,15 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
     {
         return usage(format!("--ema {decay}: give a decay in [0, 1] (0.999 is usual)"));
     }
+    let lookahead = args.lookahead.map(|k| Lookahead { k, alpha: args.lookahead_alpha.unwrap_or(0.5) });
+    if let Some(lookahead) = lookahead
+        && (lookahead.k == 0 || !(0.0..=1.0).contains(&lookahead.alpha))
+    {
+        return usage(format!(
+            "--lookahead {} --lookahead-alpha {}: give K ≥ 1 and ALPHA in [0, 1]",
+            lookahead.k, lookahead.alpha
+        ));
+    }
     let spec = ControlsSpec {
         optimizer,
         groups,
@@ -116,6 +127,7 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
         accumulate: args.accumulate.unwrap_or(1),
         ema: args.ema,
         skip_nonfinite: args.skip_nonfinite,
+        lookahead,
     };
     Controls::new(&spec)?;
     Ok(spec)

@@ -61,7 +61,7 @@ fn records(file: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn bad_arguments_are_one_line_errors_with_exit_code_2() {
     let cases: &[(&[&str], &[&str])] = &[
-        (&["bench", "step", "--backends", "cuda"], &["invalid value 'cuda'", "--backends"]),
+        (&["bench", "step", "--backends", "tpu"], &["invalid value 'tpu'", "--backends"]),
         (&["bench", "step", "--backends", "flex", "--repeats", "0"], &["--repeats must be at least 1"]),
         (&["bench", "step", "--backends", "flex", "--params", "1e6,abc"], &["--params", "`abc` is not a number"]),
         (&["bench", "step", "--backends", "flex", "--params", "0"], &["`0` is not a positive whole number"]),

@@ -259,6 +259,9 @@ fn bad_control_specs_and_runs_longer_than_a_onecycle_are_one_line_errors() {
         (&["--ema", "-0.5"], &["--ema -0.5", "[0, 1]"]),
         (&["--ema", "nan"], &["--ema NaN", "[0, 1]"]),
         (&["--accumulate", "0"], &["--accumulate 0", "at least 1"]),
+        (&["--lookahead", "0"], &["--lookahead 0", "K ≥ 1"]),
+        (&["--lookahead", "5", "--lookahead-alpha", "1.5"], &["--lookahead-alpha 1.5", "[0, 1]"]),
+        (&["--lookahead-alpha", "0.5"], &["--lookahead"]),
         (&["--optimizer", "rprop", "--no-decay-bias"], &["--no-decay-bias", "weight_decay"]),
         (
             &["--optimizer", "adagrad", "--lr-schedule", "onecycle(max_lr=0.1, total_steps=100)"],

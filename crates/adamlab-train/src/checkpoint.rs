@@ -226,8 +226,9 @@ pub struct Progress {
 pub struct Checkpoint<M> {
     /// The model, with the parameter ids the optimizer's state refers to.
     pub model: M,
-    /// The moving average of the weights, for a run that keeps one.
-    pub ema: Option<M>,
+    /// The further copies of the model the run keeps (its weight EMA, Lookahead's slow weights),
+    /// by name, as the loader asked for them.
+    pub extras: BTreeMap<&'static str, M>,
     /// The epoch metrics a `reduce-on-plateau` schedule was fed, oldest first (else empty).
     pub metrics: Vec<f64>,
     /// The optimizer with its state.
@@ -369,7 +370,10 @@ pub struct Checkpointer {
 const LATEST: &str = "latest";
 const LOCK: &str = "lock";
 const MODEL: &str = "model.bpk";
-const EMA: &str = "ema.bpk";
+/// The file of a further copy of the model: `ema.bpk`, `lookahead.bpk`.
+fn extra_file(name: &str) -> String {
+    format!("{name}.bpk")
+}
 const OPTIMIZER: &str = "optimizer.bpk";
 const STATE: &str = "state.json";
 
@@ -504,7 +508,7 @@ impl Checkpointer {
     pub fn save<M: Module>(
         &self,
         model: &M,
-        ema: Option<&M>,
+        extras: &[(&'static str, &M)],
         optimizer: &ModuleOptimizer,
         metrics: &[f64],
         identity: &RunIdentity,
@@ -516,7 +520,7 @@ impl Checkpointer {
         if std::fs::symlink_metadata(&tmp).is_ok() {
             self.remove(&format!("{name}.tmp"))?;
         }
-        let written = self.write_checkpoint(&tmp, model, ema, optimizer, metrics, identity, progress);
+        let written = self.write_checkpoint(&tmp, model, extras, optimizer, metrics, identity, progress);
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -542,7 +546,7 @@ impl Checkpointer {
         &self,
         tmp: &Path,
         model: &M,
-        ema: Option<&M>,
+        extras: &[(&'static str, &M)],
         optimizer: &ModuleOptimizer,
         metrics: &[f64],
         identity: &RunIdentity,
@@ -566,19 +570,18 @@ impl Checkpointer {
         let optimizer_bytes = optimizer
             .into_bytes()
             .map_err(unserialisable(tmp.join(OPTIMIZER)))?;
-        let ema_bytes = match ema {
-            Some(ema) => Some(
-                ema.clone()
-                    .into_record()
-                    .into_bytes()
-                    .map_err(unserialisable(tmp.join(EMA)))?,
-            ),
-            None => None,
-        };
-        let mut files = vec![(MODEL, &model_bytes[..]), (OPTIMIZER, &optimizer_bytes[..])];
-        if let Some(bytes) = &ema_bytes {
-            files.push((EMA, &bytes[..]));
+        let mut extra_bytes = Vec::with_capacity(extras.len());
+        for (name, extra) in extras {
+            let file = extra_file(name);
+            let bytes = (*extra)
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(unserialisable(tmp.join(&file)))?;
+            extra_bytes.push((file, bytes));
         }
+        let mut files = vec![(MODEL, &model_bytes[..]), (OPTIMIZER, &optimizer_bytes[..])];
+        files.extend(extra_bytes.iter().map(|(file, bytes)| (file.as_str(), &bytes[..])));
         let state = State {
             format: FORMAT,
             epoch: progress.epoch as u64,
@@ -627,14 +630,14 @@ impl Checkpointer {
     }
 
     /// Loads the latest checkpoint (the newest one, should a kill have left no `latest`) into
-    /// `template` (a freshly built model), `ema_template` (for a run that keeps a moving average)
+    /// `template` (a freshly built model), `extras` (templates of the further copies the run keeps)
     /// and `optimizer` (a fresh one, as configured), after checking the files' checksums, that it
     /// comes from a run with the same `identity`, and that its counters fit `batches` per epoch
     /// taken `accumulate` at a time per optimizer step.
     pub fn load_latest<M: Module>(
         &self,
         template: M,
-        ema_template: Option<M>,
+        extras: Vec<(&'static str, M)>,
         optimizer: ModuleOptimizer,
         identity: &RunIdentity,
         (batches, accumulate): (usize, usize),
@@ -688,8 +691,9 @@ impl Checkpointer {
             return Err(corrupt(&state_path, message));
         }
         let mut records = BTreeMap::new();
-        let files: &[&str] = if ema_template.is_some() { &[MODEL, OPTIMIZER, EMA] } else { &[MODEL, OPTIMIZER] };
-        for &file in files {
+        let extra_files: Vec<String> = extras.iter().map(|(name, _)| extra_file(name)).collect();
+        let files = [MODEL, OPTIMIZER].into_iter().chain(extra_files.iter().map(String::as_str));
+        for file in files {
             let path = dir.join(file);
             let recorded = state.files.get(file).ok_or_else(|| {
                 corrupt(&state_path, format!("it records no checksum for {file}"))
@@ -732,20 +736,18 @@ impl Checkpointer {
                 records.remove(OPTIMIZER).unwrap_or_default(),
             ))
             .map_err(unreadable(optimizer_path))?;
-        let ema = match ema_template {
-            Some(template) => {
-                let ema_path = dir.join(EMA);
-                let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(
-                    records.remove(EMA).unwrap_or_default(),
-                ))
-                .map_err(unreadable(ema_path.clone()))?;
-                Some(template.try_load_record(record).map_err(unreadable(ema_path))?)
-            }
-            None => None,
-        };
+        let mut loaded = BTreeMap::new();
+        for ((name, template), file) in extras.into_iter().zip(&extra_files) {
+            let path = dir.join(file);
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(
+                records.remove(file.as_str()).unwrap_or_default(),
+            ))
+            .map_err(unreadable(path.clone()))?;
+            loaded.insert(name, template.try_load_record(record).map_err(unreadable(path))?);
+        }
         Ok(Checkpoint {
             model,
-            ema,
+            extras: loaded,
             metrics: state.metrics_bits.iter().map(|&bits| f64::from_bits(bits)).collect(),
             optimizer,
             progress,

@@ -70,6 +70,8 @@ pub struct ControlsSpec {
     /// A step whose loss is not finite is skipped (no update; counted and reported) instead of
     /// stopping the run, as optax's `apply_if_finite` does.
     pub skip_nonfinite: bool,
+    /// Lookahead around the optimizer (pytorch-optimizer's `Lookahead`).
+    pub lookahead: Option<crate::lookahead::Lookahead>,
 }
 
 impl ControlsSpec {
@@ -83,6 +85,7 @@ impl ControlsSpec {
             accumulate: 1,
             ema: None,
             skip_nonfinite: false,
+            lookahead: None,
         }
     }
 
@@ -120,6 +123,9 @@ impl ControlsSpec {
         }
         if self.skip_nonfinite {
             parts.push("skip non-finite steps".into());
+        }
+        if let Some(lookahead) = self.lookahead {
+            parts.push(lookahead.to_string());
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -237,6 +243,13 @@ pub struct Controls {
 impl Controls {
     /// Builds the optimizer of every group, and their schedules.
     pub fn new(spec: &ControlsSpec) -> Result<Self, ControlsError> {
+        if let Some(lookahead) = spec.lookahead
+            && (lookahead.k == 0 || !(0.0..=1.0).contains(&lookahead.alpha))
+        {
+            return Err(ControlsError::Loop(format!(
+                "{lookahead}: k must be at least 1 and alpha in [0, 1] (k=5, alpha=0.5 are usual)"
+            )));
+        }
         if spec.accumulate == 0 {
             return Err(ControlsError::Loop("accumulating 0 micro-batches per step: give at least 1".into()));
         }

@@ -15,36 +15,61 @@ use burn::tensor::Tensor;
 /// `None`), else `averaged` moved by `1 − decay` of the way to `current`. `current` is the model
 /// without autodiff (`weights.valid()`), with the parameter ids `averaged` was made from.
 pub fn update<M: Module>(averaged: Option<M>, current: &M, decay: f64) -> M {
-    let Some(averaged) = averaged else {
-        return current.clone();
-    };
-    // The current weights by parameter id (a `GradientsParams` is burn's map of any rank).
+    match averaged {
+        None => current.clone(),
+        Some(averaged) => lerp_params(averaged, &valid_params(current), 1.0 - decay, &Keep),
+    }
+}
+
+/// Every float parameter of `module` by id (a `GradientsParams` is burn's map of any rank).
+pub(crate) fn valid_params<M: Module>(module: &M) -> GradientsParams {
     struct Collect(GradientsParams);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             self.0.register::<D>(param.id, param.val());
         }
     }
-    let mut current_weights = Collect(GradientsParams::new());
-    current.visit(&mut current_weights);
+    let mut collected = Collect(GradientsParams::new());
+    module.visit(&mut collected);
+    collected.0
+}
 
-    struct Lerp {
-        current: GradientsParams,
-        weight: f64,
+/// How a parameter's new value becomes its tensor.
+pub(crate) trait Lift {
+    /// `new` (without autodiff) as the tensor that replaces `old`.
+    fn lift<const D: usize>(&self, old: Tensor<D>, new: Tensor<D>) -> Tensor<D>;
+}
+
+/// The new value as it is (a model without autodiff).
+pub(crate) struct Keep;
+
+impl Lift for Keep {
+    fn lift<const D: usize>(&self, _: Tensor<D>, new: Tensor<D>) -> Tensor<D> {
+        new
     }
-    impl ModuleMapper for Lerp {
+}
+
+/// `start`'s parameters moved `weight` of the way to `end`'s values (by id): `start.lerp(end,
+/// weight)` computed on `start`'s values without autodiff, then lifted by `lift`.
+pub(crate) fn lerp_params<M: Module, L: Lift>(start: M, end: &GradientsParams, weight: f64, lift: &L) -> M {
+    struct Lerp<'a, L> {
+        end: &'a GradientsParams,
+        weight: f64,
+        lift: &'a L,
+    }
+    impl<L: Lift> ModuleMapper for Lerp<'_, L> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let id: ParamId = param.id;
-            match self.current.remove::<D>(id) {
-                Some(current) => param.map(|averaged| lerp_one_rounding(averaged, current, self.weight)),
+            match self.end.get::<D>(id) {
+                Some(end) => param.map(|old| {
+                    let new = lerp_one_rounding(old.clone().inner(), end, self.weight);
+                    self.lift.lift(old, new)
+                }),
                 None => param,
             }
         }
     }
-    averaged.map(&mut Lerp {
-        current: current_weights.0,
-        weight: 1.0 - decay,
-    })
+    start.map(&mut Lerp { end, weight, lift })
 }
 
 #[cfg(test)]
@@ -66,8 +91,8 @@ mod tests {
     }
 
     fn values(model: &Linear) -> Vec<f32> {
-        let mut v = model.weight.val().into_data().to_vec::<f32>().unwrap();
-        v.extend(model.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap());
+        let mut v = model.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        v.extend(model.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap());
         v
     }
 

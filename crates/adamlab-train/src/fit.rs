@@ -318,27 +318,41 @@ where
         .check_run_length(config.epochs.saturating_mul(shape.steps()))
         .map_err(TrainError::from)?;
     let ema_decay = controls_spec.ema;
-    let (mut weights, mut ema, mut at) = match start {
+    let lookahead = controls_spec.lookahead;
+    // Lookahead's slow weights start as the initial weights.
+    let slow_of = |weights: &M| lookahead.map(|_| weights.valid());
+    let (mut weights, mut ema, mut slow, mut at) = match start {
         Start::Seeded => {
             device.seed(config.seed);
-            ((model.init)(&device), None, Progress::default())
+            let weights = (model.init)(&device);
+            let slow = slow_of(&weights);
+            (weights, None, slow, Progress::default())
         }
-        Start::Weights(weights) => (*weights, None, Progress::default()),
+        Start::Weights(weights) => {
+            let slow = slow_of(&weights);
+            (*weights, None, slow, Progress::default())
+        }
         Start::Resume => {
             let checkpointer =
                 checkpointer.ok_or(CheckpointError::NoDirectory).map_err(TrainError::from)?;
             let template = (model.init)(&device);
-            let ema_template = ema_decay.map(|_| template.valid());
+            let mut extras = Vec::new();
+            if ema_decay.is_some() {
+                extras.push((EMA, template.valid()));
+            }
+            if lookahead.is_some() {
+                extras.push((LOOKAHEAD, template.valid()));
+            }
             let Checkpoint {
                 model: restored_model,
                 optimizer: restored,
-                ema: restored_ema,
+                mut extras,
                 metrics,
                 progress,
             } = checkpointer
                 .load_latest(
                     template,
-                    ema_template,
+                    extras,
                     controls.fresh_module_optimizer(),
                     &identity,
                     (batches, accumulate),
@@ -360,7 +374,7 @@ where
             // The schedules catch up on the steps the checkpoint had taken (skipped ones do not
             // count: they did not step the optimizer).
             controls.resume(restored, progress.step - progress.skipped, &metrics);
-            (restored_model, restored_ema, progress)
+            (restored_model, extras.remove(EMA), extras.remove(LOOKAHEAD), progress)
         }
     };
     // Weights trained in this process are handed back with any error; a checkpoint's own weights
@@ -378,11 +392,18 @@ where
     }
     let mut last_checkpoint = (at.step > 0).then(|| checkpoint_label(&at, batches));
     // Writes a checkpoint at `at`, when the run has a directory; returns how to name it.
-    let checkpoint = |weights: &M, ema: &Option<M>, controls: &Controls, at: &Progress| {
+    let checkpoint = |weights: &M, ema: &Option<M>, slow: &Option<M>, controls: &Controls, at: &Progress| {
         let Some(checkpointer) = checkpointer else {
             return Ok(None);
         };
-        checkpointer.save(weights, ema.as_ref(), controls.module_optimizer(), &controls.metrics(), &identity, at)?;
+        let mut extras = Vec::new();
+        if let Some(ema) = ema {
+            extras.push((EMA, ema));
+        }
+        if let Some(slow) = slow {
+            extras.push((LOOKAHEAD, slow));
+        }
+        checkpointer.save(weights, &extras, controls.module_optimizer(), &controls.metrics(), &identity, at)?;
         Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
     };
 
@@ -426,6 +447,16 @@ where
                         return Err(stop(error.into(), &module, &ema, &controls, at.step));
                     }
                 };
+                // pytorch-optimizer's Lookahead synchronises inside its step; torch's EMA is
+                // updated after `optimizer.step()`, so it sees the synchronised weights.
+                if let (Some(settings), Some(slow_weights)) = (lookahead, slow.as_ref()) {
+                    let applied = at.step + 1 - at.skipped;
+                    if applied.is_multiple_of(settings.k) {
+                        let synced;
+                        (weights, synced) = crate::lookahead::sync(weights, slow_weights, settings.alpha);
+                        slow = Some(synced);
+                    }
+                }
                 if let Some(decay) = ema_decay {
                     ema = Some(crate::ema::update(ema.take(), &weights.valid(), decay));
                 }
@@ -452,7 +483,7 @@ where
             }
             let mid_epoch = at.batch < batches;
             if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {
-                match checkpoint(&weights, &ema, &controls, &at) {
+                match checkpoint(&weights, &ema, &slow, &controls, &at) {
                     Ok(label) => last_checkpoint = label.or(last_checkpoint),
                     Err(err) => return Err(stop(err.into(), &weights, &ema, &controls, at.step)),
                 }
@@ -489,7 +520,7 @@ where
             skipped: at.skipped,
             epoch_skipped: 0,
         };
-        match checkpoint(&weights, &ema, &controls, &at) {
+        match checkpoint(&weights, &ema, &slow, &controls, &at) {
             Ok(label) => last_checkpoint = label.or(last_checkpoint),
             Err(err) => return Err(stop(err.into(), &weights, &ema, &controls, at.step)),
         }
@@ -506,6 +537,10 @@ fn evaluation_model<M: Module>(controls: &Controls, weights: &M, ema: &Option<M>
         None => controls.eval_weights(weights.valid()),
     }
 }
+
+/// The checkpoint names of the further copies of the model a run keeps.
+const EMA: &str = "ema";
+const LOOKAHEAD: &str = "lookahead";
 
 /// How an epoch divides into batches and optimizer steps.
 #[derive(Debug, Clone, Copy)]

@@ -42,8 +42,8 @@ pub fn learner<M: LearnerModel>(model: M, controls: &ControlsSpec) -> Result<Lea
     if controls.clip.is_some() {
         return unsupported("gradient clipping");
     }
-    if controls.accumulate > 1 || controls.ema.is_some() || controls.skip_nonfinite {
-        return unsupported("gradient accumulation, a weight EMA and skipping non-finite steps");
+    if controls.accumulate > 1 || controls.ema.is_some() || controls.skip_nonfinite || controls.lookahead.is_some() {
+        return unsupported("gradient accumulation, a weight EMA, Lookahead and skipping non-finite steps");
     }
     let optimizer = controls.optimizer.build()?.module_optimizer();
     let lr = controls.optimizer.lr();

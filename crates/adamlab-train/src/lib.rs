@@ -18,6 +18,7 @@ pub mod ema;
 pub mod fit;
 pub mod journal;
 pub mod learner;
+pub mod lookahead;
 pub mod mlp;
 
 /// The article's progress line, printed every 10 epochs by both of its programs:

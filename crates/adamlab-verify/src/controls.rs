@@ -12,6 +12,7 @@ use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::controls::{Controls, ControlsSpec, GroupSpec};
 use adamlab_train::fit::{self, EpochReport, Fit, ObserverError, RunConfig, Start, StepReport, TrainData};
+use adamlab_train::lookahead::Lookahead;
 use adamlab_train::mlp::{Point, PointBatcher};
 use burn::data::dataset::InMemDataset;
 use std::sync::Arc;
@@ -35,8 +36,9 @@ pub const MLP_CONTROLS: [(&str, &str); 5] = [
     ("two-groups-adamw", include_str!("../../../fixtures/torch/controls/mlp-two-groups-adamw.json")),
 ];
 /// The loop's extras on the MLP, trained through `adamlab_train::fit`.
-pub const MLP_LOOP: [(&str, &str); 2] = [
+pub const MLP_LOOP: [(&str, &str); 3] = [
     ("ema-adam", include_str!("../../../fixtures/torch/controls/mlp-ema-adam.json")),
+    ("lookahead-adam", include_str!("../../../fixtures/torch/controls/mlp-lookahead-adam.json")),
     ("accumulate-sgd", include_str!("../../../fixtures/torch/controls/mlp-accumulate-sgd.json")),
 ];
 
@@ -230,6 +232,15 @@ struct MlpControlsFixture {
     batch_size: Option<usize>,
     #[serde(default)]
     accumulate: Option<usize>,
+    /// Lookahead's k and alpha.
+    #[serde(default)]
+    lookahead: Option<LookaheadFixture>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LookaheadFixture {
+    k: usize,
+    alpha: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +281,7 @@ fn controls_spec(fixture: &MlpControlsFixture) -> ControlsSpec {
         accumulate: fixture.accumulate.unwrap_or(1),
         ema: fixture.ema,
         skip_nonfinite: false,
+        lookahead: fixture.lookahead.as_ref().map(|l| Lookahead { k: l.k, alpha: l.alpha }),
     }
 }
 
