@@ -11,7 +11,7 @@ use adamlab_models::pytorch::{
     Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
 };
 use adamlab_models::Cnn;
-use adamlab_optim::clip::Clip;
+use adamlab_optim::clip::{Clip, MIN_NORM_TYPE};
 use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
@@ -74,16 +74,18 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
         (Some(max_norm), _) => {
             let norm_type = args.clip_norm_type.unwrap_or(2.0);
             if !threshold(max_norm) {
-                return usage(format!("--clip-grad-norm {max_norm}: give a finite number ≥ 0"));
+                return usage(format!("--clip-grad-norm {max_norm:?}: give a finite number ≥ 0"));
             }
-            if norm_type.is_nan() || norm_type <= 0.0 {
-                return usage(format!("--clip-norm-type {norm_type}: give a p > 0, or inf"));
+            if norm_type.is_nan() || norm_type < MIN_NORM_TYPE {
+                return usage(format!(
+                    "--clip-norm-type {norm_type:?}: give a p > 0 (at least {MIN_NORM_TYPE:?}, so that 1/p is finite in f32), or inf"
+                ));
             }
             Some(Clip::Norm { max_norm, norm_type })
         }
         (None, Some(value)) => {
             if !threshold(value) {
-                return usage(format!("--clip-grad-value {value}: give a finite number ≥ 0"));
+                return usage(format!("--clip-grad-value {value:?}: give a finite number ≥ 0"));
             }
             Some(Clip::Value(value))
         }
