@@ -499,7 +499,7 @@ fn create_beside(path: &Path, tmp: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|err| {
         let dir = parent_of(path);
         let why = match std::fs::metadata(dir) {
-            Err(_) => format!("its directory {} does not exist", dir.display()),
+            Err(_) => format!("its directory {} does not exist ({err})", dir.display()),
             Ok(meta) if !meta.is_dir() => format!("{} is not a directory", dir.display()),
             Ok(_) if err.kind() == std::io::ErrorKind::NotFound => format!(
                 "its directory {} does not accept new files (creating one there fails with: {err})",
