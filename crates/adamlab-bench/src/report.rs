@@ -413,7 +413,7 @@ impl Report {
              | backend | optimizer | implementation | params | median ms | ÷ burn |"
         );
         for t in &torch_impls {
-            let _ = write!(md, " ÷ {t} |");
+            let _ = write!(md, " ÷ {} |", cell(t));
         }
         let _ = write!(md, "\n|---|---|---|---:|---:|---:|");
         for _ in &torch_impls {
