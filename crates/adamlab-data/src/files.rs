@@ -139,8 +139,15 @@ mod tests {
         let fifo = dir.join("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
-        // No writer ever opens it: opening it for reading would block for ever.
-        let err = read(&fifo, SMALL).unwrap_err().to_string();
+        // No writer ever opens it: opening it for reading would block for ever, so the read runs
+        // on a thread of its own and the test fails (rather than hangs) if it does not return.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let reader = fifo.clone();
+        std::thread::spawn(move || sender.send(read(&reader, SMALL).map_err(|e| e.to_string())));
+        let result = receiver
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO blocked");
+        let err = result.unwrap_err();
         assert!(err.contains("FIFO"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
