@@ -52,6 +52,11 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let spec = optimizer_spec(args, default_lr)?;
     check_flags(args)?;
     let controls = controls_spec(args, spec)?;
+    // A checkpoint directory in use is refused at once; its lock is taken after the data are
+    // read ([`Outputs::prepare`]).
+    if let Some(dir) = &args.checkpoint_dir {
+        Checkpointer::check_not_locked(dir)?;
+    }
     let epochs = args.epochs.unwrap_or(default_epochs);
     let (device, described) = resolve_device(&args.backend)?;
     match args.model {

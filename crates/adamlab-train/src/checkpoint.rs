@@ -428,6 +428,22 @@ impl Checkpointer {
         Ok(checkpointer)
     }
 
+    /// Refuses `dir` when another run holds its lock, creating nothing: a run checks this before
+    /// its slow preparations (reading the data), and takes the lock with [`Checkpointer::open`]
+    /// only once they succeed, so that a run refused for them leaves no lock file behind.
+    pub fn check_not_locked(dir: &Path) -> Result<(), CheckpointError> {
+        let path = dir.join(LOCK);
+        let Ok(file) = File::open(&path) else {
+            // No lock file (or none we can open): `open` will tell.
+            return Ok(());
+        };
+        match file.try_lock() {
+            // Nobody holds it (a killed run's stale file): released as `file` closes.
+            Ok(()) => Ok(()),
+            Err(err) => Err(lock_failed(dir, &path, err)),
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
