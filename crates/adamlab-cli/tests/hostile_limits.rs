@@ -87,12 +87,12 @@ fn a_file_beyond_its_bound_or_a_header_beyond_its_file_is_refused_before_reading
     // A header that claims more than the file holds, and one beyond the header bound.
     let weights = mlp_weights(&dir);
     let mut bytes = std::fs::read(&weights).unwrap();
-    for (claim, needle) in [(u64::MAX, "more than the"), (1 << 40, "more than the")] {
+    for claim in [u64::MAX, 1 << 40, bytes.len() as u64 - 7] {
         bytes[..8].copy_from_slice(&claim.to_le_bytes());
         let bad = dir.join("bad-header.st");
         std::fs::write(&bad, &bytes).unwrap();
         let output = quick(&["train", "--model", "mlp", "--backend", "flex", "--init", path(&bad)]);
-        assert_user_error(&output, &["bad-header.st", "header claims", needle]);
+        assert_user_error(&output, &["bad-header.st", &format!("header claims {claim} bytes"), "the file holds"]);
     }
     let padded = dir.join("padded.st");
     let mut big_header = safetensors(&" ".repeat(2 << 20), &[]);
