@@ -67,19 +67,19 @@ pub struct TrainArgs {
     pub optimizer: String,
     /// Learning rate (or `lr=` in the spec, not both). Default: the article's, 1e-3 for the CNN
     /// and 0.01 for the MLP, whatever the optimizer.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub lr: Option<f64>,
     /// β₁ (the spec's `betas=(β₁, β₂)`), for the optimizers that have `betas`.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub beta1: Option<f64>,
     /// β₂ (the spec's `betas=(β₁, β₂)`), for the optimizers that have `betas`.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub beta2: Option<f64>,
     /// The spec's `eps`, for the optimizers that have it.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub eps: Option<f64>,
     /// The spec's `weight_decay`: L2 for `adam`, decoupled for `adamw`.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     pub weight_decay: Option<f64>,
     /// The spec's `amsgrad=true`.
     #[arg(long)]
@@ -96,14 +96,14 @@ pub struct TrainArgs {
     pub lr_schedule: Option<String>,
     /// Clip the gradients before each step as torch.nn.utils.clip_grad_norm_ does: one norm over
     /// every parameter's gradient, all scaled by max_norm / (norm + 1e-6) when that is below 1.
-    #[arg(long, value_name = "MAX", conflicts_with = "clip_grad_value", allow_negative_numbers = true)]
+    #[arg(long, value_name = "MAX", conflicts_with = "clip_grad_value")]
     pub clip_grad_norm: Option<f64>,
     /// The p of --clip-grad-norm's p-norm: 2 by default, `inf` for the largest |gradient|.
-    #[arg(long, value_name = "P", requires = "clip_grad_norm", allow_negative_numbers = true)]
+    #[arg(long, value_name = "P", requires = "clip_grad_norm")]
     pub clip_norm_type: Option<f64>,
     /// Clamp every gradient element to [-V, V] before each step, as
     /// torch.nn.utils.clip_grad_value_ does.
-    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    #[arg(long, value_name = "V")]
     pub clip_grad_value: Option<f64>,
     /// No weight decay on the biases (parameters named `*.bias`): the param group of ported
     /// PyTorch code, `{"params": biases, "weight_decay": 0}`. Needs an optimizer with

@@ -64,7 +64,7 @@ pub struct StepArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Parameter counts, comma-separated (`1e5`, `1000000`; `1e8` needs about 2 GB per optimizer).
-    #[arg(long, value_name = "LIST", default_value = "1e5,1e6,1e7", allow_hyphen_values = true)]
+    #[arg(long, value_name = "LIST", default_value = "1e5,1e6,1e7")]
     pub params: String,
     /// Split the parameters into N tensors, to show the per-tensor overhead.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -127,10 +127,7 @@ pub struct OptimizersArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub epochs: usize,
     /// Seeds, comma-separated: one run per seed.
-    #[arg(
-        long, value_name = "LIST", value_delimiter = ',', default_value = "0",
-        allow_negative_numbers = true, value_parser = parse_seed
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0", value_parser = parse_seed)]
     pub seeds: Vec<u64>,
     /// Images per optimizer step.
     #[arg(long, value_name = "N", default_value_t = shootout::DEFAULT_BATCH_SIZE)]

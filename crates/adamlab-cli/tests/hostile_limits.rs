@@ -221,6 +221,9 @@ fn negative_values_after_a_flag_reach_adamlabs_own_checks() {
         ([&mlp[..], &["--eps", "-1"]].concat(), vec!["invalid eps -1"]),
         (vec!["bench", "step", "--params", "-5", "--backends", "flex"], vec!["--params", "`-5` is not a positive whole number"]),
         (vec!["bench", "optimizers", "--seeds", "-1", "--backends", "flex"], vec!["`-1` is not a seed"]),
+        // Every flag that takes a value, whole numbers too: clap names the flag.
+        (vec!["bench", "step", "--repeats", "-1", "--backends", "flex"], vec!["'-1' for '--repeats"]),
+        ([&mlp[..], &["--epochs", "-1"]].concat(), vec!["'-1' for '--epochs"]),
     ];
     for (args, needles) in cases {
         let output = quick(&args);

@@ -1,10 +1,11 @@
 //! The fault suite's table-driven sweep (issue 18, item 7): every registered optimizer × every
 //! keyword, every schedule of the catalogue × every keyword, and every value-taking flag of
-//! `adamlab train`, each given the edge values {−1, 0, −0.0, 1e-45, 1e300, NaN, inf}.
+//! `adamlab train` and `adamlab bench step`, each given the edge values {−1, 0, −0.0, 1e-45,
+//! 1e300, NaN, inf}.
 //!
 //! The tables are not written here: the optimizers and their keywords come from
 //! `adamlab_optim::registry()`, the schedules and theirs from `adamlab_optim::schedule::SCHEDULES`,
-//! the flags from `adamlab train --help`. A new optimizer, keyword, schedule or flag gets the edge
+//! the flags from `adamlab train --help` and `adamlab bench step --help`. A new optimizer, keyword, schedule or flag gets the edge
 //! values without a line changed in this file. A tuple keyword (`betas`) gets each value in each
 //! position, the others at their defaults; a list keyword (`milestones`) gets it as its one element.
 //!
@@ -14,17 +15,18 @@
 //!   through 100 steps, and its controls built with Adam), and must come back as `Ok` or as an
 //!   error of one line, never a panic;
 //! - **through the binary**, the whole product too (each run is the article's MLP for 3 epochs on
-//!   flex, about 20 ms): it must end within [`TIME_LIMIT`] with exit 0, or with exactly one
+//!   flex, about 20 ms, or the smallest `bench step`, about a second): it must end within [`TIME_LIMIT`] with exit 0, or with exactly one
 //!   `error:` line, the last on stderr (the MLP's banner line, and in a wgpu build a Vulkan
 //!   loader's complaint, may come before it), and exit 2, or exit 1 where that line is the
-//!   documented stop on a non-finite loss. Never 101 (a panic) or
+//!   documented stop on a non-finite loss; a negative value is taken as the value of the flag
+//!   before it (never clap's "unexpected argument '-1'"). Never 101 (a panic) or
 //!   134 (an abort), never a hang.
 //!
 //! A schedule whose keywords are all optional is swept from its bare name; one that requires
 //! keywords (`cosine`'s `t_max`) from a base spec that fills them with a valid value of their
 //! kind, found by trying the catalogue's optional keywords one at a time where the required ones
 //! are not enough (`onecycle` needs `total_steps`), or two children (`constant()`) where it
-//! takes schedules (`sequential`). About 2,000 runs; a couple of minutes on two cores.
+//! takes schedules (`sequential`). About 1,550 runs; 10 to 30 s on two cores.
 
 use adamlab_optim::hyper::{HyperParam, Kind};
 use adamlab_optim::schedule::{SCHEDULES, ScheduleEntry, ScheduleSpec};
@@ -166,24 +168,32 @@ fn schedule_specs() -> Vec<(String, String)> {
     specs
 }
 
-/// The flags of `adamlab train --help` that take a value (`--lr <LR>`), but `--backend` and
-/// `--model`, which the runs fix.
-fn train_value_flags() -> Vec<String> {
-    let output = adamlab(&strings(&["train", "--help"]));
+/// The flags of `adamlab COMMAND --help` that take a value (`--lr <LR>`), but those in `fixed`,
+/// which the runs set.
+fn value_flags(command: &[&str], fixed: &[&str]) -> Vec<String> {
+    let output = adamlab(&strings(&[command, &["--help"]].concat()));
     assert_success(&output);
     let help = String::from_utf8(output.stdout).unwrap();
-    let flags: Vec<String> = help
-        .lines()
+    help.lines()
         .map(str::trim_start)
         .filter(|line| line.starts_with("--"))
         .filter_map(|line| {
             let (flag, rest) = line.split_once(' ')?;
             rest.starts_with('<').then(|| flag.to_string())
         })
-        .filter(|flag| flag != "--backend" && flag != "--model")
-        .collect();
-    assert!(flags.iter().any(|f| f == "--clip-grad-norm"), "flags read from --help: {flags:?}");
-    flags
+        .filter(|flag| !fixed.contains(&flag.as_str()))
+        .collect()
+}
+
+/// `base` with `flag` set to `value` (replacing the base's value of it), and `needs`.
+fn with_flag(base: &[String], flag: &str, value: &str, needs: &[&str]) -> Vec<String> {
+    let mut args = base.to_vec();
+    if let Some(at) = args.iter().position(|a| a == flag) {
+        args.drain(at..at + 2);
+    }
+    args.extend(strings(&[flag, value]));
+    args.extend(strings(needs));
+    args
 }
 
 /// The base of every run: the article's MLP, 3 epochs (3 full-batch steps), on flex.
@@ -202,20 +212,25 @@ fn cases() -> Vec<Case> {
     for (what, spec) in schedule_specs() {
         cases.push(Case { what, args: mlp_run(&["--optimizer", "adam", "--lr-schedule", &spec]) });
     }
-    for flag in train_value_flags() {
+    let train_flags = value_flags(&["train"], &["--backend", "--model"]);
+    assert!(train_flags.iter().any(|f| f == "--clip-grad-norm"), "flags read from --help: {train_flags:?}");
+    for flag in train_flags {
         for edge in EDGES {
             // `--clip-norm-type` needs `--clip-grad-norm`; any other flag is given alone.
-            let mut extra = vec![flag.as_str(), edge];
-            if flag == "--clip-norm-type" {
-                extra.extend(["--clip-grad-norm", "1"]);
-            }
-            let mut args = mlp_run(&[]);
-            // A flag the base sets is replaced, not given twice.
-            if let Some(at) = args.iter().position(|a| *a == flag) {
-                args.drain(at..at + 2);
-            }
-            args.extend(extra.iter().map(|s| s.to_string()));
+            let needs: &[&str] = if flag == "--clip-norm-type" { &["--clip-grad-norm", "1"] } else { &[] };
+            let args = with_flag(&mlp_run(&[]), &flag, edge, needs);
             cases.push(Case { what: format!("train {flag} {edge}"), args });
+        }
+    }
+    // `bench step`, at its smallest (about a second a run, most of it the bandwidth probe).
+    let bench = strings(&[
+        "bench", "step", "--backends", "flex", "--optimizers", "adam", "--params", "1e3", "--warmup", "0", "--repeats", "1",
+    ]);
+    let bench_flags = value_flags(&["bench", "step"], &["--backends"]);
+    assert!(bench_flags.iter().any(|f| f == "--params"), "flags read from --help: {bench_flags:?}");
+    for flag in bench_flags {
+        for edge in EDGES {
+            cases.push(Case { what: format!("bench step {flag} {edge}"), args: with_flag(&bench, &flag, edge, &[]) });
         }
     }
     cases
@@ -244,7 +259,9 @@ fn run_case(case: &Case, dir: &Path) -> Option<String> {
     };
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let lines: Vec<&str> = err.trim_end().lines().collect();
+    // The Vulkan loader's complaint where wgpu is compiled in (`bench` looks for a GPU) is the
+    // environment's, not adamlab's.
+    let lines: Vec<&str> = err.trim_end().lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
     let errors = lines.iter().filter(|l| l.starts_with("error:")).count();
     let last = lines.last().copied().unwrap_or("");
     let ok = match status.code() {
@@ -253,7 +270,9 @@ fn run_case(case: &Case, dir: &Path) -> Option<String> {
         Some(1) => errors == 1 && last.starts_with("error: the loss became"),
         _ => false,
     };
-    (!ok || err.contains("panicked")).then(|| format!("{status}, stderr: {err}"))
+    // A negative value reaches the flag it follows (clap would call it an unexpected argument).
+    let negative_lost = err.contains("unexpected argument '-");
+    (!ok || negative_lost || err.contains("panicked")).then(|| format!("{status}, stderr: {err}"))
 }
 
 #[test]
@@ -293,7 +312,7 @@ fn every_optimizer_and_schedule_keyword_takes_every_edge_value_in_process() {
 }
 
 #[test]
-fn every_optimizer_schedule_and_train_flag_takes_every_edge_value_through_the_binary() {
+fn every_optimizer_schedule_and_flag_takes_every_edge_value_through_the_binary() {
     let cases = cases();
     let dir = sandbox("sweep");
     let next = AtomicUsize::new(0);
