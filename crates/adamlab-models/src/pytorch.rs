@@ -100,9 +100,13 @@ pub enum WeightsError {
     },
 }
 
-/// `tensor `a` is`, `tensors `a`, `b` are`.
+/// `tensor `a` is`, `tensors `a`, `b` are`; past five names, `and N more`.
 fn list_tensors(names: &[String]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", adamlab_escape(n))).collect();
+    const SHOWN: usize = 5;
+    let mut quoted: Vec<String> = names.iter().take(SHOWN).map(|n| format!("`{}`", shown_name(n))).collect();
+    if names.len() > SHOWN {
+        quoted.push(format!("and {} more", names.len() - SHOWN));
+    }
     if names.len() == 1 {
         format!("tensor {} is", quoted[0])
     } else {
@@ -112,7 +116,7 @@ fn list_tensors(names: &[String]) -> String {
 
 /// A tensor name from a file, with control characters escaped and cut to 40 characters, so that
 /// an error stays one short line.
-fn adamlab_escape(name: &str) -> String {
+fn shown_name(name: &str) -> String {
     let escaped: String = name.chars().flat_map(char::escape_debug).collect();
     if escaped.chars().count() > 40 {
         format!("{}…", escaped.chars().take(40).collect::<String>())
@@ -179,7 +183,7 @@ fn check_framing(bytes: &[u8]) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for (name, value) in &entries.0 {
         if !seen.insert(name.as_str()) {
-            return Err(format!("its header gives the key `{}` twice", adamlab_escape(name)));
+            return Err(format!("its header gives the key `{}` twice", shown_name(name)));
         }
         let offsets = value.get("data_offsets").and_then(|o| o.as_array());
         if let Some([start, end]) = offsets.map(Vec::as_slice)
@@ -188,7 +192,7 @@ fn check_framing(bytes: &[u8]) -> Result<(), String> {
         {
             return Err(format!(
                 "tensor `{}` claims bytes {start}..{end}, beyond the {data} bytes of data the file holds",
-                adamlab_escape(name)
+                shown_name(name)
             ));
         }
     }
