@@ -28,6 +28,10 @@ pub const DEFAULT_WARMUP: usize = 3;
 pub const MAX_REPEATS: usize = 1_000_000;
 /// The most rounds (`--rounds`): a thousand whole measurements.
 pub const MAX_ROUNDS: usize = 1_000;
+/// The most tensors the parameters are split into (`--tensors`): a hundred thousand. Each tensor
+/// costs the step bookkeeping of its own (704 bytes in one allocation alone, measured), so that
+/// 1e8 tensors asked for 70 GB and aborted.
+pub const MAX_TENSORS: usize = 100_000;
 /// What one parameter costs a step at the least, in bytes: the f32 parameter, its gradient and
 /// two f32 state tensors (Adam's m and v). A parameter count whose cost exceeds the machine's
 /// memory (`MemTotal` of `/proc/meminfo`) is refused before anything is allocated.
@@ -94,8 +98,8 @@ pub struct StepConfig {
 impl StepConfig {
     /// Checks what a user can get wrong: zero repeats, zero tensors, more tensors than
     /// parameters, empty lists, and sizes that cannot fit: repeats or warmup beyond
-    /// [`MAX_REPEATS`], rounds beyond [`MAX_ROUNDS`], parameters beyond the machine's memory
-    /// ([`check_params_fit`]).
+    /// [`MAX_REPEATS`], rounds beyond [`MAX_ROUNDS`], tensors beyond [`MAX_TENSORS`], parameters
+    /// beyond the machine's memory ([`check_params_fit`]).
     pub fn validate(&self) -> Result<(), BenchError> {
         if self.repeats == 0 {
             return Err(BenchError::Invalid("--repeats must be at least 1".into()));
@@ -116,6 +120,12 @@ impl StepConfig {
         }
         if self.tensors == 0 {
             return Err(BenchError::Invalid("--tensors must be at least 1".into()));
+        }
+        if self.tensors > MAX_TENSORS {
+            return Err(BenchError::Invalid(format!(
+                "--tensors {}: at most {MAX_TENSORS} tensors (adamlab_bench::step::MAX_TENSORS)",
+                self.tensors
+            )));
         }
         if let Some(&params) = self.params.iter().find(|&&p| p < self.tensors) {
             return Err(BenchError::Invalid(format!(
@@ -481,6 +491,8 @@ mod tests {
         assert!(err.contains("--params 1000000000000") && err.contains("GiB"), "{err}");
         config.params = vec![10];
         (config.repeats, config.rounds) = (1, 1);
+        config.tensors = MAX_TENSORS + 1;
+        assert!(config.validate().unwrap_err().to_string().contains("MAX_TENSORS"));
         config.tensors = 11;
         assert!(config.validate().unwrap_err().to_string().contains("cannot be split"));
     }

@@ -135,6 +135,7 @@ fn sizes_that_cannot_fit_in_memory_are_refused_naming_their_bound() {
         (vec!["bench", "step", "--params", "1e5", "--rounds", "18446744073709551615"], vec!["MAX_ROUNDS"]),
         (vec!["bench", "step", "--params", "1e5", "--rounds", "100000000000"], vec!["MAX_ROUNDS"]),
         (vec!["bench", "step", "--params", "1e5", "--warmup", "18446744073709551615"], vec!["--warmup", "MAX_REPEATS"]),
+        (vec!["bench", "step", "--params", "1e8", "--tensors", "100000000"], vec!["--tensors", "MAX_TENSORS"]),
         (vec!["bench", "train", "--model", "mlp", "--repeats", "18446744073709551615"], vec!["MAX_REPEATS"]),
         (vec!["bench", "train", "--model", "mlp", "--batch-size", "1e12"], vec!["MAX_BATCH_SIZE"]),
     ];
