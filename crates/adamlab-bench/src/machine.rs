@@ -120,6 +120,11 @@ fn load_average() -> Option<[f64; 3]> {
     Some([values.next()??, values.next()??, values.next()??])
 }
 
+/// The machine's memory in bytes (`MemTotal` of `/proc/meminfo`), when known.
+pub(crate) fn memory_bytes() -> Option<u64> {
+    memory_gib().map(|gib| (gib * (1u64 << 30) as f64) as u64)
+}
+
 fn memory_gib() -> Option<f64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: f64 = meminfo

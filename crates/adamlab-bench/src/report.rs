@@ -49,8 +49,42 @@ pub struct Rendered {
     figures: Vec<(PathBuf, String)>,
 }
 
-/// Renders the Markdown report and its figures for `inputs`, writing nothing.
+/// Every string of `file` on one line: control characters (a newline in a machine name, a label
+/// or an optimizer spec) become spaces, so that no field can end a table row, a heading or a
+/// caption early.
+fn one_line(file: &BenchFile) -> BenchFile {
+    fn clean(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) if text.chars().any(char::is_control) => {
+                *text = one_line_text(text);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(clean),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(clean),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(file).expect("bench files serialise");
+    clean(&mut value);
+    serde_json::from_value(value).expect("the same file, with other strings")
+}
+
+/// `text` with its control characters turned into spaces.
+fn one_line_text(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// `text` as one Markdown table cell: `|` escaped (GFM reads `\|` as a pipe, in code spans too)
+/// and backticks, which would end a code span, turned into quotes.
+fn cell(text: impl std::fmt::Display) -> String {
+    text.to_string().replace('|', "\\|").replace('`', "'")
+}
+
+/// Renders the Markdown report and its figures for `inputs`, writing nothing. Any field of the
+/// files may hold any text: each table cell is escaped ([`cell`]) and every string is put on one
+/// line first ([`one_line`]).
 pub fn render(inputs: &[Input], options: &ReportOptions) -> Result<Rendered, crate::BenchError> {
+    let cleaned: Vec<Input> = inputs.iter().map(|(path, file)| (path.clone(), one_line(file))).collect();
+    let inputs = cleaned.as_slice();
     let md_dir = options
         .markdown
         .parent()
@@ -242,14 +276,14 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| `{}` | `{}` | {} | {} | {} | {} | {} | {} |",
-                path.display(),
-                file.command,
-                m.summary(),
-                m.started_at,
+                cell(one_line_text(&path.display().to_string())),
+                cell(&file.command),
+                cell(m.summary()),
+                cell(&m.started_at),
                 m.load_average.map_or("—".into(), |[a, b, c]| format!("{a:.1} {b:.1} {c:.1}")),
-                m.git_commit.as_deref().unwrap_or("—"),
-                m.burn_version,
-                m.torch_version.as_deref().unwrap_or("—"),
+                cell(m.git_commit.as_deref().unwrap_or("—")),
+                cell(&m.burn_version),
+                cell(m.torch_version.as_deref().unwrap_or("—")),
             );
         }
         let _ = writeln!(md);
@@ -335,9 +369,9 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| {} | `{}` | {} | {} | {} | {} | {}–{} | {} | {} | {} | {} |",
-                r.backend,
-                r.optimizer.as_deref().unwrap_or("—"),
-                r.implementation.as_deref().unwrap_or("—"),
+                cell(&r.backend),
+                cell(r.optimizer.as_deref().unwrap_or("—")),
+                cell(r.implementation.as_deref().unwrap_or("—")),
                 fmt_count(r.params),
                 r.tensors.map_or("—".into(), |t| t.to_string()),
                 opt_ms(r.median_ms),
@@ -379,7 +413,7 @@ impl Report {
              | backend | optimizer | implementation | params | median ms | ÷ burn |"
         );
         for t in &torch_impls {
-            let _ = write!(md, " ÷ {t} |");
+            let _ = write!(md, " ÷ {} |", cell(t));
         }
         let _ = write!(md, "\n|---|---|---|---:|---:|---:|");
         for _ in &torch_impls {
@@ -401,9 +435,9 @@ impl Report {
             let _ = write!(
                 md,
                 "| {} | `{}` | {} | {} | {} | {} |",
-                r.backend,
-                r.optimizer.as_deref().unwrap_or("—"),
-                r.implementation.as_deref().unwrap_or("—"),
+                cell(&r.backend),
+                cell(r.optimizer.as_deref().unwrap_or("—")),
+                cell(r.implementation.as_deref().unwrap_or("—")),
                 fmt_count(r.params),
                 opt_ms(r.median_ms),
                 if is_burn(r) { "1".into() } else { burn.map_or("—".into(), |x| format!("{x:.2}")) },
@@ -465,9 +499,9 @@ impl Report {
                 let _ = writeln!(
                     md,
                     "| {} | `{}` | {} | {} | {} | {} ({}–{}) | {} | {} | {} | {} |",
-                    r.backend,
-                    r.optimizer.as_deref().unwrap_or("—"),
-                    r.implementation.as_deref().unwrap_or("—"),
+                    cell(&r.backend),
+                    cell(r.optimizer.as_deref().unwrap_or("—")),
+                    cell(r.implementation.as_deref().unwrap_or("—")),
                     r.batch_size.map_or("—".into(), |b| b.to_string()),
                     r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
                     opt_ms(r.median_ms),
@@ -529,8 +563,8 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.optimizer.as_deref().unwrap_or("—"),
-                r.backend,
+                cell(r.optimizer.as_deref().unwrap_or("—")),
+                cell(&r.backend),
                 r.lr.map_or("—".into(), |x| format!("{x}")),
                 r.seed.map_or("—".into(), |s| s.to_string()),
                 r.epoch.map_or("—".into(), |e| e.to_string()),
@@ -539,7 +573,7 @@ impl Report {
                 r.train_loss.map_or("—".into(), |l| format!("{l:.4}")),
                 r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
                 r.wall_s.map_or("—".into(), |w| format!("{w:.0}")),
-                r.note.as_deref().unwrap_or(""),
+                cell(r.note.as_deref().unwrap_or("")),
             );
         }
         let _ = writeln!(md);
@@ -973,6 +1007,61 @@ mod tests {
         .into_iter()
         .map(|(name, text)| (PathBuf::from(name), BenchFile::from_json(text, name).unwrap()))
         .collect()
+    }
+
+    /// The pipes of a Markdown table row that separate cells (`\|` is a pipe inside one).
+    fn cell_separators(row: &str) -> usize {
+        let bytes = row.as_bytes();
+        (0..bytes.len()).filter(|&i| bytes[i] == b'|' && (i == 0 || bytes[i - 1] != b'\\')).count()
+    }
+
+    #[test]
+    fn pipes_and_newlines_in_any_field_leave_every_table_whole() {
+        let hostile = "a|b\nc\r|d`e";
+        let mut inputs = recorded();
+        for (_, file) in &mut inputs {
+            file.command = hostile.into();
+            file.machine.cpu = hostile.into();
+            file.machine.started_at = hostile.into();
+            file.machine.git_commit = Some(hostile.into());
+            file.machine.torch_version = Some(hostile.into());
+            for record in &mut file.records {
+                record.backend = format!("{}{hostile}", record.backend);
+                record.optimizer = record.optimizer.as_ref().map(|o| format!("{o}{hostile}"));
+                record.implementation = Some(hostile.into());
+                record.model = record.model.as_ref().map(|m| format!("{m}{hostile}"));
+                record.note = Some(hostile.into());
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("adamlab-report-hostile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = ReportOptions {
+            out_dir: dir.join("figures"),
+            markdown: dir.join("REPORT.md"),
+            command: "adamlab bench report".into(),
+            preface: None,
+        };
+        let rendered = render(&inputs, &options).unwrap();
+        let md = &rendered.markdown.1;
+        assert!(md.contains("a\\|b c \\|d'e"), "the field is kept, escaped:\n{md}");
+        // Every table: rows with as many cells as its header, and nothing cut off after a row.
+        let lines: Vec<&str> = md.lines().collect();
+        let mut tables = 0;
+        let mut at = 0;
+        while at < lines.len() {
+            if !lines[at].starts_with('|') {
+                at += 1;
+                continue;
+            }
+            tables += 1;
+            let header = cell_separators(lines[at]);
+            while at < lines.len() && lines[at].starts_with('|') {
+                assert_eq!(cell_separators(lines[at]), header, "row of another width: {}", lines[at]);
+                at += 1;
+            }
+            assert!(at == lines.len() || lines[at].is_empty(), "a table cut by: {:?}", lines[at]);
+        }
+        assert!(tables >= 5, "{tables} tables in\n{md}");
     }
 
     #[test]

@@ -11,6 +11,10 @@ use std::path::Path;
 pub const SCHEMA_NAME: &str = "adamlab-bench";
 /// The version of the schema this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;
+/// The most a bench file may hold: 64 MiB, some hundred thousand records. A larger file, a device
+/// or a FIFO is refused before it is read.
+pub const MAX_BENCH_FILE_BYTES: adamlab_data::files::Bound =
+    adamlab_data::files::Bound::new(64 << 20, "a bench file");
 
 /// One bench run: what was run, where, and every measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,9 +242,9 @@ impl BenchFile {
         serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
     }
 
-    /// Reads and checks a file.
+    /// Reads and checks a file: a regular file of at most [`MAX_BENCH_FILE_BYTES`].
     pub fn read(path: &Path) -> Result<Self, SchemaError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Io {
+        let text = adamlab_data::files::read_to_string(path, MAX_BENCH_FILE_BYTES).map_err(|source| SchemaError::Io {
             path: path.display().to_string(),
             source,
         })?;

@@ -97,9 +97,24 @@ pub fn with_learning_rates(
             names.join(", ")
         )));
     }
+    // One source per learning rate: not two `--lr` for one name, not `--lr` beside `lr=` in the
+    // spec.
+    for (at, (name, _)) in overrides.iter().enumerate() {
+        if overrides[..at].iter().any(|(earlier, _)| earlier == name) {
+            return Err(BenchError::Invalid(format!(
+                "--lr {name}=… is given twice: give one learning rate per optimizer"
+            )));
+        }
+        if let Some(spec) = specs.iter().find(|s| s.name() == name && s.is_given("lr")) {
+            return Err(BenchError::Invalid(format!(
+                "the learning rate of `{name}` is given twice, in its spec `{spec}` and --lr {name}=…: \
+                 give it once"
+            )));
+        }
+    }
     specs
         .into_iter()
-        .map(|spec| match overrides.iter().rev().find(|(name, _)| name == spec.name()) {
+        .map(|spec| match overrides.iter().find(|(name, _)| name == spec.name()) {
             Some((_, lr)) => Ok(spec.with("lr", Value::Number(*lr))?),
             None => Ok(spec),
         })
@@ -235,7 +250,21 @@ mod tests {
         assert_eq!((out[0].lr(), out[1].lr()), (1e-3, 0.01));
         let err = with_learning_rates(specs.clone(), &[("nosuch".into(), 0.1)]).unwrap_err();
         assert!(err.to_string().contains("`nosuch` is not among"), "{err}");
-        assert!(with_learning_rates(specs, &[("adam".into(), -1.0)]).is_err());
+        assert!(with_learning_rates(specs.clone(), &[("adam".into(), -1.0)]).is_err());
+        let twice = [("adam".to_string(), 0.1), ("adam".to_string(), 0.2)];
+        let err = with_learning_rates(specs, &twice).unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+    }
+
+    #[test]
+    fn an_lr_given_in_the_spec_and_by_lr_is_refused_naming_both() {
+        let specs = vec![OptimizerSpec::parse("adam(lr=0.1)").unwrap(), OptimizerSpec::parse("sgd").unwrap()];
+        let err = with_learning_rates(specs.clone(), &[("adam".into(), 0.2)]).unwrap_err().to_string();
+        assert!(err.contains("adam(lr=0.1)") && err.contains("--lr adam=") && err.contains("twice"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        // The other optimizer's lr is still free to set.
+        let out = with_learning_rates(specs, &[("sgd".into(), 0.05)]).unwrap();
+        assert_eq!((out[0].lr(), out[1].lr()), (0.1, 0.05));
     }
 
     #[test]

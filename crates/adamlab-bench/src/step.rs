@@ -22,6 +22,54 @@ pub const DEFAULT_REPEATS: usize = 15;
 /// Untimed steps before the timed ones when not given (wgpu compiles its kernels then).
 pub const DEFAULT_WARMUP: usize = 3;
 
+/// The most timed steps (`--repeats`) or untimed ones (`--warmup`) per measurement: a million,
+/// hours of steps at a millisecond each, and 8 MB of timings. More is refused before anything is
+/// allocated.
+pub const MAX_REPEATS: usize = 1_000_000;
+/// The most rounds (`--rounds`): a thousand whole measurements.
+pub const MAX_ROUNDS: usize = 1_000;
+/// The most tensors the parameters are split into (`--tensors`): a hundred thousand. Each tensor
+/// costs the step bookkeeping of its own (704 bytes in one allocation alone, measured), so that
+/// 1e8 tensors asked for 70 GB and aborted.
+pub const MAX_TENSORS: usize = 100_000;
+/// What one parameter costs a step at the least, in bytes: the f32 parameter, its gradient and
+/// two f32 state tensors (Adam's m and v). A parameter count whose cost exceeds the machine's
+/// memory (`MemTotal` of `/proc/meminfo`) is refused before anything is allocated.
+pub const MIN_BYTES_PER_PARAM: u64 = 16;
+
+/// Refuses `--repeats` or `--warmup` beyond [`MAX_REPEATS`], naming the bound.
+pub(crate) fn check_repeats(repeats: usize, warmup: usize) -> Result<(), BenchError> {
+    for (flag, n) in [("--repeats", repeats), ("--warmup", warmup)] {
+        if n > MAX_REPEATS {
+            return Err(BenchError::Invalid(format!(
+                "{flag} {n}: at most {MAX_REPEATS} steps per measurement (adamlab_bench::step::MAX_REPEATS)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a parameter count whose step cannot fit in `memory` bytes (at least
+/// [`MIN_BYTES_PER_PARAM`] each), naming both; `None` (memory unknown) refuses only counts whose
+/// bytes overflow.
+pub fn check_params_fit(params: usize, memory: Option<u64>) -> Result<(), BenchError> {
+    let need = (params as u64).checked_mul(MIN_BYTES_PER_PARAM);
+    let fits = match (need, memory) {
+        (None, _) => false,
+        (Some(need), Some(memory)) => need <= memory,
+        (Some(_), None) => true,
+    };
+    if fits {
+        return Ok(());
+    }
+    let need = need.map_or_else(|| "more than 2^64 bytes".to_string(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64));
+    let memory = memory.map_or_else(String::new, |m| format!(", more than this machine's {:.1} GiB of memory", m as f64 / (1u64 << 30) as f64));
+    Err(BenchError::Invalid(format!(
+        "--params {params}: a step over {params} parameters needs at least {need} ({MIN_BYTES_PER_PARAM} bytes \
+         each: the parameter, its gradient and two state tensors in f32){memory}"
+    )))
+}
+
 /// Registry entries named `burn-NAME` are burn's own optimizers.
 pub(crate) const BURN_PREFIX: &str = "burn-";
 /// Bytes of one f32.
@@ -49,7 +97,9 @@ pub struct StepConfig {
 
 impl StepConfig {
     /// Checks what a user can get wrong: zero repeats, zero tensors, more tensors than
-    /// parameters, empty lists.
+    /// parameters, empty lists, and sizes that cannot fit: repeats or warmup beyond
+    /// [`MAX_REPEATS`], rounds beyond [`MAX_ROUNDS`], tensors beyond [`MAX_TENSORS`], parameters
+    /// beyond the machine's memory ([`check_params_fit`]).
     pub fn validate(&self) -> Result<(), BenchError> {
         if self.repeats == 0 {
             return Err(BenchError::Invalid("--repeats must be at least 1".into()));
@@ -57,8 +107,25 @@ impl StepConfig {
         if self.rounds == 0 {
             return Err(BenchError::Invalid("--rounds must be at least 1".into()));
         }
+        check_repeats(self.repeats, self.warmup)?;
+        if self.rounds > MAX_ROUNDS {
+            return Err(BenchError::Invalid(format!(
+                "--rounds {}: at most {MAX_ROUNDS} rounds (adamlab_bench::step::MAX_ROUNDS)",
+                self.rounds
+            )));
+        }
+        let memory = crate::machine::memory_bytes();
+        for &params in &self.params {
+            check_params_fit(params, memory)?;
+        }
         if self.tensors == 0 {
             return Err(BenchError::Invalid("--tensors must be at least 1".into()));
+        }
+        if self.tensors > MAX_TENSORS {
+            return Err(BenchError::Invalid(format!(
+                "--tensors {}: at most {MAX_TENSORS} tensors (adamlab_bench::step::MAX_TENSORS)",
+                self.tensors
+            )));
         }
         if let Some(&params) = self.params.iter().find(|&&p| p < self.tensors) {
             return Err(BenchError::Invalid(format!(
@@ -408,6 +475,25 @@ mod tests {
         config.rounds = 0;
         assert!(config.validate().unwrap_err().to_string().contains("--rounds"));
         config.rounds = 1;
+        for (repeats, rounds, needle) in [
+            (usize::MAX, 1, "MAX_REPEATS"),
+            (100_000_000_000, 1, "MAX_REPEATS"),
+            (1, usize::MAX, "MAX_ROUNDS"),
+            (1, 100_000_000_000, "MAX_ROUNDS"),
+        ] {
+            (config.repeats, config.rounds) = (repeats, rounds);
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        (config.repeats, config.rounds) = (MAX_REPEATS, MAX_ROUNDS);
+        config.validate().unwrap();
+        config.params = vec![1_000_000_000_000];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--params 1000000000000") && err.contains("GiB"), "{err}");
+        config.params = vec![10];
+        (config.repeats, config.rounds) = (1, 1);
+        config.tensors = MAX_TENSORS + 1;
+        assert!(config.validate().unwrap_err().to_string().contains("MAX_TENSORS"));
         config.tensors = 11;
         assert!(config.validate().unwrap_err().to_string().contains("cannot be split"));
     }

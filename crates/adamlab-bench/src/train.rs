@@ -60,6 +60,10 @@ impl Model {
     }
 }
 
+/// The largest batch `bench train` measures: 16,384 images, whose CNN activations take about
+/// 2 GiB. A larger one is refused before anything is allocated.
+pub const MAX_BATCH_SIZE: usize = 16_384;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -83,17 +87,17 @@ impl TrainConfig {
         if self.repeats == 0 {
             return Err(BenchError::Invalid("--repeats must be at least 1".into()));
         }
+        crate::step::check_repeats(self.repeats, self.warmup)?;
         if self.batch_sizes.contains(&0) {
             return Err(BenchError::Invalid("batch sizes must be at least 1".into()));
         }
-        if self.targets.is_empty()
-            || self.optimizers.is_empty()
-            || self.models.is_empty()
-            || self.batch_sizes.is_empty()
-        {
-            return Err(BenchError::Invalid(
-                "nothing to measure: a list is empty".into(),
-            ));
+        if let Some(batch) = self.batch_sizes.iter().find(|&&b| b > MAX_BATCH_SIZE) {
+            return Err(BenchError::Invalid(format!(
+                "--batch-size {batch}: at most {MAX_BATCH_SIZE} (adamlab_bench::train::MAX_BATCH_SIZE)"
+            )));
+        }
+        if self.targets.is_empty() || self.optimizers.is_empty() || self.models.is_empty() || self.batch_sizes.is_empty() {
+            return Err(BenchError::Invalid("nothing to measure: a list is empty".into()));
         }
         Ok(())
     }

@@ -172,7 +172,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", requires = "checkpoint_dir")]
     pub checkpoint_every: Option<usize>,
     /// Keep the newest N checkpoints in --checkpoint-dir, removing older ones.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, requires = "checkpoint_dir")]
     pub keep_checkpoints: usize,
     /// Continue from the latest checkpoint in --checkpoint-dir, exactly as the uninterrupted run
     /// would have, up to --epochs.

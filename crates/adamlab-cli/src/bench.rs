@@ -127,7 +127,7 @@ pub struct OptimizersArgs {
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub epochs: usize,
     /// Seeds, comma-separated: one run per seed.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0", value_parser = parse_seed)]
     pub seeds: Vec<u64>,
     /// Images per optimizer step.
     #[arg(long, value_name = "N", default_value_t = shootout::DEFAULT_BATCH_SIZE)]
@@ -162,6 +162,11 @@ pub struct ReportArgs {
     #[arg(long)]
     pub overwrite: bool,
 }
+
+/// The most `--preface` may hold: 1 MiB of Markdown. A larger file, a device or a FIFO is refused
+/// before it is read.
+const MAX_PREFACE_BYTES: adamlab_data::files::Bound =
+    adamlab_data::files::Bound::new(1 << 20, "a preface");
 
 /// Runs `adamlab bench …`.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
@@ -237,7 +242,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 .collect::<Result<Vec<_>, BenchError>>()
                 .map_err(bench_error)?;
             let preface = match &a.preface {
-                Some(path) => Some(std::fs::read_to_string(path)
+                Some(path) => Some(adamlab_data::files::read_to_string(path, MAX_PREFACE_BYTES)
                     .map_err(|source| CliError::Usage(format!("--preface {}: {source}", path.display())))?),
                 None => None,
             };
@@ -273,6 +278,13 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// One seed of `--seeds`: a whole number from 0 to 2^64 − 1.
+fn parse_seed(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a seed: give whole numbers from 0 to {}", u64::MAX))
 }
 
 fn usage(message: String) -> CliError {

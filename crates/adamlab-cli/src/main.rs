@@ -14,12 +14,13 @@ mod schedules;
 mod train;
 mod verify;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use error::CliError;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let parsed = command_line().try_get_matches().and_then(|matches| args::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => err.exit(), // --help, --version
         Err(err) => {
@@ -45,6 +46,24 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// adamlab's command line, with one rule for every flag that takes a value: a negative number
+/// is its value (`--clip-grad-norm -1`, `bench step --params -5`), so that adamlab's own check
+/// answers, naming the flag, rather than clap's "unexpected argument '-1'".
+fn command_line() -> clap::Command {
+    fn negatives(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| {
+                if arg.get_action().takes_values() {
+                    arg.allow_negative_numbers(true)
+                } else {
+                    arg
+                }
+            })
+            .mut_subcommands(negatives)
+    }
+    negatives(args::Cli::command())
 }
 
 /// clap's message without its usage block, on one line: the problem and what it names

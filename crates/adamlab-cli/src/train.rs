@@ -11,7 +11,7 @@ use adamlab_models::pytorch::{
     Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
 };
 use adamlab_models::Cnn;
-use adamlab_optim::clip::Clip;
+use adamlab_optim::clip::{Clip, MIN_NORM_TYPE};
 use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
@@ -53,6 +53,11 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let spec = optimizer_spec(args, default_lr)?;
     check_flags(args)?;
     let controls = controls_spec(args, spec)?;
+    // A checkpoint directory in use is refused at once; its lock is taken after the data are
+    // read ([`Outputs::prepare`]).
+    if let Some(dir) = &args.checkpoint_dir {
+        Checkpointer::check_not_locked(dir)?;
+    }
     let epochs = args.epochs.unwrap_or(default_epochs);
     let (device, described) = resolve_device(&args.backend)?;
     match args.model {
@@ -77,16 +82,18 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
         (Some(max_norm), _) => {
             let norm_type = args.clip_norm_type.unwrap_or(2.0);
             if !threshold(max_norm) {
-                return usage(format!("--clip-grad-norm {max_norm}: give a finite number ≥ 0"));
+                return usage(format!("--clip-grad-norm {max_norm:?}: give a finite number ≥ 0"));
             }
-            if norm_type.is_nan() || norm_type <= 0.0 {
-                return usage(format!("--clip-norm-type {norm_type}: give a p > 0, or inf"));
+            if norm_type.is_nan() || norm_type < MIN_NORM_TYPE {
+                return usage(format!(
+                    "--clip-norm-type {norm_type:?}: give a p > 0 (at least {MIN_NORM_TYPE:?}, so that 1/p is finite in f32), or inf"
+                ));
             }
             Some(Clip::Norm { max_norm, norm_type })
         }
         (None, Some(value)) => {
             if !threshold(value) {
-                return usage(format!("--clip-grad-value {value}: give a finite number ≥ 0"));
+                return usage(format!("--clip-grad-value {value:?}: give a finite number ≥ 0"));
             }
             Some(Clip::Value(value))
         }
@@ -147,11 +154,18 @@ fn describe_run(controls: &ControlsSpec) -> String {
 /// …) folded in as the keywords they stand for, and the model's learning rate when none is given.
 pub fn optimizer_spec(args: &TrainArgs, default_lr: f64) -> Result<OptimizerSpec, CliError> {
     let mut spec = OptimizerSpec::parse(&args.optimizer)?;
+    // One source per keyword: a flag never overrides what the spec says.
+    let given_twice = |keyword: &str, flag: &str| {
+        CliError::Usage(format!(
+            "`{keyword}` is given twice, in --optimizer '{}' and {flag}: give it once",
+            adamlab_optim::spec::escaped(&args.optimizer)
+        ))
+    };
     if let Some(lr) = args.lr {
         if spec.is_given("lr") {
             return Err(CliError::Usage(format!(
                 "the learning rate is given twice, in --optimizer '{}' and --lr: give it once",
-                args.optimizer
+                adamlab_optim::spec::escaped(&args.optimizer)
             )));
         }
         spec = spec.with("lr", Value::Number(lr))?;
@@ -159,6 +173,10 @@ pub fn optimizer_spec(args: &TrainArgs, default_lr: f64) -> Result<OptimizerSpec
         spec = spec.with("lr", Value::Number(default_lr))?;
     }
     if args.beta1.is_some() || args.beta2.is_some() {
+        if spec.is_given("betas") {
+            let flag = if args.beta1.is_some() { "--beta1" } else { "--beta2" };
+            return Err(given_twice("betas", flag));
+        }
         // An optimizer without `betas` refuses the keyword below, naming the ones it has.
         let (beta1, beta2) = if spec.args().values().contains_key("betas") {
             spec.args().pair("betas")
@@ -172,13 +190,16 @@ pub fn optimizer_spec(args: &TrainArgs, default_lr: f64) -> Result<OptimizerSpec
         spec = spec.with("betas", betas)?;
     }
     let flags = [
-        ("eps", args.eps.map(Value::Number)),
-        ("weight_decay", args.weight_decay.map(Value::Number)),
-        ("amsgrad", args.amsgrad.then_some(Value::Bool(true))),
-        ("maximize", args.maximize.then_some(Value::Bool(true))),
+        ("eps", "--eps", args.eps.map(Value::Number)),
+        ("weight_decay", "--weight-decay", args.weight_decay.map(Value::Number)),
+        ("amsgrad", "--amsgrad", args.amsgrad.then_some(Value::Bool(true))),
+        ("maximize", "--maximize", args.maximize.then_some(Value::Bool(true))),
     ];
-    for (keyword, value) in flags {
+    for (keyword, flag, value) in flags {
         if let Some(value) = value {
+            if spec.is_given(keyword) {
+                return Err(given_twice(keyword, flag));
+            }
             spec = spec.with(keyword, value)?;
         }
     }
@@ -223,6 +244,13 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
                 (args.limit_test.is_some(), "--limit-test"),
                 (args.no_shuffle, "--no-shuffle"),
             ];
+            // `--data-dir` has a default and an environment variable: it counts as given when
+            // it is neither.
+            let data_dir = &args.data.data_dir;
+            let from_env = std::env::var_os(adamlab_data::DATA_DIR_ENV)
+                .is_some_and(|env| Path::new(&env) == data_dir);
+            let data_dir_given = data_dir != Path::new(adamlab_data::DEFAULT_DATA_DIR) && !from_env;
+            let cnn_only = [cnn_only.as_slice(), &[(data_dir_given, "--data-dir")]].concat();
             if let Some((_, flag)) = cnn_only.iter().find(|(set, _)| *set) {
                 return Err(CliError::Usage(format!(
                     "{flag} applies to --model cnn; the MLP trains on the article's two points, in \
@@ -234,8 +262,9 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The run's outputs, checked, opened or locked before any data is read or any step taken, so
-/// that a run never trains for nothing.
+/// The run's outputs, checked, opened or locked before any step is taken, so that a run never
+/// trains for nothing; and after the data and `--init` are read, so that a run refused for them
+/// creates nothing (no journal, no checkpoint directory, no lock).
 struct Outputs {
     journal: Option<Journal>,
     checkpointer: Option<Checkpointer>,
@@ -295,7 +324,6 @@ fn train_cnn(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
-    let outputs = Outputs::prepare(args)?;
     let mut train_set = MnistDataset::load(&args.data.data_dir, Split::Train)?;
     if let Some(n) = args.limit_train {
         train_set = train_set.truncated(n);
@@ -324,6 +352,9 @@ fn train_cnn(
         checkpoint_every: args.checkpoint_every,
     };
     let start = start(args, &classification::model(), &device)?;
+    // Opened (the checkpoint directory locked) only once the data and `--init` are read: a run
+    // refused for either leaves nothing behind.
+    let outputs = Outputs::prepare(args)?;
     say!(
         "training the article's CNN on {} images from {} with {}, batch {}, {epochs} epoch(s), on {described}",
         train_set.len(),
@@ -356,8 +387,8 @@ fn train_mlp(
     // One full-batch step per epoch: a schedule too short for the run is refused before any file
     // is opened.
     controls.check_run_length(epochs)?;
-    let outputs = Outputs::prepare(args)?;
     let start = start(args, &mlp::model(), &device)?;
+    let outputs = Outputs::prepare(args)?;
     // stderr: stdout carries exactly the article's ten lines.
     tell!(
         "training the article's MLP with {} for {epochs} epochs on {described}",

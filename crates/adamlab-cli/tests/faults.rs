@@ -220,7 +220,7 @@ fn old_checkpoints_are_pruned_to_keep_checkpoints_and_nothing_else_is_touched() 
         names,
         [
             "epoch-0002", "epoch-0002-batch-000004", "epoch-0002-batch-000007", "epoch-1-not-ours",
-            "latest", "lock", "notes.txt",
+            "latest", "notes.txt",
         ]
     );
     assert_eq!(std::fs::read_to_string(checkpoints.join("latest")).unwrap(), "epoch-0002");
@@ -341,9 +341,11 @@ fn a_second_run_on_a_locked_directory_is_refused_naming_the_first_runs_pid() {
     let first = first.wait_with_output().unwrap();
     assert_success(&first);
     assert_eq!(std::fs::read_to_string(checkpoints.join("latest")).unwrap(), "epoch-0003");
-    // The lock ends with its run.
+    // The lock ends with its run, and so does its file.
+    assert!(!checkpoints.join("lock").exists(), "the finished run left its lock file");
     let output = adamlab(&tiny_run(&["--epochs", "4", "--resume", "--checkpoint-dir", path(&checkpoints)]));
     assert_success(&output);
+    assert!(!checkpoints.join("lock").exists());
 }
 
 /// A checkpoint after one epoch of the tiny run, in `sandbox/checkpoints`.

@@ -2,11 +2,17 @@
 //! dimensions), one big-endian `u32` per dimension, then the data row-major. Files may be
 //! gzip-compressed, as distributed.
 
+use crate::files::{self, Bound};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The IDX type code of unsigned bytes, the only one MNIST uses.
 const UNSIGNED_BYTE: u8 = 0x08;
+
+/// The most an IDX file may hold, compressed or not: 1 GiB, twenty times Fashion-MNIST's largest
+/// file (47 MB), so that `/dev/zero` or a gzip bomb named as data ends in an error, not in
+/// memory exhaustion.
+pub const MAX_IDX_BYTES: Bound = Bound::new(1 << 30, "an IDX file");
 
 /// An IDX file that cannot be used, with the file's path and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +39,15 @@ pub fn read(path: &Path) -> Result<IdxArray, IdxError> {
         path: path.to_path_buf(),
         problem,
     };
-    let raw = std::fs::read(path).map_err(|err| fail(err.to_string()))?;
+    let raw = files::read(path, MAX_IDX_BYTES).map_err(|err| fail(err.to_string()))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .take(MAX_IDX_BYTES.bytes + 1)
             .read_to_end(&mut out)
             .map_err(|err| fail(format!("corrupt gzip data ({err})")))?;
+        files::check_size(out.len() as u64, MAX_IDX_BYTES)
+            .map_err(|err| fail(format!("decompressed: {err}")))?;
         out
     } else {
         raw

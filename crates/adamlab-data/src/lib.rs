@@ -5,10 +5,12 @@
 //!   of 28×28 images with labels 0–9, and a [`Batcher`](burn::data::dataloader::batcher::Batcher)
 //!   that turns them into tensors for burn's `DataLoader`.
 //! - [`paths`]: whether two paths name one file, so that no command writes over its inputs.
+//! - [`files`]: reading a file the user names, bounded: regular files only, up to a stated size.
 //!
 //! burn's own `MnistDataset` downloads from the web; this reader works offline, by default on
 //! the copy Debian's `dataset-fashion-mnist` package installs.
 
+pub mod files;
 pub mod idx;
 pub mod mnist;
 pub mod paths;

@@ -1,17 +1,27 @@
 //! Weights in PyTorch's form: safetensors files with the article programs' `state_dict` names
 //! (`conv1.weight`, `fc.bias`, …) and PyTorch's layouts (a linear weight is `[out, in]`).
 
+use adamlab_data::files::{self, Bound};
 use burn::module::Module;
 use burn::tensor::{bf16, f16};
 use burn_store::{
     ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use std::collections::BTreeMap;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The most a weights file may hold: 256 MiB, a hundred times the article's CNN in float64.
+/// A larger file (or `/dev/zero`) is refused before it is read.
+pub const MAX_WEIGHTS_BYTES: Bound = Bound::new(256 << 20, "a weights file");
+
+/// The most a safetensors header (its JSON table of tensors) may hold: 1 MiB, for a model of a
+/// few tensors. A header longer than this or than the file is refused before it is parsed.
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 
 /// Why weights could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +49,19 @@ pub enum WeightsError {
         path: PathBuf,
         /// PyTorch name of the tensor.
         tensor: String,
+    },
+    /// The file holds tensors the model does not have.
+    #[error(
+        "{path}: {} not the model's (it takes {expected}): remove {} or give the file of this model",
+        list_tensors(extra), if extra.len() == 1 { "it" } else { "them" }
+    )]
+    Extra {
+        /// The file.
+        path: PathBuf,
+        /// PyTorch names of the tensors the model does not have.
+        extra: Vec<String>,
+        /// The model's tensors, comma-separated.
+        expected: String,
     },
     /// A tensor has another shape than the model's.
     #[error("{path}: tensor `{tensor}` has shape {found:?}, the model expects {expected:?}")]
@@ -75,6 +98,105 @@ pub enum WeightsError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// `tensor `a` is`, `tensors `a`, `b` are`; past five names, `and N more`.
+fn list_tensors(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut quoted: Vec<String> = names.iter().take(SHOWN).map(|n| format!("`{}`", shown_name(n))).collect();
+    if names.len() > SHOWN {
+        quoted.push(format!("and {} more", names.len() - SHOWN));
+    }
+    if names.len() == 1 {
+        format!("tensor {} is", quoted[0])
+    } else {
+        format!("tensors {} are", quoted.join(", "))
+    }
+}
+
+/// A tensor name from a file, with control characters escaped and cut to 40 characters, so that
+/// an error stays one short line.
+fn shown_name(name: &str) -> String {
+    let escaped: String = name.chars().flat_map(char::escape_debug).collect();
+    if escaped.chars().count() > 40 {
+        format!("{}…", escaped.chars().take(40).collect::<String>())
+    } else {
+        escaped
+    }
+}
+
+/// The entries of a safetensors header in file order, duplicates kept (a JSON map read into a
+/// map would keep only the last of two equal keys, and the error would then name another
+/// tensor).
+struct HeaderEntries(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for HeaderEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = HeaderEntries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of tensors")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeaderEntries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = if key == "__metadata__" {
+                        map.next_value::<IgnoredAny>()?;
+                        serde_json::Value::Null
+                    } else {
+                        map.next_value::<serde_json::Value>()?
+                    };
+                    entries.push((key, value));
+                }
+                Ok(HeaderEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// Checks the safetensors framing of `bytes` before the parser sees them: the header's stated
+/// length against the file and [`MAX_HEADER_BYTES`], every key once, every tensor's byte range
+/// inside the file. Returns the message of the first problem.
+fn check_framing(bytes: &[u8]) -> Result<(), String> {
+    let Some(prefix) = bytes.get(..8) else {
+        return Err(format!("{} bytes, shorter than the 8-byte header length", bytes.len()));
+    };
+    let stated = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    let available = bytes.len() as u64 - 8;
+    if stated > available {
+        return Err(format!(
+            "its header claims {stated} bytes, more than the {available} bytes the file holds after its length"
+        ));
+    }
+    if stated > MAX_HEADER_BYTES {
+        return Err(format!(
+            "its header claims {stated} bytes, more than the {} a header may hold",
+            files::show_bytes(MAX_HEADER_BYTES)
+        ));
+    }
+    let header = &bytes[8..8 + stated as usize];
+    let data = available - stated;
+    let entries = serde_json::from_slice::<HeaderEntries>(header)
+        .map_err(|err| format!("its header is not a JSON object of tensors ({err})"))?;
+    let mut seen = BTreeSet::new();
+    for (name, value) in &entries.0 {
+        if !seen.insert(name.as_str()) {
+            return Err(format!("its header gives the key `{}` twice", shown_name(name)));
+        }
+        let offsets = value.get("data_offsets").and_then(|o| o.as_array());
+        if let Some([start, end]) = offsets.map(Vec::as_slice)
+            && let (Some(start), Some(end)) = (start.as_u64(), end.as_u64())
+            && (start > end || end > data)
+        {
+            return Err(format!(
+                "tensor `{}` claims bytes {start}..{end}, beyond the {data} bytes of data the file holds",
+                shown_name(name)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Weights read from a file, and what had to be converted on the way.
@@ -167,6 +289,10 @@ fn checked_float32<M: Module>(
     bytes: Vec<u8>,
     path: &Path,
 ) -> Result<(Vec<u8>, Conversions), WeightsError> {
+    check_framing(&bytes).map_err(|message| WeightsError::Format {
+        path: path.to_path_buf(),
+        message,
+    })?;
     let file = SafeTensors::deserialize(&bytes).map_err(|err| WeightsError::Format {
         path: path.to_path_buf(),
         message: err.to_string(),
@@ -207,6 +333,22 @@ fn checked_float32<M: Module>(
         let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
         floats.push((name, expected, bytes));
     }
+    let wanted: BTreeSet<&str> = needed.iter().map(|t| t.name.as_str()).collect();
+    let mut extra: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|name| !wanted.contains(name))
+        .map(str::to_string)
+        .collect();
+    if !extra.is_empty() {
+        extra.sort();
+        let expected: Vec<&str> = wanted.into_iter().collect();
+        return Err(WeightsError::Extra {
+            path: path.to_path_buf(),
+            extra,
+            expected: expected.join(", "),
+        });
+    }
     if converted.is_empty() {
         drop(file);
         return Ok((bytes, converted));
@@ -227,8 +369,9 @@ fn checked_float32<M: Module>(
 }
 
 /// Loads `model`'s weights from the safetensors bytes PyTorch wrote (`path` is for messages).
-/// Every tensor of the model must be present with its shape; extra tensors are ignored. Tensors
-/// in float16, bfloat16 or float64 are converted to float32.
+/// Every tensor of the model must be present with its shape, and no other (a tensor the model
+/// does not have is refused, naming it). Tensors in float16, bfloat16 or float64 are converted to
+/// float32.
 pub fn load_pytorch_safetensors_bytes<M: Module>(
     model: M,
     bytes: Vec<u8>,
@@ -275,12 +418,14 @@ fn load_bytes<M: Module>(
 }
 
 /// Loads `model`'s weights from a safetensors file PyTorch wrote, converting float16, bfloat16
-/// and float64 tensors to float32 (the returned [`Loaded::converted`] says which).
+/// and float64 tensors to float32 (the returned [`Loaded::converted`] says which). Only a regular
+/// file of at most [`MAX_WEIGHTS_BYTES`] is read: a device, a FIFO or a larger file is refused
+/// before any byte is.
 pub fn load_pytorch_safetensors<M: Module>(
     model: M,
     path: &Path,
 ) -> Result<Loaded<M>, WeightsError> {
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+    let bytes = files::read(path, MAX_WEIGHTS_BYTES).map_err(|source| WeightsError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -320,7 +465,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
     refuse_non_regular(path).map_err(io)?;
     let tmp = temporary_beside(path);
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = create_beside(path, &tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -341,7 +486,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
 pub fn check_writable(path: &Path) -> std::io::Result<()> {
     refuse_non_regular(path)?;
     let tmp = temporary_beside(path);
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    create_beside(path, &tmp)?;
     std::fs::remove_file(&tmp)?;
     if std::fs::symlink_metadata(path).is_err() {
         // The name itself must be valid here (a name too long for the file system fails only now).
@@ -349,6 +494,28 @@ pub fn check_writable(path: &Path) -> std::io::Result<()> {
         std::fs::remove_file(path)?;
     }
     Ok(())
+}
+
+/// Creates the temporary file `tmp` beside `path`; should that fail, the error says why in terms
+/// of `path`'s directory (`/proc` refuses new files with "No such file or directory", which
+/// alone would blame `path`).
+fn create_beside(path: &Path, tmp: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(|err| {
+        let dir = parent_of(path);
+        let why = match std::fs::metadata(dir) {
+            Err(_) => format!("its directory {} does not exist ({err})", dir.display()),
+            Ok(meta) if !meta.is_dir() => format!("{} is not a directory", dir.display()),
+            Ok(_) if err.kind() == std::io::ErrorKind::NotFound => format!(
+                "its directory {} does not accept new files (creating one there fails with: {err})",
+                dir.display()
+            ),
+            Ok(_) => format!("cannot create a file in its directory {} ({err})", dir.display()),
+        };
+        std::io::Error::new(
+            err.kind(),
+            format!("{why}; the file is written beside its final name first, then renamed"),
+        )
+    })
 }
 
 fn refuse_non_regular(path: &Path) -> std::io::Result<()> {

@@ -106,6 +106,11 @@ macro_rules! flat {
     };
 }
 
+/// The smallest `norm_type` taken: 1e-38, so that the norm's exponent 1/p is finite in f32
+/// (for a smaller p, burn cannot take it and the norm of any gradient but zeros and ones is
+/// infinite anyway). Anything below is refused where the clipping is checked.
+pub const MIN_NORM_TYPE: f64 = 1e-38;
+
 /// From this p on, the p-norm of any tensor of fewer than 2⁴⁰ elements rounds in f32 to its
 /// largest |g| (the factor n^(1/p) ≤ 2^(40/p) is below f32's half ulp of 1), and burn's
 /// `powf_scalar` cannot take the exponent (it reads a whole p as an i32).

@@ -23,7 +23,11 @@
 //!   keeps its newest `keep` checkpoints.
 //! - **One run at a time.** [`Checkpointer::open`] takes an exclusive lock on `DIR/lock` (an
 //!   `flock`, released by the kernel when the process ends, kill -9 included) and writes its pid
-//!   there, so a second run is refused with the holder's pid.
+//!   there, so a second run is refused with the holder's pid. The run removes `DIR/lock` when
+//!   the [`Checkpointer`] is dropped (the run ended, however); a `lock` file that a killed run
+//!   left is stale by construction, since no process holds its `flock`, and the next run takes
+//!   it over. A run that locked a file which was removed meanwhile (its holder ended between our
+//!   open and our lock) sees that the path no longer names that file, and starts over.
 //! - **Integrity.** `state.json` records the size and CRC-32 of both records, the identity of
 //!   the run (model, optimizer spec, training controls, seed, batch size, shuffling, the training
 //!   data's checksum)
@@ -363,8 +367,8 @@ fn crc32(bytes: &[u8]) -> String {
 pub struct Checkpointer {
     dir: PathBuf,
     keep: usize,
-    /// The open lock file: the lock lasts as long as this handle.
-    _lock: File,
+    /// The lock: it lasts as long as this handle, and removes `DIR/lock` when dropped.
+    _lock: Lock,
 }
 
 const LATEST: &str = "latest";
@@ -438,6 +442,22 @@ impl Checkpointer {
             }
         }
         Ok(checkpointer)
+    }
+
+    /// Refuses `dir` when another run holds its lock, creating nothing: a run checks this before
+    /// its slow preparations (reading the data), and takes the lock with [`Checkpointer::open`]
+    /// only once they succeed, so that a run refused for them leaves no lock file behind.
+    pub fn check_not_locked(dir: &Path) -> Result<(), CheckpointError> {
+        let path = dir.join(LOCK);
+        let Ok(file) = File::open(&path) else {
+            // No lock file (or none we can open): `open` will tell.
+            return Ok(());
+        };
+        match file.try_lock() {
+            // Nobody holds it (a killed run's stale file): released as `file` closes.
+            Ok(()) => Ok(()),
+            Err(err) => Err(lock_failed(dir, &path, err)),
+        }
     }
 
     /// The directory.
@@ -774,28 +794,77 @@ struct Entries {
     partial: Vec<String>,
 }
 
+/// The held lock of a checkpoint directory: the open, `flock`ed `DIR/lock`, removed on drop
+/// while still locked, so that no other run can take a lock on a file about to disappear
+/// without noticing (see [`lock`]).
+#[derive(Debug)]
+struct Lock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Only the file this run locked: never one another run has put there since.
+        if same_file(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// Takes the exclusive lock on `dir/lock` and writes this process's pid there.
-fn lock(dir: &Path) -> Result<File, CheckpointError> {
+fn lock(dir: &Path) -> Result<Lock, CheckpointError> {
     let path = dir.join(LOCK);
     let io = |source| CheckpointError::Io {
         path: path.clone(),
         source,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
+    // The holder removes the file as it ends: a lock taken on a file no longer at `path` guards
+    // nothing, so take it again on the file that is (a few tries: each means a run just ended).
+    let mut tries = 0;
+    let mut file = loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) if same_file(&file, &path) => break file,
+            Ok(()) if tries < 100 => tries += 1,
+            Ok(()) => {
+                return Err(io(std::io::Error::other(
+                    "the lock file kept being replaced while this run took it",
+                )));
+            }
+            Err(err) => return Err(lock_failed(dir, &path, err)),
+        }
+    };
+    file.set_len(0).map_err(io)?;
+    writeln!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(Lock { file, path })
+}
+
+/// The error of a lock held by another run (with its pid, as its lock file says), or of the
+/// lock call itself.
+fn lock_failed(dir: &Path, path: &Path, err: TryLockError) -> CheckpointError {
+    match err {
+        TryLockError::WouldBlock => {
             // The holder writes its pid right after locking: give it a moment to.
             let mut holder = String::new();
             for _ in 0..20 {
                 holder.clear();
-                let _ = File::open(&path).and_then(|mut f| f.read_to_string(&mut holder));
+                let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut holder));
                 if !holder.trim().is_empty() {
                     break;
                 }
@@ -805,16 +874,16 @@ fn lock(dir: &Path) -> Result<File, CheckpointError> {
                 Ok(pid) => format!("pid {pid}"),
                 Err(_) => "pid unknown".to_string(),
             };
-            return Err(CheckpointError::Locked {
+            CheckpointError::Locked {
                 dir: dir.to_path_buf(),
                 holder,
-            });
+            }
         }
-        Err(TryLockError::Error(source)) => return Err(io(source)),
+        TryLockError::Error(source) => CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     }
-    file.set_len(0).map_err(io)?;
-    writeln!(file, "{}", std::process::id()).map_err(io)?;
-    Ok(file)
 }
 
 /// The progress `state` records, if its counters agree: the batch within an epoch of `batches`,

@@ -263,13 +263,14 @@ impl Controls {
         if let Some(clip) = spec.clip {
             let ok = match clip {
                 Clip::Norm { max_norm, norm_type } => {
-                    max_norm.is_finite() && max_norm >= 0.0 && (norm_type > 0.0 || norm_type == f64::INFINITY)
+                    max_norm.is_finite() && max_norm >= 0.0 && norm_type >= adamlab_optim::clip::MIN_NORM_TYPE
                 }
                 Clip::Value(v) => v.is_finite() && v >= 0.0,
             };
             if !ok {
                 return Err(ControlsError::Clip(format!(
-                    "invalid clipping {clip:?}: the threshold must be a finite number ≥ 0 and the norm type > 0 (or inf)"
+                    "invalid clipping {clip:?}: the threshold must be a finite number ≥ 0 and the norm type ≥ {} (or inf)",
+                    adamlab_optim::clip::MIN_NORM_TYPE
                 )));
             }
         }
