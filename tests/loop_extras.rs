@@ -9,6 +9,7 @@ use adamlab::optim::OptimizerSpec;
 use adamlab::train::checkpoint::{Checkpointer, Mode};
 use adamlab::train::controls::ControlsSpec;
 use adamlab::train::lookahead::Lookahead;
+use adamlab::train::swa::Swa;
 use adamlab::train::fit::{self, EpochReport, Fit, ObserverError, RunConfig, Start, StepReport, TrainData};
 use adamlab::train::mlp::{Point, PointBatcher, model};
 use burn::data::dataset::InMemDataset;
@@ -166,45 +167,72 @@ fn a_skipped_non_finite_step_leaves_the_weights_as_if_its_batch_were_not_there()
     assert!(stopped.error.to_string().contains("step 2"), "{}", stopped.error);
 }
 
-#[test]
-fn a_run_with_ema_lookahead_accumulation_and_a_skipped_step_resumes_bit_for_bit() {
+/// A run of `epochs` with `spec`, stopped by its observer at step `fail_at` and resumed from its
+/// last checkpoint (one every step), against the uninterrupted run: the same reports from there,
+/// the same final weights, bit for bit. Returns the uninterrupted run's reports.
+fn resumes_bit_for_bit(name: &str, data: &TrainData<Point, PointBatcher>, spec: &ControlsSpec, epochs: usize, fail_at: usize) -> Vec<StepReport> {
     let device = device(BackendKind::Flex).unwrap();
-    let mut points = points(20);
-    // Batches of 2, two per step: 5 steps an epoch; point 9 poisons step 3 (steps 3 and 8).
-    points[9].0[1] = f32::NAN;
-    let data = data(points);
-    let mut spec = controls("adamw(lr=0.05)");
-    spec.schedule = Some(adamlab::optim::schedule::ScheduleSpec::parse("cosine(t_max=12)").unwrap());
-    (spec.accumulate, spec.ema, spec.skip_nonfinite) = (2, Some(0.8), true);
-    spec.lookahead = Some(Lookahead { k: 3, alpha: 0.5 });
     let start = initial(&device);
-    let dir = |name: &str| std::env::temp_dir().join(format!("adamlab-loop-extras-{}-{name}", std::process::id()));
+    let dir = |part: &str| std::env::temp_dir().join(format!("adamlab-loop-extras-{}-{name}-{part}", std::process::id()));
     let (whole_dir, cut_dir) = (dir("whole"), dir("cut"));
     let mut whole_steps = Steps::default();
     let whole = {
         let checkpointer = Checkpointer::open(&whole_dir, Mode::Fresh, 2).unwrap();
-        train(&device, &data, config(2, 2), &spec, Start::Weights(Box::new(start.clone())), Some(&checkpointer), &mut whole_steps)
+        train(&device, data, config(epochs, 2), spec, Start::Weights(Box::new(start.clone())), Some(&checkpointer), &mut whole_steps)
             .unwrap_or_else(|s| panic!("{}", s.error))
     };
-    assert_eq!(whole_steps.reports.iter().filter(|r| r.skipped).count(), 2, "one skipped step per epoch");
-    // Stopped at step 9 (epoch 2, its fourth step), after the checkpoint of step 8, the skipped
-    // one; resumed.
     {
         let checkpointer = Checkpointer::open(&cut_dir, Mode::Fresh, 2).unwrap();
-        let mut cut = Steps { fail_at: Some(9), ..Steps::default() };
-        assert!(train(&device, &data, config(2, 2), &spec, Start::Weights(Box::new(start)), Some(&checkpointer), &mut cut).is_err());
+        let mut cut = Steps { fail_at: Some(fail_at), ..Steps::default() };
+        assert!(train(&device, data, config(epochs, 2), spec, Start::Weights(Box::new(start)), Some(&checkpointer), &mut cut).is_err());
     }
     let resumed = {
         let checkpointer = Checkpointer::open(&cut_dir, Mode::Resume, 2).unwrap();
         let mut rest = Steps::default();
-        let resumed = train(&device, &data, config(2, 2), &spec, Start::Resume, Some(&checkpointer), &mut rest)
-            .unwrap_or_else(|s| panic!("{}", s.error));
-        let (first, expected) = (rest.reports[0], whole_steps.reports[8]);
-        assert_eq!((first.step, first.loss.to_bits(), first.lr), (expected.step, expected.loss.to_bits(), expected.lr));
+        let resumed = train(&device, data, config(epochs, 2), spec, Start::Resume, Some(&checkpointer), &mut rest)
+            .unwrap_or_else(|s| panic!("{name}: {}", s.error));
+        let expected = &whole_steps.reports[fail_at - 1..];
+        assert_eq!(rest.reports.len(), expected.len(), "{name}");
+        for (ours, theirs) in rest.reports.iter().zip(expected) {
+            assert_eq!((ours.step, ours.loss.to_bits(), ours.lr), (theirs.step, theirs.loss.to_bits(), theirs.lr), "{name}");
+        }
         resumed
     };
-    assert_eq!(values(&resumed), values(&whole), "the EMA weights, bit for bit");
+    assert_eq!(values(&resumed), values(&whole), "{name}: the final (averaged) weights, bit for bit");
     for dir in [whole_dir, cut_dir] {
         let _ = std::fs::remove_dir_all(dir);
     }
+    whole_steps.reports
+}
+
+#[test]
+fn a_run_with_ema_lookahead_accumulation_and_a_skipped_step_resumes_bit_for_bit() {
+    let mut points = points(20);
+    // Batches of 2, two per step: 5 steps an epoch; point 9 poisons step 3 (steps 3 and 8).
+    points[9].0[1] = f32::NAN;
+    let mut spec = controls("adamw(lr=0.05)");
+    spec.schedule = Some(adamlab::optim::schedule::ScheduleSpec::parse("cosine(t_max=12)").unwrap());
+    (spec.accumulate, spec.ema, spec.skip_nonfinite) = (2, Some(0.8), true);
+    spec.lookahead = Some(Lookahead { k: 3, alpha: 0.5 });
+    // Stopped at step 9 (epoch 2, its fourth step), after the checkpoint of step 8, the skipped one.
+    let reports = resumes_bit_for_bit("ema", &data(points), &spec, 2, 9);
+    assert_eq!(reports.iter().filter(|r| r.skipped).count(), 2, "one skipped step per epoch");
+}
+
+#[test]
+fn a_run_with_swa_resumes_bit_for_bit_inside_its_averaging_epochs() {
+    let mut spec = controls("sgd(lr=0.1, momentum=0.9)");
+    spec.schedule = Some(adamlab::optim::schedule::ScheduleSpec::parse("cosine(t_max=40)").unwrap());
+    spec.swa = Some(Swa { after: 1, swa_lr: 0.02, anneal_epochs: 2, cosine: true });
+    spec.lookahead = Some(Lookahead { k: 4, alpha: 0.5 });
+    // 5 steps an epoch, 4 epochs: the schedule for epoch 1, its rate held through epoch 2, SWALR's
+    // from epoch 3; stopped at step 13 (epoch 3), resumed.
+    let reports = resumes_bit_for_bit("swa", &data(points(10)), &spec, 4, 13);
+    let lrs: Vec<f64> = reports.iter().map(|r| r.lr).collect();
+    assert!(lrs[..5].windows(2).all(|w| w[1] < w[0]), "the cosine in epoch 1: {lrs:?}");
+    for epoch in 1..4 {
+        let within = &lrs[5 * epoch..5 * epoch + 5];
+        assert!(within.iter().all(|lr| *lr == within[0]), "held within epoch {}: {lrs:?}", epoch + 1);
+    }
+    assert!(lrs[5] < lrs[4] && lrs[10] != lrs[5] && lrs[15] == 0.02, "held, then annealed to swa_lr: {lrs:?}");
 }

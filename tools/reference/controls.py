@@ -12,6 +12,8 @@
   schedules, clipping and param groups, every loss and parameter.
 * mlp-ema-adam.json: the same with a weight EMA (`AveragedModel` with `get_ema_multi_avg_fn(0.9)`,
   updated after every step): every averaged parameter too.
+* mlp-swa-sgd.json: the same with SWA: `AveragedModel` and `SWALR(swa_lr=0.01, anneal_epochs=5)`
+  after 60 epochs of a cosine schedule, torch's recipe (`if epoch > swa_start`).
 * mlp-lookahead-adam.json: the same with pytorch-optimizer's Lookahead(Adam, k=5, alpha=0.5).
 * mlp-accumulate-sgd.json: the same with gradient accumulation: each step takes the two points as
   two batches of one, `(loss / 2).backward()` each, then one `optimizer.step()`.
@@ -232,6 +234,35 @@ def mlp_loop_cases(SimpleModel, flat):
         "lookahead": {"k": 5, "alpha": 0.5}, "reference": "pytorch_optimizer.Lookahead 4.1.0",
         "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
         "losses": losses, "params": params, "lrs": lrs,
+    }))
+    torch.manual_seed(0)
+    model = SimpleModel()
+    initial = {k: flat(v) for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, foreach=False)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+    swa_model = torch.optim.swa_utils.AveragedModel(model)
+    swa_sched = torch.optim.swa_utils.SWALR(opt, swa_lr=0.01, anneal_epochs=5, anneal_strategy="cos")
+    swa_start = 59  # torch's recipe: `if epoch > swa_start`, 0-based epochs; adamlab's after = 60
+    losses, params, swa_params, lrs = [], [], [], []
+    for epoch in range(100):
+        opt.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        lrs.append([float(g["lr"]) for g in opt.param_groups])
+        opt.step()
+        if epoch > swa_start:
+            swa_model.update_parameters(model)
+            swa_sched.step()
+        else:
+            sched.step()
+        losses.append(loss.item())
+        params.append({k: flat(v) for k, v in model.state_dict().items()})
+        swa_params.append({k: flat(v) for k, v in swa_model.module.state_dict().items()})
+    out.append(("swa-sgd", {
+        "optimizer": "sgd(lr=0.05, momentum=0.9)", "schedule": "cosine(t_max=100)", "clip": None, "groups": [],
+        "swa": {"after": swa_start + 1, "swa_lr": 0.01, "anneal_epochs": 5, "anneal_strategy": "cos"},
+        "inputs": flat(inputs), "targets": flat(targets), "initial": initial,
+        "losses": losses, "params": params, "swa_params": swa_params, "lrs": lrs,
     }))
     return out
 

@@ -129,6 +129,20 @@ pub struct TrainArgs {
     /// Lookahead's alpha: how far the slow weights move towards the fast ones (default 0.5).
     #[arg(long, value_name = "ALPHA", requires = "lookahead", allow_negative_numbers = true)]
     pub lookahead_alpha: Option<f64>,
+    /// Stochastic weight averaging after N epochs, as torch's `AveragedModel` + `SWALR`: from the
+    /// end of epoch N+1 on, every epoch's end averages the weights and anneals the lr towards
+    /// --swa-lr; evaluation and --save use the average.
+    #[arg(long, value_name = "N", requires = "swa_lr")]
+    pub swa_after: Option<usize>,
+    /// SWALR's `swa_lr`.
+    #[arg(long, value_name = "LR", requires = "swa_after", allow_negative_numbers = true)]
+    pub swa_lr: Option<f64>,
+    /// SWALR's `anneal_epochs` (default 10).
+    #[arg(long, value_name = "N", requires = "swa_after")]
+    pub swa_anneal_epochs: Option<usize>,
+    /// SWALR's `anneal_strategy`: `cos` (default) or `linear`.
+    #[arg(long, value_name = "STRATEGY", requires = "swa_after", value_parser = ["cos", "linear"])]
+    pub swa_anneal_strategy: Option<String>,
     /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
     #[arg(long)]
     pub epochs: Option<usize>,

@@ -17,6 +17,7 @@ use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::checkpoint::{Checkpointer, Mode};
 use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec};
 use adamlab_train::lookahead::Lookahead;
+use adamlab_train::swa::Swa;
 use adamlab_train::fit::{
     self, Evaluation, Fit, Model, RunConfig, Start, StepLoss, Stopped, TrainData, Trained,
 };
@@ -67,8 +68,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
 }
 
 /// The training controls of `--lr-schedule`, `--clip-grad-norm`/`--clip-norm-type`,
-/// `--clip-grad-value`, `--no-decay-bias`, `--accumulate`, `--ema`, `--skip-nonfinite` and
-/// `--lookahead` around
+/// `--clip-grad-value`, `--no-decay-bias`, `--accumulate`, `--ema`, `--skip-nonfinite`,
+/// `--lookahead` and `--swa-*` around
 /// `optimizer`, checked by building them once:
 /// a bad spec or value is refused before any file is opened.
 fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsSpec, CliError> {
@@ -126,6 +127,23 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
             lookahead.k, lookahead.alpha
         ));
     }
+    let swa = match (args.swa_after, args.swa_lr) {
+        (Some(after), Some(swa_lr)) => Some(Swa {
+            after,
+            swa_lr,
+            anneal_epochs: args.swa_anneal_epochs.unwrap_or(10),
+            cosine: args.swa_anneal_strategy.as_deref() != Some("linear"),
+        }),
+        _ => None,
+    };
+    if let Some(swa) = swa
+        && (swa.after == 0 || !(swa.swa_lr.is_finite() && swa.swa_lr >= 0.0))
+    {
+        return usage(format!(
+            "--swa-after {} --swa-lr {}: give at least 1 epoch and a finite lr ≥ 0",
+            swa.after, swa.swa_lr
+        ));
+    }
     let spec = ControlsSpec {
         optimizer,
         groups,
@@ -135,6 +153,7 @@ fn controls_spec(args: &TrainArgs, optimizer: OptimizerSpec) -> Result<ControlsS
         ema: args.ema,
         skip_nonfinite: args.skip_nonfinite,
         lookahead,
+        swa,
     };
     Controls::new(&spec)?;
     Ok(spec)

@@ -791,3 +791,40 @@ fn a_killed_run_has_every_step_it_reported_in_the_metrics() {
     assert!(steps.len() >= 3, "{text}");
     assert_eq!(steps[..3], [1, 2, 3], "{text}");
 }
+
+/// The loop's extras on the tiny run: 2 batches a step (4 steps an epoch), a weight EMA, Lookahead
+/// every 3 steps and the non-finite policy; a checkpoint every step.
+fn extras_args(dir: &Path) -> Vec<String> {
+    tiny_run(&[
+        "--epochs", "2", "--accumulate", "2", "--ema", "0.9", "--lookahead", "3", "--skip-nonfinite",
+        "--checkpoint-every", "1", "--keep-checkpoints", "100", "--checkpoint-dir", path(&dir.join("checkpoints")),
+        "--save", path(&dir.join("weights.safetensors")), "--metrics-out", path(&dir.join("metrics.jsonl")),
+    ])
+}
+
+#[test]
+fn kill_9_during_a_run_with_ema_lookahead_and_accumulation_then_resume_continues_byte_for_byte() {
+    let reference = sandbox("extras-reference");
+    let started = Instant::now();
+    assert_success(&adamlab(&extras_args(&reference)));
+    let span = (started.elapsed().as_secs_f64() * 1000.0) as u64;
+    let weights = std::fs::read(reference.join("weights.safetensors")).unwrap();
+    let metrics = metrics_without_timing(&reference.join("metrics.jsonl"));
+    for seed in 1..=3u64 {
+        let mut rng = SplitMix(200 + seed);
+        let dir = sandbox(&format!("extras-kill-{seed}"));
+        let mut child = command(&extras_args(&dir)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let delay = span / 5 + rng.below(span * 3 / 5);
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        println!("seed {seed}: killed after {delay} ms: {status}");
+        let mut args = extras_args(&dir);
+        if dir.join("checkpoints/latest").exists() {
+            args.push("--resume".into());
+        }
+        assert_success(&adamlab(&args));
+        assert!(std::fs::read(dir.join("weights.safetensors")).unwrap() == weights, "seed {seed}: --save differs");
+        assert_eq!(metrics_without_timing(&dir.join("metrics.jsonl")), metrics, "seed {seed}: metrics differ");
+    }
+}

@@ -34,7 +34,7 @@
 //!   and a checksum of itself; a resume refuses a damaged file or another run's checkpoint with
 //!   one line naming what differs, and checks that the counters agree with each other.
 
-use crate::controls::ControlsSpec;
+use crate::controls::{ControlsSpec, SwaPhase};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
@@ -235,6 +235,8 @@ pub struct Checkpoint<M> {
     pub extras: BTreeMap<&'static str, M>,
     /// The epoch metrics a `reduce-on-plateau` schedule was fed, oldest first (else empty).
     pub metrics: Vec<f64>,
+    /// SWA's learning rates, once averaging had begun.
+    pub swa: Option<SwaPhase>,
     /// The optimizer with its state.
     pub optimizer: ModuleOptimizer,
     /// Where the run stood.
@@ -335,11 +337,21 @@ struct State {
     /// The bits of [`Checkpoint::metrics`].
     #[serde(default)]
     metrics_bits: Vec<u64>,
+    /// [`Checkpoint::swa`], its rates as bits.
+    #[serde(default)]
+    swa: Option<SwaRecord>,
     identity: RunIdentity,
     files: BTreeMap<String, FileSum>,
 }
 
 const FORMAT: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SwaRecord {
+    lrs_bits: Vec<u64>,
+    steps: u64,
+    schedule_steps: u64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct FileSum {
@@ -530,7 +542,7 @@ impl Checkpointer {
         model: &M,
         extras: &[(&'static str, &M)],
         optimizer: &ModuleOptimizer,
-        metrics: &[f64],
+        (metrics, swa): (&[f64], Option<&SwaPhase>),
         identity: &RunIdentity,
         progress: &Progress,
     ) -> Result<(), CheckpointError> {
@@ -540,7 +552,7 @@ impl Checkpointer {
         if std::fs::symlink_metadata(&tmp).is_ok() {
             self.remove(&format!("{name}.tmp"))?;
         }
-        let written = self.write_checkpoint(&tmp, model, extras, optimizer, metrics, identity, progress);
+        let written = self.write_checkpoint(&tmp, model, extras, optimizer, (metrics, swa), identity, progress);
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
@@ -568,7 +580,7 @@ impl Checkpointer {
         model: &M,
         extras: &[(&'static str, &M)],
         optimizer: &ModuleOptimizer,
-        metrics: &[f64],
+        (metrics, swa): (&[f64], Option<&SwaPhase>),
         identity: &RunIdentity,
         progress: &Progress,
     ) -> Result<(), CheckpointError> {
@@ -611,6 +623,11 @@ impl Checkpointer {
             skipped: progress.skipped as u64,
             epoch_skipped: progress.epoch_skipped as u64,
             metrics_bits: metrics.iter().map(|m| m.to_bits()).collect(),
+            swa: swa.map(|phase| SwaRecord {
+                lrs_bits: phase.lrs.iter().map(|lr| lr.to_bits()).collect(),
+                steps: phase.steps as u64,
+                schedule_steps: phase.schedule_steps as u64,
+            }),
             identity: identity.clone(),
             files: files
                 .iter()
@@ -710,6 +727,19 @@ impl Checkpointer {
             let message = format!("{} epoch metrics after {} epochs", state.metrics_bits.len(), progress.epoch);
             return Err(corrupt(&state_path, message));
         }
+        if let Some(swa) = &state.swa {
+            let rates_ok = swa.lrs_bits.iter().all(|&bits| {
+                let lr = f64::from_bits(bits);
+                lr.is_finite() && lr >= 0.0
+            });
+            if !rates_ok || swa.steps > state.epoch || swa.schedule_steps > state.step {
+                let message = format!(
+                    "an SWA state of {} SWALR steps from schedule step {} at epoch {}, step {}",
+                    swa.steps, swa.schedule_steps, state.epoch, state.step
+                );
+                return Err(corrupt(&state_path, message));
+            }
+        }
         let mut records = BTreeMap::new();
         let extra_files: Vec<String> = extras.iter().map(|(name, _)| extra_file(name)).collect();
         let files = [MODEL, OPTIMIZER].into_iter().chain(extra_files.iter().map(String::as_str));
@@ -769,6 +799,11 @@ impl Checkpointer {
             model,
             extras: loaded,
             metrics: state.metrics_bits.iter().map(|&bits| f64::from_bits(bits)).collect(),
+            swa: state.swa.as_ref().map(|record| SwaPhase {
+                lrs: record.lrs_bits.iter().map(|&bits| f64::from_bits(bits)).collect(),
+                steps: record.steps as usize,
+                schedule_steps: record.schedule_steps as usize,
+            }),
             optimizer,
             progress,
         })
@@ -991,6 +1026,7 @@ mod tests {
             skipped: 0,
             epoch_skipped: 0,
             metrics_bits: Vec::new(),
+            swa: None,
             identity: RunIdentity {
                 model: "cnn".into(),
                 optimizer: "adam".into(),

@@ -72,6 +72,8 @@ pub struct ControlsSpec {
     pub skip_nonfinite: bool,
     /// Lookahead around the optimizer (pytorch-optimizer's `Lookahead`).
     pub lookahead: Option<crate::lookahead::Lookahead>,
+    /// Stochastic weight averaging with SWALR after some epochs (torch's `swa_utils`).
+    pub swa: Option<crate::swa::Swa>,
 }
 
 impl ControlsSpec {
@@ -86,6 +88,7 @@ impl ControlsSpec {
             ema: None,
             skip_nonfinite: false,
             lookahead: None,
+            swa: None,
         }
     }
 
@@ -126,6 +129,9 @@ impl ControlsSpec {
         }
         if let Some(lookahead) = self.lookahead {
             parts.push(lookahead.to_string());
+        }
+        if let Some(swa) = self.swa {
+            parts.push(swa.to_string());
         }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -238,6 +244,19 @@ pub struct Controls {
     optimizer: ModuleOptimizer,
     groups: Vec<Group>,
     steps: usize,
+    swa: Option<SwaPhase>,
+}
+
+/// Where SWA's learning rate stands from the end of epoch `after` on: each group's rate (held for
+/// a whole epoch), SWALR's `step()` calls so far, and the regular schedule's steps, frozen then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwaPhase {
+    /// Every group's learning rate, in group order.
+    pub lrs: Vec<f64>,
+    /// SWALR's `step()` calls so far.
+    pub steps: usize,
+    /// Optimizer steps the regular schedule took before SWA took over.
+    pub schedule_steps: usize,
 }
 
 impl Controls {
@@ -252,6 +271,23 @@ impl Controls {
         }
         if spec.accumulate == 0 {
             return Err(ControlsError::Loop("accumulating 0 micro-batches per step: give at least 1".into()));
+        }
+        if let Some(swa) = spec.swa {
+            if swa.after == 0 || !(swa.swa_lr.is_finite() && swa.swa_lr >= 0.0) {
+                return Err(ControlsError::Loop(format!(
+                    "{swa}: give at least 1 epoch before averaging and a finite swa_lr ≥ 0"
+                )));
+            }
+            if spec.ema.is_some() {
+                return Err(ControlsError::Loop(
+                    "a weight EMA and SWA both define the weights evaluated and saved: choose one".into(),
+                ));
+            }
+            if spec.schedule.as_ref().is_some_and(|s| s.name() == "reduce-on-plateau") {
+                return Err(ControlsError::Loop(
+                    "SWA's SWALR and reduce-on-plateau both set the learning rate after each epoch: choose one".into(),
+                ));
+            }
         }
         if let Some(decay) = spec.ema
             && !(0.0..=1.0).contains(&decay)
@@ -310,11 +346,15 @@ impl Controls {
             optimizer,
             groups,
             steps: 0,
+            swa: None,
         })
     }
 
     /// The learning rate (and cycled momentum) of the next step, for each group in order.
     pub fn next_rates(&self) -> Vec<(f64, Option<f64>)> {
+        if let Some(phase) = &self.swa {
+            return phase.lrs.iter().map(|&lr| (lr, None)).collect();
+        }
         self.groups
             .iter()
             .map(|g| g.schedule.as_ref().map_or((g.lr, None), Schedule::peek))
@@ -337,7 +377,11 @@ impl Controls {
         }
         let grad_norm = self.spec.clip.and_then(|c| clip::apply(c, &module, &mut grads));
         let mut rates = Vec::with_capacity(self.groups.len());
-        for group in &mut self.groups {
+        if let Some(phase) = &self.swa {
+            rates.extend(&phase.lrs);
+        }
+        let scheduled = self.swa.is_none();
+        for group in self.groups.iter_mut().filter(|_| scheduled) {
             let lr = match &mut group.schedule {
                 Some(schedule) => {
                     if let (Some(cell), Some(momentum)) = (&group.momentum, schedule.momentum()) {
@@ -362,6 +406,9 @@ impl Controls {
 
     /// Every group's learning rate for the next step is one an optimizer can take.
     fn check_next_rates(&self) -> Result<(), ControlsError> {
+        if self.swa.is_some() {
+            return Ok(()); // SWALR's rates lie between finite, non-negative ones
+        }
         for group in &self.groups {
             let Some(schedule) = &group.schedule else {
                 continue; // the spec's own lr, checked when the optimizer was built
@@ -415,6 +462,42 @@ impl Controls {
             }
         }
         self.steps = steps;
+    }
+
+    /// The end of `epoch` (1-based) for SWA. At the end of epoch `after` the regular schedule
+    /// stops and its next rates are held (torch steps its schedule once per epoch, so the first
+    /// SWA epoch runs at the rate the schedule reached); at the end of every later epoch SWALR
+    /// steps (torch's `swa_scheduler.step()`), setting the next epoch's rates.
+    pub fn swa_epoch_end(&mut self, epoch: usize) {
+        let Some(swa) = self.spec.swa else {
+            return;
+        };
+        if epoch == swa.after {
+            let lrs = self
+                .groups
+                .iter()
+                .map(|g| g.schedule.as_ref().map_or(g.lr, |s| s.peek().0))
+                .collect();
+            self.swa = Some(SwaPhase { lrs, steps: 0, schedule_steps: self.steps });
+        } else if epoch > swa.after
+            && let Some(phase) = &mut self.swa
+        {
+            phase.steps += 1;
+            let step = phase.steps;
+            for lr in &mut phase.lrs {
+                *lr = swa.swalr(*lr, step);
+            }
+        }
+    }
+
+    /// SWA's learning-rate state, once averaging has begun: part of a checkpoint.
+    pub fn swa_phase(&self) -> Option<&SwaPhase> {
+        self.swa.as_ref()
+    }
+
+    /// Restores SWA's learning-rate state from a checkpoint (after [`Controls::resume`]).
+    pub fn restore_swa_phase(&mut self, phase: SwaPhase) {
+        self.swa = Some(phase);
     }
 
     /// Whether the schedule needs a metric after every epoch (`reduce-on-plateau`).

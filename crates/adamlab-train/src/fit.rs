@@ -319,6 +319,7 @@ where
         .map_err(TrainError::from)?;
     let ema_decay = controls_spec.ema;
     let lookahead = controls_spec.lookahead;
+    let swa = controls_spec.swa;
     // Lookahead's slow weights start as the initial weights.
     let slow_of = |weights: &M| lookahead.map(|_| weights.valid());
     let (mut weights, mut ema, mut slow, mut at) = match start {
@@ -343,11 +344,15 @@ where
             if lookahead.is_some() {
                 extras.push((LOOKAHEAD, template.valid()));
             }
+            if swa.is_some() {
+                extras.push((SWA, template.valid()));
+            }
             let Checkpoint {
                 model: restored_model,
                 optimizer: restored,
                 mut extras,
                 metrics,
+                swa: swa_phase,
                 progress,
             } = checkpointer
                 .load_latest(
@@ -373,8 +378,16 @@ where
             }
             // The schedules catch up on the steps the checkpoint had taken (skipped ones do not
             // count: they did not step the optimizer).
-            controls.resume(restored, progress.step - progress.skipped, &metrics);
-            (restored_model, extras.remove(EMA), extras.remove(LOOKAHEAD), progress)
+            // Once SWA took over, the regular schedule stopped where it was.
+            let schedule_steps = swa_phase.as_ref().map_or(progress.step - progress.skipped, |p| p.schedule_steps);
+            controls.resume(restored, schedule_steps, &metrics);
+            if let Some(phase) = swa_phase {
+                controls.restore_swa_phase(phase);
+            }
+            // The SWA average, where there is one, takes the EMA's place: both are what is
+            // evaluated and saved (the controls refuse both at once).
+            let averaged = extras.remove(EMA).or_else(|| extras.remove(SWA));
+            (restored_model, averaged, extras.remove(LOOKAHEAD), progress)
         }
     };
     // Weights trained in this process are handed back with any error; a checkpoint's own weights
@@ -397,13 +410,14 @@ where
             return Ok(None);
         };
         let mut extras = Vec::new();
-        if let Some(ema) = ema {
-            extras.push((EMA, ema));
+        if let Some(averaged) = ema {
+            extras.push((if swa.is_some() { SWA } else { EMA }, averaged));
         }
         if let Some(slow) = slow {
             extras.push((LOOKAHEAD, slow));
         }
-        checkpointer.save(weights, &extras, controls.module_optimizer(), &controls.metrics(), &identity, at)?;
+        let schedule_state = (&controls.metrics()[..], controls.swa_phase());
+        checkpointer.save(weights, &extras, controls.module_optimizer(), schedule_state, &identity, at)?;
         Ok::<_, CheckpointError>(Some(checkpoint_label(at, batches)))
     };
 
@@ -490,6 +504,15 @@ where
             }
         }
         let seconds = started.elapsed().as_secs_f64();
+        // SWA: after its first `after` epochs, every epoch's end averages the weights and steps
+        // SWALR (the EMA's slot holds the average: evaluated and saved from then on).
+        if let Some(settings) = swa
+            && epoch > settings.after
+        {
+            let n_averaged = epoch - settings.after - 1;
+            ema = Some(crate::swa::average(ema.take(), &weights.valid(), n_averaged));
+        }
+        controls.swa_epoch_end(epoch);
         let test = evaluate
             .as_mut()
             .map(|evaluate| evaluate(&evaluation_model(&controls, &weights, &ema)));
@@ -541,6 +564,7 @@ fn evaluation_model<M: Module>(controls: &Controls, weights: &M, ema: &Option<M>
 /// The checkpoint names of the further copies of the model a run keeps.
 const EMA: &str = "ema";
 const LOOKAHEAD: &str = "lookahead";
+const SWA: &str = "swa";
 
 /// How an epoch divides into batches and optimizer steps.
 #[derive(Debug, Clone, Copy)]

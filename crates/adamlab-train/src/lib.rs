@@ -20,6 +20,7 @@ pub mod journal;
 pub mod learner;
 pub mod lookahead;
 pub mod mlp;
+pub mod swa;
 
 /// The article's progress line, printed every 10 epochs by both of its programs:
 /// `Epoch [10/100], Loss: 0.1234`. `None` for the other epochs.

@@ -13,6 +13,7 @@ use adamlab_optim::{OptimizerSpec, Value};
 use adamlab_train::controls::{Controls, ControlsSpec, GroupSpec};
 use adamlab_train::fit::{self, EpochReport, Fit, ObserverError, RunConfig, Start, StepReport, TrainData};
 use adamlab_train::lookahead::Lookahead;
+use adamlab_train::swa::Swa;
 use adamlab_train::mlp::{Point, PointBatcher};
 use burn::data::dataset::InMemDataset;
 use std::sync::Arc;
@@ -36,7 +37,8 @@ pub const MLP_CONTROLS: [(&str, &str); 5] = [
     ("two-groups-adamw", include_str!("../../../fixtures/torch/controls/mlp-two-groups-adamw.json")),
 ];
 /// The loop's extras on the MLP, trained through `adamlab_train::fit`.
-pub const MLP_LOOP: [(&str, &str); 3] = [
+pub const MLP_LOOP: [(&str, &str); 4] = [
+    ("swa-sgd", include_str!("../../../fixtures/torch/controls/mlp-swa-sgd.json")),
     ("ema-adam", include_str!("../../../fixtures/torch/controls/mlp-ema-adam.json")),
     ("lookahead-adam", include_str!("../../../fixtures/torch/controls/mlp-lookahead-adam.json")),
     ("accumulate-sgd", include_str!("../../../fixtures/torch/controls/mlp-accumulate-sgd.json")),
@@ -235,6 +237,19 @@ struct MlpControlsFixture {
     /// Lookahead's k and alpha.
     #[serde(default)]
     lookahead: Option<LookaheadFixture>,
+    /// SWA's start and SWALR's settings, and the averaged parameters after every epoch from then.
+    #[serde(default)]
+    swa: Option<SwaFixture>,
+    #[serde(default)]
+    swa_params: Vec<BTreeMap<String, Vec<f32>>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SwaFixture {
+    after: usize,
+    swa_lr: f64,
+    anneal_epochs: usize,
+    anneal_strategy: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +297,12 @@ fn controls_spec(fixture: &MlpControlsFixture) -> ControlsSpec {
         ema: fixture.ema,
         skip_nonfinite: false,
         lookahead: fixture.lookahead.as_ref().map(|l| Lookahead { k: l.k, alpha: l.alpha }),
+        swa: fixture.swa.as_ref().map(|s| Swa {
+            after: s.after,
+            swa_lr: s.swa_lr,
+            anneal_epochs: s.anneal_epochs,
+            cosine: s.anneal_strategy == "cos",
+        }),
     }
 }
 
@@ -380,9 +401,10 @@ pub fn check_mlp_loop(name: &str, json: &str, device: &Device) -> CheckReport {
         deviation.record(MLP_CONTROLS_TOLERANCE, step + 1, "loss", &[*ours], &[*theirs]);
     }
     assert_eq!(losses.0.len(), fixture.losses.len(), "loop fixture {name}: steps");
-    let expected = match fixture.ema {
-        Some(_) => fixture.ema_params.last(),
-        None => fixture.params.last(),
+    let expected = match (fixture.ema, &fixture.swa) {
+        (Some(_), _) => fixture.ema_params.last(),
+        (None, Some(_)) => fixture.swa_params.last(),
+        (None, None) => fixture.params.last(),
     }
     .expect("a fixture has steps");
     for (param, values) in named_params(&trained) {
