@@ -436,7 +436,49 @@ def test_function(name, make, lr):
     )
 
 
+def train_char_gpt(epochs=1, lr=1e-3, batch=32, seed=0, threads=2):
+    """The reference point for `adamlab train --model char-gpt`: the same model (default
+    configuration, GPT-2 initialisation), corpus, windows, batch, epochs and optimizer
+    (torch.optim.Adam, lr 1e-3), with torch's own random initial weights and shuffle (seeded), then
+    the validation loss in nats per character over every validation window. Prints it with the wall
+    time. Not a fixture: `python3 tools/reference/workloads.py train-char-gpt [lr]`."""
+    import time
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(False)
+    train, validation = corpus()
+    context = 128
+    n_train = (len(train) - 1) // context
+    n_valid = (len(validation) - 1) // context
+    train_windows = torch.tensor(windows(train, context, 0, n_train), dtype=torch.int64)
+    valid_windows = torch.tensor(windows(validation, context, 0, n_valid), dtype=torch.int64)
+    torch.manual_seed(seed)
+    model = CharGPT()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    start = time.time()
+    for epoch in range(epochs):
+        order = torch.randperm(n_train)
+        for s in range(0, n_train, batch):
+            opt.zero_grad()
+            loss = model.loss(train_windows[order[s : s + batch]])
+            loss.backward()
+            opt.step()
+            if (s // batch + 1) % 100 == 0:
+                print(f"epoch {epoch + 1} step {s // batch + 1}: loss {loss.item():.4f} ({time.time() - start:.0f} s)")
+    trained = time.time() - start
+    with torch.no_grad():
+        total = sum(model.loss(valid_windows[i : i + 64]).item() * len(valid_windows[i : i + 64]) for i in range(0, n_valid, 64))
+    print(
+        f"torch {torch.__version__}: char-gpt, adam lr {lr}, batch {batch}, {epochs} epoch(s) of "
+        f"{-(-n_train // batch)} steps: validation loss {total / n_valid:.3f} "
+        f"(training {trained:.0f} s on {threads} threads)"
+    )
+
+
 def main():
+    if sys.argv[1:2] == ["train-char-gpt"]:
+        train_char_gpt(lr=float(sys.argv[2]) if len(sys.argv) > 2 else 1e-3)
+        return
     only = set(sys.argv[1:])
     todo = {
         "char-gpt": char_gpt,
