@@ -80,6 +80,21 @@ fn char_gpts_first_logits_are_within_f32_rounding_of_torchs_on_every_backend() {
     });
 }
 
+/// Where the f32 differences come from: each operation of block 0 applied to torch's own input,
+/// against torch's output, printed beside torch's own float32-vs-float64 difference.
+#[test]
+fn char_gpts_operations_are_within_f32_rounding_of_torchs_on_every_backend() {
+    on_every_backend(|device| {
+        workloads::char_gpt_operations(device)
+            .into_iter()
+            .map(|(report, torch_f32_vs_f64)| {
+                println!("{}: torch's own f32 against f64: {torch_f32_vs_f64:.3e}", report.case);
+                report
+            })
+            .collect()
+    });
+}
+
 #[test]
 fn softmax_regression_rosenbrock_and_the_quadratic_follow_torch_with_adam_on_every_backend() {
     on_every_backend(|device| {

@@ -25,8 +25,9 @@ Each fixture is one safetensors file holding the initial weights (by their model
 batches, and `loss.<optimizer>` [steps] for each optimizer run from those weights; its metadata
 names the spec adamlab must reproduce for each optimizer (`spec.<optimizer>`), the reference and
 the versions. char-gpt's also holds `logits` (torch's float32 forward pass of the first batch from
-the initial weights) and `logits_f64` (the same in float64), to measure how far f32 arithmetic
-alone moves the logits.
+the initial weights) and `logits_f64` (the same in float64), and the inputs and outputs of block
+0's LayerNorm, attention softmax, attention and GELU on the first two windows (`probe.*`, with
+`_f64` twins), to measure how far f32 arithmetic moves each operation.
 """
 
 import json
@@ -361,14 +362,35 @@ def char_gpt():
         return CharGPT(**CHAR_GPT)
 
     def logits(init):
-        model = make()
-        model.load_state_dict(init)
-        with torch.no_grad():
-            f32 = model(batches[0, :, :-1])
-            model64 = make().double()
-            model64.load_state_dict({k: v.double() for k, v in init.items()})
-            f64 = model64(batches[0, :, :-1])
-        return {"logits": f32.contiguous(), "logits_f64": f64.contiguous()}
+        """The first batch's logits, and the inputs and outputs of block 0's operations on the
+        first two windows (`probe.*`), in float32 and float64: the Rust side applies each operation
+        to torch's float32 input and compares outputs, operation by operation."""
+        out = {}
+        for dtype, suffix in ((torch.float32, ""), (torch.float64, "_f64")):
+            model = make().to(dtype)
+            model.load_state_dict({k: v.to(dtype) for k, v in init.items()})
+            with torch.no_grad():
+                inputs = batches[0, :, :-1]
+                out["logits" + suffix] = model(inputs).contiguous()
+                x = inputs[:2]
+                b, t = x.shape
+                block = model.blocks[0]
+                embed = model.token(x) + model.position(torch.arange(t).expand(b, t))
+                norm1 = block.norm1(embed)
+                h, d = block.attn.heads, norm1.shape[-1]
+                q = block.attn.query(norm1).reshape(b, t, h, d // h).transpose(1, 2)
+                k = block.attn.key(norm1).reshape(b, t, h, d // h).transpose(1, 2)
+                scores = (q @ k.transpose(2, 3)) * (1.0 / math.sqrt(d // h))
+                future = torch.ones(t, t, dtype=torch.bool).triu(1)
+                weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=3)
+                attn = block.attn(norm1)
+                fc = block.mlp.fc(block.norm2(embed + attn))
+                gelu = torch.nn.functional.gelu(fc)
+            probes = {"embed": embed, "norm1": norm1, "scores": scores, "softmax": weights,
+                      "attn": attn, "fc": fc, "gelu": gelu}
+            for name, value in probes.items():
+                out[f"probe.{name}{suffix}"] = value.contiguous()
+        return out
 
     fixture(
         OUT / "char-gpt.safetensors",

@@ -308,6 +308,82 @@ pub fn char_gpt_logits(device: &Device) -> (CheckReport, f64) {
     (report, torch_rounding)
 }
 
+/// Tolerance on each of char-gpt's operations applied to torch's float32 input: atol 1e-6 (the
+/// values are of order 1 to 10; a different formula, such as GELU's tanh approximation, is off by
+/// 1e-4 or more).
+pub const OPERATION_TOLERANCE: Tolerance = Tolerance::new(1e-6, 0.0);
+
+/// Block 0's operations of char-gpt, each applied by adamlab to torch's float32 input of that
+/// operation (the fixture's `probe.*`, the first two windows of the first batch, from the
+/// fixture's weights) and compared with torch's float32 output. With each report, how far
+/// torch's own float32 output is from its float64 one: the scale of f32 rounding in that
+/// operation.
+///
+/// - `embed`: token + position embeddings (a lookup and one addition);
+/// - `norm1`: LayerNorm of the embeddings (mean, variance, rsqrt over d = 64);
+/// - `softmax`: the causal attention softmax of torch's scaled scores;
+/// - `attn`: the whole attention from torch's `norm1` (four projections, q·kᵀ, the softmax,
+///   the weighted sum of v);
+/// - `fc`: LayerNorm and the MLP's first projection from torch's residual stream;
+/// - `gelu`: the erf GELU of torch's `mlp.fc` output.
+pub fn char_gpt_operations(device: &Device) -> Vec<(CheckReport, f64)> {
+    let fixture = Fixture::read("char-gpt.safetensors", CHAR_GPT);
+    let model: CharGpt = fixture.weights(char_gpt_config(&fixture).init(device));
+    let block = &model.blocks[0];
+    let tensor = |name: &str| {
+        let (values, shape) = fixture.f32s(&format!("probe.{name}"));
+        (values, shape)
+    };
+    let t3 = |name: &str| {
+        let (values, shape) = tensor(name);
+        Tensor::<3>::from_data(TensorData::new(values, [shape[0], shape[1], shape[2]]), device)
+    };
+    let values = |t: Tensor<3>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
+    let (batch, _) = fixture.ints("batches");
+    let w = char_gpt_config(&fixture).context + 1;
+    let inputs: Vec<i64> = (0..2).flat_map(|row| batch[row * w..row * w + w - 1].to_vec()).collect();
+    let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [2, w - 1]), device);
+    let positions = Tensor::<1, Int>::arange(0..(w - 1) as i64, device).reshape([1, w - 1]).expand([2, w - 1]);
+    let embed = model.token.forward(inputs) + model.position.forward(positions);
+    let (scores, shape) = tensor("scores");
+    let [b, h, t, _] = shape[..] else { panic!("scores are [b, h, T, T]") };
+    let scores = Tensor::<4>::from_data(TensorData::new(scores, [b, h, t, t]), device);
+    let future = Tensor::<2, burn::tensor::Bool>::tril_mask([t, t], 0, device).reshape([1, 1, t, t]).expand([b, h, t, t]);
+    let softmax: Vec<f32> = burn::tensor::activation::softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3)
+        .into_data()
+        .try_to_vec()
+        .expect("f32");
+    let residual = t3("embed") + t3("attn");
+    let ours = [
+        ("embed", values(embed)),
+        ("norm1", values(block.norm1.forward(t3("embed")))),
+        ("softmax", softmax),
+        ("attn", values(block.attn.forward(t3("norm1")))),
+        ("fc", values(block.mlp.fc.forward(block.norm2.forward(residual)))),
+        ("gelu", values(block.mlp.gelu.forward(t3("fc")))),
+    ];
+    ours.into_iter()
+        .map(|(name, actual)| {
+            let (expected, _) = tensor(name);
+            let exact = fixture.f64s(&format!("probe.{name}_f64"));
+            let mut deviation = Deviation::default();
+            deviation.record(OPERATION_TOLERANCE, 0, name, &actual, &expected);
+            let rounding = expected
+                .iter()
+                .zip(&exact)
+                .map(|(a, b)| (f64::from(*a) - b).abs())
+                .fold(0.0, f64::max);
+            let report = CheckReport {
+                case: format!("torch-e2e/char-gpt/block-0/{name}"),
+                steps: 0,
+                tolerance: OPERATION_TOLERANCE,
+                deviation,
+            };
+            (report, rounding)
+        })
+        .collect()
+}
+
 /// Softmax regression from the fixture's weights on its 20 batches of Fashion-MNIST images.
 pub fn check_softmax_regression(device: &Device) -> CheckReport {
     let fixture = Fixture::read("softmax-regression.safetensors", SOFTMAX_REGRESSION);
@@ -346,6 +422,7 @@ pub fn check_all(device: &Device, optimizer: Option<&str>) -> Vec<CheckReport> {
     let mut reports = check_char_gpt(device, optimizer);
     if optimizer.is_none_or(|o| o == "adam") {
         reports.push(char_gpt_logits(device).0);
+        reports.extend(char_gpt_operations(device).into_iter().map(|(report, _)| report));
         reports.push(check_softmax_regression(device));
         reports.extend(check_test_functions(device));
     }
