@@ -59,7 +59,9 @@ pub struct DataArgs {
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// The model: the article's `cnn` on Fashion-MNIST, or its `mlp`, `Linear(2, 1)` on two
-    /// points (one epoch is one full-batch step).
+    /// points (one epoch is one full-batch step); or a workload beyond the article: `char-gpt`
+    /// (Debian's fortune cookies, one epoch is a pass over the text), `softmax-regression`,
+    /// `rosenbrock`, `quadratic` (epochs of 1,000 steps). `adamlab models` lists them.
     #[arg(long, value_enum, default_value = "cnn")]
     pub model: ModelArg,
     #[command(flatten)]
@@ -71,7 +73,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SPEC", default_value = "adam")]
     pub optimizer: String,
     /// Learning rate (or `lr=` in the spec, not both). Default: the article's, 1e-3 for the CNN
-    /// and 0.01 for the MLP, whatever the optimizer.
+    /// and 0.01 for the MLP, whatever the optimizer; 1e-3 for the other models.
     #[arg(long)]
     pub lr: Option<f64>,
     /// β₁ (the spec's `betas=(β₁, β₂)`), for the optimizers that have `betas`.
@@ -115,7 +117,8 @@ pub struct TrainArgs {
     /// `weight_decay`.
     #[arg(long)]
     pub no_decay_bias: bool,
-    /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
+    /// Number of epochs (to reach, when resuming). Default: 2 for the CNN and softmax regression,
+    /// 100 for the MLP, 1 for char-gpt, 10 for the test functions.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Images per optimizer step (CNN; default 64). A batch larger than the training set is the

@@ -60,9 +60,10 @@ pub fn char_gpt_tolerance(optimizer: &str) -> Tolerance {
 }
 
 /// Tolerance on softmax regression's and the test functions' losses: atol 1e-6 + rtol 1e-5.
-/// Their forward passes are a matrix product, a log-softmax or a handful of products, whose f32
-/// rounding differs from torch's by an ulp or two; over 20 Adam steps that stays near 1e-6
-/// relative.
+/// Their forward passes are a matrix product and a log-softmax, or a handful of products, whose
+/// f32 rounding differs from torch's by an ulp or two. Measured over 20 Adam steps on ndarray,
+/// flex and wgpu: softmax regression 4.8e-7 (2.1e-7 relative), Rosenbrock bit for bit, the
+/// quadratic 1.2e-4 on losses of about 900 (1.4e-7 relative).
 pub const SMALL_TOLERANCE: Tolerance = Tolerance::new(1e-6, 1e-5);
 
 /// A parity fixture: its tensors and metadata.
