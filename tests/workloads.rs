@@ -304,3 +304,64 @@ fn char_gpt_learns_the_fortunes_through_the_training_loop() {
     assert!(seen.losses[0] > 4.4, "{:?}", seen.losses);
     assert!(validation_loss < 3.4, "validation loss {validation_loss}");
 }
+
+/// Stops a run with an error once it has taken `at` steps.
+struct StopAt(usize);
+
+impl Observer for StopAt {
+    fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError> {
+        if report.step == self.0 {
+            return Err("stopped on purpose".into());
+        }
+        Ok(())
+    }
+    fn on_epoch(&mut self, _: &EpochReport) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
+/// A char-gpt run stopped after step 5, whose checkpoint was taken at step 4, resumes from the
+/// middle of its epoch to the same weights, byte for byte, as the run that was not stopped: the
+/// windows' order is a function of (seed, epoch) and the resumed epoch skips the batches taken.
+#[test]
+fn an_interrupted_char_gpt_run_resumes_to_the_uninterrupted_runs_weights() {
+    use adamlab::train::checkpoint::{Checkpointer, Mode};
+    let device = device(BackendKind::Flex).or_else(|_| device(compiled()[0])).unwrap();
+    let corpus = Corpus::load(Path::new(DEFAULT_DIR)).unwrap_or_else(|err| panic!("{err}"));
+    let config = CharGptConfig::fortunes().with_layers(1).with_d_model(16).with_context(16);
+    let data = language_model::train_data(TextWindows::new(corpus.train, config.context).truncated(64));
+    let init = |device: &Device| config.init(device);
+    let model = || Model {
+        name: language_model::model_name(&config),
+        init: &init,
+    };
+    let controls = ControlsSpec::optimizer(OptimizerSpec::parse("adamw(lr=3e-3)").unwrap());
+    let run = |start, checkpointer: Option<&Checkpointer>, observer: &mut dyn Observer| {
+        let fit = Fit {
+            config: RunConfig {
+                epochs: 2,
+                batch_size: 8,
+                seed: 3,
+                shuffle: true,
+                checkpoint_every: Some(4),
+            },
+            controls: &controls,
+            start,
+            checkpointer,
+            evaluate: None,
+            observer,
+        };
+        fit::fit(&device, model(), &data, fit)
+    };
+    let whole = run(Start::Seeded, None, &mut Seen::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("adamlab-char-gpt-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = Checkpointer::open(&dir, Mode::Fresh, 2).unwrap();
+    let stopped = run(Start::Seeded, Some(&first), &mut StopAt(5)).unwrap_err();
+    assert!(stopped.error.to_string().contains("stopped on purpose"), "{}", stopped.error);
+    drop(first);
+    let again = Checkpointer::open(&dir, Mode::Resume, 2).unwrap();
+    let resumed = run(Start::Resume, Some(&again), &mut Seen::default()).unwrap();
+    assert_eq!(pytorch_safetensors_bytes(&resumed), pytorch_safetensors_bytes(&whole));
+    let _ = std::fs::remove_dir_all(&dir);
+}
