@@ -309,10 +309,12 @@ pub fn char_gpt_logits(device: &Device) -> (CheckReport, f64) {
     (report, torch_rounding)
 }
 
-/// Tolerance on each of char-gpt's operations applied to torch's float32 input: atol 1e-6 (the
-/// values are of order 1 to 10; a different formula, such as GELU's tanh approximation, is off by
-/// 1e-4 or more).
-pub const OPERATION_TOLERANCE: Tolerance = Tolerance::new(1e-6, 0.0);
+/// Tolerance on each of char-gpt's operations applied to torch's float32 input: atol 4e-6, about
+/// 5 times the largest deviation measured (LayerNorm on wgpu over llvmpipe: 7.2e-7; on ndarray and
+/// flex 4.8e-7, where torch's own float32 LayerNorm is 5.1e-7 from its float64 one). The values
+/// are of order 1; a different formula is far off (GELU's tanh approximation differs from the erf
+/// GELU by up to 4.7e-4).
+pub const OPERATION_TOLERANCE: Tolerance = Tolerance::new(4e-6, 0.0);
 
 /// Block 0's operations of char-gpt, each applied by adamlab to torch's float32 input of that
 /// operation (the fixture's `probe.*`, the first two windows of the first batch, from the
