@@ -28,6 +28,9 @@ Three kinds of fixture:
 * The article's CNN for 20 steps on one fixed batch of 16 Fashion-MNIST training images
   (fixtures/torch/cnn_batch.json, with cnn_init.safetensors and cnn_final.safetensors).
 
+The workloads beyond the article (char-gpt, softmax regression, Rosenbrock, the quadratic) have
+their own script, tools/reference/workloads.py, which writes fixtures/torch/workloads/.
+
 Every value is stored as float32 (float64 for Python numbers a reference keeps in its state), so
 reading it back is exact.
 """

@@ -30,6 +30,11 @@ pub enum Command {
     Optimizers(OptimizersArgs),
     /// List every learning-rate schedule with its keywords and defaults.
     Schedules,
+    /// List every model `train --model` takes, with its data, parameter count and metric.
+    Models,
+    /// Print text that char-gpt weights (as `train --model char-gpt --save` writes them) write
+    /// after a prompt.
+    Sample(crate::sample::SampleArgs),
 }
 
 /// Options shared by every command that runs on a backend.
@@ -54,7 +59,9 @@ pub struct DataArgs {
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// The model: the article's `cnn` on Fashion-MNIST, or its `mlp`, `Linear(2, 1)` on two
-    /// points (one epoch is one full-batch step).
+    /// points (one epoch is one full-batch step); or a workload beyond the article: `char-gpt`
+    /// (Debian's fortune cookies, one epoch is a pass over the text), `softmax-regression`,
+    /// `rosenbrock`, `quadratic` (epochs of 1,000 steps). `adamlab models` lists them.
     #[arg(long, value_enum, default_value = "cnn")]
     pub model: ModelArg,
     #[command(flatten)]
@@ -66,7 +73,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SPEC", default_value = "adam")]
     pub optimizer: String,
     /// Learning rate (or `lr=` in the spec, not both). Default: the article's, 1e-3 for the CNN
-    /// and 0.01 for the MLP, whatever the optimizer.
+    /// and 0.01 for the MLP, whatever the optimizer; 1e-3 for the other models.
     #[arg(long)]
     pub lr: Option<f64>,
     /// β₁ (the spec's `betas=(β₁, β₂)`), for the optimizers that have `betas`.
@@ -143,7 +150,8 @@ pub struct TrainArgs {
     /// SWALR's `anneal_strategy`: `cos` (default) or `linear`.
     #[arg(long, value_name = "STRATEGY", requires = "swa_after", value_parser = ["cos", "linear"])]
     pub swa_anneal_strategy: Option<String>,
-    /// Number of epochs (to reach, when resuming). Default: 2 for the CNN, 100 for the MLP.
+    /// Number of epochs (to reach, when resuming). Default: 2 for the CNN and softmax regression,
+    /// 100 for the MLP, 1 for char-gpt, 10 for the test functions.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Images per optimizer step (CNN; default 64). A batch larger than the training set is the
@@ -231,11 +239,20 @@ pub struct OptimizersArgs {
     pub name: Option<String>,
 }
 
-/// The models `train` knows.
+/// The models `train` knows (`adamlab models` lists them with their data and metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelArg {
     /// The article's CNN, on Fashion-MNIST.
     Cnn,
     /// The article's one-layer MLP, `Linear(2, 1)`, MSE on two points.
     Mlp,
+    /// A character-level GPT (4 layers, 4 heads, d 128, context 128) on Debian's fortune cookies.
+    CharGpt,
+    /// Softmax regression, one `Linear(784, 10)`, on Fashion-MNIST.
+    SoftmaxRegression,
+    /// Rosenbrock's function from (−1.2, 1); the parameter is the point.
+    Rosenbrock,
+    /// An ill-conditioned quadratic (10 dimensions, condition number 1000); the parameter is the
+    /// point.
+    Quadratic,
 }

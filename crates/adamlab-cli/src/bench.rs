@@ -199,7 +199,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let config = TrainConfig {
                 targets: targets(&a.common.backends)?,
                 optimizers: specs(&a.optimizers)?,
-                models: a.model.iter().map(|m| model(*m)).collect(),
+                models: a.model.iter().map(|m| model(*m)).collect::<Result<_, _>>()?,
                 batch_sizes: parse::counts(&a.batch_size).map_err(|e| usage(format!("--batch-size: {e}")))?,
                 warmup: a.warmup,
                 repeats: a.repeats,
@@ -323,10 +323,14 @@ fn specs(list: &str) -> Result<Vec<OptimizerSpec>, CliError> {
     Ok(items.iter().map(|s| OptimizerSpec::parse(s)).collect::<Result<_, _>>()?)
 }
 
-fn model(arg: ModelArg) -> Model {
+fn model(arg: ModelArg) -> Result<Model, CliError> {
     match arg {
-        ModelArg::Cnn => Model::Cnn,
-        ModelArg::Mlp => Model::Mlp,
+        ModelArg::Cnn => Ok(Model::Cnn),
+        ModelArg::Mlp => Ok(Model::Mlp),
+        other => Err(usage(format!(
+            "--model {}: bench train times the article's cnn and mlp only",
+            clap::ValueEnum::to_possible_value(&other).map_or_else(String::new, |v| v.get_name().to_string())
+        ))),
     }
 }
 

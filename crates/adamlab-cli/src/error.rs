@@ -21,6 +21,9 @@ pub enum CliError {
     /// The dataset is missing or corrupt.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The fortunes corpus is missing or unreadable.
+    #[error(transparent)]
+    Corpus(#[from] adamlab_data::fortunes::CorpusError),
     /// Weights could not be read or written.
     #[error(transparent)]
     Weights(#[from] WeightsError),

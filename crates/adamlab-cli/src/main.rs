@@ -8,8 +8,10 @@ mod args;
 mod bench;
 mod error;
 mod eval;
+mod models;
 mod optimizers;
 mod progress;
+mod sample;
 mod schedules;
 mod train;
 mod verify;
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
         args::Command::Verify(args) => verify::run(&args),
         args::Command::Optimizers(args) => optimizers::run(&args),
         args::Command::Schedules => schedules::run(),
+        args::Command::Models => models::run(),
+        args::Command::Sample(args) => sample::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

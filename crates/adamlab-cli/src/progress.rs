@@ -20,6 +20,29 @@ pub struct Reporter {
     /// The article's MLP program: stdout carries exactly its `Epoch [10/100], Loss: …` lines,
     /// and the journal its steps (one a epoch).
     article: bool,
+    /// How the lines name the held-out data and the examples.
+    labels: Labels,
+}
+
+/// How progress lines name the held-out data (`test`, `validation`) and the examples per second
+/// (`img/s`), and how many decimals the held-out loss gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels {
+    /// `test loss 0.3405`, `validation loss 1.234`.
+    pub held_out: &'static str,
+    /// Decimals of the held-out loss.
+    pub decimals: usize,
+    /// `img/s`, `seq/s`, `steps/s`.
+    pub per_second: &'static str,
+}
+
+impl Labels {
+    /// The article's CNN: `test loss 0.3405`, images per second.
+    pub const IMAGES: Labels = Labels {
+        held_out: "test",
+        decimals: 4,
+        per_second: "img/s",
+    };
 }
 
 impl Reporter {
@@ -31,6 +54,15 @@ impl Reporter {
             journal,
             epochs,
             article: false,
+            labels: Labels::IMAGES,
+        }
+    }
+
+    /// A reporter whose lines use `labels`.
+    pub fn labelled(epochs: usize, journal: Option<Journal>, labels: Labels) -> Self {
+        Self {
+            labels,
+            ..Self::new(epochs, journal)
         }
     }
 
@@ -76,7 +108,10 @@ impl Observer for Reporter {
             }
             return Ok(());
         }
-        let message = format!("loss {:.4}  {:.0} img/s", r.loss, r.images_per_second);
+        let message = format!(
+            "loss {:.4}  {:.0} {}",
+            r.loss, r.images_per_second, self.labels.per_second
+        );
         if self.terminal {
             let epochs = self.epochs;
             let bar = self.bar.get_or_insert_with(|| {
@@ -110,14 +145,22 @@ impl Observer for Reporter {
         }
         self.journal(|journal| journal.on_epoch(r))?;
         let mut evaluated = String::new();
+        let Labels {
+            held_out,
+            decimals,
+            per_second,
+        } = self.labels;
         if let Some(test) = &r.test {
-            evaluated = format!(", test loss {:.4}", test.loss);
+            evaluated = format!(", {held_out} loss {:.decimals$}", test.loss);
             if let Some(accuracy) = test.accuracy {
-                evaluated += &format!(", test accuracy {:.2}%", 100.0 * accuracy);
+                evaluated += &format!(", {held_out} accuracy {:.2}%", 100.0 * accuracy);
+            }
+            if let Some(distance) = test.distance {
+                evaluated += &format!(", distance to the optimum {distance:.3e}");
             }
         }
         say!(
-            "epoch {}/{}: train loss {:.4}{evaluated} ({:.0} s, {:.0} img/s)",
+            "epoch {}/{}: train loss {:.4}{evaluated} ({:.0} s, {:.0} {per_second})",
             r.epoch,
             self.epochs,
             r.train_loss,

@@ -30,6 +30,8 @@ use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod workloads;
+
 /// The article's defaults per model: (learning rate, epochs).
 const CNN_DEFAULTS: (f64, usize) = (1e-3, 2);
 /// The article's CNN batch size.
@@ -50,6 +52,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let (default_lr, default_epochs) = match args.model {
         ModelArg::Cnn => CNN_DEFAULTS,
         ModelArg::Mlp => MLP_DEFAULTS,
+        workload => workloads::defaults(workload),
     };
     let spec = optimizer_spec(args, default_lr)?;
     check_flags(args)?;
@@ -64,6 +67,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     match args.model {
         ModelArg::Cnn => train_cnn(args, controls, epochs, device, &described),
         ModelArg::Mlp => train_mlp(args, controls, epochs, device, &described),
+        workload => workloads::train(workload, args, controls, epochs, device, &described),
     }
 }
 
@@ -277,6 +281,7 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
                 )));
             }
         }
+        workload => workloads::check_flags(workload, args)?,
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use crate::args::VerifyArgs;
 use crate::error::CliError;
 use crate::train::resolve_device;
 use adamlab_optim::{OptimizerSpec, lookup};
-use adamlab_verify::{CheckReport, controls, parity, replay, torch};
+use adamlab_verify::{CheckReport, controls, parity, replay, torch, workloads};
 
 /// Runs every check (or one optimizer's) on the chosen backend and prints a table; fails if any
 /// check fails.
@@ -43,6 +43,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
     if only.is_none_or(|name| name == "adam") {
         torch::check_cnn_batch(&device).into_iter().for_each(&mut print);
     }
+    workloads::check_all(&device, only).into_iter().for_each(&mut print);
     parity::check_all(&device, only).into_iter().for_each(&mut print);
     if only.is_none() {
         controls::check_all(&device).into_iter().for_each(&mut print);

@@ -1,9 +1,12 @@
-//! MNIST-format image datasets (Fashion-MNIST, classic MNIST) for burn.
+//! The data of adamlab's workloads for burn: MNIST-format image datasets (Fashion-MNIST, classic
+//! MNIST) and the English text of Debian's fortune cookies.
 //!
 //! - [`idx`]: the IDX file format, raw or gzip-compressed, validated as it is read.
 //! - [`mnist`]: a directory of four IDX files as a burn [`Dataset`](burn::data::dataset::Dataset)
 //!   of 28×28 images with labels 0–9, and a [`Batcher`](burn::data::dataloader::batcher::Batcher)
 //!   that turns them into tensors for burn's `DataLoader`.
+//! - [`fortunes`]: the cookies of Debian's `fortunes` and `fortunes-min` as character tokens, split
+//!   into training and validation text, as windows for a character-level language model.
 //! - [`paths`]: whether two paths name one file, so that no command writes over its inputs.
 //! - [`files`]: reading a file the user names, bounded: regular files only, up to a stated size.
 //!
@@ -11,6 +14,7 @@
 //! the copy Debian's `dataset-fashion-mnist` package installs.
 
 pub mod files;
+pub mod fortunes;
 pub mod idx;
 pub mod mnist;
 pub mod paths;

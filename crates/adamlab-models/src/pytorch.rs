@@ -432,6 +432,24 @@ pub fn load_pytorch_safetensors<M: Module>(
     load_bytes(model, bytes, path)
 }
 
+/// The name and shape of every tensor in a safetensors file, without reading the weights into a
+/// model (to tell a model's configuration from its file).
+pub fn tensor_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|err| WeightsError::Format {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    Ok(file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec()))
+        .collect())
+}
+
 /// `model`'s weights as safetensors bytes in PyTorch's names and layouts.
 ///
 /// Without burn's metadata header, which it keeps in a hash map: the same weights then always

@@ -1,11 +1,11 @@
-//! The article's classification task: its CNN on an MNIST-format dataset (Fashion-MNIST by
-//! default), as the pieces [`crate::fit`] takes: the model, the training data with its
+//! The article's classification task: its CNN (or softmax regression) on an MNIST-format dataset
+//! (Fashion-MNIST by default), as the pieces [`crate::fit`] takes: the model, the training data with its
 //! fingerprint, and the evaluation (loss and accuracy) after every epoch. One step of it, for
 //! replays that drive an optimizer directly, is [`step`].
 
 use crate::fit::{Evaluation, Model, TrainData};
 use adamlab_data::{MnistBatch, MnistBatcher, MnistDataset, MnistItem};
-use adamlab_models::{Cnn, CnnConfig};
+use adamlab_models::{Cnn, CnnConfig, SoftmaxRegression, SoftmaxRegressionConfig};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::optim::ModuleOptimizer;
@@ -24,6 +24,23 @@ pub fn model() -> Model<'static, Cnn> {
 
 fn init(device: &Device) -> Cnn {
     CnnConfig::new().init(device)
+}
+
+/// Softmax regression's default learning rate in `adamlab train`: the CNN's, 1e-3.
+pub const SOFTMAX_REGRESSION_LR: f64 = 1e-3;
+
+/// Softmax regression (one `Linear(784, 10)`, a convex problem) on the same images, for
+/// [`crate::fit`]: named `softmax-regression`, initialised as burn's `Linear` is. It trains on
+/// [`train_data`] and is evaluated by [`evaluate`], as the CNN is.
+pub fn softmax_regression() -> Model<'static, SoftmaxRegression> {
+    Model {
+        name: "softmax-regression".into(),
+        init: &init_softmax_regression,
+    }
+}
+
+fn init_softmax_regression(device: &Device) -> SoftmaxRegression {
+    SoftmaxRegressionConfig::new().init(device)
 }
 
 /// The training images as batches of [`MnistBatch`], fingerprinted by the CRC-32 of their pixels
@@ -95,6 +112,7 @@ where
     Evaluation {
         loss: loss_sum / images.max(1) as f64,
         accuracy: Some(correct as f64 / images.max(1) as f64),
+        distance: None,
         examples: images,
     }
 }

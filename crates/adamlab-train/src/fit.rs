@@ -85,13 +85,16 @@ pub struct TrainData<I, Bt> {
     pub fingerprint: String,
 }
 
-/// Loss (and optionally accuracy) of a model on held-out data.
+/// Loss (and optionally accuracy or distance to the optimum) of a model on held-out data.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
-    /// Mean loss per example.
+    /// Mean loss per example (per character, for a language model; the function's value, for a
+    /// test function).
     pub loss: f64,
     /// Fraction classified correctly, for a classifier.
     pub accuracy: Option<f64>,
+    /// Euclidean distance from the parameters to the known optimum, for a test function.
+    pub distance: Option<f64>,
     /// Number of examples.
     pub examples: usize,
 }

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `seconds` and `images_per_second` are timings: two runs, or a run and its resumed copy, differ
-//! in them and nowhere else ([`TIMING_FIELDS`]). `test_*` appear when the run has an evaluator.
+//! in them and nowhere else ([`TIMING_FIELDS`]). `test_*` appear when the run has an evaluator
+//! (`test_distance`, the distance to the optimum, for the test functions).
 
 use crate::checkpoint::Progress;
 use crate::fit::{EpochReport, Observer, ObserverError, StepReport};
@@ -147,6 +148,9 @@ impl Observer for Journal {
             line["test_loss"] = test.loss.into();
             if let Some(accuracy) = test.accuracy {
                 line["test_accuracy"] = accuracy.into();
+            }
+            if let Some(distance) = test.distance {
+                line["test_distance"] = distance.into();
             }
         }
         self.write(&line)

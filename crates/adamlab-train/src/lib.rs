@@ -7,9 +7,12 @@
 //! - [`controls`]: param groups, learning-rate schedules and gradient clipping around each step.
 //! - [`learner`]: adamlab's optimizers and schedules in burn-train's `Learner` (its multi-device
 //!   and DDP strategies), and a metric recording every step's loss.
-//! - [`classification`]: the article's CNN on Fashion-MNIST (or any MNIST-format data) as a task
-//!   of the loop.
+//! - [`classification`]: the article's CNN, and softmax regression, on Fashion-MNIST (or any
+//!   MNIST-format data) as tasks of the loop.
 //! - [`mlp`]: the article's first program, the one-layer MLP on two points, as a task of the loop.
+//! - [`language_model`]: a character-level GPT on Debian's fortune cookies, with sampling.
+//! - [`test_functions`]: Rosenbrock's function and an ill-conditioned quadratic, whose parameter is
+//!   the point.
 
 pub mod checkpoint;
 pub mod classification;
@@ -17,10 +20,12 @@ pub mod controls;
 pub mod ema;
 pub mod fit;
 pub mod journal;
+pub mod language_model;
 pub mod learner;
 pub mod lookahead;
 pub mod mlp;
 pub mod swa;
+pub mod test_functions;
 
 /// The article's progress line, printed every 10 epochs by both of its programs:
 /// `Epoch [10/100], Loss: 0.1234`. `None` for the other epochs.

@@ -8,6 +8,9 @@
 //! - [`replay`]: every optimizer of the registry fed the gradients its reference implementation
 //!   was fed, compared on parameters and state after every step.
 //! - [`torch`]: the article's MLP with every optimizer, and its CNN with Adam, against torch's.
+//! - [`workloads`]: char-gpt (with Adam, AdamW, SGD, Adafactor, Muon and Lion), softmax
+//!   regression and the test functions against torch's losses, from torch's weights on torch's
+//!   batches.
 //! - [`suite`]: the properties every registered optimizer must have (resume, finite values,
 //!   descent on a quadratic and on Rosenbrock).
 //!
@@ -21,5 +24,6 @@ pub mod parity;
 pub mod replay;
 pub mod suite;
 pub mod torch;
+pub mod workloads;
 
 pub use compare::{CheckReport, Deviation, Tolerance};

@@ -1,0 +1,291 @@
+//! `adamlab train` for the workloads beyond the article's two programs: `char-gpt` on Debian's
+//! fortune cookies, `softmax-regression` on Fashion-MNIST, and the test functions `rosenbrock`
+//! and `quadratic`. Each goes through the same [`Run`] (outputs, start, reporter, saving) as the
+//! article's models.
+
+use super::{Outputs, Run, describe_run, say_saved, start};
+use crate::args::{ModelArg, TrainArgs};
+use crate::error::CliError;
+use crate::progress::{Labels, Reporter};
+use adamlab_data::fortunes::{Corpus, TextWindows};
+use adamlab_data::{DATA_DIR_ENV, DEFAULT_DATA_DIR, MnistDataset, Split};
+use adamlab_models::{CharGpt, CharGptConfig, NoData, SoftmaxRegression};
+use adamlab_train::controls::ControlsSpec;
+use adamlab_train::fit::{Model, RunConfig};
+use adamlab_train::test_functions::STEPS_PER_EPOCH;
+use adamlab_train::{classification, language_model, test_functions};
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::{InferenceStep, RegressionOutput, TrainStep};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Windows per batch when computing the validation loss.
+const CHAR_GPT_EVAL_BATCH_SIZE: usize = 64;
+/// Softmax regression: the CNN's defaults (lr, epochs; batch 64).
+const SOFTMAX_REGRESSION_DEFAULTS: (f64, usize) = (classification::SOFTMAX_REGRESSION_LR, 2);
+const SOFTMAX_REGRESSION_BATCH_SIZE: usize = 64;
+
+/// The default learning rate and epochs of a workload.
+pub(super) fn defaults(model: ModelArg) -> (f64, usize) {
+    match model {
+        ModelArg::CharGpt => (language_model::DEFAULT_LR, language_model::DEFAULT_EPOCHS),
+        ModelArg::SoftmaxRegression => SOFTMAX_REGRESSION_DEFAULTS,
+        ModelArg::Rosenbrock | ModelArg::Quadratic => {
+            (test_functions::DEFAULT_LR, test_functions::DEFAULT_EPOCHS)
+        }
+        ModelArg::Cnn | ModelArg::Mlp => unreachable!("the article's models have their own"),
+    }
+}
+
+/// Flags that do not apply to a workload, or values out of range.
+pub(super) fn check_flags(model: ModelArg, args: &TrainArgs) -> Result<(), CliError> {
+    let usage = |message: &str| Err(CliError::Usage(message.to_string()));
+    match model {
+        ModelArg::CharGpt | ModelArg::SoftmaxRegression => {
+            if args.batch_size == Some(0) {
+                return usage("--batch-size must be at least 1");
+            }
+            if args.limit_train == Some(0) {
+                return usage("--limit-train 0 leaves nothing to train on: give at least 1");
+            }
+            if args.limit_test == Some(0) {
+                return usage("--limit-test 0 leaves nothing to evaluate on: give 1 or more");
+            }
+        }
+        _ => {
+            let data_flags = [
+                (args.batch_size.is_some(), "--batch-size"),
+                (args.limit_train.is_some(), "--limit-train"),
+                (args.limit_test.is_some(), "--limit-test"),
+                (args.no_shuffle, "--no-shuffle"),
+            ];
+            if let Some((_, flag)) = data_flags.iter().find(|(set, _)| *set) {
+                return Err(CliError::Usage(format!(
+                    "{flag} applies to models with data; a test function has none (an epoch is \
+                     {STEPS_PER_EPOCH} steps at the point)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Trains a workload.
+pub(super) fn train(
+    model: ModelArg,
+    args: &TrainArgs,
+    controls: ControlsSpec,
+    epochs: usize,
+    device: Device,
+    described: &str,
+) -> Result<(), CliError> {
+    match model {
+        ModelArg::CharGpt => train_char_gpt(args, controls, epochs, device, described),
+        ModelArg::SoftmaxRegression => {
+            train_softmax_regression(args, controls, epochs, device, described)
+        }
+        ModelArg::Rosenbrock => {
+            train_point(args, controls, epochs, device, described, test_functions::rosenbrock())
+        }
+        ModelArg::Quadratic => {
+            train_point(args, controls, epochs, device, described, test_functions::quadratic())
+        }
+        ModelArg::Cnn | ModelArg::Mlp => unreachable!("the article's models train in train.rs"),
+    }
+}
+
+/// The fortunes directory: `--data-dir` when given for this run (not Fashion-MNIST's default or
+/// `$ADAMLAB_DATA_DIR`, which name the images), else `$ADAMLAB_FORTUNES_DIR`, else Debian's.
+pub fn fortunes_dir(data_dir: &Path) -> PathBuf {
+    let images_env = std::env::var_os(DATA_DIR_ENV).map(PathBuf::from);
+    let given = data_dir != Path::new(DEFAULT_DATA_DIR) && images_env.as_deref() != Some(data_dir);
+    Corpus::resolve_dir(given.then_some(data_dir))
+}
+
+fn train_char_gpt(
+    args: &TrainArgs,
+    controls: ControlsSpec,
+    epochs: usize,
+    device: Device,
+    described: &str,
+) -> Result<(), CliError> {
+    let outputs = Outputs::prepare(args)?;
+    let dir = fortunes_dir(&args.data.data_dir);
+    let corpus = Corpus::load(&dir)?;
+    let config = CharGptConfig::fortunes();
+    let mut train_set = TextWindows::new(corpus.train, config.context);
+    if let Some(n) = args.limit_train {
+        train_set = train_set.truncated(n);
+    }
+    let mut validation = TextWindows::new(corpus.validation, config.context);
+    if let Some(n) = args.limit_test {
+        validation = validation.truncated(n);
+    }
+    if validation.is_empty() || train_set.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds too little text for one window of {} characters",
+            dir.display(),
+            config.context + 1
+        )));
+    }
+    let batch_size = args.batch_size.unwrap_or(language_model::DEFAULT_BATCH_SIZE).min(train_set.len());
+    let run_config = RunConfig {
+        epochs,
+        batch_size,
+        seed: args.seed,
+        shuffle: !args.no_shuffle,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let init = |device: &Device| config.init(device);
+    let model = Model {
+        name: language_model::model_name(&config),
+        init: &init,
+    };
+    let start = start(args, &model, &device)?;
+    say!(
+        "training char-gpt ({} parameters: {} layers, {} heads, d {}, context {}) on {} windows \
+         ({} characters) of Debian's fortune cookies from {} with {}, batch {batch_size}, \
+         {epochs} epoch(s) of {} steps, on {described}",
+        config.init(&device).num_params(),
+        config.layers,
+        config.heads,
+        config.d_model,
+        config.context,
+        train_set.len(),
+        train_set.len() * config.context,
+        dir.display(),
+        describe_run(&controls),
+        train_set.len().div_ceil(batch_size),
+    );
+    let validation = Arc::new(validation);
+    let mut evaluate =
+        |model: &CharGpt| language_model::evaluate(model, &validation, CHAR_GPT_EVAL_BATCH_SIZE);
+    let run = Run {
+        args,
+        controls: &controls,
+        config: run_config,
+        device: &device,
+        outputs,
+        reporter: |journal| {
+            let labels = Labels {
+                held_out: "validation",
+                decimals: 3,
+                per_second: "seq/s",
+            };
+            Reporter::labelled(epochs, journal, labels)
+        },
+        saved: say_saved,
+    };
+    let data = language_model::train_data(train_set);
+    run.fit(model, &data, start, Some(&mut evaluate))
+}
+
+fn train_softmax_regression(
+    args: &TrainArgs,
+    controls: ControlsSpec,
+    epochs: usize,
+    device: Device,
+    described: &str,
+) -> Result<(), CliError> {
+    let outputs = Outputs::prepare(args)?;
+    let mut train_set = MnistDataset::load(&args.data.data_dir, Split::Train)?;
+    if let Some(n) = args.limit_train {
+        train_set = train_set.truncated(n);
+    }
+    let mut test_set = MnistDataset::load(&args.data.data_dir, Split::Test)?;
+    if let Some(n) = args.limit_test {
+        test_set = test_set.truncated(n);
+    }
+    if test_set.is_empty() || train_set.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} holds no images to train or evaluate on",
+            args.data.data_dir.display()
+        )));
+    }
+    let batch_size = args
+        .batch_size
+        .unwrap_or(SOFTMAX_REGRESSION_BATCH_SIZE)
+        .min(train_set.len());
+    let config = RunConfig {
+        epochs,
+        batch_size,
+        seed: args.seed,
+        shuffle: !args.no_shuffle,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let start = start(args, &classification::softmax_regression(), &device)?;
+    say!(
+        "training softmax regression (Linear(784, 10)) on {} images from {} with {}, batch \
+         {batch_size}, {epochs} epoch(s), on {described}",
+        train_set.len(),
+        args.data.data_dir.display(),
+        describe_run(&controls),
+    );
+    let test_set = Arc::new(test_set);
+    let mut evaluate =
+        |model: &SoftmaxRegression| classification::evaluate(model, &test_set, batch_size.max(256));
+    let run = Run {
+        args,
+        controls: &controls,
+        config,
+        device: &device,
+        outputs,
+        reporter: |journal| Reporter::new(epochs, journal),
+        saved: say_saved,
+    };
+    let data = classification::train_data(Arc::new(train_set));
+    run.fit(classification::softmax_regression(), &data, start, Some(&mut evaluate))
+}
+
+/// A test function: epochs of [`STEPS_PER_EPOCH`] steps, each followed by the function's value
+/// and the distance to the optimum.
+fn train_point<M>(
+    args: &TrainArgs,
+    controls: ControlsSpec,
+    epochs: usize,
+    device: Device,
+    described: &str,
+    model: Model<'static, M>,
+) -> Result<(), CliError>
+where
+    M: Module
+        + TrainStep<Input = NoData>
+        + InferenceStep<Input = NoData, Output = RegressionOutput>
+        + 'static,
+    <M as TrainStep>::Output: adamlab_train::fit::StepLoss,
+{
+    let outputs = Outputs::prepare(args)?;
+    let start = start(args, &model, &device)?;
+    say!(
+        "minimising {} with {}, {epochs} epoch(s) of {STEPS_PER_EPOCH} steps, on {described}",
+        model.name,
+        describe_run(&controls),
+    );
+    let config = RunConfig {
+        epochs,
+        batch_size: 1,
+        seed: args.seed,
+        shuffle: false,
+        checkpoint_every: args.checkpoint_every,
+    };
+    let mut evaluate = |model: &M| test_functions::evaluate(model);
+    let run = Run {
+        args,
+        controls: &controls,
+        config,
+        device: &device,
+        outputs,
+        reporter: |journal| {
+            let labels = Labels {
+                held_out: "end-of-epoch",
+                decimals: 6,
+                per_second: "steps/s",
+            };
+            Reporter::labelled(epochs, journal, labels)
+        },
+        saved: say_saved,
+    };
+    run.fit(model, &test_functions::steps(STEPS_PER_EPOCH), start, Some(&mut evaluate))
+}
