@@ -120,7 +120,11 @@ fn own_model_killed_three_ways_then_resumed_ends_byte_for_byte_as_the_uninterrup
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let resumed = command(&dir, &["--resume"]).output().unwrap();
+        // A kill before the first checkpoint (a loaded machine is slow to reach it) leaves nothing
+        // to resume: the user starts over, which must give the same bytes too.
+        let has_checkpoint = dir.join("ck").join("latest").exists();
+        println!("kill {i}: {}", if has_checkpoint { "resumed" } else { "no checkpoint yet: started over" });
+        let resumed = command(&dir, if has_checkpoint { &["--resume"] } else { &[] }).output().unwrap();
         assert!(resumed.status.success(), "kill {i}: {}", String::from_utf8_lossy(&resumed.stderr));
         assert!(std::fs::read(dir.join("w.st")).unwrap() == weights, "kill {i}: other weights");
         assert_eq!(journal_without_timing(&dir.join("m.jsonl")), journal, "kill {i}: another journal");

@@ -368,6 +368,16 @@ fn checked_float32<M: Module>(
     Ok((bytes, converted))
 }
 
+/// The names PyTorch gives `model`'s tensors (`norm.weight` for burn's `norm.gamma`), as
+/// [`save_pytorch_safetensors`] writes them and the loaders expect them.
+pub fn pytorch_names<M: Module>(model: &M) -> BTreeSet<String> {
+    model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
+        .into_iter()
+        .map(|tensor| tensor.name.clone())
+        .collect()
+}
+
 /// Loads `model`'s weights from the safetensors bytes PyTorch wrote (`path` is for messages).
 /// Every tensor of the model must be present with its shape, and no other (a tensor the model
 /// does not have is refused, naming it). Tensors in float16, bfloat16 or float64 are converted to

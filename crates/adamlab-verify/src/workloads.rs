@@ -154,9 +154,19 @@ impl Fixture<'_> {
         self.meta("steps").parse().expect("a step count")
     }
 
-    /// A model with the fixture's initial weights, read through the PyTorch adapter.
+    /// A model with the fixture's initial weights, read through the PyTorch adapter. The fixture
+    /// file also holds the batches and the recorded losses, which `--init` would refuse as tensors
+    /// the model does not have: only the model's own tensors are handed to the loader.
     pub fn weights<M: Module>(&self, template: M) -> M {
-        load_pytorch_safetensors_bytes(template, self.bytes.to_vec(), Path::new(self.name))
+        let names = adamlab_models::pytorch::pytorch_names(&template);
+        let file = SafeTensors::deserialize(self.bytes).expect("an embedded fixture parses");
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
+            .tensors()
+            .into_iter()
+            .filter(|(name, _)| names.contains(name))
+            .collect();
+        let bytes = safetensors::serialize(views, None).expect("the fixture's own tensors serialise");
+        load_pytorch_safetensors_bytes(template, bytes, Path::new(self.name))
             .unwrap_or_else(|err| panic!("embedded fixture: {err}"))
     }
 }
