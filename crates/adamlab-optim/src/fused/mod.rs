@@ -1,18 +1,21 @@
-//! What every fused optimizer step shares: deciding whether a step can take a kernel, and the
-//! backend primitives the kernels work on.
+//! The fused optimizer steps: one trait an optimizer implements once, one dispatch, and the
+//! drivers that run it on each kind of backend.
 //!
 //! A fused step reads each parameter's θ, gradient and state once and writes θ and the state
 //! back in place, in one pass over memory, where the tensor-op reference step makes a dozen
-//! passes into fresh allocations. Each optimizer keeps its kernels beside its reference
-//! (`adam/cpu_kernel.rs`, `adam/wgpu_kernel.rs`); this module holds only the plumbing they share:
+//! passes into fresh allocations. An optimizer with a fused step implements [`FusedStep`] in its
+//! `kernel.rs`, beside its reference: the scalars of a step (its coefficients), the update of
+//! one element, and the CubeCL kernel that computes the same update. Everything else is here,
+//! written once:
 //!
-//! - [`kernel_for`] says which kernel a step's tensors can take: [`Kernel::Cpu`] for f32 tensors
-//!   of Flex or NdArray, [`Kernel::Cube`] for f32 tensors of the CubeCL backend (wgpu), `None`
-//!   for anything else (another backend or dtype, autodiff tensors, tensors on different
-//!   devices), and the optimizer then runs its reference step.
+//! - [`step`] is the optimizer's whole `Optimizer::step`: the `fused` keyword, the learning-rate
+//!   check, and [`kernel_for`], which says which driver the step's tensors can take:
+//!   [`Kernel::Cpu`] for f32 tensors of Flex or NdArray, [`Kernel::Cube`] for f32 tensors of
+//!   the CubeCL backend (wgpu), `None` for anything else (another backend or dtype, autodiff
+//!   tensors, tensors on different devices), and the optimizer then runs its reference step.
 //! - [`cpu`]: f32 slices of Flex and NdArray tensors, in place when the buffer is not shared,
-//!   and a parallel loop over chunks of them.
-//! - [`cube`]: CubeCL tensors ready for an in-place elementwise kernel.
+//!   and the parallel, vectorised loop calling [`FusedStep::element`] on them.
+//! - [`cube`]: CubeCL tensors ready for an in-place elementwise kernel, and its launch.
 //!
 //! Only the backends compiled into this crate (its `flex`, `ndarray`, `wgpu` features) have
 //! kernels; burn's `fusion` feature must stay off for the CubeCL one (with it, a wgpu tensor is
@@ -25,8 +28,10 @@ pub(crate) mod cube;
 
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use burn::backend::DispatchDevice;
+use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{DType, Tensor};
 
+use crate::hyper::check_learning_rate;
 
 /// `fused`, the keyword that picks between the fused step and the reference (declared with the
 /// other shared keywords).
@@ -77,4 +82,126 @@ fn kernel_of(device: &burn::tensor::Device) -> Option<Kernel> {
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu")))]
 fn kernel_of(_device: &burn::tensor::Device) -> Option<Kernel> {
     None
+}
+
+/// An optimizer whose step is one elementwise pass: for each element, θ, its gradient and its
+/// values in up to `S` state buffers (the *slots*, in a fixed order) go in, θ and the buffers
+/// come out. Implemented once per fused optimizer, in its `kernel.rs`; [`step`] does the rest.
+pub(crate) trait FusedStep<const S: usize>: Optimizer {
+    /// The scalars of one step, as the reference hands them to its tensor ops (each computed in
+    /// f64 and rounded once to f32), and the switches of the configuration.
+    type Coefficients: Copy + Send + Sync;
+
+    /// Whether the configuration asks for the fused step (the `fused` keyword).
+    fn fused(&self) -> bool;
+
+    /// The tensor-op reference step the fused one must equal.
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>);
+
+    /// The buffers `state` holds, by slot.
+    fn buffers<const D: usize>(state: &Self::State<D>) -> [Option<&Tensor<D>>; S];
+
+    /// The coefficients of the coming step and the buffers it updates in place: exactly those
+    /// the reference's state would hold after it, zeros (or the reference's initial values)
+    /// where they start at this step.
+    fn prepare<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: &Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Self::Coefficients, Buffers<D, S>);
+
+    /// The state after the step, from the buffers [`prepare`](Self::prepare) gave, updated.
+    fn state<const D: usize>(buffers: Buffers<D, S>) -> Option<Self::State<D>>;
+
+    /// One element's step: θ and the slots' values after it, from θ, g and the values before.
+    /// `KEPT` says which slots the step keeps ([`keeps`]); a slot it does not keep holds 0 and
+    /// what is returned for it is dropped. The arithmetic is the reference's, operation for
+    /// operation and in its order, so that the CPU loop equals the reference bit for bit.
+    fn element<const KEPT: u32>(
+        c: &Self::Coefficients,
+        theta: f32,
+        grad: f32,
+        state: [f32; S],
+    ) -> (f32, [f32; S]);
+
+    /// Launches the optimizer's CubeCL kernel, which computes [`element`](Self::element) on
+    /// every element of θ, `grad` and the slots `kept` says are kept (the others are
+    /// placeholders the kernel must not touch).
+    #[cfg(feature = "wgpu")]
+    fn launch(
+        c: &Self::Coefficients,
+        geometry: cube::Geometry,
+        theta: cube::Buffer,
+        grad: cube::Buffer,
+        state: [cube::Buffer; S],
+        kept: [bool; S],
+    );
+}
+
+/// The state buffers of one fused step, by slot, and the step's number.
+pub(crate) struct Buffers<const D: usize, const S: usize> {
+    /// The step taken, t = 1, 2, … (optimizers that keep no count ignore it).
+    pub step: usize,
+    /// The buffers, by slot: `None` where this step keeps none.
+    pub tensors: [Option<Tensor<D>>; S],
+}
+
+/// Whether the set of slots `kept` (bit k for slot k) holds `slot`.
+#[inline(always)]
+pub(crate) const fn keeps(kept: u32, slot: usize) -> bool {
+    kept >> slot & 1 == 1
+}
+
+/// One step of `optimizer` for one parameter tensor: the fused kernel its tensors can take when
+/// the configuration asks for it, else its reference step. Every fused optimizer's
+/// `Optimizer::step` is this.
+///
+/// # Panics
+/// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+/// callers that take the learning rate from a user check it first with [`check_learning_rate`].
+pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
+    optimizer: &O,
+    lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Option<O::State<D>>,
+) -> (Tensor<D>, Option<O::State<D>>) {
+    if let Err(err) = check_learning_rate(lr) {
+        panic!("{err}");
+    }
+    if !optimizer.fused() {
+        return optimizer.reference(lr, theta, grad, state);
+    }
+    let buffers = state.as_ref().map_or([None; S], O::buffers);
+    let tensors = [Some(&theta), Some(&grad)].into_iter().chain(buffers);
+    match kernel_for(tensors.flatten()) {
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        Some(Kernel::Cpu) => {
+            let (c, buffers) = optimizer.prepare(lr, &theta, state);
+            let (theta, tensors) = cpu::step::<O, S, D>(c, theta, grad, buffers.tensors);
+            let state = O::state(Buffers {
+                step: buffers.step,
+                tensors,
+            });
+            (theta, state)
+        }
+        #[cfg(feature = "wgpu")]
+        Some(Kernel::Cube) => {
+            let (c, buffers) = optimizer.prepare(lr, &theta, state);
+            let (theta, tensors) = cube::step::<O, S, D>(c, theta, grad, buffers.tensors);
+            let state = O::state(Buffers {
+                step: buffers.step,
+                tensors,
+            });
+            (theta, state)
+        }
+        None => optimizer.reference(lr, theta, grad, state),
+    }
 }
