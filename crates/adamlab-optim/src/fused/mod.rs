@@ -205,3 +205,98 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
         None => optimizer.reference(lr, theta, grad, state),
     }
 }
+
+/// The CPU driver's memory: every fused optimizer updates its buffers in place, and copies θ
+/// only while a clone of it is alive. (That the fused steps compute the reference's numbers is
+/// tested over the registry by `adamlab_verify::fused`, on every backend.)
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
+mod tests {
+    // burn deprecates ndarray in favour of flex; adamlab tests both on purpose.
+    #![allow(deprecated)]
+
+    use super::FusedStep;
+    use adamlab_backend::{BackendKind, compiled, device};
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    /// Rows and columns: more than two of the CPU loop's chunks, so that the parallel split runs.
+    const SHAPE: [usize; 2] = [131, 257];
+
+    /// Where the buffer of a CPU tensor lives, to tell an in-place update from a copy; `None` on
+    /// other backends.
+    fn buffer_address(tensor: &Tensor<2>) -> Option<usize> {
+        #[allow(unreachable_patterns)]
+        match tensor.clone().into_dispatch().kind {
+            #[cfg(feature = "flex")]
+            DispatchTensorKind::Flex(BackendTensor::Float(t)) => Some(t.bytes().as_ptr() as usize),
+            #[cfg(feature = "ndarray")]
+            DispatchTensorKind::NdArray(BackendTensor::Float(
+                burn::backend::ndarray::NdArrayTensor::F32(storage),
+            )) => Some(storage.view().as_ptr() as usize),
+            _ => None,
+        }
+    }
+
+    fn values(device: &Device, seed: f32) -> Tensor<2> {
+        let len = SHAPE[0] * SHAPE[1];
+        let values: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
+        Tensor::from_data(TensorData::new(values, SHAPE), device)
+    }
+
+    /// On flex and ndarray, once the state exists, a fused step of `optimizer` (which must keep
+    /// a state) writes θ and every state tensor into the buffers they came in (no allocation),
+    /// and copies θ only while a clone of it is alive.
+    fn assert_in_place<O: FusedStep<S>, const S: usize>(name: &str, optimizer: O) {
+        let mut checked = 0;
+        for backend in compiled() {
+            if !matches!(backend, BackendKind::Flex | BackendKind::Ndarray) {
+                continue;
+            }
+            let device = device(backend).unwrap();
+            let grad = |i: usize| values(&device, i as f32 + 1.0);
+            let (theta, state) = optimizer.step(1e-2, values(&device, 0.0), grad(0), None);
+            let state = state.unwrap_or_else(|| panic!("{name} keeps no state"));
+            // θ first, then the state's buffers.
+            let addresses = |theta: &Tensor<2>, state: &O::State<2>| {
+                let mut addresses = vec![buffer_address(theta)];
+                addresses.extend(O::buffers(state).into_iter().flatten().map(buffer_address));
+                addresses
+            };
+            let before = addresses(&theta, &state);
+            assert!(
+                before.len() > 1 && before.iter().all(Option::is_some),
+                "{backend}/{name}: not CPU tensors, or no state tensor"
+            );
+            let (theta, state) = optimizer.step(1e-2, theta, grad(1), Some(state));
+            let state = state.unwrap();
+            assert_eq!(addresses(&theta, &state), before, "{backend}/{name}: θ or a state tensor moved");
+
+            let kept = theta.clone();
+            let (theta, state) = optimizer.step(1e-2, theta, grad(2), Some(state));
+            let after = addresses(&theta, &state.unwrap());
+            assert_ne!(after[0], before[0], "{backend}/{name}: θ is shared, so it must be copied");
+            assert_eq!(after[1..], before[1..], "{backend}/{name}: the state is not shared");
+            assert_eq!(buffer_address(&kept), before[0], "{backend}/{name}: the clone keeps its buffer");
+            checked += 1;
+        }
+        assert!(checked > 0, "no CPU backend compiled in");
+    }
+
+    /// One configuration per fused optimizer, each keeping all of its buffers.
+    #[test]
+    fn the_cpu_step_updates_unshared_buffers_in_place_and_copies_shared_ones() {
+        use crate::{adagrad, adam, adamax, lion, rmsprop, sgd};
+        let adam = adam::AdamConfig::new().with_amsgrad(true).build().unwrap();
+        assert_in_place("adam(amsgrad=true)", adam);
+        let sgd = sgd::SgdConfig::new().with_momentum(0.9).with_nesterov(true);
+        assert_in_place("sgd(momentum=0.9, nesterov=true)", sgd.build().unwrap());
+        let lion = lion::LionConfig::new().with_weight_decay(0.1).build().unwrap();
+        assert_in_place("lion(weight_decay=0.1)", lion);
+        let adagrad = adagrad::AdagradConfig::new().with_weight_decay(0.1).build().unwrap();
+        assert_in_place("adagrad(weight_decay=0.1)", adagrad);
+        let rmsprop = rmsprop::RmsPropConfig::new().with_centered(true).with_momentum(0.9);
+        assert_in_place("rmsprop(centered=true, momentum=0.9)", rmsprop.build().unwrap());
+        let adamax = adamax::AdamaxConfig::new().with_weight_decay(0.1).build().unwrap();
+        assert_in_place("adamax(weight_decay=0.1)", adamax);
+    }
+}
