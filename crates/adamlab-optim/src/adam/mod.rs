@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-use crate::hyper::{ConfigError, Keyword, SharedF64};
+use crate::hyper::{ConfigError, Keyword, CycledMomentum};
 use crate::keywords::{
     BETAS, DECOUPLED_WEIGHT_DECAY, EPS, FUSED, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECAY_L2_OR_DECOUPLED,
 };
@@ -175,7 +175,7 @@ impl AdamConfig {
 pub struct Adam {
     config: AdamConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_beta1: Option<SharedF64>,
+    cycled_beta1: Option<CycledMomentum>,
 }
 
 /// The state Adam keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -199,7 +199,7 @@ impl Adam {
 
     /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
         self.cycled_beta1 = beta1;
         self
     }
@@ -208,7 +208,7 @@ impl Adam {
     fn beta1(&self) -> f64 {
         self.cycled_beta1
             .as_ref()
-            .and_then(SharedF64::get)
+            .and_then(CycledMomentum::get)
             .unwrap_or(self.config.beta1)
     }
 

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-use crate::hyper::{ConfigError, SharedF64};
+use crate::hyper::{ConfigError, CycledMomentum};
 use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::torch_ops;
@@ -106,7 +106,7 @@ impl AdamaxConfig {
 pub struct Adamax {
     config: AdamaxConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_beta1: Option<SharedF64>,
+    cycled_beta1: Option<CycledMomentum>,
 }
 
 /// The state Adamax keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -128,7 +128,7 @@ impl Adamax {
 
     /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
         self.cycled_beta1 = beta1;
         self
     }
@@ -137,7 +137,7 @@ impl Adamax {
     fn beta1(&self) -> f64 {
         self.cycled_beta1
             .as_ref()
-            .and_then(SharedF64::get)
+            .and_then(CycledMomentum::get)
             .unwrap_or(self.config.beta1)
     }
 
@@ -368,7 +368,7 @@ mod tests {
     /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
     #[test]
     fn a_cycled_beta1_replaces_the_configured_one_once_set() {
-        let cell = SharedF64::default();
+        let cell = CycledMomentum::default();
         let cycled = AdamaxConfig::new()
             .build()
             .unwrap()

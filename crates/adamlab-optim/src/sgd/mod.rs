@@ -38,7 +38,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, SharedF64};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, CycledMomentum};
 use crate::keywords::{FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -143,7 +143,7 @@ impl SgdConfig {
 pub struct Sgd {
     config: SgdConfig,
     /// μ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_momentum: Option<SharedF64>,
+    cycled_momentum: Option<CycledMomentum>,
 }
 
 /// The state SGD keeps for one parameter, only when the momentum is not 0. Named as torch's
@@ -162,7 +162,7 @@ impl Sgd {
 
     /// This optimizer, taking μ from `momentum` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["momentum"]` before each step).
-    pub fn with_cycled_momentum(mut self, momentum: Option<SharedF64>) -> Self {
+    pub fn with_cycled_momentum(mut self, momentum: Option<CycledMomentum>) -> Self {
         self.cycled_momentum = momentum;
         self
     }
@@ -171,7 +171,7 @@ impl Sgd {
     fn momentum(&self) -> f64 {
         self.cycled_momentum
             .as_ref()
-            .and_then(SharedF64::get)
+            .and_then(CycledMomentum::get)
             .unwrap_or(self.config.momentum)
     }
 
@@ -358,7 +358,7 @@ mod tests {
     /// θ₂ = [0.9, −1.9]. Unset, the configured μ applies (step 1 as plain momentum SGD).
     #[test]
     fn a_cycled_momentum_replaces_the_configured_one_once_set() {
-        let cycled = SharedF64::default();
+        let cycled = CycledMomentum::default();
         let sgd = SgdConfig::new()
             .with_momentum(0.9)
             .build()
