@@ -103,12 +103,22 @@ impl Agreement {
     /// The first element where `actual` and `expected` disagree, with the number that do.
     fn first_difference(self, actual: &[f32], expected: &[f32]) -> Option<String> {
         if actual.len() != expected.len() {
-            return Some(format!("{} elements, the reference {}", actual.len(), expected.len()));
+            return Some(format!(
+                "{} elements, the reference {}",
+                actual.len(),
+                expected.len()
+            ));
         }
         let disagree = |(a, e): &(&f32, &f32)| !self.agree(**a, **e);
         let mismatches = actual.iter().zip(expected).filter(disagree).count();
-        let (index, (a, e)) = actual.iter().zip(expected).enumerate().find(|(_, pair)| disagree(pair))?;
-        Some(format!("{mismatches} differ; first at {index}: fused {a:e}, reference {e:e}"))
+        let (index, (a, e)) = actual
+            .iter()
+            .zip(expected)
+            .enumerate()
+            .find(|(_, pair)| disagree(pair))?;
+        Some(format!(
+            "{mismatches} differ; first at {index}: fused {a:e}, reference {e:e}"
+        ))
     }
 }
 
@@ -165,7 +175,9 @@ pub fn cases() -> Vec<Case> {
             name: "zeros",
             theta: values.vec(len, |i, x| if i % 3 == 0 { 0.0 } else { x }),
             grads: (0..STEPS)
-                .map(|step| values.vec(len, |i, x| if (i + step) % 2 == 0 { 0.0 } else { -0.0 * x }))
+                .map(|step| {
+                    values.vec(len, |i, x| if (i + step) % 2 == 0 { 0.0 } else { -0.0 * x })
+                })
                 .collect(),
         },
         Case {
@@ -173,7 +185,9 @@ pub fn cases() -> Vec<Case> {
             theta: random_theta.clone(),
             // Down to f32's subnormals: g² underflows to zero, and ε dominates √v.
             grads: (0..STEPS)
-                .map(|step| values.vec(len, |i, x| x * [1e-20, 1e-30, 1e-38, 1e-42][(i + step) % 4]))
+                .map(|step| {
+                    values.vec(len, |i, x| x * [1e-20, 1e-30, 1e-38, 1e-42][(i + step) % 4])
+                })
                 .collect(),
         },
         Case {
@@ -190,7 +204,11 @@ pub fn cases() -> Vec<Case> {
             grads: {
                 let g = values.vec(len, |_, x| x);
                 (0..STEPS)
-                    .map(|step| g.iter().map(|x| if step % 2 == 0 { *x } else { -*x }).collect())
+                    .map(|step| {
+                        g.iter()
+                            .map(|x| if step % 2 == 0 { *x } else { -*x })
+                            .collect()
+                    })
                     .collect()
             },
         },
@@ -237,7 +255,11 @@ fn tensor(values: &[f32], layout: Layout, device: &Device) -> Tensor<2> {
 }
 
 fn host(tensor: &Tensor<2>) -> Vec<f32> {
-    tensor.to_data().convert::<f32>().try_to_vec::<f32>().expect("f32 values")
+    tensor
+        .to_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 values")
 }
 
 /// The bit patterns of a tensor's values, to compare NaN with NaN.
@@ -270,7 +292,10 @@ fn step(
 }
 
 /// A state's leaves: its tensors' values and its scalars (the step count), by name.
-fn leaves(optimizer: &dyn DynOptimizer, state: &Option<DynState>) -> (Vec<(String, Vec<f32>)>, Vec<(String, Option<f64>)>) {
+fn leaves(
+    optimizer: &dyn DynOptimizer,
+    state: &Option<DynState>,
+) -> (Vec<(String, Vec<f32>)>, Vec<(String, Option<f64>)>) {
     let mut sink = StateSink::default();
     if let Some(state) = state {
         optimizer.state_flatten("", state, &mut sink);
@@ -278,7 +303,14 @@ fn leaves(optimizer: &dyn DynOptimizer, state: &Option<DynState>) -> (Vec<(Strin
     let tensors = sink
         .tensors
         .into_iter()
-        .map(|(name, data)| (name, data.convert::<f32>().try_to_vec::<f32>().expect("f32 values")))
+        .map(|(name, data)| {
+            (
+                name,
+                data.convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("f32 values"),
+            )
+        })
         .collect();
     let scalars = sink
         .scalars
@@ -300,40 +332,71 @@ pub fn compare(
 ) -> Result<Vec<String>, String> {
     let [fused, reference] = fused_and_reference(spec)?;
     let mut failures = Vec::new();
-    let mut fail = |what: String| failures.push(format!("{spec}/{}/{layout:?}/lr {lr}: {what}", case.name));
-    let (mut theta_fused, mut theta_reference) =
-        (tensor(&case.theta, layout, device), tensor(&case.theta, layout, device));
+    let mut fail =
+        |what: String| failures.push(format!("{spec}/{}/{layout:?}/lr {lr}: {what}", case.name));
+    let (mut theta_fused, mut theta_reference) = (
+        tensor(&case.theta, layout, device),
+        tensor(&case.theta, layout, device),
+    );
     let (mut state_fused, mut state_reference) = (None, None);
     for (step_index, grad) in case.grads.iter().enumerate() {
         let n = step_index + 1;
         let alias = (layout == Layout::Shared).then(|| (theta_fused.clone(), bits(&theta_fused)));
-        (theta_fused, state_fused) = step(&*fused, lr, theta_fused, tensor(grad, layout, device), state_fused.take());
-        (theta_reference, state_reference) =
-            step(&*reference, lr, theta_reference, tensor(grad, layout, device), state_reference.take());
+        (theta_fused, state_fused) = step(
+            &*fused,
+            lr,
+            theta_fused,
+            tensor(grad, layout, device),
+            state_fused.take(),
+        );
+        (theta_reference, state_reference) = step(
+            &*reference,
+            lr,
+            theta_reference,
+            tensor(grad, layout, device),
+            state_reference.take(),
+        );
         if let Some((alias, before)) = alias
             && bits(&alias) != before
         {
-            fail(format!("step {n}: the fused step wrote into a clone of θ held elsewhere"));
+            fail(format!(
+                "step {n}: the fused step wrote into a clone of θ held elsewhere"
+            ));
         }
-        if let Some(diff) = agreement.first_difference(&host(&theta_fused), &host(&theta_reference)) {
+        if let Some(diff) = agreement.first_difference(&host(&theta_fused), &host(&theta_reference))
+        {
             fail(format!("step {n}: θ: {diff}"));
         }
         if state_fused.is_some() != state_reference.is_some() {
             fail(format!(
                 "step {n}: a state {}, the reference's {}",
-                if state_fused.is_some() { "kept" } else { "dropped" },
-                if state_reference.is_some() { "kept" } else { "dropped" },
+                if state_fused.is_some() {
+                    "kept"
+                } else {
+                    "dropped"
+                },
+                if state_reference.is_some() {
+                    "kept"
+                } else {
+                    "dropped"
+                },
             ));
             continue;
         }
         let (tensors, scalars) = leaves(&*fused, &state_fused);
         let (expected_tensors, expected_scalars) = leaves(&*reference, &state_reference);
         if scalars != expected_scalars {
-            fail(format!("step {n}: scalars {scalars:?}, reference {expected_scalars:?}"));
+            fail(format!(
+                "step {n}: scalars {scalars:?}, reference {expected_scalars:?}"
+            ));
         }
         let names = |t: &[(String, Vec<f32>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         if names(&tensors) != names(&expected_tensors) {
-            fail(format!("step {n}: state {:?}, reference {:?}", names(&tensors), names(&expected_tensors)));
+            fail(format!(
+                "step {n}: state {:?}, reference {:?}",
+                names(&tensors),
+                names(&expected_tensors)
+            ));
             continue;
         }
         for ((name, a), (_, e)) in tensors.iter().zip(&expected_tensors) {
@@ -348,7 +411,11 @@ pub fn compare(
 /// The fused step of `spec` equals its reference on `device`: every data set of [`cases`] in
 /// every [`Layout`] at lr 1e-2, and the random data at lr 20 (large enough for a decay factor
 /// `1 − lr·λ` to go negative).
-pub fn fused_equals_reference(spec: &OptimizerSpec, device: &Device, agreement: Agreement) -> Result<(), String> {
+pub fn fused_equals_reference(
+    spec: &OptimizerSpec,
+    device: &Device,
+    agreement: Agreement,
+) -> Result<(), String> {
     let mut failures = Vec::new();
     let cases = cases();
     for case in &cases {
@@ -356,7 +423,14 @@ pub fn fused_equals_reference(spec: &OptimizerSpec, device: &Device, agreement: 
             failures.extend(compare(spec, device, agreement, case, layout, 1e-2)?);
         }
     }
-    failures.extend(compare(spec, device, agreement, &cases[0], Layout::Contiguous, 20.0)?);
+    failures.extend(compare(
+        spec,
+        device,
+        agreement,
+        &cases[0],
+        Layout::Contiguous,
+        20.0,
+    )?);
     if failures.is_empty() {
         Ok(())
     } else {
@@ -366,7 +440,11 @@ pub fn fused_equals_reference(spec: &OptimizerSpec, device: &Device, agreement: 
 
 /// A state written by the reference step resumes under the fused step with the same numbers,
 /// and the other way round: the two share one state format.
-pub fn fused_and_reference_resume_each_other(spec: &OptimizerSpec, device: &Device, agreement: Agreement) -> Result<(), String> {
+pub fn fused_and_reference_resume_each_other(
+    spec: &OptimizerSpec,
+    device: &Device,
+    agreement: Agreement,
+) -> Result<(), String> {
     let [fused, reference] = fused_and_reference(spec)?;
     let cases = cases();
     let case = &cases[0];
@@ -377,18 +455,25 @@ pub fn fused_and_reference_resume_each_other(spec: &OptimizerSpec, device: &Devi
     let (theta_a, state_a) = step(&*reference, 1e-2, theta.clone(), grad(2), state.clone());
     let (theta_b, state_b) = step(&*fused, 1e-2, theta, grad(2), state);
     if let Some(diff) = agreement.first_difference(&host(&theta_b), &host(&theta_a)) {
-        return Err(format!("{spec}: the fused step resumed from the reference's state: θ: {diff}"));
+        return Err(format!(
+            "{spec}: the fused step resumed from the reference's state: θ: {diff}"
+        ));
     }
     let (scalars_a, scalars_b) = (leaves(&*reference, &state_a).1, leaves(&*fused, &state_b).1);
     if scalars_a != scalars_b {
-        return Err(format!("{spec}: scalars {scalars_b:?}, reference {scalars_a:?}"));
+        return Err(format!(
+            "{spec}: scalars {scalars_b:?}, reference {scalars_a:?}"
+        ));
     }
     Ok(())
 }
 
 /// Tensors no kernel takes (f64, autodiff) step through the reference: the same numbers as
 /// `fused=false`, and no panic.
-pub fn fused_falls_back_to_the_reference(spec: &OptimizerSpec, device: &Device) -> Result<(), String> {
+pub fn fused_falls_back_to_the_reference(
+    spec: &OptimizerSpec,
+    device: &Device,
+) -> Result<(), String> {
     let [fused, reference] = fused_and_reference(spec)?;
     let cases = cases();
     let case = &cases[0];
@@ -398,7 +483,8 @@ pub fn fused_falls_back_to_the_reference(spec: &OptimizerSpec, device: &Device) 
     };
     let autodiff = device.clone().autodiff();
     let autodiff_tensor = |values: &[f32]| tensor(values, Layout::Contiguous, &autodiff);
-    let makers: [(&str, &dyn Fn(&[f32]) -> Tensor<2>); 2] = [("f64", &f64_tensor), ("autodiff", &autodiff_tensor)];
+    let makers: [(&str, &dyn Fn(&[f32]) -> Tensor<2>); 2] =
+        [("f64", &f64_tensor), ("autodiff", &autodiff_tensor)];
     for (what, make) in makers {
         // A backend without f64 (wgpu) stores it as f32, which the kernel does take.
         if what == "f64" && make(&case.theta).dtype() != DType::F64 {
@@ -411,7 +497,9 @@ pub fn fused_falls_back_to_the_reference(spec: &OptimizerSpec, device: &Device) 
             (b, state_b) = step(&*reference, 1e-2, b, make(grad), state_b.take());
         }
         if a.dtype() != b.dtype() || a.to_data().convert::<f32>() != b.to_data().convert::<f32>() {
-            return Err(format!("{spec}/{what}: the fallback is not the reference step"));
+            return Err(format!(
+                "{spec}/{what}: the fallback is not the reference step"
+            ));
         }
     }
     Ok(())

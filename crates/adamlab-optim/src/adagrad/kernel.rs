@@ -12,9 +12,9 @@ use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
 use super::{Adagrad, AdagradState, decayed_lr};
-use crate::fused::{Buffers, FusedStep};
 #[cfg(feature = "wgpu")]
 use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep};
 
 /// The scalars of one Adagrad step, as [`Adagrad::reference_step`] hands them to its tensor
 /// ops: each computed in f64 and rounded once to f32.
@@ -32,20 +32,6 @@ pub(crate) struct AdagradCoefficients {
 
 impl FusedStep<1> for Adagrad {
     type Coefficients = AdagradCoefficients;
-
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdagradState<D>>,
-    ) -> (Tensor<D>, Option<AdagradState<D>>) {
-        self.reference_step(lr, theta, grad, state)
-    }
 
     fn buffers<const D: usize>(state: &AdagradState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.sum)]
@@ -110,11 +96,9 @@ impl FusedStep<1> for Adagrad {
         [s]: [cube::Buffer; 1],
         _kept: [bool; 1],
     ) {
-        adagrad_kernel::launch(
-            &geometry.client,
-            geometry.cube_count,
-            geometry.cube_dim,
-            geometry.vector_size,
+        cube::launch!(
+            adagrad_kernel,
+            geometry,
             theta,
             grad,
             s,
@@ -150,14 +134,14 @@ fn adagrad_kernel<N: Size>(
     if i >= theta.len() {
         terminate!();
     }
+    let g = cube::gradient::<N>(
+        grad[i],
+        theta[i],
+        scalars.weight_decay,
+        maximize,
+        weight_decay,
+    );
     let theta_i = theta[i];
-    let mut g = grad[i];
-    if comptime![maximize] {
-        g = -g;
-    }
-    if comptime![weight_decay] {
-        g = g + theta_i * Vector::new(scalars.weight_decay);
-    }
     let s_i = s[i] + g * g;
     let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
     theta[i] = theta_i - g * Vector::new(scalars.clr) / std;

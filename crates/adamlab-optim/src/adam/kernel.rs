@@ -17,9 +17,9 @@ use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
 use super::{Adam, AdamConfig, AdamState};
-use crate::fused::{Buffers, FusedStep, keeps};
 #[cfg(feature = "wgpu")]
 use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The slot of v_max in Adam's state, whose slots are [m, v, v_max].
 const MAX_EXP_AVG_SQ: usize = 2;
@@ -80,20 +80,6 @@ impl AdamCoefficients {
 
 impl FusedStep<3> for Adam {
     type Coefficients = AdamCoefficients;
-
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamState<D>>,
-    ) -> (Tensor<D>, Option<AdamState<D>>) {
-        self.reference_step(lr, theta, grad, state)
-    }
 
     fn buffers<const D: usize>(state: &AdamState<D>) -> [Option<&Tensor<D>>; 3] {
         [
@@ -159,7 +145,11 @@ impl FusedStep<3> for Adam {
         let v = v * c.beta2 + g * c.one_minus_beta2 * g;
         // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
         let v_max = if c.first_v_max || v_max < v { v } else { v_max };
-        let v_used = if keeps(KEPT, MAX_EXP_AVG_SQ) { v_max } else { v };
+        let v_used = if keeps(KEPT, MAX_EXP_AVG_SQ) {
+            v_max
+        } else {
+            v
+        };
         let denom = v_used.sqrt() / c.sqrt_bias_correction2 + c.eps;
         let theta = theta - m * c.step_size / denom;
         (theta, [m, v, v_max])
@@ -179,11 +169,9 @@ impl FusedStep<3> for Adam {
             (None, Some(factor)) => (DECAY_DECOUPLED, factor),
             (None, None) => (DECAY_NONE, 0.0),
         };
-        adam_kernel::launch(
-            &geometry.client,
-            geometry.cube_count,
-            geometry.cube_dim,
-            geometry.vector_size,
+        cube::launch!(
+            adam_kernel,
+            geometry,
             theta,
             grad,
             m,
@@ -258,14 +246,11 @@ fn adam_kernel<N: Size>(
     if i >= theta.len() {
         terminate!();
     }
-    let mut g = grad[i];
-    if comptime![options.maximize] {
-        g = -g;
-    }
+    // L2 or decoupled decay, never both.
     let mut theta_i = theta[i];
-    if comptime![options.decay == DECAY_L2] {
-        g = g + theta_i * Vector::new(s.decay);
-    } else if comptime![options.decay == DECAY_DECOUPLED] {
+    let l2 = options.decay == DECAY_L2;
+    let g = cube::gradient::<N>(grad[i], theta_i, s.decay, options.maximize, l2);
+    if comptime![options.decay == DECAY_DECOUPLED] {
         theta_i = theta_i * Vector::new(s.decay);
     }
     let m_i = m[i] + (g - m[i]) * Vector::new(s.one_minus_beta1);

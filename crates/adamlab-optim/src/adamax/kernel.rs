@@ -14,9 +14,9 @@ use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
 use super::{Adamax, AdamaxState};
-use crate::fused::{Buffers, FusedStep};
 #[cfg(feature = "wgpu")]
 use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep};
 use crate::torch_ops;
 
 /// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see
@@ -64,20 +64,6 @@ fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
 
 impl FusedStep<2> for Adamax {
     type Coefficients = AdamaxCoefficients;
-
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamaxState<D>>,
-    ) -> (Tensor<D>, Option<AdamaxState<D>>) {
-        self.reference_step(lr, theta, grad, state)
-    }
 
     fn buffers<const D: usize>(state: &AdamaxState<D>) -> [Option<&Tensor<D>>; 2] {
         [Some(&state.exp_avg), Some(&state.exp_inf)]
@@ -168,11 +154,9 @@ impl FusedStep<2> for Adamax {
             Lerp::FromStart(w) => (false, w),
             Lerp::FromEnd(neg_one_minus_w) => (true, neg_one_minus_w),
         };
-        adamax_kernel::launch(
-            &geometry.client,
-            geometry.cube_count,
-            geometry.cube_dim,
-            geometry.vector_size,
+        cube::launch!(
+            adamax_kernel,
+            geometry,
             theta,
             grad,
             m,
@@ -254,10 +238,8 @@ fn adamax_kernel<N: Size>(
         terminate!();
     }
     let theta_i = theta[i];
-    let mut g = grad[i];
-    if comptime![options.maximize] {
-        g = -g;
-    }
+    // Its L2 decay rounds once (below), not as `cube::gradient` rounds it.
+    let mut g = cube::gradient::<N>(grad[i], theta_i, 0.0, options.maximize, false);
     if comptime![options.weight_decay] {
         g = mul_add_vector::<N>(theta_i, s.weight_decay, g, options.single_rounding);
     }

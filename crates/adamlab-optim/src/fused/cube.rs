@@ -12,7 +12,7 @@ use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, Disp
 use burn::tensor::Tensor;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::prelude::{BufferArg, CubeCount, CubeDim};
+use cubecl::prelude::*;
 
 use super::FusedStep;
 
@@ -41,7 +41,14 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
         None => placeholder().into_buffer_arg(),
     });
     let kept = buffers.each_ref().map(Option::is_some);
-    O::launch(&c, geometry, theta.clone().into_buffer_arg(), grad.into_buffer_arg(), args, kept);
+    O::launch(
+        &c,
+        geometry,
+        theta.clone().into_buffer_arg(),
+        grad.into_buffer_arg(),
+        args,
+        kept,
+    );
     (into_tensor(theta), buffers.map(|b| b.map(into_tensor)))
 }
 
@@ -90,6 +97,22 @@ pub(crate) fn into_tensor<const D: usize>(tensor: CubeTensor) -> Tensor<D> {
     })
 }
 
+/// Launches `$kernel` (a `#[cube(launch)]` function) over a [`Geometry`], with the kernel's
+/// own arguments after it.
+macro_rules! launch {
+    ($kernel:ident, $geometry:expr, $($arg:expr),+ $(,)?) => {{
+        let geometry: $crate::fused::cube::Geometry = $geometry;
+        $kernel::launch(
+            &geometry.client,
+            geometry.cube_count,
+            geometry.cube_dim,
+            geometry.vector_size,
+            $($arg),+
+        )
+    }};
+}
+pub(crate) use launch;
+
 /// The launch geometry of an elementwise kernel: the widest vector the runtime reads
 /// efficiently that divides the element count, one unit per vector.
 pub(crate) struct Geometry {
@@ -123,4 +146,25 @@ impl Geometry {
             vector_size,
         }
     }
+}
+
+/// The gradient as the kernels' first lines take it, for a vector of elements: negated when
+/// `maximize`, then plus `λ·θ` (L2 weight decay, rounded twice as the reference's tensor ops
+/// round it) when `weight_decay`.
+#[cube]
+pub(crate) fn gradient<N: Size>(
+    grad: Vector<f32, N>,
+    theta: Vector<f32, N>,
+    lambda: f32,
+    #[comptime] maximize: bool,
+    #[comptime] weight_decay: bool,
+) -> Vector<f32, N> {
+    let mut g = grad;
+    if comptime![maximize] {
+        g = -g;
+    }
+    if comptime![weight_decay] {
+        g = g + theta * Vector::new(lambda);
+    }
+    g
 }

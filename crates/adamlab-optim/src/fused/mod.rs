@@ -92,18 +92,6 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
     /// f64 and rounded once to f32), and the switches of the configuration.
     type Coefficients: Copy + Send + Sync;
 
-    /// Whether the configuration asks for the fused step (the `fused` keyword).
-    fn fused(&self) -> bool;
-
-    /// The tensor-op reference step the fused one must equal.
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>);
-
     /// The buffers `state` holds, by slot.
     fn buffers<const D: usize>(state: &Self::State<D>) -> [Option<&Tensor<D>>; S];
 
@@ -160,24 +148,26 @@ pub(crate) const fn keeps(kept: u32, slot: usize) -> bool {
 }
 
 /// One step of `optimizer` for one parameter tensor: the fused kernel its tensors can take when
-/// the configuration asks for it, else its reference step. Every fused optimizer's
-/// `Optimizer::step` is this.
+/// `fused` (the configuration's keyword) asks for it, else `reference`, its tensor-op reference
+/// step. Every fused optimizer's `Optimizer::step` is this.
 ///
 /// # Panics
 /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
 /// callers that take the learning rate from a user check it first with [`check_learning_rate`].
 pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     optimizer: &O,
+    fused: bool,
+    reference: impl FnOnce(&O, LearningRate, Tensor<D>, Tensor<D>, Option<O::State<D>>) -> Stepped<O, D>,
     lr: LearningRate,
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Option<O::State<D>>,
-) -> (Tensor<D>, Option<O::State<D>>) {
+) -> Stepped<O, D> {
     if let Err(err) = check_learning_rate(lr) {
         panic!("{err}");
     }
-    if !optimizer.fused() {
-        return optimizer.reference(lr, theta, grad, state);
+    if !fused {
+        return reference(optimizer, lr, theta, grad, state);
     }
     let buffers = state.as_ref().map_or([None; S], O::buffers);
     let tensors = [Some(&theta), Some(&grad)].into_iter().chain(buffers);
@@ -202,9 +192,12 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
             });
             (theta, state)
         }
-        None => optimizer.reference(lr, theta, grad, state),
+        None => reference(optimizer, lr, theta, grad, state),
     }
 }
+
+/// θ and the state after a step of `O`.
+type Stepped<O, const D: usize> = (Tensor<D>, Option<<O as Optimizer>::State<D>>);
 
 /// The CPU driver's memory: every fused optimizer updates its buffers in place, and copies θ
 /// only while a clone of it is alive. (That the fused steps compute the reference's numbers is
@@ -269,14 +262,29 @@ mod tests {
             );
             let (theta, state) = optimizer.step(1e-2, theta, grad(1), Some(state));
             let state = state.unwrap();
-            assert_eq!(addresses(&theta, &state), before, "{backend}/{name}: θ or a state tensor moved");
+            assert_eq!(
+                addresses(&theta, &state),
+                before,
+                "{backend}/{name}: θ or a state tensor moved"
+            );
 
             let kept = theta.clone();
             let (theta, state) = optimizer.step(1e-2, theta, grad(2), Some(state));
             let after = addresses(&theta, &state.unwrap());
-            assert_ne!(after[0], before[0], "{backend}/{name}: θ is shared, so it must be copied");
-            assert_eq!(after[1..], before[1..], "{backend}/{name}: the state is not shared");
-            assert_eq!(buffer_address(&kept), before[0], "{backend}/{name}: the clone keeps its buffer");
+            assert_ne!(
+                after[0], before[0],
+                "{backend}/{name}: θ is shared, so it must be copied"
+            );
+            assert_eq!(
+                after[1..],
+                before[1..],
+                "{backend}/{name}: the state is not shared"
+            );
+            assert_eq!(
+                buffer_address(&kept),
+                before[0],
+                "{backend}/{name}: the clone keeps its buffer"
+            );
             checked += 1;
         }
         assert!(checked > 0, "no CPU backend compiled in");
@@ -290,13 +298,27 @@ mod tests {
         assert_in_place("adam(amsgrad=true)", adam);
         let sgd = sgd::SgdConfig::new().with_momentum(0.9).with_nesterov(true);
         assert_in_place("sgd(momentum=0.9, nesterov=true)", sgd.build().unwrap());
-        let lion = lion::LionConfig::new().with_weight_decay(0.1).build().unwrap();
+        let lion = lion::LionConfig::new()
+            .with_weight_decay(0.1)
+            .build()
+            .unwrap();
         assert_in_place("lion(weight_decay=0.1)", lion);
-        let adagrad = adagrad::AdagradConfig::new().with_weight_decay(0.1).build().unwrap();
+        let adagrad = adagrad::AdagradConfig::new()
+            .with_weight_decay(0.1)
+            .build()
+            .unwrap();
         assert_in_place("adagrad(weight_decay=0.1)", adagrad);
-        let rmsprop = rmsprop::RmsPropConfig::new().with_centered(true).with_momentum(0.9);
-        assert_in_place("rmsprop(centered=true, momentum=0.9)", rmsprop.build().unwrap());
-        let adamax = adamax::AdamaxConfig::new().with_weight_decay(0.1).build().unwrap();
+        let rmsprop = rmsprop::RmsPropConfig::new()
+            .with_centered(true)
+            .with_momentum(0.9);
+        assert_in_place(
+            "rmsprop(centered=true, momentum=0.9)",
+            rmsprop.build().unwrap(),
+        );
+        let adamax = adamax::AdamaxConfig::new()
+            .with_weight_decay(0.1)
+            .build()
+            .unwrap();
         assert_in_place("adamax(weight_decay=0.1)", adamax);
     }
 }

@@ -12,9 +12,9 @@ use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
 use super::{Lion, LionState, decay_factor};
-use crate::fused::{Buffers, FusedStep};
 #[cfg(feature = "wgpu")]
 use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep};
 
 /// The scalars of one Lion step, as [`Lion::reference_step`] hands them to its tensor ops: each
 /// computed in f64 and rounded once to f32.
@@ -48,20 +48,6 @@ fn sign(x: f32) -> f32 {
 
 impl FusedStep<1> for Lion {
     type Coefficients = LionCoefficients;
-
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<LionState<D>>,
-    ) -> (Tensor<D>, Option<LionState<D>>) {
-        self.reference_step(lr, theta, grad, state)
-    }
 
     fn buffers<const D: usize>(state: &LionState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.exp_avg)]
@@ -123,11 +109,9 @@ impl FusedStep<1> for Lion {
         [m]: [cube::Buffer; 1],
         _kept: [bool; 1],
     ) {
-        lion_kernel::launch(
-            &geometry.client,
-            geometry.cube_count,
-            geometry.cube_dim,
-            geometry.vector_size,
+        cube::launch!(
+            lion_kernel,
+            geometry,
             theta,
             grad,
             m,

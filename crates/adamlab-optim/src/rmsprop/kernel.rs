@@ -14,9 +14,9 @@ use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
 use super::{RmsProp, RmsPropState};
-use crate::fused::{Buffers, FusedStep, keeps};
 #[cfg(feature = "wgpu")]
 use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The slots of RMSprop's state, [v, ḡ, b]: ḡ kept when centered, b with momentum.
 const GRAD_AVG: usize = 1;
@@ -68,20 +68,6 @@ pub(crate) struct RmsPropCoefficients {
 
 impl FusedStep<3> for RmsProp {
     type Coefficients = RmsPropCoefficients;
-
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<RmsPropState<D>>,
-    ) -> (Tensor<D>, Option<RmsPropState<D>>) {
-        self.reference_step(lr, theta, grad, state)
-    }
 
     fn buffers<const D: usize>(state: &RmsPropState<D>) -> [Option<&Tensor<D>>; 3] {
         [
@@ -183,11 +169,9 @@ impl FusedStep<3> for RmsProp {
             Lerp::FromStart(w) => (false, w),
             Lerp::FromEnd(one_minus_w) => (true, one_minus_w),
         };
-        rmsprop_kernel::launch(
-            &geometry.client,
-            geometry.cube_count,
-            geometry.cube_dim,
-            geometry.vector_size,
+        cube::launch!(
+            rmsprop_kernel,
+            geometry,
             theta,
             grad,
             v,
@@ -261,13 +245,13 @@ fn rmsprop_kernel<N: Size>(
         terminate!();
     }
     let theta_i = theta[i];
-    let mut g = grad[i];
-    if comptime![options.maximize] {
-        g = -g;
-    }
-    if comptime![options.weight_decay] {
-        g = g + theta_i * Vector::new(s.weight_decay);
-    }
+    let g = cube::gradient::<N>(
+        grad[i],
+        theta_i,
+        s.weight_decay,
+        options.maximize,
+        options.weight_decay,
+    );
     let v_i = v[i] * Vector::new(s.alpha) + g * Vector::new(s.one_minus_alpha) * g;
     let mut root = Vector::sqrt(v_i);
     if comptime![options.centered] {

@@ -12,9 +12,9 @@ use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
 use super::{Sgd, SgdState};
-use crate::fused::{Buffers, FusedStep, keeps};
 #[cfg(feature = "wgpu")]
 use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The one slot of SGD's state, the momentum buffer b, kept when the momentum is not 0.
 const MOMENTUM_BUFFER: usize = 0;
@@ -42,20 +42,6 @@ pub(crate) struct SgdCoefficients {
 
 impl FusedStep<1> for Sgd {
     type Coefficients = SgdCoefficients;
-
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<SgdState<D>>,
-    ) -> (Tensor<D>, Option<SgdState<D>>) {
-        self.reference_step(lr, theta, grad, state)
-    }
 
     fn buffers<const D: usize>(state: &SgdState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.momentum_buffer)]
@@ -127,11 +113,9 @@ impl FusedStep<1> for Sgd {
         [b]: [cube::Buffer; 1],
         kept: [bool; 1],
     ) {
-        sgd_kernel::launch(
-            &geometry.client,
-            geometry.cube_count,
-            geometry.cube_dim,
-            geometry.vector_size,
+        cube::launch!(
+            sgd_kernel,
+            geometry,
             theta,
             grad,
             b,
@@ -190,13 +174,8 @@ fn sgd_kernel<N: Size>(
     if i >= theta.len() {
         terminate!();
     }
-    let mut g = grad[i];
-    if comptime![options.maximize] {
-        g = -g;
-    }
-    if comptime![options.weight_decay] {
-        g = g + theta[i] * Vector::new(s.weight_decay);
-    }
+    let (maximize, weight_decay) = (options.maximize, options.weight_decay);
+    let mut g = cube::gradient::<N>(grad[i], theta[i], s.weight_decay, maximize, weight_decay);
     if comptime![options.momentum] {
         let mut b_i = g;
         if comptime![!options.first] {
