@@ -6,6 +6,10 @@
 use adamlab::backend::{BackendKind, compiled, device};
 use adamlab::optim::{OptimizerSpec, registry};
 use adamlab::verify::replay::replay_fixtures;
+use adamlab::verify::fused::{
+    Agreement, FUSED_SPECS, fused_and_reference_resume_each_other, fused_equals_reference,
+    fused_falls_back_to_the_reference, has_fused_step,
+};
 use adamlab::verify::suite::{PROPERTIES, SPEC_PROPERTIES};
 
 #[test]
@@ -43,5 +47,46 @@ fn every_registered_optimizer_and_fixture_spec_has_the_spec_properties() {
         }
     }
     println!("{} specs × {} properties", specs.len(), SPEC_PROPERTIES.len());
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+}
+
+/// Every optimizer with a fused step (the `fused` keyword), at its defaults, at every
+/// configuration of `FUSED_SPECS` and at every fixture spec, on every compiled backend: the
+/// fused step equals the reference step (bit for bit on flex and ndarray, to f32 rounding on
+/// wgpu; see `adamlab_verify::fused`) on random data and edge cases in every layout, each
+/// resumes the other's state, and tensors no kernel takes (f64, autodiff) take the reference.
+#[test]
+fn every_fused_step_equals_its_reference_on_every_backend() {
+    let mut specs: Vec<OptimizerSpec> = registry()
+        .iter()
+        .filter(|entry| has_fused_step(entry))
+        .map(|entry| OptimizerSpec::parse(entry.name).unwrap())
+        .collect();
+    specs.extend(FUSED_SPECS.iter().map(|spec| OptimizerSpec::parse(spec).unwrap()));
+    specs.extend(
+        replay_fixtures()
+            .iter()
+            .map(|f| OptimizerSpec::parse(&f.spec).unwrap())
+            .filter(|spec| has_fused_step(spec.entry())),
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    specs.retain(|spec| seen.insert(spec.canonical()));
+    let mut failures = Vec::new();
+    for backend in compiled() {
+        let Ok(device) = device(backend) else { continue };
+        let agreement = match backend {
+            BackendKind::Flex | BackendKind::Ndarray => Agreement::Bits,
+            BackendKind::Wgpu | BackendKind::Cuda => Agreement::F32Rounding,
+        };
+        for spec in &specs {
+            let checks = [
+                fused_equals_reference(spec, &device, agreement),
+                fused_and_reference_resume_each_other(spec, &device, agreement),
+                fused_falls_back_to_the_reference(spec, &device),
+            ];
+            failures.extend(checks.into_iter().filter_map(Result::err).map(|err| format!("{backend}: {err}")));
+        }
+        println!("{backend}: {} specs compared ({agreement:?})", specs.len());
+    }
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
 }

@@ -276,19 +276,20 @@ pub fn check_learning_rate(lr: f64) -> Result<(), ConfigError> {
     crate::keywords::LR.check(&Value::Number(lr))
 }
 
-/// An f64 shared between a schedule and the optimizer it drives, read at every step: how
-/// OneCycleLR's cycled β₁ (or momentum) reaches an optimizer whose hyper-parameters are otherwise
-/// fixed when it is built. Empty until set.
+/// The momentum (β₁, or SGD's momentum) a schedule cycles, shared between the schedule, which
+/// sets it before each step, and the optimizer, which reads it at every step: how OneCycleLR's
+/// cycled β₁ (or momentum) reaches an optimizer whose hyper-parameters are otherwise fixed when
+/// it is built. Empty until set.
 #[derive(Debug, Clone)]
-pub struct SharedF64(Arc<AtomicU64>);
+pub struct CycledMomentum(Arc<AtomicU64>);
 
-impl Default for SharedF64 {
+impl Default for CycledMomentum {
     fn default() -> Self {
         Self(Arc::new(AtomicU64::new(f64::NAN.to_bits())))
     }
 }
 
-impl SharedF64 {
+impl CycledMomentum {
     /// The value, if set.
     pub fn get(&self) -> Option<f64> {
         let value = f64::from_bits(self.0.load(Ordering::Relaxed));
@@ -304,7 +305,7 @@ impl SharedF64 {
 /// The cycled momentum offered to an optimizer's build, and whether the build took it.
 #[derive(Debug)]
 struct Cycled {
-    momentum: SharedF64,
+    momentum: CycledMomentum,
     taken: AtomicBool,
 }
 
@@ -343,7 +344,7 @@ impl Args {
     }
 
     /// These values, offering `momentum` to the build as the cycled β₁ or momentum.
-    pub(crate) fn with_cycled_momentum(&self, momentum: SharedF64) -> Self {
+    pub(crate) fn with_cycled_momentum(&self, momentum: CycledMomentum) -> Self {
         Self {
             values: self.values.clone(),
             cycled: Some(Arc::new(Cycled {
@@ -361,7 +362,7 @@ impl Args {
     /// The β₁ (or momentum) a schedule cycles, when one does (OneCycleLR): an optimizer that has
     /// `betas` or `momentum` calls this in its build and, at each step, uses the cell's value
     /// instead of its configured β₁ when the cell is set.
-    pub fn cycled_momentum(&self) -> Option<SharedF64> {
+    pub fn cycled_momentum(&self) -> Option<CycledMomentum> {
         let cycled = self.cycled.as_ref()?;
         cycled.taken.store(true, Ordering::Relaxed);
         Some(cycled.momentum.clone())

@@ -44,11 +44,11 @@ pub mod torch_ops;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use hyper::{
-    Args, ConfigError, HyperParam, HyperValue, Interval, Keyword, Kind, SharedF64, Value,
+    Args, ConfigError, HyperParam, HyperValue, Interval, Keyword, Kind, CycledMomentum, Value,
     check_learning_rate,
 };
 pub use registry::{
-    EvalWeights, LabOptimizer, OptimizerEntry, OptimizerSpec, SpecError, eval_weights, lookup,
+    EvalWeights, AnyOptimizer, OptimizerEntry, OptimizerSpec, SpecError, eval_weights, lookup,
     registry,
 };
 

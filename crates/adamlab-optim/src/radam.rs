@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::torch_ops;
-use crate::hyper::{ConfigError, SharedF64, check_learning_rate};
+use crate::hyper::{ConfigError, CycledMomentum, check_learning_rate};
 use crate::keywords::{
     BETAS, DECOUPLED_WEIGHT_DECAY, EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY_L2_OR_DECOUPLED,
 };
@@ -113,7 +113,7 @@ impl RAdamConfig {
 pub struct RAdam {
     config: RAdamConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_beta1: Option<SharedF64>,
+    cycled_beta1: Option<CycledMomentum>,
 }
 
 /// The state RAdam keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -135,7 +135,7 @@ impl RAdam {
 
     /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
         self.cycled_beta1 = beta1;
         self
     }
@@ -178,7 +178,7 @@ impl Optimizer for RAdam {
             decoupled_weight_decay,
             maximize,
         } = self.config;
-        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(SharedF64::get) {
+        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(CycledMomentum::get) {
             beta1 = cycled;
         }
 
@@ -370,7 +370,7 @@ mod tests {
     /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
     #[test]
     fn a_cycled_beta1_replaces_the_configured_one_once_set() {
-        let cell = SharedF64::default();
+        let cell = CycledMomentum::default();
         let cycled = RAdamConfig::new()
             .build()
             .unwrap()

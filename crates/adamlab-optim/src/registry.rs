@@ -7,7 +7,7 @@
 //! resolved values. [`OptimizerSpec::parse`] turns `--optimizer 'sgd(momentum=0.9)'` into a
 //! checked spec, and [`OptimizerSpec::build`] into an optimizer.
 
-use crate::hyper::{Args, ConfigError, HyperParam, SharedF64, Value};
+use crate::hyper::{Args, ConfigError, HyperParam, CycledMomentum, Value};
 use crate::spec::{Expr, SyntaxError, parse_call};
 use burn::module::{Module, ModuleMapper, Param, ParamGroup};
 use burn::optim::{DynOptimizer, ModuleOptimizer, Optimizer, RecordState, StateSource};
@@ -29,7 +29,7 @@ pub struct OptimizerEntry {
     pub params: &'static [HyperParam],
     /// Builds it from values resolved and range-checked against `params`. Checks that involve
     /// several values (torch's own, such as nesterov needing momentum) happen here.
-    pub build: fn(&Args) -> Result<Box<dyn LabOptimizer>, ConfigError>,
+    pub build: fn(&Args) -> Result<Box<dyn AnyOptimizer>, ConfigError>,
 }
 
 impl fmt::Debug for OptimizerEntry {
@@ -38,13 +38,13 @@ impl fmt::Debug for OptimizerEntry {
     }
 }
 
-/// What the lab needs of an optimizer, beyond burn's [`Optimizer`]: a module optimizer for
-/// training, the type-erased per-tensor step for replays, parameter groups, and the weights to
-/// evaluate with.
+/// Any optimizer, behind `dyn`, as the registry builds it: what training and verification need of
+/// an optimizer beyond burn's [`Optimizer`]: a module optimizer for training, the type-erased
+/// per-tensor step for replays, parameter groups, and the weights to evaluate with.
 ///
 /// Every `O: Optimizer + EvalWeights` is one, so an optimizer written anywhere (in another crate
 /// too) plugs into the training loop and the verification harness.
-pub trait LabOptimizer: Send + Sync {
+pub trait AnyOptimizer: Send + Sync {
     /// The optimizer for a whole module.
     fn module_optimizer(&self) -> ModuleOptimizer;
     /// The per-tensor step, type-erased, as [`ModuleOptimizer`] runs it.
@@ -76,7 +76,7 @@ pub trait EvalWeights: Optimizer {
     }
 }
 
-impl<O: Optimizer + EvalWeights> LabOptimizer for O {
+impl<O: Optimizer + EvalWeights> AnyOptimizer for O {
     fn module_optimizer(&self) -> ModuleOptimizer {
         ModuleOptimizer::from(self.clone())
     }
@@ -121,7 +121,7 @@ impl<O: Optimizer + EvalWeights> LabOptimizer for O {
 
 /// The weights to evaluate `module` with, after training it with `optimizer` (built from
 /// `lab`): `module` itself for most optimizers, the evaluation point for schedule-free ones.
-pub fn eval_weights<M: Module>(lab: &dyn LabOptimizer, optimizer: &ModuleOptimizer, module: M) -> M {
+pub fn eval_weights<M: Module>(lab: &dyn AnyOptimizer, optimizer: &ModuleOptimizer, module: M) -> M {
     if !lab.has_eval_weights() {
         return module;
     }
@@ -137,7 +137,7 @@ pub fn eval_weights<M: Module>(lab: &dyn LabOptimizer, optimizer: &ModuleOptimiz
         source.insert_tensor(name, burn::tensor::TensorData::from_bytes(bytes, shape, dtype));
     }
     struct Mapper<'a> {
-        lab: &'a dyn LabOptimizer,
+        lab: &'a dyn AnyOptimizer,
         source: StateSource,
     }
     impl ModuleMapper for Mapper<'_> {
@@ -336,7 +336,7 @@ impl OptimizerSpec {
     }
 
     /// The optimizer.
-    pub fn build(&self) -> Result<Box<dyn LabOptimizer>, SpecError> {
+    pub fn build(&self) -> Result<Box<dyn AnyOptimizer>, SpecError> {
         (self.entry.build)(&self.args).map_err(|source| SpecError::Config {
             optimizer: self.entry.name,
             source,
@@ -346,7 +346,7 @@ impl OptimizerSpec {
     /// The optimizer, reading its β₁ (or momentum) from `momentum` at every step once it is set:
     /// how OneCycleLR cycles it. An error if the optimizer does not support it (torch's OneCycleLR
     /// refuses optimizers without `momentum` or `betas` the same way).
-    pub fn build_cycling_momentum(&self, momentum: SharedF64) -> Result<Box<dyn LabOptimizer>, SpecError> {
+    pub fn build_cycling_momentum(&self, momentum: CycledMomentum) -> Result<Box<dyn AnyOptimizer>, SpecError> {
         let args = self.args.with_cycled_momentum(momentum);
         let optimizer = (self.entry.build)(&args).map_err(|source| SpecError::Config {
             optimizer: self.entry.name,

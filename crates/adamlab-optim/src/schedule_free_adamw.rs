@@ -272,7 +272,7 @@ impl Optimizer for ScheduleFreeAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{LabOptimizer, eval_weights};
+    use crate::registry::{AnyOptimizer, eval_weights};
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
@@ -425,7 +425,7 @@ mod tests {
     fn eval_weights_of_a_linear_model_are_the_average_x() {
         let device = device().autodiff();
         let config = ScheduleFreeAdamWConfig::new();
-        let lab: Box<dyn LabOptimizer> = Box::new(config.build().unwrap());
+        let lab: Box<dyn AnyOptimizer> = Box::new(config.build().unwrap());
         let bare = config.build().unwrap();
         let mut model: Linear = LinearConfig::new(3, 2).init(&device);
         let mut weight = model.weight.val().inner();

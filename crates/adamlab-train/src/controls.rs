@@ -17,7 +17,7 @@
 use adamlab_optim::clip::{self, Clip};
 use adamlab_optim::schedule::{Schedule, ScheduleError, ScheduleSpec};
 use adamlab_optim::{
-    LabOptimizer, OptimizerSpec, SharedF64, SpecError, Value, check_learning_rate, eval_weights,
+    AnyOptimizer, OptimizerSpec, CycledMomentum, SpecError, Value, check_learning_rate, eval_weights,
 };
 use burn::module::{Module, ParamGroup};
 use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrSchedulerConfig};
@@ -214,10 +214,10 @@ struct Group {
     /// `None` for the first group (every parameter not in another).
     name: Option<String>,
     select: ParamGroup,
-    lab: Box<dyn LabOptimizer>,
+    lab: Box<dyn AnyOptimizer>,
     lr: f64,
     schedule: Option<Schedule>,
-    momentum: Option<SharedF64>,
+    momentum: Option<CycledMomentum>,
 }
 
 /// What one step did.
@@ -321,7 +321,7 @@ impl Controls {
         }
         let mut groups = Vec::with_capacity(specs.len());
         for (name, select, optimizer_spec) in specs {
-            let momentum = cycles.then(SharedF64::default);
+            let momentum = cycles.then(CycledMomentum::default);
             let lab = match &momentum {
                 Some(cell) => optimizer_spec.build_cycling_momentum(cell.clone())?,
                 None => optimizer_spec.build()?,

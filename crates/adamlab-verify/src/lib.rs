@@ -3,6 +3,7 @@
 //! - [`compare`]: element-wise deviation between two runs, with explicit tolerances, keeping the
 //!   worst element so a failure names the case, the step and the tensor.
 //! - [`controls`]: schedules, gradient clipping and param groups against torch's.
+//! - [`fused`]: every fused step against its tensor-op reference, bit for bit on the CPU.
 //! - [`parity`]: our optimizers against burn's built-ins, from the same weights on the same
 //!   data, on the article's MLP (and Adam on the CNN).
 //! - [`replay`]: every optimizer of the registry fed the gradients its reference implementation
@@ -19,6 +20,7 @@
 
 pub mod compare;
 pub mod controls;
+pub mod fused;
 pub mod params;
 pub mod parity;
 pub mod replay;

@@ -14,7 +14,7 @@
 
 use crate::compare::{CheckReport, Deviation, Tolerance};
 use adamlab_optim::fused::FUSED;
-use adamlab_optim::{LabOptimizer, OptimizerSpec, Value};
+use adamlab_optim::{AnyOptimizer, OptimizerSpec, Value};
 use burn::optim::{DynOptimizer, DynState, StateSink, StateSource};
 use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -218,7 +218,7 @@ pub fn replay(fixture: &ReplayFixture, device: &Device) -> CheckReport {
 /// optimizer lacks. A scalar leaf (a step counter, say) is compared when the reference recorded a
 /// value of that name.
 pub fn replay_with(
-    optimizer: &dyn LabOptimizer,
+    optimizer: &dyn AnyOptimizer,
     lr: f64,
     fixture: &ReplayFixture,
     device: &Device,
@@ -240,7 +240,7 @@ pub fn replay_with(
 /// optimizer that keeps other state than the reference (burn's built-ins, see
 /// [`crate::parity::burn_replays`]). Reported as `case`.
 pub fn replay_params_only(
-    optimizer: &dyn LabOptimizer,
+    optimizer: &dyn AnyOptimizer,
     lr: f64,
     fixture: &ReplayFixture,
     device: &Device,
@@ -251,7 +251,7 @@ pub fn replay_params_only(
 }
 
 fn run_replay(
-    optimizer: &dyn LabOptimizer,
+    optimizer: &dyn AnyOptimizer,
     lr: f64,
     fixture: &ReplayFixture,
     device: &Device,
@@ -282,7 +282,7 @@ struct Tolerances {
 #[allow(clippy::too_many_arguments)]
 fn replay_param(
     dynamic: &dyn DynOptimizer,
-    optimizer: &dyn LabOptimizer,
+    optimizer: &dyn AnyOptimizer,
     lr: f64,
     param: &ReplayParam,
     index: usize,

@@ -19,26 +19,20 @@
 //! single-tensor path this file follows). Values that are infinite are refused, where torch only
 //! refuses negative ones.
 //!
-//! `fused` (torch's keyword; adamlab's default is true, torch's None) steps with the kernels
-//! beside the reference, [`cpu_kernel`] on Flex and NdArray and [`wgpu_kernel`] on CubeCL: one
-//! pass over θ, g and s, in place, computing [`adagrad_element`], which is
-//! [`Adagrad::reference_step`]'s arithmetic in its order, so the numbers are the same (bit for
-//! bit on the CPU). Anything else (another backend or dtype, autodiff tensors) takes the
-//! reference.
+//! `fused` (torch's keyword; adamlab's default is true, torch's None) steps with the fused step
+//! beside the reference ([`kernel`]; on Flex, NdArray and CubeCL tensors): one pass over θ, g
+//! and s, in place, computing [`Adagrad::reference_step`]'s arithmetic in its order, so the
+//! numbers are the same (bit for bit on the CPU). Anything else (another backend or dtype,
+//! autodiff tensors) takes the reference.
 
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub mod cpu_kernel;
-#[cfg(feature = "wgpu")]
-pub mod wgpu_kernel;
+mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-use crate::fused::Kernel;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind};
 use crate::keywords::{EPS_OR_ZERO, FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -46,7 +40,7 @@ crate::hyper_config! {
     /// Configuration of [`Adagrad`], with `torch.optim.Adagrad`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct AdagradConfig {
         LR => 0.01;
@@ -122,49 +116,9 @@ pub struct Adagrad {
     config: AdagradConfig,
 }
 
-/// The scalars of one Adagrad step, as [`Adagrad::reference_step`] hands them to its tensor
-/// ops: each computed in f64 and rounded once to f32. The fused kernels take exactly these values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdagradCoefficients {
-    /// Negate the gradient.
-    pub maximize: bool,
-    /// L2 weight decay λ, when not 0.
-    pub weight_decay: Option<f32>,
-    /// The decayed step size η_t.
-    pub clr: f32,
-    /// ε.
-    pub eps: f32,
-}
-
-impl AdagradCoefficients {
-    /// The scalars of step `t` (1-based) at learning rate `lr`.
-    pub fn new(config: &AdagradConfig, lr: f64, t: usize) -> Self {
-        Self {
-            maximize: config.maximize,
-            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
-            clr: decayed_lr(config, lr, t) as f32,
-            eps: config.eps as f32,
-        }
-    }
-}
-
 /// η_t = lr / (1 + (t − 1)·lr_decay), in f64 as torch's Python float.
 fn decayed_lr(config: &AdagradConfig, lr: f64, t: usize) -> f64 {
     lr / (1.0 + (t - 1) as f64 * config.lr_decay)
-}
-
-/// One Adagrad step for one element, returning θ and s: the fused kernels' arithmetic, which is
-/// [`Adagrad::reference_step`]'s, operation for operation and in the same order (no fused
-/// multiply-add), so that the fused CPU step equals the reference bit for bit.
-#[inline(always)]
-pub fn adagrad_element(theta: f32, grad: f32, s: f32, c: &AdagradCoefficients) -> (f32, f32) {
-    let mut g = if c.maximize { -grad } else { grad };
-    if let Some(lambda) = c.weight_decay {
-        g += theta * lambda;
-    }
-    let s = s + g * g;
-    let std = s.sqrt() + c.eps;
-    (theta - g * c.clr / std, s)
 }
 
 impl Adagrad {
@@ -216,46 +170,6 @@ impl Adagrad {
 
         (theta, Some(AdagradState { step: t, sum: s }))
     }
-
-    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
-    fn fused_step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdagradState<D>>,
-    ) -> (Tensor<D>, Option<AdagradState<D>>) {
-        let tensors = [Some(&theta), Some(&grad), state.as_ref().map(|s| &s.sum)];
-        match fused::kernel_for(tensors.into_iter().flatten()) {
-            #[cfg(any(feature = "flex", feature = "ndarray"))]
-            Some(Kernel::Cpu) => {
-                let state = self.fused_state(&theta, state);
-                let c = AdagradCoefficients::new(&self.config, lr, state.step + 1);
-                cpu_kernel::step(&c, theta, grad, state)
-            }
-            #[cfg(feature = "wgpu")]
-            Some(Kernel::Cube) => {
-                let state = self.fused_state(&theta, state);
-                let c = AdagradCoefficients::new(&self.config, lr, state.step + 1);
-                wgpu_kernel::step(&c, theta, grad, state)
-            }
-            None => self.reference_step(lr, theta, grad, state),
-        }
-    }
-
-    /// The state a fused step updates in place: before the first step, step 0 and s full of
-    /// `initial_accumulator_value`, as the reference starts.
-    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-    fn fused_state<const D: usize>(
-        &self,
-        theta: &Tensor<D>,
-        state: Option<AdagradState<D>>,
-    ) -> AdagradState<D> {
-        state.unwrap_or_else(|| AdagradState {
-            step: 0,
-            sum: theta.full_like(self.config.initial_accumulator_value),
-        })
-    }
 }
 
 impl EvalWeights for Adagrad {}
@@ -268,7 +182,7 @@ impl Optimizer for Adagrad {
     /// # Panics
     /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
     /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
+    /// [`check_learning_rate`](crate::check_learning_rate).
     fn step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -276,14 +190,7 @@ impl Optimizer for Adagrad {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if self.config.fused {
-            self.fused_step(lr, theta, grad, state)
-        } else {
-            self.reference_step(lr, theta, grad, state)
-        }
+        fused::step(self, self.config.fused, Self::reference_step, lr, theta, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

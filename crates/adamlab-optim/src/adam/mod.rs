@@ -1,24 +1,20 @@
 //! Adam, with torch.optim.Adam's semantics and defaults.
 //!
 //! [`Adam::step`] is written twice: the tensor-op [reference](Adam::reference_step), which reads
-//! like the paper, and the fused kernels beside it ([`cpu_kernel`] for Flex and NdArray,
-//! [`wgpu_kernel`] for CubeCL), which make one pass over memory and update θ and the state in
-//! place. Both compute [`adam_element`]'s arithmetic, operation for operation, so they agree bit
-//! for bit on the CPU; the `fused` keyword picks between them.
+//! like the paper, and the fused step beside it ([`kernel`]: the update of one element, which
+//! the CPU loop runs on Flex and NdArray, and the CubeCL kernel computing it on wgpu), which
+//! makes one pass over memory and updates θ and the state in place. Both compute the same
+//! arithmetic, operation for operation, so they agree bit for bit on the CPU; the `fused`
+//! keyword picks between them.
 
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub mod cpu_kernel;
-#[cfg(feature = "wgpu")]
-pub mod wgpu_kernel;
+mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-use crate::fused::Kernel;
-use crate::hyper::{ConfigError, Keyword, SharedF64, check_learning_rate};
+use crate::hyper::{ConfigError, Keyword, CycledMomentum};
 use crate::keywords::{
     BETAS, DECOUPLED_WEIGHT_DECAY, EPS, FUSED, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECAY_L2_OR_DECOUPLED,
 };
@@ -28,7 +24,7 @@ crate::hyper_config! {
     /// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step), so that schedulers can change it. [`check_learning_rate`]
+    /// [`step`](Optimizer::step), so that schedulers can change it. [`check_learning_rate`](crate::check_learning_rate)
     /// validates it for callers that take it from a user.
     pub struct AdamConfig {
         LR => 0.001;
@@ -171,16 +167,15 @@ impl AdamConfig {
 /// `lerp` form, `m + (1 − β₁)·(g − m)`, equal to the paper's in exact arithmetic (torch's CPU
 /// kernel fuses it into one FMA, so the two agree to rounding, not bit for bit).
 ///
-/// With `fused` (the default), the step runs [`cpu_kernel`] on f32 Flex and NdArray tensors and
-/// [`wgpu_kernel`] on f32 CubeCL tensors: one pass over θ, g, m and v (and v_max), updating them
-/// in place, computing [`adam_element`] for each element. Anything else (another backend or
-/// dtype, autodiff tensors) takes [`Adam::reference_step`], the tensor-op form above. Both give
-/// the same numbers; see [`adam_element`].
+/// With `fused` (the default), the step runs the fused step of [`kernel`] on f32 Flex, NdArray
+/// and CubeCL tensors: one pass over θ, g, m and v (and v_max), updating them in place. Anything
+/// else (another backend or dtype, autodiff tensors) takes [`Adam::reference_step`], the
+/// tensor-op form above. Both give the same numbers.
 #[derive(Clone, Debug)]
 pub struct Adam {
     config: AdamConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_beta1: Option<SharedF64>,
+    cycled_beta1: Option<CycledMomentum>,
 }
 
 /// The state Adam keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -196,127 +191,6 @@ pub struct AdamState<const D: usize> {
     pub max_exp_avg_sq: Option<Tensor<D>>,
 }
 
-/// How the weights decay, with its coefficient as the tensors hold it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum WeightDecay {
-    /// No decay (λ = 0).
-    None,
-    /// Coupled L2: `g ← g + λ·θ`, holding λ.
-    L2(f32),
-    /// Decoupled (AdamW): `θ ← θ·(1 − lr·λ)`, holding `1 − lr·λ`.
-    Decoupled(f32),
-}
-
-/// The scalars of one Adam step, as [`Adam::reference_step`] hands them to its tensor ops: each
-/// computed in f64 (as torch computes them in Python floats), then rounded once to f32, the
-/// tensors' type. The fused kernels take exactly these values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamCoefficients {
-    /// Negate the gradient.
-    pub maximize: bool,
-    /// The weight decay and its coefficient.
-    pub weight_decay: WeightDecay,
-    /// `1 − β₁`, the weight of g in m's update.
-    pub one_minus_beta1: f32,
-    /// β₂.
-    pub beta2: f32,
-    /// `1 − β₂`.
-    pub one_minus_beta2: f32,
-    /// Keep the running maximum of v and divide by its square root (AMSGrad).
-    pub amsgrad: bool,
-    /// `√(1 − β₂ᵗ)`.
-    pub sqrt_bias_correction2: f32,
-    /// ε.
-    pub eps: f32,
-    /// `lr / (1 − β₁ᵗ)`.
-    pub step_size: f32,
-}
-
-impl AdamCoefficients {
-    /// The scalars of step `t` (1-based) at learning rate `lr`, with β₁ = `beta1` (the
-    /// configuration's, or a schedule's).
-    pub fn new(config: &AdamConfig, beta1: f64, lr: f64, t: usize) -> Self {
-        let AdamConfig {
-            beta1: _,
-            beta2,
-            eps,
-            weight_decay,
-            decoupled_weight_decay,
-            amsgrad,
-            maximize,
-            fused: _,
-        } = *config;
-        let weight_decay = if weight_decay == 0.0 {
-            WeightDecay::None
-        } else if decoupled_weight_decay {
-            WeightDecay::Decoupled((1.0 - lr * weight_decay) as f32)
-        } else {
-            WeightDecay::L2(weight_decay as f32)
-        };
-        // In f64 with libm's pow, as Python evaluates torch's `1 - beta1 ** step`.
-        let bias_correction1 = 1.0 - beta1.powf(t as f64);
-        let bias_correction2 = 1.0 - beta2.powf(t as f64);
-        Self {
-            maximize,
-            weight_decay,
-            one_minus_beta1: (1.0 - beta1) as f32,
-            beta2: beta2 as f32,
-            one_minus_beta2: (1.0 - beta2) as f32,
-            amsgrad,
-            sqrt_bias_correction2: bias_correction2.sqrt() as f32,
-            eps: eps as f32,
-            step_size: (lr / bias_correction1) as f32,
-        }
-    }
-}
-
-/// One element after an Adam step: θ, m, v, and v_max with AMSGrad.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamElement {
-    /// The parameter.
-    pub theta: f32,
-    /// First moment.
-    pub m: f32,
-    /// Second moment.
-    pub v: f32,
-    /// Running maximum of v (AMSGrad), else `None`.
-    pub v_max: Option<f32>,
-}
-
-/// One Adam step for one element: the fused kernels' arithmetic, which is
-/// [`Adam::reference_step`]'s, operation for operation and in the same order (no fused
-/// multiply-add), so that the fused CPU step equals the reference bit for bit.
-///
-/// `v_max` is the running maximum before this step, `None` on AMSGrad's first step (it then
-/// starts at this step's v, as the reference's does).
-#[inline(always)]
-pub fn adam_element(
-    theta: f32,
-    grad: f32,
-    m: f32,
-    v: f32,
-    v_max: Option<f32>,
-    c: &AdamCoefficients,
-) -> AdamElement {
-    let mut g = if c.maximize { -grad } else { grad };
-    let mut theta = theta;
-    match c.weight_decay {
-        WeightDecay::None => {}
-        WeightDecay::Decoupled(factor) => theta = theta * factor,
-        WeightDecay::L2(lambda) => g = g + theta * lambda,
-    }
-    let m = m + (g - m) * c.one_minus_beta1;
-    let v = v * c.beta2 + g * c.one_minus_beta2 * g;
-    // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
-    let v_max = c.amsgrad.then(|| match v_max {
-        Some(v_max) if !(v_max < v) => v_max,
-        _ => v,
-    });
-    let denom = v_max.unwrap_or(v).sqrt() / c.sqrt_bias_correction2 + c.eps;
-    let theta = theta - m * c.step_size / denom;
-    AdamElement { theta, m, v, v_max }
-}
-
 impl Adam {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &AdamConfig {
@@ -325,7 +199,7 @@ impl Adam {
 
     /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
         self.cycled_beta1 = beta1;
         self
     }
@@ -334,7 +208,7 @@ impl Adam {
     fn beta1(&self) -> f64 {
         self.cycled_beta1
             .as_ref()
-            .and_then(SharedF64::get)
+            .and_then(CycledMomentum::get)
             .unwrap_or(self.config.beta1)
     }
 
@@ -412,68 +286,6 @@ impl Adam {
         };
         (theta, Some(state))
     }
-
-    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
-    fn fused_step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamState<D>>,
-    ) -> (Tensor<D>, Option<AdamState<D>>) {
-        let tensors = [
-            Some(&theta),
-            Some(&grad),
-            state.as_ref().map(|s| &s.exp_avg),
-            state.as_ref().map(|s| &s.exp_avg_sq),
-            state.as_ref().and_then(|s| s.max_exp_avg_sq.as_ref()),
-        ];
-        match fused::kernel_for(tensors.into_iter().flatten()) {
-            #[cfg(any(feature = "flex", feature = "ndarray"))]
-            Some(Kernel::Cpu) => {
-                let (state, first_v_max) = self.fused_state(&theta, state);
-                let coefficients =
-                    AdamCoefficients::new(&self.config, self.beta1(), lr, state.step + 1);
-                cpu_kernel::step(&coefficients, theta, grad, state, first_v_max)
-            }
-            #[cfg(feature = "wgpu")]
-            Some(Kernel::Cube) => {
-                let (state, first_v_max) = self.fused_state(&theta, state);
-                let coefficients =
-                    AdamCoefficients::new(&self.config, self.beta1(), lr, state.step + 1);
-                wgpu_kernel::step(&coefficients, theta, grad, state, first_v_max)
-            }
-            None => self.reference_step(lr, theta, grad, state),
-        }
-    }
-
-    /// The state a fused step updates in place: zeros before the first step (as the reference
-    /// starts), v_max only with AMSGrad. Also whether AMSGrad's maximum starts at this step's v
-    /// (its first step, or a state saved before AMSGrad was turned on), as the reference's does.
-    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-    fn fused_state<const D: usize>(
-        &self,
-        theta: &Tensor<D>,
-        state: Option<AdamState<D>>,
-    ) -> (AdamState<D>, bool) {
-        let state = state.unwrap_or_else(|| AdamState {
-            step: 0,
-            exp_avg: theta.zeros_like(),
-            exp_avg_sq: theta.zeros_like(),
-            max_exp_avg_sq: None,
-        });
-        let first_v_max = self.config.amsgrad && state.max_exp_avg_sq.is_none();
-        let max_exp_avg_sq = match (self.config.amsgrad, state.max_exp_avg_sq) {
-            (true, Some(v_max)) => Some(v_max),
-            (true, None) => Some(theta.zeros_like()),
-            (false, _) => None,
-        };
-        let state = AdamState {
-            max_exp_avg_sq,
-            ..state
-        };
-        (state, first_v_max)
-    }
 }
 
 impl EvalWeights for Adam {}
@@ -486,7 +298,7 @@ impl Optimizer for Adam {
     /// # Panics
     /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
     /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
+    /// [`check_learning_rate`](crate::check_learning_rate).
     fn step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -494,14 +306,7 @@ impl Optimizer for Adam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if self.config.fused {
-            self.fused_step(lr, theta, grad, state)
-        } else {
-            self.reference_step(lr, theta, grad, state)
-        }
+        fused::step(self, self.config.fused, Self::reference_step, lr, theta, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

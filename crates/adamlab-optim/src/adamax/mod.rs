@@ -1,25 +1,20 @@
 //! Adamax, with torch.optim.Adamax's semantics and defaults.
 //!
 //! [`Adamax::step`](Optimizer::step) is written twice: the tensor-op
-//! [reference](Adamax::reference_step), and the fused kernels beside it ([`cpu_kernel`] for Flex
-//! and NdArray, [`wgpu_kernel`] for CubeCL), one in-place pass over θ, g, m and u computing
-//! [`adamax_element`], the reference's arithmetic in its order, its single roundings of torch's
-//! fused multiply-adds included (see [`fused`]). The `fused` keyword picks between them; it is
-//! adamlab's (torch's Adamax has none), default true, and the numbers are the same.
+//! [reference](Adamax::reference_step), and the fused step beside it ([`kernel`]; on Flex,
+//! NdArray and CubeCL tensors), one in-place pass over θ, g, m and u computing the reference's
+//! arithmetic in its order, its single roundings of torch's fused multiply-adds included (see
+//! [`torch_ops`]). The `fused` keyword picks between them; it is adamlab's (torch's Adamax has
+//! none), default true, and the numbers are the same.
 
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub mod cpu_kernel;
-#[cfg(feature = "wgpu")]
-pub mod wgpu_kernel;
+mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-use crate::fused::Kernel;
-use crate::fused::kernel_for;
-use crate::hyper::{ConfigError, SharedF64, check_learning_rate};
+use crate::fused;
+use crate::hyper::{ConfigError, CycledMomentum};
 use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::torch_ops;
@@ -106,12 +101,12 @@ impl AdamaxConfig {
 /// maximum rather than to the denominator. The step size `lr / (1 − β₁ᵗ)` is computed in f64 (torch
 /// computes it as a Python float). The first moment follows torch's `lerp`, `m + w·(g − m)` with
 /// w = 1 − β₁ when w < 0.5 and `g − (g − m)·(1 − w)` otherwise, and like the weight decay
-/// `g + λ·θ` it is rounded once, as torch's fused kernels round it (see [`fused`]).
+/// `g + λ·θ` it is rounded once, as torch's fused kernels round it (see [`torch_ops`]).
 #[derive(Clone, Debug)]
 pub struct Adamax {
     config: AdamaxConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_beta1: Option<SharedF64>,
+    cycled_beta1: Option<CycledMomentum>,
 }
 
 /// The state Adamax keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -133,7 +128,7 @@ impl Adamax {
 
     /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<SharedF64>) -> Self {
+    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
         self.cycled_beta1 = beta1;
         self
     }
@@ -142,7 +137,7 @@ impl Adamax {
     fn beta1(&self) -> f64 {
         self.cycled_beta1
             .as_ref()
-            .and_then(SharedF64::get)
+            .and_then(CycledMomentum::get)
             .unwrap_or(self.config.beta1)
     }
 
@@ -195,166 +190,8 @@ impl Adamax {
         };
         (theta, Some(state))
     }
-
-    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
-    fn fused_step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamaxState<D>>,
-    ) -> (Tensor<D>, Option<AdamaxState<D>>) {
-        let tensors = [
-            Some(&theta),
-            Some(&grad),
-            state.as_ref().map(|s| &s.exp_avg),
-            state.as_ref().map(|s| &s.exp_inf),
-        ];
-        match kernel_for(tensors.into_iter().flatten()) {
-            #[cfg(any(feature = "flex", feature = "ndarray"))]
-            Some(Kernel::Cpu) => {
-                let (c, state) = self.fused_state(lr, &theta, state);
-                cpu_kernel::step(&c, theta, grad, state)
-            }
-            #[cfg(feature = "wgpu")]
-            Some(Kernel::Cube) => {
-                let (c, state) = self.fused_state(lr, &theta, state);
-                wgpu_kernel::step(&c, theta, grad, state)
-            }
-            None => self.reference_step(lr, theta, grad, state),
-        }
-    }
-
-    /// The coefficients of a fused step and the state it updates in place: before the first
-    /// step, step 0 and zeros, as the reference starts.
-    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-    fn fused_state<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: &Tensor<D>,
-        state: Option<AdamaxState<D>>,
-    ) -> (AdamaxCoefficients, AdamaxState<D>) {
-        let state = state.unwrap_or_else(|| AdamaxState {
-            step: 0,
-            exp_avg: theta.zeros_like(),
-            exp_inf: theta.zeros_like(),
-        });
-        let single_rounding = torch_ops::in_f64(theta);
-        let c = AdamaxCoefficients::new(
-            &self.config,
-            self.beta1(),
-            lr,
-            state.step + 1,
-            single_rounding,
-        );
-        (c, state)
-    }
 }
 
-/// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see
-/// [`torch_ops::lerp_one_rounding`]),
-/// with its coefficient as the tensors hold it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Lerp {
-    /// `m + w·(g − m)`, for |w| < 0.5, holding w.
-    FromStart(f32),
-    /// `g − (1 − w)·(g − m)`, for |w| ≥ 0.5, holding `−(1 − w)` (in f32, from an f32 w).
-    FromEnd(f32),
-}
-
-/// The scalars of one Adamax step, as [`Adamax::reference_step`] hands them to its tensor ops:
-/// each computed in f64 and rounded once to f32. The fused kernels take exactly these values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamaxCoefficients {
-    /// Negate the gradient.
-    pub maximize: bool,
-    /// L2 weight decay λ, when not 0.
-    pub weight_decay: Option<f32>,
-    /// The first moment's update.
-    pub lerp: Lerp,
-    /// β₂.
-    pub beta2: f32,
-    /// ε.
-    pub eps: f32,
-    /// `−lr / (1 − β₁ᵗ)`.
-    pub neg_step_size: f32,
-    /// Round each of torch's multiply-adds once (through f64), as the reference does on a device
-    /// that computes in f64; else twice, in f32, as the reference does elsewhere.
-    pub single_rounding: bool,
-}
-
-impl AdamaxCoefficients {
-    /// The scalars of step `t` (1-based) at learning rate `lr`, with β₁ = `beta1` (the
-    /// configuration's, or a schedule's), rounding once if `single_rounding`.
-    pub fn new(
-        config: &AdamaxConfig,
-        beta1: f64,
-        lr: f64,
-        t: usize,
-        single_rounding: bool,
-    ) -> Self {
-        let w = (1.0 - beta1) as f32;
-        let lerp = if w.abs() < 0.5 {
-            Lerp::FromStart(w)
-        } else {
-            Lerp::FromEnd(-(1.0 - w))
-        };
-        // In f64, as Python evaluates torch's `lr / (1 - beta1 ** step)`.
-        let step_size = lr / (1.0 - beta1.powf(t as f64));
-        Self {
-            maximize: config.maximize,
-            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
-            lerp,
-            beta2: config.beta2 as f32,
-            eps: config.eps as f32,
-            neg_step_size: (-step_size) as f32,
-            single_rounding,
-        }
-    }
-}
-
-/// `a·b + c` as the reference's [`torch_ops::mul_add_scalar_one_rounding`] rounds it: once (the
-/// product is exact in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice
-/// in f32.
-#[inline(always)]
-fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
-    if single_rounding {
-        (f64::from(a) * f64::from(b) + f64::from(c)) as f32
-    } else {
-        a * b + c
-    }
-}
-
-/// One Adamax step for one element, returning θ, m and u: the fused kernels' arithmetic, which
-/// is [`Adamax::reference_step`]'s, operation for operation and in the same order, so that the
-/// fused CPU step equals the reference bit for bit.
-#[inline(always)]
-pub fn adamax_element(
-    theta: f32,
-    grad: f32,
-    m: f32,
-    u: f32,
-    c: &AdamaxCoefficients,
-) -> (f32, f32, f32) {
-    let mut g = if c.maximize { -grad } else { grad };
-    if let Some(lambda) = c.weight_decay {
-        g = mul_add(theta, lambda, g, c.single_rounding);
-    }
-    let diff = g - m;
-    let m = match c.lerp {
-        Lerp::FromStart(w) => mul_add(diff, w, m, c.single_rounding),
-        Lerp::FromEnd(neg_one_minus_w) => mul_add(diff, neg_one_minus_w, g, c.single_rounding),
-    };
-    // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
-    let decayed = u * c.beta2;
-    let norm = g.abs() + c.eps;
-    let u = if decayed < norm { norm } else { decayed };
-    let theta = theta + m * c.neg_step_size / u;
-    (theta, m, u)
-}
-
-/// torch's fused CPU kernels, shared with [`crate::nadam`] and [`crate::radam`].
-///
 impl EvalWeights for Adamax {}
 
 impl Optimizer for Adamax {
@@ -365,7 +202,7 @@ impl Optimizer for Adamax {
     /// # Panics
     /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
     /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
+    /// [`check_learning_rate`](crate::check_learning_rate).
     fn step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -373,14 +210,7 @@ impl Optimizer for Adamax {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if self.config.fused {
-            self.fused_step(lr, theta, grad, state)
-        } else {
-            self.reference_step(lr, theta, grad, state)
-        }
+        fused::step(self, self.config.fused, Self::reference_step, lr, theta, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -538,7 +368,7 @@ mod tests {
     /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
     #[test]
     fn a_cycled_beta1_replaces_the_configured_one_once_set() {
-        let cell = SharedF64::default();
+        let cell = CycledMomentum::default();
         let cycled = AdamaxConfig::new()
             .build()
             .unwrap()

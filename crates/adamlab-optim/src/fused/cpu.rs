@@ -13,6 +13,8 @@ use std::borrow::Cow;
 use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
 use burn::tensor::Tensor;
 
+use super::{FusedStep, keeps};
+
 #[cfg(feature = "flex")]
 use burn::backend::flex::{FlexTensor, Layout};
 #[cfg(feature = "ndarray")]
@@ -180,36 +182,132 @@ pub(crate) fn vectorized<R>(op: impl FnMut() -> R) -> R {
     pulp::Arch::new().dispatch(Loop(op))
 }
 
-/// Runs `update` over matching chunks of `outputs` (updated in place) and `input` (read), in
-/// parallel on rayon's pool once there is more than one chunk. Every slice has the same length.
+/// One fused step of `O` on CPU tensors: θ, the gradient and the slots' buffers (`None` where
+/// the step keeps none) taken out of their tensors, updated in place by
+/// [`FusedStep::element`] in a parallel, vectorised loop, and put back.
 ///
-/// `N` buffers are updated (θ and the optimizer's state) and one is only read (the gradient).
+/// Only for f32 Flex and NdArray tensors without autodiff: [`step`](super::step) checks with
+/// [`kernel_for`](super::kernel_for).
+pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
+    c: O::Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    buffers: [Option<Tensor<D>>; S],
+) -> (Tensor<D>, [Option<Tensor<D>>; S]) {
+    let mut theta = CpuTensor::take(theta);
+    let grad = CpuTensor::take(grad);
+    let mut buffers = buffers.map(|b| b.map(CpuTensor::take));
+    let kept = buffers
+        .iter()
+        .enumerate()
+        .fold(0, |kept, (slot, b)| kept | u32::from(b.is_some()) << slot);
+    let g = grad.read();
+    let slices = buffers
+        .each_mut()
+        .map(|b| b.as_mut().map_or(Default::default(), CpuTensor::write));
+    // One loop per set of kept slots, compiled with that set as a constant, so that no element
+    // branches on whether a buffer is there.
+    macro_rules! run {
+        ($($kept:literal)*) => {
+            match kept {
+                $($kept => for_each_chunk(theta.write(), slices, &g, &|theta, slices, g| {
+                    chunk::<O, S, $kept>(c, theta, slices, g)
+                }),)*
+                _ => unreachable!("at most three slots"),
+            }
+        };
+    }
+    const { assert!(S <= 3, "the loops cover sets of at most three slots") };
+    run!(0 1 2 3 4 5 6 7);
+    drop(g);
+    (
+        theta.into_tensor(),
+        buffers.map(|b| b.map(CpuTensor::into_tensor)),
+    )
+}
+
+/// [`FusedStep::element`] over one chunk of θ, the gradient and the kept slots' buffers (the
+/// others empty).
+#[inline(always)]
+fn chunk<O: FusedStep<S>, const S: usize, const KEPT: u32>(
+    c: O::Coefficients,
+    theta: &mut [f32],
+    mut slices: [&mut [f32]; S],
+    grad: &[f32],
+) {
+    if KEPT >> S != 0 {
+        unreachable!("a set of slots beyond the optimizer's {S}");
+    }
+    // The coefficients are moved into the closure so that the compiler sees them as constants
+    // of the loop, takes the branches on them out of it and vectorises what remains.
+    vectorized(
+        #[inline(always)]
+        move || {
+            let len = theta.len();
+            let grad = &grad[..len];
+            // Each kept buffer re-sliced to exactly `len`, so that indexing it below needs no
+            // bounds check (which would keep the loop from being vectorised).
+            for k in 0..S {
+                if keeps(KEPT, k) {
+                    let slice = std::mem::take(&mut slices[k]);
+                    slices[k] = &mut slice[..len];
+                }
+            }
+            for i in 0..len {
+                let mut values = [0.0; S];
+                for k in 0..S {
+                    if keeps(KEPT, k) {
+                        values[k] = slices[k][i];
+                    }
+                }
+                let (next, values) = O::element::<KEPT>(&c, theta[i], grad[i], values);
+                theta[i] = next;
+                for k in 0..S {
+                    if keeps(KEPT, k) {
+                        slices[k][i] = values[k];
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Runs `update` over matching chunks of θ and the slots' buffers (updated in place) and of the
+/// gradient (read), in parallel on rayon's pool once there is more than one chunk. Every slice
+/// has the gradient's length, except the buffers of slots not kept, which are empty.
+///
 /// The slices are halved recursively with `rayon::join`, so the loop allocates nothing.
-pub(crate) fn for_each_chunk<const N: usize, F>(outputs: [&mut [f32]; N], input: &[f32], update: &F)
-where
-    F: Fn([&mut [f32]; N], &[f32]) + Sync,
+fn for_each_chunk<const S: usize, F>(
+    theta: &mut [f32],
+    buffers: [&mut [f32]; S],
+    grad: &[f32],
+    update: &F,
+) where
+    F: Fn(&mut [f32], [&mut [f32]; S], &[f32]) + Sync,
 {
-    let len = input.len();
+    let len = grad.len();
     assert!(
-        outputs.iter().all(|o| o.len() == len),
+        theta.len() == len && buffers.iter().all(|b| b.len() == len || b.is_empty()),
         "fused step on buffers of different lengths"
     );
     if len <= CHUNK {
-        update(outputs, input);
+        update(theta, buffers, grad);
         return;
     }
     // Halves that are whole multiples of 64 elements keep every chunk but the last aligned
     // alike for the vectorised loop.
     let mid = (len / 2).next_multiple_of(64);
-    let mut halves = outputs.map(|o| {
-        let (left, right) = o.split_at_mut(mid);
+    let mut halves = buffers.map(|b| {
+        let at = mid.min(b.len());
+        let (left, right) = b.split_at_mut(at);
         (Some(left), Some(right))
     });
-    let left: [&mut [f32]; N] = std::array::from_fn(|i| halves[i].0.take().expect("split once"));
-    let right: [&mut [f32]; N] = std::array::from_fn(|i| halves[i].1.take().expect("split once"));
-    let (input_left, input_right) = input.split_at(mid);
+    let left: [&mut [f32]; S] = std::array::from_fn(|i| halves[i].0.take().expect("split once"));
+    let right: [&mut [f32]; S] = std::array::from_fn(|i| halves[i].1.take().expect("split once"));
+    let (theta_left, theta_right) = theta.split_at_mut(mid);
+    let (grad_left, grad_right) = grad.split_at(mid);
     rayon::join(
-        || for_each_chunk(left, input_left, update),
-        || for_each_chunk(right, input_right, update),
+        || for_each_chunk(theta_left, left, grad_left, update),
+        || for_each_chunk(theta_right, right, grad_right, update),
     );
 }

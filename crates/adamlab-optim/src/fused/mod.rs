@@ -1,18 +1,21 @@
-//! What every fused optimizer step shares: deciding whether a step can take a kernel, and the
-//! backend primitives the kernels work on.
+//! The fused optimizer steps: one trait an optimizer implements once, one dispatch, and the
+//! drivers that run it on each kind of backend.
 //!
 //! A fused step reads each parameter's θ, gradient and state once and writes θ and the state
 //! back in place, in one pass over memory, where the tensor-op reference step makes a dozen
-//! passes into fresh allocations. Each optimizer keeps its kernels beside its reference
-//! (`adam/cpu_kernel.rs`, `adam/wgpu_kernel.rs`); this module holds only the plumbing they share:
+//! passes into fresh allocations. An optimizer with a fused step implements [`FusedStep`] in its
+//! `kernel.rs`, beside its reference: the scalars of a step (its coefficients), the update of
+//! one element, and the CubeCL kernel that computes the same update. Everything else is here,
+//! written once:
 //!
-//! - [`kernel_for`] says which kernel a step's tensors can take: [`Kernel::Cpu`] for f32 tensors
-//!   of Flex or NdArray, [`Kernel::Cube`] for f32 tensors of the CubeCL backend (wgpu), `None`
-//!   for anything else (another backend or dtype, autodiff tensors, tensors on different
-//!   devices), and the optimizer then runs its reference step.
+//! - [`step`] is the optimizer's whole `Optimizer::step`: the `fused` keyword, the learning-rate
+//!   check, and [`kernel_for`], which says which driver the step's tensors can take:
+//!   [`Kernel::Cpu`] for f32 tensors of Flex or NdArray, [`Kernel::Cube`] for f32 tensors of
+//!   the CubeCL backend (wgpu), `None` for anything else (another backend or dtype, autodiff
+//!   tensors, tensors on different devices), and the optimizer then runs its reference step.
 //! - [`cpu`]: f32 slices of Flex and NdArray tensors, in place when the buffer is not shared,
-//!   and a parallel loop over chunks of them.
-//! - [`cube`]: CubeCL tensors ready for an in-place elementwise kernel.
+//!   and the parallel, vectorised loop calling [`FusedStep::element`] on them.
+//! - [`cube`]: CubeCL tensors ready for an in-place elementwise kernel, and its launch.
 //!
 //! Only the backends compiled into this crate (its `flex`, `ndarray`, `wgpu` features) have
 //! kernels; burn's `fusion` feature must stay off for the CubeCL one (with it, a wgpu tensor is
@@ -25,8 +28,10 @@ pub(crate) mod cube;
 
 #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 use burn::backend::DispatchDevice;
+use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{DType, Tensor};
 
+use crate::hyper::check_learning_rate;
 
 /// `fused`, the keyword that picks between the fused step and the reference (declared with the
 /// other shared keywords).
@@ -77,4 +82,243 @@ fn kernel_of(device: &burn::tensor::Device) -> Option<Kernel> {
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu")))]
 fn kernel_of(_device: &burn::tensor::Device) -> Option<Kernel> {
     None
+}
+
+/// An optimizer whose step is one elementwise pass: for each element, θ, its gradient and its
+/// values in up to `S` state buffers (the *slots*, in a fixed order) go in, θ and the buffers
+/// come out. Implemented once per fused optimizer, in its `kernel.rs`; [`step`] does the rest.
+pub(crate) trait FusedStep<const S: usize>: Optimizer {
+    /// The scalars of one step, as the reference hands them to its tensor ops (each computed in
+    /// f64 and rounded once to f32), and the switches of the configuration.
+    type Coefficients: Copy + Send + Sync;
+
+    /// The buffers `state` holds, by slot.
+    fn buffers<const D: usize>(state: &Self::State<D>) -> [Option<&Tensor<D>>; S];
+
+    /// The coefficients of the coming step and the buffers it updates in place: exactly those
+    /// the reference's state would hold after it, zeros (or the reference's initial values)
+    /// where they start at this step.
+    fn prepare<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: &Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Self::Coefficients, Buffers<D, S>);
+
+    /// The state after the step, from the buffers [`prepare`](Self::prepare) gave, updated.
+    fn state<const D: usize>(buffers: Buffers<D, S>) -> Option<Self::State<D>>;
+
+    /// One element's step: θ and the slots' values after it, from θ, g and the values before.
+    /// `KEPT` says which slots the step keeps ([`keeps`]); a slot it does not keep holds 0 and
+    /// what is returned for it is dropped. The arithmetic is the reference's, operation for
+    /// operation and in its order, so that the CPU loop equals the reference bit for bit.
+    fn element<const KEPT: u32>(
+        c: &Self::Coefficients,
+        theta: f32,
+        grad: f32,
+        state: [f32; S],
+    ) -> (f32, [f32; S]);
+
+    /// Launches the optimizer's CubeCL kernel, which computes [`element`](Self::element) on
+    /// every element of θ, `grad` and the slots `kept` says are kept (the others are
+    /// placeholders the kernel must not touch).
+    #[cfg(feature = "wgpu")]
+    fn launch(
+        c: &Self::Coefficients,
+        geometry: cube::Geometry,
+        theta: cube::Buffer,
+        grad: cube::Buffer,
+        state: [cube::Buffer; S],
+        kept: [bool; S],
+    );
+}
+
+/// The state buffers of one fused step, by slot, and the step's number.
+pub(crate) struct Buffers<const D: usize, const S: usize> {
+    /// The step taken, t = 1, 2, … (optimizers that keep no count ignore it).
+    pub step: usize,
+    /// The buffers, by slot: `None` where this step keeps none.
+    pub tensors: [Option<Tensor<D>>; S],
+}
+
+/// Whether the set of slots `kept` (bit k for slot k) holds `slot`.
+#[inline(always)]
+pub(crate) const fn keeps(kept: u32, slot: usize) -> bool {
+    kept >> slot & 1 == 1
+}
+
+/// One step of `optimizer` for one parameter tensor: the fused kernel its tensors can take when
+/// `fused` (the configuration's keyword) asks for it, else `reference`, its tensor-op reference
+/// step. Every fused optimizer's `Optimizer::step` is this.
+///
+/// # Panics
+/// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
+/// callers that take the learning rate from a user check it first with [`check_learning_rate`].
+pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
+    optimizer: &O,
+    fused: bool,
+    reference: impl FnOnce(&O, LearningRate, Tensor<D>, Tensor<D>, Option<O::State<D>>) -> Stepped<O, D>,
+    lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Option<O::State<D>>,
+) -> Stepped<O, D> {
+    if let Err(err) = check_learning_rate(lr) {
+        panic!("{err}");
+    }
+    if !fused {
+        return reference(optimizer, lr, theta, grad, state);
+    }
+    let buffers = state.as_ref().map_or([None; S], O::buffers);
+    let tensors = [Some(&theta), Some(&grad)].into_iter().chain(buffers);
+    match kernel_for(tensors.flatten()) {
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        Some(Kernel::Cpu) => {
+            let (c, buffers) = optimizer.prepare(lr, &theta, state);
+            let (theta, tensors) = cpu::step::<O, S, D>(c, theta, grad, buffers.tensors);
+            let state = O::state(Buffers {
+                step: buffers.step,
+                tensors,
+            });
+            (theta, state)
+        }
+        #[cfg(feature = "wgpu")]
+        Some(Kernel::Cube) => {
+            let (c, buffers) = optimizer.prepare(lr, &theta, state);
+            let (theta, tensors) = cube::step::<O, S, D>(c, theta, grad, buffers.tensors);
+            let state = O::state(Buffers {
+                step: buffers.step,
+                tensors,
+            });
+            (theta, state)
+        }
+        None => reference(optimizer, lr, theta, grad, state),
+    }
+}
+
+/// θ and the state after a step of `O`.
+type Stepped<O, const D: usize> = (Tensor<D>, Option<<O as Optimizer>::State<D>>);
+
+/// The CPU driver's memory: every fused optimizer updates its buffers in place, and copies θ
+/// only while a clone of it is alive. (That the fused steps compute the reference's numbers is
+/// tested over the registry by `adamlab_verify::fused`, on every backend.)
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
+mod tests {
+    // burn deprecates ndarray in favour of flex; adamlab tests both on purpose.
+    #![allow(deprecated)]
+
+    use super::FusedStep;
+    use adamlab_backend::{BackendKind, compiled, device};
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    /// Rows and columns: more than two of the CPU loop's chunks, so that the parallel split runs.
+    const SHAPE: [usize; 2] = [131, 257];
+
+    /// Where the buffer of a CPU tensor lives, to tell an in-place update from a copy; `None` on
+    /// other backends.
+    fn buffer_address(tensor: &Tensor<2>) -> Option<usize> {
+        #[allow(unreachable_patterns)]
+        match tensor.clone().into_dispatch().kind {
+            #[cfg(feature = "flex")]
+            DispatchTensorKind::Flex(BackendTensor::Float(t)) => Some(t.bytes().as_ptr() as usize),
+            #[cfg(feature = "ndarray")]
+            DispatchTensorKind::NdArray(BackendTensor::Float(
+                burn::backend::ndarray::NdArrayTensor::F32(storage),
+            )) => Some(storage.view().as_ptr() as usize),
+            _ => None,
+        }
+    }
+
+    fn values(device: &Device, seed: f32) -> Tensor<2> {
+        let len = SHAPE[0] * SHAPE[1];
+        let values: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
+        Tensor::from_data(TensorData::new(values, SHAPE), device)
+    }
+
+    /// On flex and ndarray, once the state exists, a fused step of `optimizer` (which must keep
+    /// a state) writes θ and every state tensor into the buffers they came in (no allocation),
+    /// and copies θ only while a clone of it is alive.
+    fn assert_in_place<O: FusedStep<S>, const S: usize>(name: &str, optimizer: O) {
+        let mut checked = 0;
+        for backend in compiled() {
+            if !matches!(backend, BackendKind::Flex | BackendKind::Ndarray) {
+                continue;
+            }
+            let device = device(backend).unwrap();
+            let grad = |i: usize| values(&device, i as f32 + 1.0);
+            let (theta, state) = optimizer.step(1e-2, values(&device, 0.0), grad(0), None);
+            let state = state.unwrap_or_else(|| panic!("{name} keeps no state"));
+            // θ first, then the state's buffers.
+            let addresses = |theta: &Tensor<2>, state: &O::State<2>| {
+                let mut addresses = vec![buffer_address(theta)];
+                addresses.extend(O::buffers(state).into_iter().flatten().map(buffer_address));
+                addresses
+            };
+            let before = addresses(&theta, &state);
+            assert!(
+                before.len() > 1 && before.iter().all(Option::is_some),
+                "{backend}/{name}: not CPU tensors, or no state tensor"
+            );
+            let (theta, state) = optimizer.step(1e-2, theta, grad(1), Some(state));
+            let state = state.unwrap();
+            assert_eq!(
+                addresses(&theta, &state),
+                before,
+                "{backend}/{name}: θ or a state tensor moved"
+            );
+
+            let kept = theta.clone();
+            let (theta, state) = optimizer.step(1e-2, theta, grad(2), Some(state));
+            let after = addresses(&theta, &state.unwrap());
+            assert_ne!(
+                after[0], before[0],
+                "{backend}/{name}: θ is shared, so it must be copied"
+            );
+            assert_eq!(
+                after[1..],
+                before[1..],
+                "{backend}/{name}: the state is not shared"
+            );
+            assert_eq!(
+                buffer_address(&kept),
+                before[0],
+                "{backend}/{name}: the clone keeps its buffer"
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "no CPU backend compiled in");
+    }
+
+    /// One configuration per fused optimizer, each keeping all of its buffers.
+    #[test]
+    fn the_cpu_step_updates_unshared_buffers_in_place_and_copies_shared_ones() {
+        use crate::{adagrad, adam, adamax, lion, rmsprop, sgd};
+        let adam = adam::AdamConfig::new().with_amsgrad(true).build().unwrap();
+        assert_in_place("adam(amsgrad=true)", adam);
+        let sgd = sgd::SgdConfig::new().with_momentum(0.9).with_nesterov(true);
+        assert_in_place("sgd(momentum=0.9, nesterov=true)", sgd.build().unwrap());
+        let lion = lion::LionConfig::new()
+            .with_weight_decay(0.1)
+            .build()
+            .unwrap();
+        assert_in_place("lion(weight_decay=0.1)", lion);
+        let adagrad = adagrad::AdagradConfig::new()
+            .with_weight_decay(0.1)
+            .build()
+            .unwrap();
+        assert_in_place("adagrad(weight_decay=0.1)", adagrad);
+        let rmsprop = rmsprop::RmsPropConfig::new()
+            .with_centered(true)
+            .with_momentum(0.9);
+        assert_in_place(
+            "rmsprop(centered=true, momentum=0.9)",
+            rmsprop.build().unwrap(),
+        );
+        let adamax = adamax::AdamaxConfig::new()
+            .with_weight_decay(0.1)
+            .build()
+            .unwrap();
+        assert_in_place("adamax(weight_decay=0.1)", adamax);
+    }
 }

@@ -1,24 +1,19 @@
 //! Lion, with lion-pytorch 0.2.5's semantics and defaults.
 //!
 //! [`Lion::step`](burn::optim::Optimizer::step) is written twice: the tensor-op
-//! [reference](Lion::reference_step), and the fused kernels beside it ([`cpu_kernel`] for Flex
-//! and NdArray, [`wgpu_kernel`] for CubeCL), one in-place pass over θ, g and m computing
-//! [`lion_element`], the reference's arithmetic in its order. The `fused` keyword picks between
-//! them; it is adamlab's (lion-pytorch has none), default true, and the numbers are the same.
+//! [reference](Lion::reference_step), and the fused step beside it ([`kernel`]; on Flex, NdArray
+//! and CubeCL tensors), one in-place pass over θ, g and m computing the reference's arithmetic
+//! in its order. The `fused` keyword picks between them; it is adamlab's (lion-pytorch has
+//! none), default true, and the numbers are the same.
 
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub mod cpu_kernel;
-#[cfg(feature = "wgpu")]
-pub mod wgpu_kernel;
+mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-use crate::fused::Kernel;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, Value, check_learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, Value};
 use crate::keywords::{self, FUSED_ADAMLAB};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -140,24 +135,6 @@ pub struct LionState<const D: usize> {
     pub exp_avg: Tensor<D>,
 }
 
-/// The scalars of one Lion step, as [`Lion::reference_step`] hands them to its tensor ops: each
-/// computed in f64 and rounded once to f32. The fused kernels take exactly these values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LionCoefficients {
-    /// The weight decay factor `1 − lr·λ` (λ/lr₀ if decoupled), when it is not exactly 1.
-    pub decay: Option<f32>,
-    /// β₁.
-    pub beta1: f32,
-    /// `1 − β₁`.
-    pub one_minus_beta1: f32,
-    /// β₂.
-    pub beta2: f32,
-    /// `1 − β₂`.
-    pub one_minus_beta2: f32,
-    /// The learning rate.
-    pub lr: f32,
-}
-
 /// `1 − lr·λ` in f64, with λ divided by the initial learning rate if decoupled, as
 /// lion-pytorch's `1. - lr * wd`.
 fn decay_factor(config: &LionConfig, lr: f64) -> f64 {
@@ -167,48 +144,6 @@ fn decay_factor(config: &LionConfig, lr: f64) -> f64 {
         config.weight_decay
     };
     1.0 - lr * lambda
-}
-
-impl LionCoefficients {
-    /// The scalars of a step at learning rate `lr`.
-    pub fn new(config: &LionConfig, lr: f64) -> Self {
-        let decay = decay_factor(config, lr);
-        Self {
-            decay: (decay != 1.0).then_some(decay as f32),
-            beta1: config.beta1 as f32,
-            one_minus_beta1: (1.0 - config.beta1) as f32,
-            beta2: config.beta2 as f32,
-            one_minus_beta2: (1.0 - config.beta2) as f32,
-            lr: lr as f32,
-        }
-    }
-}
-
-/// `sign(x)` as burn's backends compute it: ±1, and 0 for ±0 and NaN.
-#[inline(always)]
-fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
-/// One Lion step for one element, returning θ and m: the fused kernels' arithmetic, which is
-/// [`Lion::reference_step`]'s, operation for operation and in the same order (no fused
-/// multiply-add), so that the fused CPU step equals the reference bit for bit.
-#[inline(always)]
-pub fn lion_element(theta: f32, grad: f32, m: f32, c: &LionCoefficients) -> (f32, f32) {
-    let theta = match c.decay {
-        Some(decay) => theta * decay,
-        None => theta,
-    };
-    let interpolation = m * c.beta1 + grad * c.one_minus_beta1;
-    let theta = theta - sign(interpolation) * c.lr;
-    let m = m * c.beta2 + grad * c.one_minus_beta2;
-    (theta, m)
 }
 
 impl Lion {
@@ -255,30 +190,6 @@ impl Lion {
 
         (theta, Some(LionState { exp_avg: m }))
     }
-
-    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
-    fn fused_step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<LionState<D>>,
-    ) -> (Tensor<D>, Option<LionState<D>>) {
-        let tensors = [Some(&theta), Some(&grad), state.as_ref().map(|s| &s.exp_avg)];
-        match fused::kernel_for(tensors.into_iter().flatten()) {
-            #[cfg(any(feature = "flex", feature = "ndarray"))]
-            Some(Kernel::Cpu) => {
-                let m = state.map_or_else(|| theta.zeros_like(), |s| s.exp_avg);
-                cpu_kernel::step(&LionCoefficients::new(&self.config, lr), theta, grad, m)
-            }
-            #[cfg(feature = "wgpu")]
-            Some(Kernel::Cube) => {
-                let m = state.map_or_else(|| theta.zeros_like(), |s| s.exp_avg);
-                wgpu_kernel::step(&LionCoefficients::new(&self.config, lr), theta, grad, m)
-            }
-            None => self.reference_step(lr, theta, grad, state),
-        }
-    }
 }
 
 impl EvalWeights for Lion {}
@@ -291,7 +202,7 @@ impl Optimizer for Lion {
     /// # Panics
     /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
     /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
+    /// [`check_learning_rate`](crate::check_learning_rate).
     fn step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -299,14 +210,7 @@ impl Optimizer for Lion {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if self.config.fused {
-            self.fused_step(lr, theta, grad, state)
-        } else {
-            self.reference_step(lr, theta, grad, state)
-        }
+        fused::step(self, self.config.fused, Self::reference_step, lr, theta, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

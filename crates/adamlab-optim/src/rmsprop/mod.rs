@@ -25,17 +25,14 @@
 //! torch only refuses negative ones. Like torch, α is only required to be ≥ 0: α > 1 makes
 //! `1 − α` negative and is the user's to avoid.
 //!
-//! `fused` (adamlab's keyword: torch's RMSprop has none; default true) steps with the kernels
-//! beside the reference, [`cpu_kernel`] on Flex and NdArray and [`wgpu_kernel`] on CubeCL: one
-//! pass over θ, g, v and the buffers the options use (ḡ, b), in place, computing
-//! [`rmsprop_element`], which is [`RmsProp::reference_step`]'s arithmetic in its order, so the
-//! numbers are the same (bit for bit on the CPU). Anything else (another backend or dtype,
-//! autodiff tensors) takes the reference.
+//! `fused` (adamlab's keyword: torch's RMSprop has none; default true) steps with the fused
+//! step beside the reference ([`kernel`]; on Flex, NdArray and CubeCL tensors): one pass over
+//! θ, g, v and the buffers the options use (ḡ, b), in place, computing
+//! [`RmsProp::reference_step`]'s arithmetic in its order, so the numbers are the same (bit for
+//! bit on the CPU). Anything else (another backend or dtype, autodiff tensors) takes the
+//! reference.
 
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub mod cpu_kernel;
-#[cfg(feature = "wgpu")]
-pub mod wgpu_kernel;
+mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
@@ -43,9 +40,7 @@ use burn::tensor::{Device, Tensor};
 use crate::RecordState;
 use crate::torch_ops::lerp_two_roundings;
 use crate::fused;
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-use crate::fused::Kernel;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind};
 use crate::keywords::{EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -53,7 +48,7 @@ crate::hyper_config! {
     /// Configuration of [`RmsProp`], with `torch.optim.RMSprop`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct RmsPropConfig {
         LR => 0.01;
@@ -146,123 +141,6 @@ pub struct RmsProp {
     config: RmsPropConfig,
 }
 
-/// The form torch's `ḡ.lerp_(g, w)` takes for the weight `w = 1 − α`, with its coefficient as
-/// the tensors hold it: the reference step's private `lerp`, as one element sees it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Lerp {
-    /// `ḡ + w·(g − ḡ)`, for |w| < 0.5, holding w.
-    FromStart(f32),
-    /// `g − (1 − w)·(g − ḡ)`, for |w| ≥ 0.5, holding `1 − w` (in f32, from an f32 w).
-    FromEnd(f32),
-}
-
-impl Lerp {
-    /// The form torch picks for `weight`, rounded to f32 first as torch rounds it.
-    pub fn new(weight: f64) -> Self {
-        let w = weight as f32;
-        if w.abs() < 0.5 {
-            Self::FromStart(w)
-        } else {
-            Self::FromEnd(1.0 - w)
-        }
-    }
-}
-
-/// The scalars of one RMSprop step, as [`RmsProp::reference_step`] hands them to its tensor
-/// ops: each computed in f64 and rounded once to f32. The fused kernels take exactly these values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RmsPropCoefficients {
-    /// Negate the gradient.
-    pub maximize: bool,
-    /// L2 weight decay λ, when not 0.
-    pub weight_decay: Option<f32>,
-    /// α.
-    pub alpha: f32,
-    /// `1 − α`.
-    pub one_minus_alpha: f32,
-    /// The centered average's update; used only when the step keeps ḡ.
-    pub lerp: Lerp,
-    /// ε.
-    pub eps: f32,
-    /// μ; used only when the step keeps a momentum buffer.
-    pub momentum: f32,
-    /// The learning rate.
-    pub lr: f32,
-}
-
-impl RmsPropCoefficients {
-    /// The scalars of a step at learning rate `lr`.
-    pub fn new(config: &RmsPropConfig, lr: f64) -> Self {
-        Self {
-            maximize: config.maximize,
-            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
-            alpha: config.alpha as f32,
-            one_minus_alpha: (1.0 - config.alpha) as f32,
-            lerp: Lerp::new(1.0 - config.alpha),
-            eps: config.eps as f32,
-            momentum: config.momentum as f32,
-            lr: lr as f32,
-        }
-    }
-}
-
-/// One element after an RMSprop step: θ, v, and ḡ and b when the step keeps them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RmsPropElement {
-    /// The parameter.
-    pub theta: f32,
-    /// Running average of g², v.
-    pub square_avg: f32,
-    /// Running average of g, ḡ, when centered.
-    pub grad_avg: Option<f32>,
-    /// Momentum buffer b, with momentum.
-    pub momentum_buffer: Option<f32>,
-}
-
-/// One RMSprop step for one element: the fused kernels' arithmetic, which is
-/// [`RmsProp::reference_step`]'s, operation for operation and in the same order (no fused
-/// multiply-add), so that the fused CPU step equals the reference bit for bit.
-///
-/// `grad_avg` and `momentum_buffer` are ḡ and b before this step (0 before the first), given
-/// exactly when the step keeps them (centered; momentum > 0), as the reference's state holds them.
-#[inline(always)]
-pub fn rmsprop_element(
-    theta: f32,
-    grad: f32,
-    square_avg: f32,
-    grad_avg: Option<f32>,
-    momentum_buffer: Option<f32>,
-    c: &RmsPropCoefficients,
-) -> RmsPropElement {
-    let mut g = if c.maximize { -grad } else { grad };
-    if let Some(lambda) = c.weight_decay {
-        g += theta * lambda;
-    }
-    let v = square_avg * c.alpha + g * c.one_minus_alpha * g;
-    let grad_avg = grad_avg.map(|g_avg| match c.lerp {
-        Lerp::FromStart(w) => g_avg + (g - g_avg) * w,
-        Lerp::FromEnd(one_minus_w) => g - (g - g_avg) * one_minus_w,
-    });
-    let root = match grad_avg {
-        Some(g_avg) => (v - g_avg * g_avg).sqrt(),
-        None => v.sqrt(),
-    };
-    let d = root + c.eps;
-    let (theta, momentum_buffer) = match momentum_buffer {
-        Some(b) => {
-            let b = b * c.momentum + g / d;
-            (theta - b * c.lr, Some(b))
-        }
-        None => (theta - g * c.lr / d, None),
-    };
-    RmsPropElement {
-        theta,
-        square_avg: v,
-        grad_avg,
-        momentum_buffer,
-    }
-}
-
 impl RmsProp {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &RmsPropConfig {
@@ -341,72 +219,9 @@ impl RmsProp {
         };
         (theta, Some(state))
     }
-
-    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
-    fn fused_step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<RmsPropState<D>>,
-    ) -> (Tensor<D>, Option<RmsPropState<D>>) {
-        let tensors = [
-            Some(&theta),
-            Some(&grad),
-            state.as_ref().map(|s| &s.square_avg),
-            state.as_ref().and_then(|s| s.grad_avg.as_ref()),
-            state.as_ref().and_then(|s| s.momentum_buffer.as_ref()),
-        ];
-        match fused::kernel_for(tensors.into_iter().flatten()) {
-            #[cfg(any(feature = "flex", feature = "ndarray"))]
-            Some(Kernel::Cpu) => {
-                let state = self.fused_state(&theta, state);
-                let c = RmsPropCoefficients::new(&self.config, lr);
-                cpu_kernel::step(&c, theta, grad, state)
-            }
-            #[cfg(feature = "wgpu")]
-            Some(Kernel::Cube) => {
-                let state = self.fused_state(&theta, state);
-                let c = RmsPropCoefficients::new(&self.config, lr);
-                wgpu_kernel::step(&c, theta, grad, state)
-            }
-            None => self.reference_step(lr, theta, grad, state),
-        }
-    }
-
-    /// The state a fused step updates in place, holding exactly the buffers the reference's
-    /// would: before the first step, step 0 and zeros; ḡ only when centered and b only with
-    /// momentum (zeros when they start at this step, dropped when the options no longer use them).
-    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-    fn fused_state<const D: usize>(
-        &self,
-        theta: &Tensor<D>,
-        state: Option<RmsPropState<D>>,
-    ) -> RmsPropState<D> {
-        let (step, v, g_avg, b) = match state {
-            Some(state) => (
-                state.step,
-                state.square_avg,
-                state.grad_avg,
-                state.momentum_buffer,
-            ),
-            None => (0, theta.zeros_like(), None, None),
-        };
-        RmsPropState {
-            step,
-            square_avg: v,
-            grad_avg: self
-                .config
-                .centered
-                .then(|| g_avg.unwrap_or_else(|| theta.zeros_like())),
-            momentum_buffer: (self.config.momentum > 0.0)
-                .then(|| b.unwrap_or_else(|| theta.zeros_like())),
-        }
-    }
 }
 
 impl EvalWeights for RmsProp {}
-
 
 impl Optimizer for RmsProp {
     type State<const D: usize> = RmsPropState<D>;
@@ -416,7 +231,7 @@ impl Optimizer for RmsProp {
     /// # Panics
     /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
     /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
+    /// [`check_learning_rate`](crate::check_learning_rate).
     fn step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -424,14 +239,7 @@ impl Optimizer for RmsProp {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if self.config.fused {
-            self.fused_step(lr, theta, grad, state)
-        } else {
-            self.reference_step(lr, theta, grad, state)
-        }
+        fused::step(self, self.config.fused, Self::reference_step, lr, theta, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

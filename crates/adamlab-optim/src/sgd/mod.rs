@@ -25,25 +25,20 @@
 //! torch writes `group["momentum"]`. torch's `foreach` and `differentiable` select
 //! implementations of the same arithmetic and have no counterpart here.
 //!
-//! `fused` (torch's keyword; adamlab's default is true, torch's False) steps with the kernels
-//! beside the reference, [`cpu_kernel`] on Flex and NdArray and [`wgpu_kernel`] on CubeCL: one
-//! pass over θ, g and the momentum buffer, in place, computing [`sgd_element`], which is
-//! [`Sgd::reference_step`]'s arithmetic in its order, so the numbers are the same (bit for bit
-//! on the CPU). Anything else (another backend or dtype, autodiff tensors) takes the reference.
+//! `fused` (torch's keyword; adamlab's default is true, torch's False) steps with the fused step
+//! beside the reference ([`kernel`]; on Flex, NdArray and CubeCL tensors): one pass over θ, g
+//! and the momentum buffer, in place, computing [`Sgd::reference_step`]'s arithmetic in its
+//! order, so the numbers are the same (bit for bit on the CPU). Anything else (another backend
+//! or dtype, autodiff tensors) takes the reference.
 
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub mod cpu_kernel;
-#[cfg(feature = "wgpu")]
-pub mod wgpu_kernel;
+mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-use crate::fused::Kernel;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, SharedF64, check_learning_rate};
+use crate::hyper::{ConfigError, Interval, Keyword, Kind, CycledMomentum};
 use crate::keywords::{FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -51,7 +46,7 @@ crate::hyper_config! {
     /// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
+    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct SgdConfig {
         LR => 0.001;
@@ -148,7 +143,7 @@ impl SgdConfig {
 pub struct Sgd {
     config: SgdConfig,
     /// μ set by a schedule at every step (OneCycleLR), when one cycles it.
-    cycled_momentum: Option<SharedF64>,
+    cycled_momentum: Option<CycledMomentum>,
 }
 
 /// The state SGD keeps for one parameter, only when the momentum is not 0. Named as torch's
@@ -159,89 +154,6 @@ pub struct SgdState<const D: usize> {
     pub momentum_buffer: Tensor<D>,
 }
 
-/// SGD's momentum, with its coefficients as the tensors hold them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdMomentum {
-    /// μ.
-    pub momentum: f32,
-    /// `1 − τ`, τ the dampening.
-    pub one_minus_dampening: f32,
-    /// Step along `g + μ·b` instead of `b`.
-    pub nesterov: bool,
-}
-
-/// The scalars of one SGD step, as [`Sgd::reference_step`] hands them to its tensor ops: each
-/// computed in f64 and rounded once to f32. The fused kernels take exactly these values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdCoefficients {
-    /// Negate the gradient.
-    pub maximize: bool,
-    /// L2 weight decay λ, when not 0.
-    pub weight_decay: Option<f32>,
-    /// The momentum, when μ is not 0 (then the step keeps a buffer).
-    pub momentum: Option<SgdMomentum>,
-    /// The learning rate.
-    pub lr: f32,
-}
-
-impl SgdCoefficients {
-    /// The scalars of a step at learning rate `lr` with momentum μ = `momentum` (the
-    /// configuration's, or a schedule's).
-    pub fn new(config: &SgdConfig, momentum: f64, lr: f64) -> Self {
-        Self {
-            maximize: config.maximize,
-            weight_decay: (config.weight_decay != 0.0).then_some(config.weight_decay as f32),
-            momentum: (momentum != 0.0).then_some(SgdMomentum {
-                momentum: momentum as f32,
-                one_minus_dampening: (1.0 - config.dampening) as f32,
-                nesterov: config.nesterov,
-            }),
-            lr: lr as f32,
-        }
-    }
-}
-
-/// One element after an SGD step: θ, and the momentum buffer when there is momentum.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdElement {
-    /// The parameter.
-    pub theta: f32,
-    /// The momentum buffer b, with momentum.
-    pub momentum_buffer: Option<f32>,
-}
-
-/// One SGD step for one element: the fused kernels' arithmetic, which is
-/// [`Sgd::reference_step`]'s, operation for operation and in the same order (no fused
-/// multiply-add), so that the fused CPU step equals the reference bit for bit.
-///
-/// `momentum_buffer` is b before this step, `None` on the first step (b then starts as the
-/// gradient itself, as torch's does).
-#[inline(always)]
-pub fn sgd_element(
-    theta: f32,
-    grad: f32,
-    momentum_buffer: Option<f32>,
-    c: &SgdCoefficients,
-) -> SgdElement {
-    let mut g = if c.maximize { -grad } else { grad };
-    if let Some(lambda) = c.weight_decay {
-        g += theta * lambda;
-    }
-    let mut buffer = None;
-    if let Some(m) = c.momentum {
-        let b = match momentum_buffer {
-            None => g,
-            Some(b) => b * m.momentum + g * m.one_minus_dampening,
-        };
-        g = if m.nesterov { g + b * m.momentum } else { b };
-        buffer = Some(b);
-    }
-    SgdElement {
-        theta: theta - g * c.lr,
-        momentum_buffer: buffer,
-    }
-}
-
 impl Sgd {
     /// The configuration this optimizer was built from.
     pub fn config(&self) -> &SgdConfig {
@@ -250,7 +162,7 @@ impl Sgd {
 
     /// This optimizer, taking μ from `momentum` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["momentum"]` before each step).
-    pub fn with_cycled_momentum(mut self, momentum: Option<SharedF64>) -> Self {
+    pub fn with_cycled_momentum(mut self, momentum: Option<CycledMomentum>) -> Self {
         self.cycled_momentum = momentum;
         self
     }
@@ -259,7 +171,7 @@ impl Sgd {
     fn momentum(&self) -> f64 {
         self.cycled_momentum
             .as_ref()
-            .and_then(SharedF64::get)
+            .and_then(CycledMomentum::get)
             .unwrap_or(self.config.momentum)
     }
 
@@ -312,53 +224,6 @@ impl Sgd {
         let theta = theta.sub(g.mul_scalar(lr));
         (theta, new_state)
     }
-
-    /// The fused step, when the tensors' backend has a kernel; otherwise the reference step.
-    fn fused_step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<SgdState<D>>,
-    ) -> (Tensor<D>, Option<SgdState<D>>) {
-        let tensors = [
-            Some(&theta),
-            Some(&grad),
-            state.as_ref().map(|s| &s.momentum_buffer),
-        ];
-        match fused::kernel_for(tensors.into_iter().flatten()) {
-            #[cfg(any(feature = "flex", feature = "ndarray"))]
-            Some(Kernel::Cpu) => {
-                let c = SgdCoefficients::new(&self.config, self.momentum(), lr);
-                let buffer = self.fused_state(&theta, &c, state);
-                cpu_kernel::step(&c, theta, grad, buffer)
-            }
-            #[cfg(feature = "wgpu")]
-            Some(Kernel::Cube) => {
-                let c = SgdCoefficients::new(&self.config, self.momentum(), lr);
-                let buffer = self.fused_state(&theta, &c, state);
-                wgpu_kernel::step(&c, theta, grad, buffer)
-            }
-            None => self.reference_step(lr, theta, grad, state),
-        }
-    }
-
-    /// The momentum buffer a fused step updates in place, and whether it starts this step (its
-    /// values are then ignored and b starts as the gradient). `None` without momentum, whose
-    /// state the reference drops too.
-    #[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
-    fn fused_state<const D: usize>(
-        &self,
-        theta: &Tensor<D>,
-        c: &SgdCoefficients,
-        state: Option<SgdState<D>>,
-    ) -> Option<(Tensor<D>, bool)> {
-        c.momentum?;
-        Some(match state {
-            Some(state) => (state.momentum_buffer, false),
-            None => (theta.zeros_like(), true),
-        })
-    }
 }
 
 impl EvalWeights for Sgd {}
@@ -371,7 +236,7 @@ impl Optimizer for Sgd {
     /// # Panics
     /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
     /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
+    /// [`check_learning_rate`](crate::check_learning_rate).
     fn step<const D: usize>(
         &self,
         lr: LearningRate,
@@ -379,14 +244,7 @@ impl Optimizer for Sgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if self.config.fused {
-            self.fused_step(lr, theta, grad, state)
-        } else {
-            self.reference_step(lr, theta, grad, state)
-        }
+        fused::step(self, self.config.fused, Self::reference_step, lr, theta, grad, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -500,7 +358,7 @@ mod tests {
     /// θ₂ = [0.9, −1.9]. Unset, the configured μ applies (step 1 as plain momentum SGD).
     #[test]
     fn a_cycled_momentum_replaces_the_configured_one_once_set() {
-        let cycled = SharedF64::default();
+        let cycled = CycledMomentum::default();
         let sgd = SgdConfig::new()
             .with_momentum(0.9)
             .build()

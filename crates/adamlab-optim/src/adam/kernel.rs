@@ -1,0 +1,271 @@
+//! Adam's fused step: the scalars of a step, the update of one element (which the CPU loop of
+//! [`crate::fused::cpu`] runs), and the CubeCL kernel computing the same update on wgpu.
+//!
+//! The element update is [`Adam::reference_step`]'s arithmetic, operation for operation and in
+//! the same order; Rust never contracts `a·b + c` into a fused multiply-add and vector lanes
+//! round as scalars do, so on the CPU the fused step equals the reference bit for bit. The
+//! CubeCL kernel restates the update, because a `#[cube]` function is compiled for the GPU and
+//! cannot be called on the CPU (nor can a plain Rust function be called from a kernel): the two
+//! are written side by side below, line for line. On llvmpipe (software Vulkan) the kernel too
+//! equals the reference bit for bit. A GPU's shader compiler may contract `a·b + c` inside the
+//! one kernel (the reference's separate kernels cannot), and Vulkan allows division and square
+//! root a few ulps of error, so there the two are only promised to agree to f32 rounding.
+
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
+#[cfg(feature = "wgpu")]
+use cubecl::prelude::*;
+
+use super::{Adam, AdamConfig, AdamState};
+#[cfg(feature = "wgpu")]
+use crate::fused::cube;
+use crate::fused::{Buffers, FusedStep, keeps};
+
+/// The slot of v_max in Adam's state, whose slots are [m, v, v_max].
+const MAX_EXP_AVG_SQ: usize = 2;
+
+/// The scalars of one Adam step, as [`Adam::reference_step`] hands them to its tensor ops: each
+/// computed in f64 (as torch computes them in Python floats), then rounded once to f32, the
+/// tensors' type.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct AdamCoefficients {
+    /// Negate the gradient.
+    maximize: bool,
+    /// Coupled L2 weight decay, `g ← g + λ·θ`: λ, when not 0 and not decoupled.
+    l2: Option<f32>,
+    /// Decoupled weight decay (AdamW), `θ ← θ·(1 − lr·λ)`: `1 − lr·λ`, when λ is not 0. (Two
+    /// options rather than one three-way enum: the compiler vectorises the loop over two
+    /// branches on loop constants, and measured here did not over a three-way match.)
+    decoupled: Option<f32>,
+    /// `1 − β₁`, the weight of g in m's update.
+    one_minus_beta1: f32,
+    /// β₂.
+    beta2: f32,
+    /// `1 − β₂`.
+    one_minus_beta2: f32,
+    /// AMSGrad's running maximum starts at this step's v (its first step, or a state saved
+    /// before AMSGrad was turned on), as the reference's does.
+    first_v_max: bool,
+    /// `√(1 − β₂ᵗ)`.
+    sqrt_bias_correction2: f32,
+    /// ε.
+    eps: f32,
+    /// `lr / (1 − β₁ᵗ)`.
+    step_size: f32,
+}
+
+impl AdamCoefficients {
+    /// The scalars of step `t` (1-based) at learning rate `lr`, with β₁ = `beta1` (the
+    /// configuration's, or a schedule's).
+    fn new(config: &AdamConfig, beta1: f64, lr: f64, t: usize, first_v_max: bool) -> Self {
+        let decays = config.weight_decay != 0.0;
+        let decoupled = config.decoupled_weight_decay;
+        // In f64 with libm's pow, as Python evaluates torch's `1 - beta1 ** step`.
+        let bias_correction1 = 1.0 - beta1.powf(t as f64);
+        let bias_correction2 = 1.0 - config.beta2.powf(t as f64);
+        Self {
+            maximize: config.maximize,
+            l2: (decays && !decoupled).then_some(config.weight_decay as f32),
+            decoupled: (decays && decoupled).then_some((1.0 - lr * config.weight_decay) as f32),
+            one_minus_beta1: (1.0 - beta1) as f32,
+            beta2: config.beta2 as f32,
+            one_minus_beta2: (1.0 - config.beta2) as f32,
+            first_v_max,
+            sqrt_bias_correction2: bias_correction2.sqrt() as f32,
+            eps: config.eps as f32,
+            step_size: (lr / bias_correction1) as f32,
+        }
+    }
+}
+
+impl FusedStep<3> for Adam {
+    type Coefficients = AdamCoefficients;
+
+    fn buffers<const D: usize>(state: &AdamState<D>) -> [Option<&Tensor<D>>; 3] {
+        [
+            Some(&state.exp_avg),
+            Some(&state.exp_avg_sq),
+            state.max_exp_avg_sq.as_ref(),
+        ]
+    }
+
+    /// Zeros before the first step (as the reference starts); v_max only with AMSGrad.
+    fn prepare<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: &Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (AdamCoefficients, Buffers<D, 3>) {
+        let (step, m, v, v_max) = match state {
+            Some(s) => (s.step, s.exp_avg, s.exp_avg_sq, s.max_exp_avg_sq),
+            None => (0, theta.zeros_like(), theta.zeros_like(), None),
+        };
+        let first_v_max = v_max.is_none();
+        let v_max = self
+            .config
+            .amsgrad
+            .then(|| v_max.unwrap_or_else(|| theta.zeros_like()));
+        let c = AdamCoefficients::new(&self.config, self.beta1(), lr, step + 1, first_v_max);
+        let buffers = Buffers {
+            step: step + 1,
+            tensors: [Some(m), Some(v), v_max],
+        };
+        (c, buffers)
+    }
+
+    fn state<const D: usize>(buffers: Buffers<D, 3>) -> Option<AdamState<D>> {
+        let [Some(exp_avg), Some(exp_avg_sq), max_exp_avg_sq] = buffers.tensors else {
+            unreachable!("prepare keeps m and v");
+        };
+        Some(AdamState {
+            step: buffers.step,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq,
+        })
+    }
+
+    /// With AMSGrad (v_max kept), the denominator takes the running maximum of v.
+    #[inline(always)]
+    fn element<const KEPT: u32>(
+        c: &AdamCoefficients,
+        theta: f32,
+        grad: f32,
+        [m, v, v_max]: [f32; 3],
+    ) -> (f32, [f32; 3]) {
+        let mut g = if c.maximize { -grad } else { grad };
+        let mut theta = theta;
+        if let Some(factor) = c.decoupled {
+            theta = theta * factor;
+        }
+        if let Some(lambda) = c.l2 {
+            g = g + theta * lambda;
+        }
+        let m = m + (g - m) * c.one_minus_beta1;
+        let v = v * c.beta2 + g * c.one_minus_beta2 * g;
+        // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
+        let v_max = if c.first_v_max || v_max < v { v } else { v_max };
+        let v_used = if keeps(KEPT, MAX_EXP_AVG_SQ) {
+            v_max
+        } else {
+            v
+        };
+        let denom = v_used.sqrt() / c.sqrt_bias_correction2 + c.eps;
+        let theta = theta - m * c.step_size / denom;
+        (theta, [m, v, v_max])
+    }
+
+    #[cfg(feature = "wgpu")]
+    fn launch(
+        c: &AdamCoefficients,
+        geometry: cube::Geometry,
+        theta: cube::Buffer,
+        grad: cube::Buffer,
+        [m, v, v_max]: [cube::Buffer; 3],
+        kept: [bool; 3],
+    ) {
+        let (decay, decay_coefficient) = match (c.l2, c.decoupled) {
+            (Some(lambda), _) => (DECAY_L2, lambda),
+            (None, Some(factor)) => (DECAY_DECOUPLED, factor),
+            (None, None) => (DECAY_NONE, 0.0),
+        };
+        cube::launch!(
+            adam_kernel,
+            geometry,
+            theta,
+            grad,
+            m,
+            v,
+            v_max,
+            AdamScalarsLaunch::new(
+                decay_coefficient,
+                c.one_minus_beta1,
+                c.beta2,
+                c.one_minus_beta2,
+                c.sqrt_bias_correction2,
+                c.eps,
+                c.step_size,
+            ),
+            AdamOptions {
+                maximize: c.maximize,
+                decay,
+                amsgrad: kept[MAX_EXP_AVG_SQ],
+                first_v_max: c.first_v_max,
+            },
+        );
+    }
+}
+
+/// The weight decay as the kernel's compile-time switch.
+#[cfg(feature = "wgpu")]
+const DECAY_NONE: u32 = 0;
+#[cfg(feature = "wgpu")]
+const DECAY_L2: u32 = 1;
+#[cfg(feature = "wgpu")]
+const DECAY_DECOUPLED: u32 = 2;
+
+/// The runtime scalars of [`AdamCoefficients`].
+#[cfg(feature = "wgpu")]
+#[derive(CubeType, CubeLaunch)]
+struct AdamScalars {
+    /// λ (L2) or `1 − lr·λ` (decoupled); unused without decay.
+    decay: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    sqrt_bias_correction2: f32,
+    eps: f32,
+    step_size: f32,
+}
+
+/// The switches of [`AdamCoefficients`], compiled into the kernel.
+#[cfg(feature = "wgpu")]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct AdamOptions {
+    maximize: bool,
+    decay: u32,
+    /// v_max is kept (AMSGrad); else its buffer is a placeholder.
+    amsgrad: bool,
+    first_v_max: bool,
+}
+
+/// [`Adam::element`](FusedStep::element) on a vector of elements.
+#[cfg(feature = "wgpu")]
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn adam_kernel<N: Size>(
+    theta: &mut [Vector<f32, N>],
+    grad: &[Vector<f32, N>],
+    m: &mut [Vector<f32, N>],
+    v: &mut [Vector<f32, N>],
+    v_max: &mut [Vector<f32, N>],
+    s: &AdamScalars,
+    #[comptime] options: AdamOptions,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= theta.len() {
+        terminate!();
+    }
+    // L2 or decoupled decay, never both.
+    let mut theta_i = theta[i];
+    let l2 = options.decay == DECAY_L2;
+    let g = cube::gradient::<N>(grad[i], theta_i, s.decay, options.maximize, l2);
+    if comptime![options.decay == DECAY_DECOUPLED] {
+        theta_i = theta_i * Vector::new(s.decay);
+    }
+    let m_i = m[i] + (g - m[i]) * Vector::new(s.one_minus_beta1);
+    let v_i = v[i] * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2) * g;
+    let mut v_used = v_i;
+    if comptime![options.amsgrad] {
+        // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
+        if comptime![!options.first_v_max] {
+            let previous = v_max[i];
+            v_used = select_many(previous.less_than(&v_i), v_i, previous);
+        }
+        v_max[i] = v_used;
+    }
+    let denom = Vector::sqrt(v_used) / Vector::new(s.sqrt_bias_correction2) + Vector::new(s.eps);
+    theta[i] = theta_i - m_i * Vector::new(s.step_size) / denom;
+    m[i] = m_i;
+    v[i] = v_i;
+}
