@@ -6,11 +6,10 @@ use crate::progress::Reporter;
 use adamlab_train::journal::Journal;
 use adamlab_backend::{default_backend, describe, device};
 use adamlab_data::paths::{self, Named};
-use adamlab_data::{MnistDataset, Split};
+use adamlab_data::{MnistBatch, MnistDataset, Split};
 use adamlab_models::pytorch::{
     Loaded, check_writable, load_pytorch_safetensors, save_pytorch_safetensors,
 };
-use adamlab_models::Cnn;
 use adamlab_optim::clip::{Clip, MIN_NORM_TYPE};
 use adamlab_optim::schedule::ScheduleSpec;
 use adamlab_optim::{OptimizerSpec, Value};
@@ -24,7 +23,7 @@ use adamlab_train::fit::{
 use adamlab_train::{classification, mlp};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::train::TrainStep;
+use burn::train::{ClassificationOutput, InferenceStep, TrainStep};
 use burn::module::Module;
 use burn::tensor::Device;
 use std::path::{Path, PathBuf};
@@ -348,6 +347,34 @@ fn train_cnn(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
+    let classifier = Classifier { model: classification::model(), title: "the article's CNN", batch_size: CNN_BATCH_SIZE };
+    train_classifier(args, controls, epochs, device, described, classifier)
+}
+
+/// A classifier of MNIST-format images ([`classification::evaluate`] reports its loss and
+/// accuracy): the model, how the run's first line names it, its default batch size.
+pub(crate) struct Classifier<M: 'static> {
+    pub(crate) model: Model<'static, M>,
+    pub(crate) title: &'static str,
+    pub(crate) batch_size: usize,
+}
+
+/// Trains a classifier on `--data-dir`'s images (the article's CNN, softmax regression),
+/// evaluating on its test images after every epoch.
+pub(crate) fn train_classifier<M>(
+    args: &TrainArgs,
+    controls: ControlsSpec,
+    epochs: usize,
+    device: Device,
+    described: &str,
+    classifier: Classifier<M>,
+) -> Result<(), CliError>
+where
+    M: Module
+        + TrainStep<Input = MnistBatch, Output = ClassificationOutput>
+        + InferenceStep<Input = MnistBatch, Output = ClassificationOutput>
+        + 'static,
+{
     let mut train_set = MnistDataset::load(&args.data.data_dir, Split::Train)?;
     if let Some(n) = args.limit_train {
         train_set = train_set.truncated(n);
@@ -359,7 +386,7 @@ fn train_cnn(
     if test_set.is_empty() {
         return Err(CliError::Usage("the test set is empty: nothing to evaluate on".into()));
     }
-    let asked = args.batch_size.unwrap_or(CNN_BATCH_SIZE);
+    let asked = args.batch_size.unwrap_or(classifier.batch_size);
     let batch_size = asked.min(train_set.len().max(1));
     if batch_size < asked {
         tell!(
@@ -375,19 +402,20 @@ fn train_cnn(
         shuffle: !args.no_shuffle,
         checkpoint_every: args.checkpoint_every,
     };
-    let start = start(args, &classification::model(), &device)?;
+    let start = start(args, &classifier.model, &device)?;
     // Opened (the checkpoint directory locked) only once the data and `--init` are read: a run
     // refused for either leaves nothing behind.
     let outputs = Outputs::prepare(args)?;
     say!(
-        "training the article's CNN on {} images from {} with {}, batch {}, {epochs} epoch(s), on {described}",
+        "training {} on {} images from {} with {}, batch {}, {epochs} epoch(s), on {described}",
+        classifier.title,
         train_set.len(),
         args.data.data_dir.display(),
         describe_run(&controls),
         config.batch_size,
     );
     let test_set = Arc::new(test_set);
-    let mut evaluate = |model: &Cnn| classification::evaluate(model, &test_set, batch_size.max(256));
+    let mut evaluate = |model: &M| classification::evaluate(model, &test_set, batch_size.max(256));
     let run = Run {
         args,
         controls: &controls,
@@ -398,7 +426,7 @@ fn train_cnn(
         saved: say_saved,
     };
     let data = classification::train_data(Arc::new(train_set));
-    run.fit(classification::model(), &data, start, Some(&mut evaluate))
+    run.fit(classifier.model, &data, start, Some(&mut evaluate))
 }
 
 fn train_mlp(

@@ -3,13 +3,13 @@
 //! and `quadratic`. Each goes through the same [`Run`] (outputs, start, reporter, saving) as the
 //! article's models.
 
-use super::{Outputs, Run, describe_run, say_saved, start};
+use super::{Classifier, Outputs, Run, describe_run, say_saved, start, train_classifier};
 use crate::args::{ModelArg, TrainArgs};
 use crate::error::CliError;
 use crate::progress::{Labels, Reporter};
 use adamlab_data::fortunes::{Corpus, TextWindows};
-use adamlab_data::{DATA_DIR_ENV, DEFAULT_DATA_DIR, MnistDataset, Split};
-use adamlab_models::{CharGpt, CharGptConfig, NoData, SoftmaxRegression};
+use adamlab_data::{DATA_DIR_ENV, DEFAULT_DATA_DIR};
+use adamlab_models::{CharGpt, CharGptConfig, NoData};
 use adamlab_train::controls::ControlsSpec;
 use adamlab_train::fit::{Model, RunConfig};
 use adamlab_train::test_functions::STEPS_PER_EPOCH;
@@ -84,7 +84,12 @@ pub(super) fn train(
     match model {
         ModelArg::CharGpt => train_char_gpt(args, controls, epochs, device, described),
         ModelArg::SoftmaxRegression => {
-            train_softmax_regression(args, controls, epochs, device, described)
+            let classifier = Classifier {
+                model: classification::softmax_regression(),
+                title: "softmax regression (Linear(784, 10))",
+                batch_size: SOFTMAX_REGRESSION_BATCH_SIZE,
+            };
+            train_classifier(args, controls, epochs, device, described, classifier)
         }
         ModelArg::Rosenbrock => {
             train_point(args, controls, epochs, device, described, test_functions::rosenbrock())
@@ -111,7 +116,6 @@ fn train_char_gpt(
     device: Device,
     described: &str,
 ) -> Result<(), CliError> {
-    let outputs = Outputs::prepare(args)?;
     let dir = fortunes_dir(&args.data.data_dir);
     let corpus = Corpus::load(&dir)?;
     let config = CharGptConfig::fortunes();
@@ -144,6 +148,8 @@ fn train_char_gpt(
         init: &init,
     };
     let start = start(args, &model, &device)?;
+    // Opened (the checkpoint directory locked) only once the data and `--init` are read.
+    let outputs = Outputs::prepare(args)?;
     say!(
         "training char-gpt ({} parameters: {} layers, {} heads, d {}, context {}) on {} windows \
          ({} characters) of Debian's fortune cookies from {} with {}, batch {batch_size}, \
@@ -182,63 +188,6 @@ fn train_char_gpt(
     run.fit(model, &data, start, Some(&mut evaluate))
 }
 
-fn train_softmax_regression(
-    args: &TrainArgs,
-    controls: ControlsSpec,
-    epochs: usize,
-    device: Device,
-    described: &str,
-) -> Result<(), CliError> {
-    let outputs = Outputs::prepare(args)?;
-    let mut train_set = MnistDataset::load(&args.data.data_dir, Split::Train)?;
-    if let Some(n) = args.limit_train {
-        train_set = train_set.truncated(n);
-    }
-    let mut test_set = MnistDataset::load(&args.data.data_dir, Split::Test)?;
-    if let Some(n) = args.limit_test {
-        test_set = test_set.truncated(n);
-    }
-    if test_set.is_empty() || train_set.is_empty() {
-        return Err(CliError::Usage(format!(
-            "{} holds no images to train or evaluate on",
-            args.data.data_dir.display()
-        )));
-    }
-    let batch_size = args
-        .batch_size
-        .unwrap_or(SOFTMAX_REGRESSION_BATCH_SIZE)
-        .min(train_set.len());
-    let config = RunConfig {
-        epochs,
-        batch_size,
-        seed: args.seed,
-        shuffle: !args.no_shuffle,
-        checkpoint_every: args.checkpoint_every,
-    };
-    let start = start(args, &classification::softmax_regression(), &device)?;
-    say!(
-        "training softmax regression (Linear(784, 10)) on {} images from {} with {}, batch \
-         {batch_size}, {epochs} epoch(s), on {described}",
-        train_set.len(),
-        args.data.data_dir.display(),
-        describe_run(&controls),
-    );
-    let test_set = Arc::new(test_set);
-    let mut evaluate =
-        |model: &SoftmaxRegression| classification::evaluate(model, &test_set, batch_size.max(256));
-    let run = Run {
-        args,
-        controls: &controls,
-        config,
-        device: &device,
-        outputs,
-        reporter: |journal| Reporter::new(epochs, journal),
-        saved: say_saved,
-    };
-    let data = classification::train_data(Arc::new(train_set));
-    run.fit(classification::softmax_regression(), &data, start, Some(&mut evaluate))
-}
-
 /// A test function: epochs of [`STEPS_PER_EPOCH`] steps, each followed by the function's value
 /// and the distance to the optimum.
 fn train_point<M>(
@@ -256,8 +205,9 @@ where
         + 'static,
     <M as TrainStep>::Output: adamlab_train::fit::StepLoss,
 {
-    let outputs = Outputs::prepare(args)?;
     let start = start(args, &model, &device)?;
+    // Opened (the checkpoint directory locked) only once `--init` is read.
+    let outputs = Outputs::prepare(args)?;
     say!(
         "minimising {} with {}, {epochs} epoch(s) of {STEPS_PER_EPOCH} steps, on {described}",
         model.name,
