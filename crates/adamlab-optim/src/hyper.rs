@@ -189,6 +189,27 @@ impl fmt::Display for Kind {
 /// A value written in a spec (declared with the spec language, which parses it).
 pub use crate::spec::Value;
 
+/// The parameter of `params` named `name`, found at compile time: an entry that reuses another
+/// optimizer's keywords names them (`param(AdamConfig::PARAMS, "eps")`) instead of indexing its
+/// list, and a name that is not there fails the build.
+pub const fn param(params: &[HyperParam], name: &str) -> HyperParam {
+    let mut i = 0;
+    while i < params.len() {
+        let (a, b) = (params[i].name.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return params[i];
+            }
+        }
+        i += 1;
+    }
+    panic!("no hyper-parameter of that name in the list")
+}
+
 /// One hyper-parameter of an optimizer, as the registry lists it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HyperParam {

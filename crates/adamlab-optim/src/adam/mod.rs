@@ -9,6 +9,7 @@
 
 mod kernel;
 
+use crate::hyper::param;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
@@ -99,15 +100,15 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
     summary: "AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay",
     reference: "torch.optim.AdamW (torch 2.15)",
     params: &[
-        AdamConfig::PARAMS[0],
-        AdamConfig::PARAMS[1],
-        AdamConfig::PARAMS[2],
+        param(AdamConfig::PARAMS, "lr"),
+        param(AdamConfig::PARAMS, "betas"),
+        param(AdamConfig::PARAMS, "eps"),
         WEIGHT_DECAY
             .help("decoupled weight decay λ: θ ← θ·(1 − lr·λ)")
             .with_default("0.01"),
-        AdamConfig::PARAMS[5],
-        AdamConfig::PARAMS[6],
-        AdamConfig::PARAMS[7],
+        param(AdamConfig::PARAMS, "amsgrad"),
+        param(AdamConfig::PARAMS, "maximize"),
+        param(AdamConfig::PARAMS, "fused"),
     ],
     build: |args| {
         let adam = AdamConfig::adamw()

@@ -7,6 +7,7 @@
 //! `1 − lr·λ`, factors over the last two dimensions — is torch's, so the two agree wherever
 //! neither ε₁ matters (gradients well above 1e-15 and a mean row factor above torch's ε₁).
 
+use crate::hyper::param;
 use crate::adafactor::AdafactorConfig as TorchAdafactorConfig;
 use crate::hyper::{ConfigError, HyperParam, Interval, Kind};
 use crate::registry::{EvalWeights, OptimizerEntry};
@@ -17,7 +18,7 @@ impl EvalWeights for Adafactor {}
 /// `beta2_decay`: burn requires τ < 0 (torch allows 0).
 pub const BETA2_DECAY: HyperParam = HyperParam {
     kind: Kind::Float(Interval::new(f64::NEG_INFINITY, false, 0.0, false)),
-    ..TorchAdafactorConfig::PARAMS[1]
+    ..param(TorchAdafactorConfig::PARAMS, "beta2_decay")
 };
 /// `eps`: (ε₁, ε₂) with burn's meaning and defaults.
 pub const EPS: HyperParam = HyperParam {
@@ -32,7 +33,7 @@ pub const EPS: HyperParam = HyperParam {
 /// `d`: burn's clipping threshold only needs to be positive (torch requires ≥ 1).
 pub const D: HyperParam = HyperParam {
     kind: Kind::Float(Interval::POSITIVE),
-    ..TorchAdafactorConfig::PARAMS[3]
+    ..param(TorchAdafactorConfig::PARAMS, "d")
 };
 
 /// `burn-adafactor`: burn's `AdafactorConfig`, with torch's keywords.
@@ -41,11 +42,11 @@ pub const BURN_ADAFACTOR: OptimizerEntry = OptimizerEntry {
     summary: "burn's built-in Adafactor: the paper's ε₁ = 1e-30 added to G² where torch floors V̂",
     reference: "burn::optim::Adafactor (burn 0.22.1)",
     params: &[
-        TorchAdafactorConfig::PARAMS[0],
+        param(TorchAdafactorConfig::PARAMS, "lr"),
         BETA2_DECAY,
         EPS,
         D,
-        TorchAdafactorConfig::PARAMS[4],
+        param(TorchAdafactorConfig::PARAMS, "weight_decay"),
     ],
     build: |args| {
         let (eps1, eps2) = args.pair("eps");

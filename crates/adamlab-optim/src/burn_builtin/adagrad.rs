@@ -6,6 +6,7 @@
 //! `maximize`, so neither is offered here. It evaluates `(g/(√s + ε))·η_t` where torch evaluates
 //! `(η_t·g)/(√s + ε)`, which differs by f32 rounding only.
 
+use crate::hyper::param;
 use crate::adagrad::AdagradConfig;
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::decay::WeightDecayConfig;
@@ -20,10 +21,10 @@ pub const BURN_ADAGRAD: OptimizerEntry = OptimizerEntry {
     reference: "burn::optim::AdaGrad (burn 0.22.1)",
     // lr, lr_decay, weight_decay, eps: Adagrad's.
     params: &[
-        AdagradConfig::PARAMS[0],
-        AdagradConfig::PARAMS[1],
-        AdagradConfig::PARAMS[2],
-        AdagradConfig::PARAMS[4],
+        param(AdagradConfig::PARAMS, "lr"),
+        param(AdagradConfig::PARAMS, "lr_decay"),
+        param(AdagradConfig::PARAMS, "weight_decay"),
+        param(AdagradConfig::PARAMS, "eps"),
     ],
     build: |args| {
         let weight_decay = args.f64("weight_decay");

@@ -1,5 +1,6 @@
 //! burn's `Adam` and `AdamW`.
 
+use crate::hyper::param;
 use crate::adam::{ADAMW, AdamConfig as TorchAdamConfig};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use burn::optim::decay::WeightDecayConfig;
@@ -15,11 +16,11 @@ pub const BURN_ADAM: OptimizerEntry = OptimizerEntry {
     reference: "burn::optim::Adam (burn 0.22.1)",
     // lr, betas, eps, weight_decay, amsgrad: Adam's.
     params: &[
-        TorchAdamConfig::PARAMS[0],
-        TorchAdamConfig::PARAMS[1],
-        TorchAdamConfig::PARAMS[2],
-        TorchAdamConfig::PARAMS[3],
-        TorchAdamConfig::PARAMS[5],
+        param(TorchAdamConfig::PARAMS, "lr"),
+        param(TorchAdamConfig::PARAMS, "betas"),
+        param(TorchAdamConfig::PARAMS, "eps"),
+        param(TorchAdamConfig::PARAMS, "weight_decay"),
+        param(TorchAdamConfig::PARAMS, "amsgrad"),
     ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");

@@ -1,5 +1,6 @@
 //! burn's `Lion`.
 
+use crate::hyper::param;
 use crate::keywords;
 use crate::lion::LionConfig as TorchLionConfig;
 use crate::registry::{EvalWeights, OptimizerEntry};
@@ -17,9 +18,9 @@ pub const BURN_LION: OptimizerEntry = OptimizerEntry {
     summary: "burn's built-in Lion, for comparison (no decoupled_weight_decay)",
     reference: "burn::optim::Lion (burn 0.22.1)",
     params: &[
-        keywords::LR.with_default(TorchLionConfig::PARAMS[0].default),
-        TorchLionConfig::PARAMS[1],
-        TorchLionConfig::PARAMS[2],
+        keywords::LR.with_default(param(TorchLionConfig::PARAMS, "lr").default),
+        param(TorchLionConfig::PARAMS, "betas"),
+        param(TorchLionConfig::PARAMS, "weight_decay"),
     ],
     build: |args| {
         let (beta1, beta2) = args.pair("betas");

@@ -8,6 +8,7 @@
 //! and `dims[1]` as A and B, which on burn's `[fan_in, fan_out]` Linear weight are torch's B and
 //! A; there is no `spectral_unclamped`. burn's AdamW adds ε before its bias correction.
 
+use crate::hyper::param;
 use crate::hyper::{HyperParam, Kind, Value};
 use crate::muon::MuonConfig as TorchMuonConfig;
 use crate::registry::{EvalWeights, OptimizerEntry};
@@ -23,7 +24,7 @@ use burn::tensor::{Device, Tensor};
 pub const ADJUST_LR_FN: HyperParam = HyperParam {
     kind: Kind::Optional(&Kind::Choice(&["original", "match_rms_adamw"])),
     help: "lr scaling by dims[0] = A, dims[1] = B: original √max(1, A/B) (None), match_rms_adamw 0.2√max(A, B)",
-    ..TorchMuonConfig::PARAMS[7]
+    ..param(TorchMuonConfig::PARAMS, "adjust_lr_fn")
 };
 
 /// `burn-muon`: burn's `MuonConfig` on 2-D parameters and `AdamWConfig` on the others, with
@@ -34,17 +35,17 @@ pub const BURN_MUON: OptimizerEntry = OptimizerEntry {
     reference: "burn::optim::Muon + burn::optim::AdamW (burn 0.22.1)",
     // torch's Muon's keywords, adjust_lr_fn without spectral_unclamped.
     params: &[
-        TorchMuonConfig::PARAMS[0],
-        TorchMuonConfig::PARAMS[1],
-        TorchMuonConfig::PARAMS[2],
-        TorchMuonConfig::PARAMS[3],
-        TorchMuonConfig::PARAMS[4],
-        TorchMuonConfig::PARAMS[5],
-        TorchMuonConfig::PARAMS[6],
+        param(TorchMuonConfig::PARAMS, "lr"),
+        param(TorchMuonConfig::PARAMS, "weight_decay"),
+        param(TorchMuonConfig::PARAMS, "momentum"),
+        param(TorchMuonConfig::PARAMS, "nesterov"),
+        param(TorchMuonConfig::PARAMS, "ns_coefficients"),
+        param(TorchMuonConfig::PARAMS, "eps"),
+        param(TorchMuonConfig::PARAMS, "ns_steps"),
         ADJUST_LR_FN,
-        TorchMuonConfig::PARAMS[8],
-        TorchMuonConfig::PARAMS[9],
-        TorchMuonConfig::PARAMS[10],
+        param(TorchMuonConfig::PARAMS, "adamw_betas"),
+        param(TorchMuonConfig::PARAMS, "adamw_eps"),
+        param(TorchMuonConfig::PARAMS, "adamw_weight_decay"),
     ],
     build: |args| {
         let [a, b, c] = args.floats("ns_coefficients")[..] else {

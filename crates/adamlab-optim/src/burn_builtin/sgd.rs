@@ -6,6 +6,7 @@
 //! from the second step on). burn has no `maximize`, so none is offered; burn accepts Nesterov
 //! with dampening, which torch refuses, so this entry accepts it too.
 
+use crate::hyper::param;
 use crate::hyper::{ConfigError, HyperParam};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::sgd::SgdConfig as TorchSgdConfig;
@@ -18,7 +19,7 @@ impl EvalWeights for Sgd {}
 /// `nesterov` as burn takes it: with dampening too, which torch refuses.
 const BURN_NESTEROV: HyperParam = HyperParam {
     help: "Nesterov momentum (needs momentum > 0; burn, unlike torch, allows dampening)",
-    ..TorchSgdConfig::PARAMS[4]
+    ..param(TorchSgdConfig::PARAMS, "nesterov")
 };
 
 /// `burn-sgd`: burn's `SgdConfig` with torch's defaults (no momentum, no dampening).
@@ -28,10 +29,10 @@ pub const BURN_SGD: OptimizerEntry = OptimizerEntry {
     reference: "burn::optim::Sgd (burn 0.22.1)",
     // lr, momentum, dampening, weight_decay: SGD's.
     params: &[
-        TorchSgdConfig::PARAMS[0],
-        TorchSgdConfig::PARAMS[1],
-        TorchSgdConfig::PARAMS[2],
-        TorchSgdConfig::PARAMS[3],
+        param(TorchSgdConfig::PARAMS, "lr"),
+        param(TorchSgdConfig::PARAMS, "momentum"),
+        param(TorchSgdConfig::PARAMS, "dampening"),
+        param(TorchSgdConfig::PARAMS, "weight_decay"),
         BURN_NESTEROV,
     ],
     build: |args| {
