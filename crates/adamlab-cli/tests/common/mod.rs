@@ -81,7 +81,12 @@ pub fn listed_optimizers() -> Vec<String> {
         .collect()
 }
 
+/// A fresh directory for one test, `$TMPDIR/adamlab-test-NAME-PID`. The first call of each test
+/// process removes the sandboxes of test processes that have ended (their pid is gone from
+/// `/proc`), so that runs do not pile up gigabytes of checkpoints in the temporary directory.
 pub fn sandbox(name: &str) -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_ended_sandboxes);
     let dir = std::env::temp_dir().join(format!("adamlab-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -120,6 +125,28 @@ pub fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Removes `adamlab-test-*-PID` directories whose process has ended (Linux: no `/proc/PID`).
+fn remove_ended_sandboxes() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("adamlab-test-") else {
+            continue;
+        };
+        let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
