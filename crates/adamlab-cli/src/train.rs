@@ -248,41 +248,49 @@ fn check_flags(args: &TrainArgs) -> Result<(), CliError> {
         return usage("--resume continues from the checkpoint's weights: drop --init");
     }
     match args.model {
-        ModelArg::Cnn => {
+        // The models with a data set: its sizes must leave something to train and evaluate on.
+        ModelArg::Cnn | ModelArg::CharGpt | ModelArg::SoftmaxRegression => {
             if args.batch_size == Some(0) {
                 return usage("--batch-size must be at least 1");
             }
             if args.limit_train == Some(0) {
-                return usage("--limit-train 0 leaves no training images: give at least 1");
+                return usage("--limit-train 0 leaves nothing to train on: give at least 1");
             }
             if args.limit_test == Some(0) {
-                return usage("--limit-test 0 leaves no test images to evaluate on: give 1 or more");
+                return usage("--limit-test 0 leaves nothing to evaluate on: give 1 or more");
             }
         }
         ModelArg::Mlp => {
-            let cnn_only = [
-                (args.batch_size.is_some(), "--batch-size"),
-                (args.limit_train.is_some(), "--limit-train"),
-                (args.limit_test.is_some(), "--limit-test"),
-                (args.no_shuffle, "--no-shuffle"),
-            ];
             // `--data-dir` has a default and an environment variable: it counts as given when
             // it is neither.
             let data_dir = &args.data.data_dir;
             let from_env = std::env::var_os(adamlab_data::DATA_DIR_ENV)
                 .is_some_and(|env| Path::new(&env) == data_dir);
             let data_dir_given = data_dir != Path::new(adamlab_data::DEFAULT_DATA_DIR) && !from_env;
-            let cnn_only = [cnn_only.as_slice(), &[(data_dir_given, "--data-dir")]].concat();
-            if let Some((_, flag)) = cnn_only.iter().find(|(set, _)| *set) {
+            let cnn_only = data_flag_given(args).or(data_dir_given.then_some("--data-dir"));
+            if let Some(flag) = cnn_only {
                 return Err(CliError::Usage(format!(
                     "{flag} applies to --model cnn; the MLP trains on the article's two points, in \
                      one batch"
                 )));
             }
         }
-        workload => workloads::check_flags(workload, args)?,
+        ModelArg::Rosenbrock | ModelArg::Quadratic => workloads::check_test_function_flags(args)?,
     }
     Ok(())
+}
+
+/// The first flag given that shapes a data set's batches (`--batch-size`, `--limit-*`,
+/// `--no-shuffle`): refused for the models without one.
+fn data_flag_given(args: &TrainArgs) -> Option<&'static str> {
+    [
+        (args.batch_size.is_some(), "--batch-size"),
+        (args.limit_train.is_some(), "--limit-train"),
+        (args.limit_test.is_some(), "--limit-test"),
+        (args.no_shuffle, "--no-shuffle"),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag))
 }
 
 /// The run's outputs, checked, opened or locked before any step is taken, so that a run never

@@ -3,7 +3,7 @@
 //! and `quadratic`. Each goes through the same [`Run`] (outputs, start, reporter, saving) as the
 //! article's models.
 
-use super::{Classifier, Outputs, Run, describe_run, say_saved, start, train_classifier};
+use super::{Classifier, Outputs, Run, data_flag_given, describe_run, say_saved, start, train_classifier};
 use crate::args::{ModelArg, TrainArgs};
 use crate::error::CliError;
 use crate::progress::{Labels, Reporter};
@@ -39,37 +39,15 @@ pub(super) fn defaults(model: ModelArg) -> (f64, usize) {
     }
 }
 
-/// Flags that do not apply to a workload, or values out of range.
-pub(super) fn check_flags(model: ModelArg, args: &TrainArgs) -> Result<(), CliError> {
-    let usage = |message: &str| Err(CliError::Usage(message.to_string()));
-    match model {
-        ModelArg::CharGpt | ModelArg::SoftmaxRegression => {
-            if args.batch_size == Some(0) {
-                return usage("--batch-size must be at least 1");
-            }
-            if args.limit_train == Some(0) {
-                return usage("--limit-train 0 leaves nothing to train on: give at least 1");
-            }
-            if args.limit_test == Some(0) {
-                return usage("--limit-test 0 leaves nothing to evaluate on: give 1 or more");
-            }
-        }
-        _ => {
-            let data_flags = [
-                (args.batch_size.is_some(), "--batch-size"),
-                (args.limit_train.is_some(), "--limit-train"),
-                (args.limit_test.is_some(), "--limit-test"),
-                (args.no_shuffle, "--no-shuffle"),
-            ];
-            if let Some((_, flag)) = data_flags.iter().find(|(set, _)| *set) {
-                return Err(CliError::Usage(format!(
-                    "{flag} applies to models with data; a test function has none (an epoch is \
-                     {STEPS_PER_EPOCH} steps at the point)"
-                )));
-            }
-        }
+/// A test function has no data: the flags that shape a data set's batches are refused.
+pub(super) fn check_test_function_flags(args: &TrainArgs) -> Result<(), CliError> {
+    match data_flag_given(args) {
+        Some(flag) => Err(CliError::Usage(format!(
+            "{flag} applies to models with data; a test function has none (an epoch is \
+             {STEPS_PER_EPOCH} steps at the point)"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Trains a workload.
