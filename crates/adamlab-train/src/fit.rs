@@ -325,7 +325,7 @@ where
     let swa = controls_spec.swa;
     // Lookahead's slow weights start as the initial weights.
     let slow_of = |weights: &M| lookahead.map(|_| weights.valid());
-    let (mut weights, mut ema, mut slow, mut at) = match start {
+    let (mut weights, mut averaged, mut slow, mut at) = match start {
         Start::Seeded => {
             device.seed(config.seed);
             let weights = (model.init)(&device);
@@ -387,7 +387,7 @@ where
             if let Some(phase) = swa_phase {
                 controls.restore_swa_phase(phase);
             }
-            // The SWA average, where there is one, takes the EMA's place: both are what is
+            // `averaged` is the EMA or the SWA average, whichever the run keeps: both are what is
             // evaluated and saved (the controls refuse both at once).
             let averaged = extras.remove(EMA).or_else(|| extras.remove(SWA));
             (restored_model, averaged, extras.remove(LOOKAHEAD), progress)
@@ -396,24 +396,24 @@ where
     // Weights trained in this process are handed back with any error; a checkpoint's own weights
     // are already safe in its directory.
     let first_step = at.step;
-    let stop = |error: TrainError, weights: &M, ema: &Option<M>, controls: &Controls, step: usize| Stopped {
+    let stop = |error: TrainError, weights: &M, averaged: &Option<M>, controls: &Controls, step: usize| Stopped {
         error,
         trained: (step > first_step).then(|| Trained {
-            model: evaluation_model(controls, weights, ema),
+            model: evaluation_model(controls, weights, averaged),
             step,
         }),
     };
     if let Err(err) = observer.on_start(&at) {
-        return Err(stop(TrainError::Observer(err), &weights, &ema, &controls, at.step));
+        return Err(stop(TrainError::Observer(err), &weights, &averaged, &controls, at.step));
     }
     let mut last_checkpoint = (at.step > 0).then(|| checkpoint_label(&at, batches));
     // Writes a checkpoint at `at`, when the run has a directory; returns how to name it.
-    let checkpoint = |weights: &M, ema: &Option<M>, slow: &Option<M>, controls: &Controls, at: &Progress| {
+    let checkpoint = |weights: &M, averaged: &Option<M>, slow: &Option<M>, controls: &Controls, at: &Progress| {
         let Some(checkpointer) = checkpointer else {
             return Ok(None);
         };
         let mut extras = Vec::new();
-        if let Some(averaged) = ema {
+        if let Some(averaged) = averaged {
             extras.push((if swa.is_some() { SWA } else { EMA }, averaged));
         }
         if let Some(slow) = slow {
@@ -461,7 +461,7 @@ where
                 (weights, info) = match controls.step(weights, grads) {
                     Ok(stepped) => stepped,
                     Err(StepRefused { error, module }) => {
-                        return Err(stop(error.into(), &module, &ema, &controls, at.step));
+                        return Err(stop(error.into(), &module, &averaged, &controls, at.step));
                     }
                 };
                 // pytorch-optimizer's Lookahead synchronises inside its step; torch's EMA is
@@ -475,7 +475,7 @@ where
                     }
                 }
                 if let Some(decay) = ema_decay {
-                    ema = Some(crate::ema::update(ema.take(), &weights.valid(), decay));
+                    averaged = Some(crate::ema::update(averaged.take(), &weights.valid(), decay));
                 }
                 at.epoch_loss_sum += f64::from(loss_value);
                 Some(info)
@@ -496,29 +496,30 @@ where
                 skipped: info.is_none(),
             };
             if let Err(err) = observer.on_step(&report) {
-                return Err(stop(TrainError::Observer(err), &weights, &ema, &controls, at.step));
+                return Err(stop(TrainError::Observer(err), &weights, &averaged, &controls, at.step));
             }
             let mid_epoch = at.batch < batches;
             if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {
-                match checkpoint(&weights, &ema, &slow, &controls, &at) {
+                match checkpoint(&weights, &averaged, &slow, &controls, &at) {
                     Ok(label) => last_checkpoint = label.or(last_checkpoint),
-                    Err(err) => return Err(stop(err.into(), &weights, &ema, &controls, at.step)),
+                    Err(err) => return Err(stop(err.into(), &weights, &averaged, &controls, at.step)),
                 }
             }
         }
         let seconds = started.elapsed().as_secs_f64();
         // SWA: after its first `after` epochs, every epoch's end averages the weights and steps
-        // SWALR (the EMA's slot holds the average: evaluated and saved from then on).
+        // SWALR (`averaged` holds the SWA average, as it holds the EMA otherwise: evaluated and
+        // saved from then on).
         if let Some(settings) = swa
             && epoch > settings.after
         {
             let n_averaged = epoch - settings.after - 1;
-            ema = Some(crate::swa::average(ema.take(), &weights.valid(), n_averaged));
+            averaged = Some(crate::swa::average(averaged.take(), &weights.valid(), n_averaged));
         }
         controls.swa_epoch_end(epoch);
         let test = evaluate
             .as_mut()
-            .map(|evaluate| evaluate(&evaluation_model(&controls, &weights, &ema)));
+            .map(|evaluate| evaluate(&evaluation_model(&controls, &weights, &averaged)));
         let applied = shape.steps() - at.epoch_skipped;
         let report = EpochReport {
             epoch,
@@ -536,7 +537,7 @@ where
         // The epoch's report goes out before its checkpoint: a run resumed from the checkpoint
         // finds it in the metrics.
         if let Err(err) = observer.on_epoch(&report) {
-            return Err(stop(TrainError::Observer(err), &weights, &ema, &controls, at.step));
+            return Err(stop(TrainError::Observer(err), &weights, &averaged, &controls, at.step));
         }
         at = Progress {
             epoch,
@@ -546,19 +547,19 @@ where
             skipped: at.skipped,
             epoch_skipped: 0,
         };
-        match checkpoint(&weights, &ema, &slow, &controls, &at) {
+        match checkpoint(&weights, &averaged, &slow, &controls, &at) {
             Ok(label) => last_checkpoint = label.or(last_checkpoint),
-            Err(err) => return Err(stop(err.into(), &weights, &ema, &controls, at.step)),
+            Err(err) => return Err(stop(err.into(), &weights, &averaged, &controls, at.step)),
         }
     }
-    Ok(evaluation_model(&controls, &weights, &ema))
+    Ok(evaluation_model(&controls, &weights, &averaged))
 }
 
 /// The weights to evaluate and to save: the moving average when the run keeps one, else the
 /// trained ones, or for a schedule-free optimizer the evaluation point its state defines
 /// (without autodiff).
-fn evaluation_model<M: Module>(controls: &Controls, weights: &M, ema: &Option<M>) -> M {
-    match ema {
+fn evaluation_model<M: Module>(controls: &Controls, weights: &M, averaged: &Option<M>) -> M {
+    match averaged {
         Some(averaged) => averaged.clone(),
         None => controls.eval_weights(weights.valid()),
     }
