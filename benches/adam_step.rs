@@ -53,8 +53,10 @@ fn main() {
             .collect(),
         params: vec![PARAMS],
         tensors: 1,
+        multi_tensor: false,
         warmup: DEFAULT_WARMUP,
         repeats: DEFAULT_REPEATS,
+        rounds: 1,
     };
     println!("one optimizer step on {PARAMS} f32 parameters: median (min–max) of {DEFAULT_REPEATS} steps");
     let threads = adamlab::bench::Machine::detect().threads;

@@ -8,7 +8,7 @@ use adamlab::optim::{OptimizerSpec, registry};
 use adamlab::verify::replay::replay_fixtures;
 use adamlab::verify::fused::{
     Agreement, FUSED_SPECS, fused_and_reference_resume_each_other, fused_equals_reference,
-    fused_falls_back_to_the_reference, has_fused_step,
+    fused_falls_back_to_the_reference, has_fused_step, multi_tensor_equals_one_by_one,
 };
 use adamlab::verify::suite::{PROPERTIES, SPEC_PROPERTIES};
 
@@ -87,6 +87,33 @@ fn every_fused_step_equals_its_reference_on_every_backend() {
             failures.extend(checks.into_iter().filter_map(Result::err).map(|err| format!("{backend}: {err}")));
         }
         println!("{backend}: {} specs compared ({agreement:?})", specs.len());
+    }
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+}
+
+/// The multi-tensor step (`AnyOptimizer::step_many_dyn`: on wgpu, one kernel launch for many
+/// tensors) equals the per-tensor step bit for bit, for every configuration of `FUSED_SPECS`, on
+/// every compiled backend, over tensors of several ranks, widths and layouts, more than one launch
+/// takes, and one that joins late. On wgpu the kernels must have run (launches counted): with
+/// burn's autotune compiled in, the fused steps still reach their kernels.
+#[test]
+fn the_multi_tensor_step_equals_the_per_tensor_step_on_every_backend() {
+    let specs: Vec<OptimizerSpec> =
+        FUSED_SPECS.iter().map(|spec| OptimizerSpec::parse(spec).unwrap()).collect();
+    let mut failures = Vec::new();
+    for backend in compiled() {
+        let Ok(device) = device(backend) else { continue };
+        let mut launches = 0;
+        for spec in &specs {
+            match multi_tensor_equals_one_by_one(spec, &device) {
+                Ok(n) => launches += n,
+                Err(err) => failures.push(format!("{backend}: {err}")),
+            }
+        }
+        if matches!(backend, BackendKind::Wgpu | BackendKind::Cuda) && launches == 0 {
+            failures.push(format!("{backend}: no fused kernel ran"));
+        }
+        println!("{backend}: {} specs, {launches} launches", specs.len());
     }
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
 }

@@ -8,10 +8,10 @@ use crate::stats::{Summary, gigabytes_per_second};
 use crate::{BenchError, Observer, Target};
 use adamlab_backend::BackendKind;
 use adamlab_optim::fused::FUSED;
-use adamlab_optim::{OptimizerSpec, Value};
+use adamlab_optim::fused::DynItem;
+use adamlab_optim::{AnyOptimizer, OptimizerSpec, Value};
 use burn::optim::{DynOptimizer, StateSink};
 use burn::tensor::{Device, Distribution, Tensor};
-use std::sync::Arc;
 
 /// The optimizers timed when none are given: adamlab's Adam and AdamW and burn's built-in Adam.
 pub const DEFAULT_OPTIMIZERS: &[&str] = &["adam", "adamw", "burn-adam"];
@@ -86,6 +86,10 @@ pub struct StepConfig {
     pub params: Vec<usize>,
     /// The parameters are split into this many tensors (≥ 1).
     pub tensors: usize,
+    /// Step all the tensors with one call ([`AnyOptimizer::step_many_dyn`]: one kernel launch
+    /// for many tensors on a GPU backend) rather than one call per tensor, as a training step
+    /// through burn's `ModuleOptimizer` does.
+    pub multi_tensor: bool,
     /// Untimed steps.
     pub warmup: usize,
     /// Timed steps (≥ 1).
@@ -301,18 +305,21 @@ pub fn run(
         let host_bandwidth = host_memory
             || (target.backend == BackendKind::Wgpu && adamlab_backend::wgpu_hardware_adapter().is_none());
         for spec in &config.optimizers {
-            let optimizer = spec.build()?.dyn_optimizer();
-            let bytes = bytes_per_param(state_tensors(&*optimizer, spec.lr(), &target.device));
+            let optimizer = spec.build()?;
+            let bytes = bytes_per_param(state_tensors(&*optimizer.dyn_optimizer(), spec.lr(), &target.device));
             for &params in &config.params {
                 observer.started(&format!("{} {spec} {params}", target.backend));
                 let (times, extra_mib) =
-                    time_step(&optimizer, spec.lr(), &target.device, host_memory, params, config)?;
+                    time_step(&*optimizer, spec.lr(), &target.device, host_memory, params, config)?;
                 let summary = Summary::of(&times).expect("repeats ≥ 1");
                 let mut record = Record::new(Bench::Step, target.backend.name(), &target.description)
                     .with_timing(&summary, config.warmup);
                 record.optimizer = Some(spec.to_string());
                 record.reference = Some(spec.entry().reference.to_string());
-                record.implementation = Some(implementation(spec).to_string());
+                record.implementation = Some(match implementation(spec) {
+                    "adamlab-fused" if config.multi_tensor => "adamlab-fused-multi-tensor".into(),
+                    other => other.to_string(),
+                });
                 record.params = Some(params as u64);
                 record.tensors = Some(config.tensors as u64);
                 record.lr = Some(spec.lr());
@@ -339,7 +346,7 @@ pub fn split(params: usize, tensors: usize) -> Vec<usize> {
 /// [`Record::step_extra_mib`]): the state is created by one untimed step first, then the peak
 /// resident memory of the warm-up and timed steps is taken above the resident memory before them.
 fn time_step(
-    optimizer: &Arc<dyn DynOptimizer>,
+    optimizer: &dyn AnyOptimizer,
     lr: f64,
     device: &Device,
     host_memory: bool,
@@ -357,11 +364,27 @@ fn time_step(
         .map(|&n| Tensor::random([n], Distribution::Normal(0.0, 1e-2), device))
         .collect();
     let mut states: Vec<_> = sizes.iter().map(|_| None).collect();
+    let dyn_optimizer = optimizer.dyn_optimizer();
     let mut step = || {
+        if config.multi_tensor {
+            let items = thetas.iter_mut().zip(&grads).zip(states.iter_mut());
+            let items = items.map(|((theta, grad), state)| DynItem {
+                rank: 1,
+                theta: theta.take().expect("every tensor is put back").into_bridge(),
+                grad: grad.clone().into_bridge(),
+                state: state.take(),
+            });
+            let stepped = optimizer.step_many_dyn(lr, items.collect());
+            for ((theta, state), (next, next_state)) in thetas.iter_mut().zip(states.iter_mut()).zip(stepped) {
+                *theta = Some(Tensor::from_bridge(next));
+                *state = next_state;
+            }
+            return;
+        }
         for ((theta, grad), state) in thetas.iter_mut().zip(&grads).zip(states.iter_mut()) {
             let current = theta.take().expect("every tensor is put back");
             let (next, next_state) =
-                optimizer.step_dyn(1, lr, current.into_bridge(), grad.clone().into_bridge(), state.take());
+                dyn_optimizer.step_dyn(1, lr, current.into_bridge(), grad.clone().into_bridge(), state.take());
             *theta = Some(Tensor::from_bridge(next));
             *state = next_state;
         }
@@ -447,6 +470,7 @@ mod tests {
             optimizers: vec![spec("adam"), spec("burn-adam")],
             params: vec![1000, 3000],
             tensors: 3,
+            multi_tensor: false,
             warmup: 1,
             repeats: 2,
             rounds: 1,
@@ -466,6 +490,7 @@ mod tests {
             optimizers: vec![spec("adam")],
             params: vec![10],
             tensors: 1,
+            multi_tensor: false,
             warmup: 0,
             repeats: 0,
             rounds: 1,

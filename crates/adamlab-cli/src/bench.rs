@@ -69,6 +69,12 @@ pub struct StepArgs {
     /// Split the parameters into N tensors, to show the per-tensor overhead.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub tensors: usize,
+    /// Step the tensors in one call, as torch's multi-tensor (`foreach`/`fused`) steps do: on
+    /// wgpu the fused optimizers then launch one kernel for many tensors instead of one each
+    /// (rows `adamlab-fused-multi-tensor`). Without it each tensor is stepped on its own, as a
+    /// training step through burn's `ModuleOptimizer` steps them.
+    #[arg(long)]
+    pub multi_tensor: bool,
     /// Untimed steps before the timed ones.
     #[arg(long, value_name = "N", default_value_t = step::DEFAULT_WARMUP)]
     pub warmup: usize,
@@ -178,6 +184,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 optimizers: specs(&a.optimizers)?,
                 params: parse::counts(&a.params).map_err(|e| usage(format!("--params: {e}")))?,
                 tensors: a.tensors,
+                multi_tensor: a.multi_tensor,
                 warmup: a.warmup,
                 repeats: a.repeats,
                 rounds: a.rounds,

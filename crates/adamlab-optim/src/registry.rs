@@ -10,7 +10,10 @@
 use crate::hyper::{Args, ConfigError, HyperParam, CycledMomentum, Value};
 use crate::spec::{Expr, SyntaxError, parse_call};
 use burn::module::{Module, ModuleMapper, Param, ParamGroup};
-use burn::optim::{DynOptimizer, ModuleOptimizer, Optimizer, RecordState, StateSource};
+use crate::fused::{DynItem, DynStepped};
+use burn::optim::{
+    DynOptimizer, LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSource,
+};
 use burn::tensor::Tensor;
 use burn::tensor::kind::BridgeTensor;
 use std::collections::BTreeMap;
@@ -49,6 +52,11 @@ pub trait AnyOptimizer: Send + Sync {
     fn module_optimizer(&self) -> ModuleOptimizer;
     /// The per-tensor step, type-erased, as [`ModuleOptimizer`] runs it.
     fn dyn_optimizer(&self) -> Arc<dyn DynOptimizer>;
+    /// One step for many parameters, type-erased: each as [`DynOptimizer::step_dyn`] steps it,
+    /// but on a GPU backend the fused optimizers step the parameters that share coefficients in
+    /// one kernel launch (or one per few dozen tensors) instead of one each, as torch's
+    /// multi-tensor (`foreach`) path does. θ and the states come back in the order they came.
+    fn step_many_dyn(&self, lr: LearningRate, items: Vec<DynItem>) -> Vec<DynStepped>;
     /// `optimizer` with this optimizer for the parameters of `group`.
     fn with_group(&self, optimizer: ModuleOptimizer, group: ParamGroup) -> ModuleOptimizer;
     /// Whether the weights to evaluate differ from the weights trained (schedule-free methods).
@@ -83,6 +91,16 @@ impl<O: Optimizer + EvalWeights> AnyOptimizer for O {
 
     fn dyn_optimizer(&self) -> Arc<dyn DynOptimizer> {
         Arc::new(self.clone())
+    }
+
+    fn step_many_dyn(&self, lr: LearningRate, items: Vec<DynItem>) -> Vec<DynStepped> {
+        match crate::fused::step_many_dyn(self, lr, items) {
+            Ok(stepped) => stepped,
+            Err(items) => items
+                .into_iter()
+                .map(|i| self.step_dyn(i.rank, lr, i.theta, i.grad, i.state))
+                .collect(),
+        }
     }
 
     fn with_group(&self, optimizer: ModuleOptimizer, group: ParamGroup) -> ModuleOptimizer {

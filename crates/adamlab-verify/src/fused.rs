@@ -24,8 +24,10 @@
 
 use std::sync::Arc;
 
+use adamlab_optim::fused::{DynItem, launches};
 use adamlab_optim::{OptimizerEntry, OptimizerSpec, Value};
 use burn::optim::{DynOptimizer, DynState, StateSink};
+use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 /// The configurations of the fused optimizers: every option, one at a time and together, with
@@ -503,4 +505,151 @@ pub fn fused_falls_back_to_the_reference(
         }
     }
     Ok(())
+}
+
+/// The shapes [`multi_tensor_equals_one_by_one`] steps together: ranks 1, 2 and 4; lengths that
+/// take every vector width (1, 3, 4097 take none); a transposed view; and more tensors of one
+/// width than a launch takes, so that the step splits them over several launches.
+fn multi_tensor_shapes() -> Vec<(Vec<usize>, bool)> {
+    let mut shapes = vec![
+        (vec![1], false),
+        (vec![3], false),
+        (vec![8], false),
+        (vec![1000], false),
+        (vec![4097], false),
+        (vec![131, 257], false),
+        (vec![7, 5], true),
+        (vec![2, 3, 4, 5], false),
+    ];
+    shapes.extend((0..40).map(|_| (vec![64], false)));
+    shapes
+}
+
+/// A tensor of `shape` (transposed when `transposed`: a strided view of its transpose) holding
+/// `values`, as a type-erased tensor of its rank.
+fn bridge(values: Vec<f32>, shape: &[usize], transposed: bool, device: &Device) -> BridgeTensor {
+    macro_rules! ranks {
+        ($($d:literal)+) => {
+            match shape.len() {
+                $($d => {
+                    let dims: [usize; $d] = shape.try_into().expect("rank checked");
+                    if transposed {
+                        // Only shapes of rank 2 or more are transposed.
+                        let last = dims.len() - 1;
+                        let mut stored = dims;
+                        stored.swap(last - 1, last);
+                        let t = Tensor::<$d>::from_data(TensorData::new(values, stored), device);
+                        t.swap_dims(last - 1, last).into_bridge()
+                    } else {
+                        Tensor::<$d>::from_data(TensorData::new(values, dims), device).into_bridge()
+                    }
+                })+
+                rank => unreachable!("rank {rank} is not among the shapes"),
+            }
+        };
+    }
+    ranks!(1 2 4)
+}
+
+/// The values of a type-erased tensor of rank `rank`, as bit patterns.
+fn bridge_bits(tensor: &BridgeTensor, rank: usize) -> Vec<u32> {
+    macro_rules! ranks {
+        ($($d:literal)+) => {
+            match rank {
+                $($d => Tensor::<$d>::from_bridge(tensor.clone()).to_data()
+                    .convert::<f32>().try_to_vec::<f32>().expect("f32 values"),)+
+                rank => unreachable!("rank {rank} is not among the shapes"),
+            }
+        };
+    }
+    ranks!(1 2 4).iter().map(|x| x.to_bits()).collect()
+}
+
+/// The multi-tensor step of `spec` (`AnyOptimizer::step_many_dyn`, one launch for many tensors
+/// on wgpu) equals its per-tensor step bit for bit, on `device`: the tensors of
+/// [`multi_tensor_shapes`] stepped three times, one of them joining at the second step (a tensor
+/// whose state starts there shares no launch with the others), θ and every state leaf compared
+/// after each step. Where the step launches kernels (wgpu), it must launch fewer than one per
+/// tensor. Returns the kernel launches of the multi-tensor steps (0 on the CPU backends), so
+/// that a caller can tell the kernel ran.
+pub fn multi_tensor_equals_one_by_one(spec: &OptimizerSpec, device: &Device) -> Result<usize, String> {
+    let fused = spec
+        .with("fused", Value::Bool(true))
+        .and_then(|spec| spec.build())
+        .map_err(|err| format!("{spec}: {err}"))?;
+    let one = fused.dyn_optimizer();
+    let shapes = multi_tensor_shapes();
+    let mut random = Values(0x5eed);
+    let mut make = |shape: &[usize], transposed: bool, scale: f32| {
+        let len = shape.iter().product();
+        bridge(random.vec(len, |_, x| x * scale), shape, transposed, device)
+    };
+    let mut total = 0;
+    let mut many: Vec<(usize, BridgeTensor, Option<DynState>)> = Vec::new();
+    let mut alone: Vec<(usize, BridgeTensor, Option<DynState>)> = Vec::new();
+    for (index, (shape, transposed)) in shapes.iter().enumerate() {
+        // The last tensor joins at the second step.
+        if index + 1 < shapes.len() {
+            let theta = make(shape, *transposed, 1.0);
+            many.push((shape.len(), theta.clone(), None));
+            alone.push((shape.len(), theta, None));
+        }
+    }
+    for n in 1..=3 {
+        if n == 2 {
+            let (shape, transposed) = shapes.last().expect("shapes");
+            let theta = make(shape, *transposed, 1.0);
+            many.push((shape.len(), theta.clone(), None));
+            alone.push((shape.len(), theta, None));
+        }
+        let grads: Vec<BridgeTensor> = shapes[..many.len()]
+            .iter()
+            .map(|(shape, transposed)| make(shape, *transposed, 0.1))
+            .collect();
+        let items = many
+            .drain(..)
+            .zip(&grads)
+            .map(|((rank, theta, state), grad)| DynItem { rank, theta, grad: grad.clone(), state })
+            .collect();
+        let before = launches();
+        let stepped = fused.step_many_dyn(1e-2, items);
+        let launched = launches() - before;
+        total += launched;
+        if launched > 0 && launched * 4 > grads.len() {
+            return Err(format!(
+                "{spec}: step {n}: {launched} launches for {} tensors",
+                grads.len()
+            ));
+        }
+        many = alone
+            .iter()
+            .zip(stepped)
+            .map(|((rank, _, _), (theta, state))| (*rank, theta, state))
+            .collect();
+        alone = alone
+            .drain(..)
+            .zip(&grads)
+            .map(|((rank, theta, state), grad)| {
+                let (theta, state) = one.step_dyn(rank, 1e-2, theta, grad.clone(), state);
+                (rank, theta, state)
+            })
+            .collect();
+        for (index, ((rank, a, state_a), (_, b, state_b))) in many.iter().zip(&alone).enumerate() {
+            let what = format!("{spec}: step {n}: tensor {index} {:?}", shapes[index].0);
+            if bridge_bits(a, *rank) != bridge_bits(b, *rank) {
+                return Err(format!("{what}: θ differs"));
+            }
+            let (tensors_a, scalars_a) = leaves(&*one, state_a);
+            let (tensors_b, scalars_b) = leaves(&*one, state_b);
+            let bits = |t: Vec<(String, Vec<f32>)>| {
+                t.into_iter()
+                    .map(|(name, v)| (name, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()))
+                    .collect::<Vec<_>>()
+            };
+            if scalars_a != scalars_b || bits(tensors_a) != bits(tensors_b) {
+                return Err(format!("{what}: the state differs"));
+            }
+        }
+    }
+    Ok(total)
 }

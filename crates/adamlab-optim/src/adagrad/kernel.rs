@@ -8,13 +8,13 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
 use super::{Adagrad, AdagradState, decayed_lr};
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep};
+use crate::fused::{Buffers, FusedStep, Stepped};
 
 /// The scalars of one Adagrad step, as [`Adagrad::reference_step`] hands them to its tensor
 /// ops: each computed in f64 and rounded once to f32.
@@ -32,6 +32,20 @@ pub(crate) struct AdagradCoefficients {
 
 impl FusedStep<1> for Adagrad {
     type Coefficients = AdagradCoefficients;
+
+    fn fused(&self) -> bool {
+        self.config.fused
+    }
+
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdagradState<D>>,
+    ) -> Stepped<Self, D> {
+        self.reference_step(lr, theta, grad, state)
+    }
 
     fn buffers<const D: usize>(state: &AdagradState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.sum)]
@@ -87,21 +101,21 @@ impl FusedStep<1> for Adagrad {
         (theta - g * c.clr / std, [s])
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     fn launch(
         c: &AdagradCoefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        [s]: [cube::Buffer; 1],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        [s]: [cube::Buffers; 1],
         _kept: [bool; 1],
     ) {
         cube::launch!(
             adagrad_kernel,
             geometry,
-            theta,
-            grad,
-            s,
+            cube::seq(theta),
+            cube::seq(grad),
+            cube::seq(s),
             AdagradScalarsLaunch::new(c.weight_decay.unwrap_or(0.0), c.clr, c.eps),
             c.maximize,
             c.weight_decay.is_some(),
@@ -110,7 +124,7 @@ impl FusedStep<1> for Adagrad {
 }
 
 /// The runtime scalars of [`AdagradCoefficients`].
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(CubeType, CubeLaunch)]
 struct AdagradScalars {
     /// λ; unused without weight decay.
@@ -120,30 +134,37 @@ struct AdagradScalars {
 }
 
 /// [`Adagrad::element`](FusedStep::element) on a vector of elements.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube(launch)]
 fn adagrad_kernel<N: Size>(
-    theta: &mut [Vector<f32, N>],
-    grad: &[Vector<f32, N>],
-    s: &mut [Vector<f32, N>],
+    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+    grad: &Sequence<Box<[Vector<f32, N>]>>,
+    s: &mut Sequence<Box<[Vector<f32, N>]>>,
     scalars: &AdagradScalars,
     #[comptime] maximize: bool,
     #[comptime] weight_decay: bool,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= theta.len() {
-        terminate!();
+    // The tensors of the launch, end to end: each unit steps the element at its position.
+    let pos = ABSOLUTE_POS;
+    let mut start = 0usize;
+    #[unroll]
+    for k in 0..theta.len() {
+        let end = start + (&theta[k]).len();
+        if pos >= start && pos < end {
+            let i = pos - start;
+            let g = cube::gradient::<N>(
+                grad[k][i],
+                theta[k][i],
+                scalars.weight_decay,
+                maximize,
+                weight_decay,
+            );
+            let theta_i = theta[k][i];
+            let s_i = s[k][i] + g * g;
+            let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
+            (&mut theta[k])[i] = theta_i - g * Vector::new(scalars.clr) / std;
+            (&mut s[k])[i] = s_i;
+        }
+        start = end;
     }
-    let g = cube::gradient::<N>(
-        grad[i],
-        theta[i],
-        scalars.weight_decay,
-        maximize,
-        weight_decay,
-    );
-    let theta_i = theta[i];
-    let s_i = s[i] + g * g;
-    let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
-    theta[i] = theta_i - g * Vector::new(scalars.clr) / std;
-    s[i] = s_i;
 }

@@ -13,13 +13,13 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
 use super::{Adam, AdamConfig, AdamState};
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, keeps};
+use crate::fused::{Buffers, FusedStep, Stepped, keeps};
 
 /// The slot of v_max in Adam's state, whose slots are [m, v, v_max].
 const MAX_EXP_AVG_SQ: usize = 2;
@@ -80,6 +80,20 @@ impl AdamCoefficients {
 
 impl FusedStep<3> for Adam {
     type Coefficients = AdamCoefficients;
+
+    fn fused(&self) -> bool {
+        self.config.fused
+    }
+
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> Stepped<Self, D> {
+        self.reference_step(lr, theta, grad, state)
+    }
 
     fn buffers<const D: usize>(state: &AdamState<D>) -> [Option<&Tensor<D>>; 3] {
         [
@@ -155,13 +169,13 @@ impl FusedStep<3> for Adam {
         (theta, [m, v, v_max])
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     fn launch(
         c: &AdamCoefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        [m, v, v_max]: [cube::Buffer; 3],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        [m, v, v_max]: [cube::Buffers; 3],
         kept: [bool; 3],
     ) {
         let (decay, decay_coefficient) = match (c.l2, c.decoupled) {
@@ -172,11 +186,11 @@ impl FusedStep<3> for Adam {
         cube::launch!(
             adam_kernel,
             geometry,
-            theta,
-            grad,
-            m,
-            v,
-            v_max,
+            cube::seq(theta),
+            cube::seq(grad),
+            cube::seq(m),
+            cube::seq(v),
+            cube::seq(v_max),
             AdamScalarsLaunch::new(
                 decay_coefficient,
                 c.one_minus_beta1,
@@ -197,15 +211,15 @@ impl FusedStep<3> for Adam {
 }
 
 /// The weight decay as the kernel's compile-time switch.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 const DECAY_NONE: u32 = 0;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 const DECAY_L2: u32 = 1;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 const DECAY_DECOUPLED: u32 = 2;
 
 /// The runtime scalars of [`AdamCoefficients`].
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(CubeType, CubeLaunch)]
 struct AdamScalars {
     /// λ (L2) or `1 − lr·λ` (decoupled); unused without decay.
@@ -219,7 +233,7 @@ struct AdamScalars {
 }
 
 /// The switches of [`AdamCoefficients`], compiled into the kernel.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct AdamOptions {
     maximize: bool,
@@ -230,42 +244,49 @@ struct AdamOptions {
 }
 
 /// [`Adam::element`](FusedStep::element) on a vector of elements.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn adam_kernel<N: Size>(
-    theta: &mut [Vector<f32, N>],
-    grad: &[Vector<f32, N>],
-    m: &mut [Vector<f32, N>],
-    v: &mut [Vector<f32, N>],
-    v_max: &mut [Vector<f32, N>],
+    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+    grad: &Sequence<Box<[Vector<f32, N>]>>,
+    m: &mut Sequence<Box<[Vector<f32, N>]>>,
+    v: &mut Sequence<Box<[Vector<f32, N>]>>,
+    v_max: &mut Sequence<Box<[Vector<f32, N>]>>,
     s: &AdamScalars,
     #[comptime] options: AdamOptions,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= theta.len() {
-        terminate!();
-    }
-    // L2 or decoupled decay, never both.
-    let mut theta_i = theta[i];
-    let l2 = options.decay == DECAY_L2;
-    let g = cube::gradient::<N>(grad[i], theta_i, s.decay, options.maximize, l2);
-    if comptime![options.decay == DECAY_DECOUPLED] {
-        theta_i = theta_i * Vector::new(s.decay);
-    }
-    let m_i = m[i] + (g - m[i]) * Vector::new(s.one_minus_beta1);
-    let v_i = v[i] * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2) * g;
-    let mut v_used = v_i;
-    if comptime![options.amsgrad] {
-        // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
-        if comptime![!options.first_v_max] {
-            let previous = v_max[i];
-            v_used = select_many(previous.less_than(&v_i), v_i, previous);
+    // The tensors of the launch, end to end: each unit steps the element at its position.
+    let pos = ABSOLUTE_POS;
+    let mut start = 0usize;
+    #[unroll]
+    for k in 0..theta.len() {
+        let end = start + (&theta[k]).len();
+        if pos >= start && pos < end {
+            let i = pos - start;
+            // L2 or decoupled decay, never both.
+            let mut theta_i = theta[k][i];
+            let l2 = options.decay == DECAY_L2;
+            let g = cube::gradient::<N>(grad[k][i], theta_i, s.decay, options.maximize, l2);
+            if comptime![options.decay == DECAY_DECOUPLED] {
+                theta_i = theta_i * Vector::new(s.decay);
+            }
+            let m_i = m[k][i] + (g - m[k][i]) * Vector::new(s.one_minus_beta1);
+            let v_i = v[k][i] * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2) * g;
+            let mut v_used = v_i;
+            if comptime![options.amsgrad] {
+                // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
+                if comptime![!options.first_v_max] {
+                    let previous = v_max[k][i];
+                    v_used = select_many(previous.less_than(&v_i), v_i, previous);
+                }
+                (&mut v_max[k])[i] = v_used;
+            }
+            let denom = Vector::sqrt(v_used) / Vector::new(s.sqrt_bias_correction2) + Vector::new(s.eps);
+            (&mut theta[k])[i] = theta_i - m_i * Vector::new(s.step_size) / denom;
+            (&mut m[k])[i] = m_i;
+            (&mut v[k])[i] = v_i;
         }
-        v_max[i] = v_used;
+        start = end;
     }
-    let denom = Vector::sqrt(v_used) / Vector::new(s.sqrt_bias_correction2) + Vector::new(s.eps);
-    theta[i] = theta_i - m_i * Vector::new(s.step_size) / denom;
-    m[i] = m_i;
-    v[i] = v_i;
 }

@@ -10,13 +10,13 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
 use super::{Adamax, AdamaxState};
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep};
+use crate::fused::{Buffers, FusedStep, Stepped};
 use crate::torch_ops;
 
 /// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see
@@ -64,6 +64,20 @@ fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
 
 impl FusedStep<2> for Adamax {
     type Coefficients = AdamaxCoefficients;
+
+    fn fused(&self) -> bool {
+        self.config.fused
+    }
+
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamaxState<D>>,
+    ) -> Stepped<Self, D> {
+        self.reference_step(lr, theta, grad, state)
+    }
 
     fn buffers<const D: usize>(state: &AdamaxState<D>) -> [Option<&Tensor<D>>; 2] {
         [Some(&state.exp_avg), Some(&state.exp_inf)]
@@ -141,13 +155,13 @@ impl FusedStep<2> for Adamax {
         (theta, [m, u])
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     fn launch(
         c: &AdamaxCoefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        [m, u]: [cube::Buffer; 2],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        [m, u]: [cube::Buffers; 2],
         _kept: [bool; 2],
     ) {
         let (lerp_from_end, lerp_weight) = match c.lerp {
@@ -157,10 +171,10 @@ impl FusedStep<2> for Adamax {
         cube::launch!(
             adamax_kernel,
             geometry,
-            theta,
-            grad,
-            m,
-            u,
+            cube::seq(theta),
+            cube::seq(grad),
+            cube::seq(m),
+            cube::seq(u),
             AdamaxScalarsLaunch::new(
                 c.weight_decay.unwrap_or(0.0),
                 lerp_weight,
@@ -179,7 +193,7 @@ impl FusedStep<2> for Adamax {
 }
 
 /// The runtime scalars of [`AdamaxCoefficients`].
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(CubeType, CubeLaunch)]
 struct AdamaxScalars {
     /// λ; unused without weight decay.
@@ -192,7 +206,7 @@ struct AdamaxScalars {
 }
 
 /// The switches of [`AdamaxCoefficients`], compiled into the kernel.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct AdamaxOptions {
     maximize: bool,
@@ -204,7 +218,7 @@ struct AdamaxOptions {
 
 /// `a·b + c`, rounded once through f64 if `single_rounding`, else twice in f32: [`mul_add`] on
 /// a vector.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube]
 fn mul_add_vector<N: Size>(
     a: Vector<f32, N>,
@@ -223,38 +237,45 @@ fn mul_add_vector<N: Size>(
 }
 
 /// [`Adamax::element`](FusedStep::element) on a vector of elements.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube(launch)]
 fn adamax_kernel<N: Size>(
-    theta: &mut [Vector<f32, N>],
-    grad: &[Vector<f32, N>],
-    m: &mut [Vector<f32, N>],
-    u: &mut [Vector<f32, N>],
+    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+    grad: &Sequence<Box<[Vector<f32, N>]>>,
+    m: &mut Sequence<Box<[Vector<f32, N>]>>,
+    u: &mut Sequence<Box<[Vector<f32, N>]>>,
     s: &AdamaxScalars,
     #[comptime] options: AdamaxOptions,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= theta.len() {
-        terminate!();
+    // The tensors of the launch, end to end: each unit steps the element at its position.
+    let pos = ABSOLUTE_POS;
+    let mut start = 0usize;
+    #[unroll]
+    for k in 0..theta.len() {
+        let end = start + (&theta[k]).len();
+        if pos >= start && pos < end {
+            let i = pos - start;
+            let theta_i = theta[k][i];
+            // Its L2 decay rounds once (below), not as `cube::gradient` rounds it.
+            let mut g = cube::gradient::<N>(grad[k][i], theta_i, 0.0, options.maximize, false);
+            if comptime![options.weight_decay] {
+                g = mul_add_vector::<N>(theta_i, s.weight_decay, g, options.single_rounding);
+            }
+            let m_before = m[k][i];
+            let diff = g - m_before;
+            let mut start = m_before;
+            if comptime![options.lerp_from_end] {
+                start = g;
+            }
+            let m_i = mul_add_vector::<N>(diff, s.lerp_weight, start, options.single_rounding);
+            // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
+            let decayed = u[k][i] * Vector::new(s.beta2);
+            let norm = Vector::abs(g) + Vector::new(s.eps);
+            let u_i = select_many(decayed.less_than(&norm), norm, decayed);
+            (&mut theta[k])[i] = theta_i + m_i * Vector::new(s.neg_step_size) / u_i;
+            (&mut m[k])[i] = m_i;
+            (&mut u[k])[i] = u_i;
+        }
+        start = end;
     }
-    let theta_i = theta[i];
-    // Its L2 decay rounds once (below), not as `cube::gradient` rounds it.
-    let mut g = cube::gradient::<N>(grad[i], theta_i, 0.0, options.maximize, false);
-    if comptime![options.weight_decay] {
-        g = mul_add_vector::<N>(theta_i, s.weight_decay, g, options.single_rounding);
-    }
-    let m_before = m[i];
-    let diff = g - m_before;
-    let mut start = m_before;
-    if comptime![options.lerp_from_end] {
-        start = g;
-    }
-    let m_i = mul_add_vector::<N>(diff, s.lerp_weight, start, options.single_rounding);
-    // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
-    let decayed = u[i] * Vector::new(s.beta2);
-    let norm = Vector::abs(g) + Vector::new(s.eps);
-    let u_i = select_many(decayed.less_than(&norm), norm, decayed);
-    theta[i] = theta_i + m_i * Vector::new(s.neg_step_size) / u_i;
-    m[i] = m_i;
-    u[i] = u_i;
 }

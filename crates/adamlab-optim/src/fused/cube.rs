@@ -1,12 +1,17 @@
 //! CubeCL tensors (wgpu and the other CubeCL runtimes) for the elementwise kernels, and the
-//! launch of an optimizer's kernel on them.
+//! launches of an optimizer's kernel on them.
 //!
 //! With burn's `fusion` feature off, a wgpu tensor's float primitive is a [`CubeTensor`]. A
 //! kernel indexes its buffers linearly, so every tensor of a step is made contiguous, and a
 //! tensor it writes is updated in its own buffer when no one else holds it, else in a copy.
 //!
 //! Each optimizer has one kernel, with its options (and which state slots the step keeps) as
-//! `#[comptime]` flags; a slot not kept is bound to a small placeholder buffer it never touches.
+//! `#[comptime]` flags. The kernel takes its buffers as sequences, one entry per tensor: a
+//! launch steps one tensor ([`step`]) or many ([`step_many`], as torch's `foreach`/multi-tensor
+//! apply does), each unit finding its tensor by walking the tensors' lengths. The sequence of a
+//! slot the step does not keep is empty, and the kernel never touches it (its flags say so).
+//! A kernel writes `(&mut x[k])[i] = …`, not `x[k][i] = …`: CubeCL's macro would read `x[k]` out
+//! of the sequence by value in the second form, which a buffer cannot be.
 
 use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
 use burn::tensor::Tensor;
@@ -16,40 +21,135 @@ use cubecl::prelude::*;
 
 use super::FusedStep;
 
-/// A buffer argument of a kernel launch.
-pub(crate) type Buffer = BufferArg;
+/// The buffers of one argument of a launch, one per tensor stepped.
+pub(crate) type Buffers = Vec<BufferArg>;
 
-/// One fused step of `O` on CubeCL tensors: θ, the gradient and the slots' buffers (`None`
-/// where the step keeps none) made contiguous and writable, updated in place by `O`'s kernel.
-///
-/// Only for CubeCL float tensors without autodiff: [`step`](super::step) checks with
-/// [`kernel_for`](super::kernel_for).
-pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
-    c: O::Coefficients,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    buffers: [Option<Tensor<D>>; S],
-) -> (Tensor<D>, [Option<Tensor<D>>; S]) {
-    let device = theta.device();
-    let theta = take_mut(theta);
-    let grad = take(grad);
-    let buffers = buffers.map(|b| b.map(take_mut));
-    let geometry = Geometry::elementwise(&theta);
-    let placeholder = || take_mut(Tensor::<1>::empty([geometry.vector_size], &device));
-    let args = buffers.each_ref().map(|b| match b {
-        Some(b) => b.clone().into_buffer_arg(),
-        None => placeholder().into_buffer_arg(),
-    });
-    let kept = buffers.each_ref().map(Option::is_some);
-    O::launch(
-        &c,
-        geometry,
-        theta.clone().into_buffer_arg(),
-        grad.into_buffer_arg(),
-        args,
-        kept,
-    );
-    (into_tensor(theta), buffers.map(|b| b.map(into_tensor)))
+/// The most tensors one launch steps. The kernel's body is unrolled once per tensor and each
+/// unit walks the tensors' lengths to find its own, so a launch's cost grows with its count;
+/// torch's multi-tensor apply takes 36 tensors of four lists (Adam's θ, g, m, v) per launch.
+pub(crate) const MAX_TENSORS_PER_LAUNCH: usize = 32;
+
+/// Bindings a launch keeps for what is not a tensor (its scalars, the runtime's metadata).
+const RESERVED_BINDINGS: usize = 4;
+
+thread_local! {
+    /// Kernel launches of the fused steps made by this thread (see [`super::launches`]).
+    pub(crate) static LAUNCHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `buffers` as the sequence argument of a kernel.
+pub(crate) fn seq<E: LaunchArg<RuntimeArg = BufferArg>>(buffers: Buffers) -> SequenceArg<E> {
+    buffers.into_iter().collect()
+}
+
+/// One tensor's part of a step: θ, its gradient and its slots' buffers (`None` where the step
+/// keeps none), contiguous; θ and the slots writable.
+pub(crate) struct Part<const S: usize> {
+    /// θ.
+    pub theta: CubeTensor,
+    /// The gradient.
+    pub grad: CubeTensor,
+    /// The slots' buffers.
+    pub state: [Option<CubeTensor>; S],
+}
+
+impl<const S: usize> Part<S> {
+    /// θ, `grad` and `buffers` made ready for a kernel.
+    ///
+    /// Only for CubeCL float tensors without autodiff: [`step`](super::step) checks with
+    /// [`kernel_for`](super::kernel_for).
+    pub(crate) fn new<const D: usize>(
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        buffers: [Option<Tensor<D>>; S],
+    ) -> Self {
+        Self {
+            theta: take_mut(theta),
+            grad: take(grad),
+            state: buffers.map(|b| b.map(take_mut)),
+        }
+    }
+
+    /// θ and the slots' buffers, back as tensors.
+    pub(crate) fn into_tensors<const D: usize>(self) -> (Tensor<D>, [Option<Tensor<D>>; S]) {
+        (into_tensor(self.theta), self.state.map(|b| b.map(into_tensor)))
+    }
+
+    /// Which slots the step keeps.
+    fn kept(&self) -> [bool; S] {
+        self.state.each_ref().map(Option::is_some)
+    }
+
+    /// The widest vector the runtime reads efficiently that divides θ's element count.
+    fn vector_size(&self) -> usize {
+        let len = self.theta.meta.num_elements();
+        self.theta
+            .client
+            .io_optimized_vector_sizes(size_of::<f32>())
+            .filter(|&size| len % size == 0)
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// One fused step of `O` for one tensor: θ, the gradient and the slots' buffers updated in
+/// place by one launch of `O`'s kernel.
+pub(crate) fn step<O: FusedStep<S>, const S: usize>(c: O::Coefficients, part: Part<S>) -> Part<S> {
+    let mut parts = step_many::<O, S>(vec![(c, part)]);
+    parts.pop().expect("one part in, one out")
+}
+
+/// One fused step of `O` for many tensors, each with its coefficients: the tensors that share
+/// coefficients, kept slots and vector width are stepped by one launch of `O`'s kernel (or one
+/// per [`MAX_TENSORS_PER_LAUNCH`] tensors, fewer where the device binds fewer buffers). Each
+/// element is computed as [`step`] computes it. The parts come back in the order they came.
+pub(crate) fn step_many<O: FusedStep<S>, const S: usize>(
+    parts: Vec<(O::Coefficients, Part<S>)>,
+) -> Vec<Part<S>> {
+    // Groups in order of first appearance; a model's parameters make a handful.
+    let mut groups: Vec<((O::Coefficients, [bool; S], usize), Vec<usize>)> = Vec::new();
+    for (index, (c, part)) in parts.iter().enumerate() {
+        let key = (*c, part.kept(), part.vector_size());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(index),
+            None => groups.push((key, vec![index])),
+        }
+    }
+    for ((c, kept, vector_size), members) in &groups {
+        let client = &parts[members[0]].1.theta.client;
+        let per_tensor = 2 + kept.iter().filter(|&&k| k).count();
+        let bindings = client.properties().hardware.max_bindings as usize;
+        let most = (bindings.saturating_sub(RESERVED_BINDINGS) / per_tensor)
+            .clamp(1, MAX_TENSORS_PER_LAUNCH);
+        for chunk in members.chunks(most) {
+            let tensors = chunk.iter().map(|&i| &parts[i].1);
+            let units: usize = tensors.clone().map(|p| p.theta.meta.num_elements() / vector_size).sum();
+            if units == 0 {
+                continue;
+            }
+            let cube_dim = CubeDim::new(client, units);
+            let geometry = Geometry {
+                client: client.clone(),
+                cube_count: cubecl::calculate_cube_count_elemwise(client, units, cube_dim),
+                cube_dim,
+                vector_size: *vector_size,
+            };
+            let buffer = |t: &CubeTensor| t.clone().into_buffer_arg();
+            let state = std::array::from_fn(|slot| {
+                tensors.clone().filter_map(|p| p.state[slot].as_ref().map(buffer)).collect()
+            });
+            LAUNCHES.with(|n| n.set(n.get() + 1));
+            O::launch(
+                c,
+                geometry,
+                tensors.clone().map(|p| buffer(&p.theta)).collect(),
+                tensors.map(|p| buffer(&p.grad)).collect(),
+                state,
+                *kept,
+            );
+        }
+    }
+    parts.into_iter().map(|(_, part)| part).collect()
 }
 
 /// The CubeCL primitive of `tensor`, contiguous.
@@ -113,8 +213,8 @@ macro_rules! launch {
 }
 pub(crate) use launch;
 
-/// The launch geometry of an elementwise kernel: the widest vector the runtime reads
-/// efficiently that divides the element count, one unit per vector.
+/// The launch geometry of an elementwise kernel: one unit per vector of elements, over every
+/// tensor of the launch.
 pub(crate) struct Geometry {
     /// The runtime's client, to launch on.
     pub client: cubecl::client::Client,
@@ -124,28 +224,6 @@ pub(crate) struct Geometry {
     pub cube_dim: CubeDim,
     /// Elements per unit.
     pub vector_size: usize,
-}
-
-impl Geometry {
-    /// The geometry over `tensor`'s elements.
-    fn elementwise(tensor: &CubeTensor) -> Self {
-        let len = tensor.meta.num_elements();
-        let vector_size = tensor
-            .client
-            .io_optimized_vector_sizes(size_of::<f32>())
-            .filter(|&size| len % size == 0)
-            .max()
-            .unwrap_or(1);
-        let units = len / vector_size;
-        let cube_dim = CubeDim::new(&tensor.client, units);
-        let cube_count = cubecl::calculate_cube_count_elemwise(&tensor.client, units, cube_dim);
-        Self {
-            client: tensor.client.clone(),
-            cube_count,
-            cube_dim,
-            vector_size,
-        }
-    }
 }
 
 /// The gradient as the kernels' first lines take it, for a vector of elements: negated when

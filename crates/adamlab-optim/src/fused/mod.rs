@@ -23,12 +23,15 @@
 
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub(crate) mod cpu;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 pub(crate) mod cube;
 
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+#[cfg(any(feature = "flex", feature = "ndarray", cube_kernels))]
 use burn::backend::DispatchDevice;
-use burn::optim::{LearningRate, Optimizer};
+use std::any::Any;
+
+use burn::optim::{DynOptimizer, DynState, LearningRate, Optimizer};
+use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{DType, Tensor};
 
 use crate::hyper::check_learning_rate;
@@ -44,7 +47,7 @@ pub(crate) enum Kernel {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     Cpu,
     /// The CubeCL kernel (wgpu and every other CubeCL runtime).
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     Cube,
 }
 
@@ -64,7 +67,7 @@ pub(crate) fn kernel_for<'a, const D: usize>(
     kernel_of(&device)
 }
 
-#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
+#[cfg(any(feature = "flex", feature = "ndarray", cube_kernels))]
 fn kernel_of(device: &burn::tensor::Device) -> Option<Kernel> {
     // Other backends may be compiled into burn by other crates; they take the reference path.
     #[allow(unreachable_patterns)]
@@ -73,13 +76,13 @@ fn kernel_of(device: &burn::tensor::Device) -> Option<Kernel> {
         DispatchDevice::Flex(_) => Some(Kernel::Cpu),
         #[cfg(feature = "ndarray")]
         DispatchDevice::NdArray(_) => Some(Kernel::Cpu),
-        #[cfg(feature = "wgpu")]
+        #[cfg(cube_kernels)]
         DispatchDevice::Cube(_) => Some(Kernel::Cube),
         _ => None,
     }
 }
 
-#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu")))]
+#[cfg(not(any(feature = "flex", feature = "ndarray", cube_kernels)))]
 fn kernel_of(_device: &burn::tensor::Device) -> Option<Kernel> {
     None
 }
@@ -89,8 +92,21 @@ fn kernel_of(_device: &burn::tensor::Device) -> Option<Kernel> {
 /// come out. Implemented once per fused optimizer, in its `kernel.rs`; [`step`] does the rest.
 pub(crate) trait FusedStep<const S: usize>: Optimizer {
     /// The scalars of one step, as the reference hands them to its tensor ops (each computed in
-    /// f64 and rounded once to f32), and the switches of the configuration.
-    type Coefficients: Copy + Send + Sync;
+    /// f64 and rounded once to f32), and the switches of the configuration. Tensors whose
+    /// coefficients are equal can share a launch ([`step_many_dyn`]).
+    type Coefficients: Copy + Send + Sync + PartialEq;
+
+    /// Whether the configuration asks for the fused step (its `fused` keyword).
+    fn fused(&self) -> bool;
+
+    /// The tensor-op reference step, which the fused step must equal.
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> Stepped<Self, D>;
 
     /// The buffers `state` holds, by slot.
     fn buffers<const D: usize>(state: &Self::State<D>) -> [Option<&Tensor<D>>; S];
@@ -120,15 +136,16 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
     ) -> (f32, [f32; S]);
 
     /// Launches the optimizer's CubeCL kernel, which computes [`element`](Self::element) on
-    /// every element of θ, `grad` and the slots `kept` says are kept (the others are
-    /// placeholders the kernel must not touch).
-    #[cfg(feature = "wgpu")]
+    /// every element of the tensors θ, `grad` and the slots hold (one buffer per tensor, in the
+    /// same order in each; a slot that `kept` says is not kept holds no buffer, and the kernel
+    /// must not touch it).
+    #[cfg(cube_kernels)]
     fn launch(
         c: &Self::Coefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        state: [cube::Buffer; S],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        state: [cube::Buffers; S],
         kept: [bool; S],
     );
 }
@@ -148,16 +165,14 @@ pub(crate) const fn keeps(kept: u32, slot: usize) -> bool {
 }
 
 /// One step of `optimizer` for one parameter tensor: the fused kernel its tensors can take when
-/// `fused` (the configuration's keyword) asks for it, else `reference`, its tensor-op reference
-/// step. Every fused optimizer's `Optimizer::step` is this.
+/// the configuration's `fused` keyword asks for it, else its tensor-op reference step. Every
+/// fused optimizer's `Optimizer::step` is this.
 ///
 /// # Panics
 /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
 /// callers that take the learning rate from a user check it first with [`check_learning_rate`].
 pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     optimizer: &O,
-    fused: bool,
-    reference: impl FnOnce(&O, LearningRate, Tensor<D>, Tensor<D>, Option<O::State<D>>) -> Stepped<O, D>,
     lr: LearningRate,
     theta: Tensor<D>,
     grad: Tensor<D>,
@@ -166,12 +181,10 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     if let Err(err) = check_learning_rate(lr) {
         panic!("{err}");
     }
-    if !fused {
-        return reference(optimizer, lr, theta, grad, state);
+    if !optimizer.fused() {
+        return optimizer.reference(lr, theta, grad, state);
     }
-    let buffers = state.as_ref().map_or([None; S], O::buffers);
-    let tensors = [Some(&theta), Some(&grad)].into_iter().chain(buffers);
-    match kernel_for(tensors.flatten()) {
+    match kernel_of_step::<O, S, D>(&theta, &grad, state.as_ref()) {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         Some(Kernel::Cpu) => {
             let (c, buffers) = optimizer.prepare(lr, &theta, state);
@@ -182,22 +195,164 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
             });
             (theta, state)
         }
-        #[cfg(feature = "wgpu")]
+        #[cfg(cube_kernels)]
         Some(Kernel::Cube) => {
             let (c, buffers) = optimizer.prepare(lr, &theta, state);
-            let (theta, tensors) = cube::step::<O, S, D>(c, theta, grad, buffers.tensors);
+            let part = cube::Part::new(theta, grad, buffers.tensors);
+            let (theta, tensors) = cube::step::<O, S>(c, part).into_tensors();
             let state = O::state(Buffers {
                 step: buffers.step,
                 tensors,
             });
             (theta, state)
         }
-        None => reference(optimizer, lr, theta, grad, state),
+        None => optimizer.reference(lr, theta, grad, state),
     }
 }
 
+/// The kernel that can step θ, its gradient and its state.
+fn kernel_of_step<O: FusedStep<S>, const S: usize, const D: usize>(
+    theta: &Tensor<D>,
+    grad: &Tensor<D>,
+    state: Option<&O::State<D>>,
+) -> Option<Kernel> {
+    let buffers = state.map_or([None; S], O::buffers);
+    kernel_for([Some(theta), Some(grad)].into_iter().chain(buffers).flatten())
+}
+
+/// How many kernel launches the fused steps made on the calling thread so far (on CubeCL
+/// backends; the CPU loop launches nothing). A step launches on the thread that calls it, so a
+/// test or a benchmark reads the launches of its own steps as a difference of two calls.
+pub fn launches() -> usize {
+    #[cfg(cube_kernels)]
+    return cube::LAUNCHES.with(std::cell::Cell::get);
+    #[cfg(not(cube_kernels))]
+    0
+}
+
+/// One parameter of a type-erased multi-tensor step ([`AnyOptimizer::step_many_dyn`]): its
+/// rank, θ, its gradient and its state, as [`DynOptimizer::step_dyn`] takes them.
+///
+/// [`AnyOptimizer::step_many_dyn`]: crate::AnyOptimizer::step_many_dyn
+pub struct DynItem {
+    /// The parameter's rank.
+    pub rank: usize,
+    /// θ.
+    pub theta: BridgeTensor,
+    /// The gradient.
+    pub grad: BridgeTensor,
+    /// The state, `None` before the first step.
+    pub state: Option<DynState>,
+}
+
+/// θ and the state after a type-erased step.
+pub type DynStepped = (BridgeTensor, Option<DynState>);
+
+/// One step of `optimizer` (behind `dyn`) for many parameters of any rank, each as [`step`]
+/// steps it, but on the CubeCL backend those that share coefficients in one launch
+/// ([`cube::step_many`]) where [`step`] launches once per tensor: `Ok` when
+/// `optimizer` is one of this crate's fused optimizers, else the items back, for the caller to
+/// step one by one.
+///
+/// The list of fused optimizers is here, once: an optimizer that implements [`FusedStep`] adds
+/// its type to it.
+pub(crate) fn step_many_dyn(
+    optimizer: &dyn Any,
+    lr: LearningRate,
+    items: Vec<DynItem>,
+) -> Result<Vec<DynStepped>, Vec<DynItem>> {
+    macro_rules! fused {
+        ($($optimizer:ty),+) => {$(
+            if let Some(optimizer) = optimizer.downcast_ref::<$optimizer>() {
+                return Ok(dyn_many(optimizer, lr, items));
+            }
+        )+};
+    }
+    fused!(
+        crate::adam::Adam,
+        crate::sgd::Sgd,
+        crate::lion::Lion,
+        crate::adagrad::Adagrad,
+        crate::rmsprop::RmsProp,
+        crate::adamax::Adamax
+    );
+    Err(items)
+}
+
+/// [`step_many_dyn`] for `O`: the parameters whose tensors the CubeCL kernel
+/// takes share launches whatever their rank (the kernel sees flat buffers); the others are
+/// stepped one by one.
+fn dyn_many<O: FusedStep<S>, const S: usize>(
+    optimizer: &O,
+    lr: LearningRate,
+    items: Vec<DynItem>,
+) -> Vec<DynStepped> {
+    if let Err(err) = check_learning_rate(lr) {
+        panic!("{err}");
+    }
+    let one_by_one = |item: DynItem| optimizer.step_dyn(item.rank, lr, item.theta, item.grad, item.state);
+    #[cfg(cube_kernels)]
+    if optimizer.fused() {
+        /// An item's way through the step: stepped already, or a part of the shared launches.
+        enum Slot {
+            Done(DynStepped),
+            Launched { rank: usize, step: usize },
+        }
+        let mut parts = Vec::new();
+        let slots: Vec<Slot> = items
+            .into_iter()
+            .map(|item| {
+                macro_rules! ranks {
+                    ($($d:literal)+) => {
+                        match item.rank {
+                            $($d => {
+                                let theta = Tensor::<$d>::from_bridge(item.theta.clone());
+                                let grad = Tensor::<$d>::from_bridge(item.grad.clone());
+                                let state = item.state.clone().map(|s| s.downcast::<O::State<$d>>());
+                                if kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref()) == Some(Kernel::Cube) {
+                                    drop(item);
+                                    let (c, buffers) = optimizer.prepare(lr, &theta, state);
+                                    parts.push((c, cube::Part::new(theta, grad, buffers.tensors)));
+                                    return Slot::Launched { rank: $d, step: buffers.step };
+                                }
+                            })+
+                            _ => {}
+                        }
+                    };
+                }
+                ranks!(1 2 3 4 5 6 7 8);
+                Slot::Done(one_by_one(item))
+            })
+            .collect();
+        let mut parts = cube::step_many::<O, S>(parts).into_iter();
+        return slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Done(stepped) => stepped,
+                Slot::Launched { rank, step } => {
+                    let part = parts.next().expect("one part per launched item");
+                    macro_rules! ranks {
+                        ($($d:literal)+) => {
+                            match rank {
+                                $($d => {
+                                    let (theta, tensors) = part.into_tensors::<$d>();
+                                    let state = O::state(Buffers { step, tensors });
+                                    (theta.into_bridge(), state.map(|s| DynState::create(s, $d)))
+                                })+
+                                _ => unreachable!("only ranks 1 to 8 are launched"),
+                            }
+                        };
+                    }
+                    ranks!(1 2 3 4 5 6 7 8)
+                }
+            })
+            .collect();
+    }
+    items.into_iter().map(one_by_one).collect()
+}
+
 /// θ and the state after a step of `O`.
-type Stepped<O, const D: usize> = (Tensor<D>, Option<<O as Optimizer>::State<D>>);
+pub(crate) type Stepped<O, const D: usize> = (Tensor<D>, Option<<O as Optimizer>::State<D>>);
 
 /// The CPU driver's memory: every fused optimizer updates its buffers in place, and copies θ
 /// only while a clone of it is alive. (That the fused steps compute the reference's numbers is

@@ -8,13 +8,13 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
 use super::{Lion, LionState, decay_factor};
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep};
+use crate::fused::{Buffers, FusedStep, Stepped};
 
 /// The scalars of one Lion step, as [`Lion::reference_step`] hands them to its tensor ops: each
 /// computed in f64 and rounded once to f32.
@@ -48,6 +48,20 @@ fn sign(x: f32) -> f32 {
 
 impl FusedStep<1> for Lion {
     type Coefficients = LionCoefficients;
+
+    fn fused(&self) -> bool {
+        self.config.fused
+    }
+
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<LionState<D>>,
+    ) -> Stepped<Self, D> {
+        self.reference_step(lr, theta, grad, state)
+    }
 
     fn buffers<const D: usize>(state: &LionState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.exp_avg)]
@@ -100,21 +114,21 @@ impl FusedStep<1> for Lion {
         (theta, [m])
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     fn launch(
         c: &LionCoefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        [m]: [cube::Buffer; 1],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        [m]: [cube::Buffers; 1],
         _kept: [bool; 1],
     ) {
         cube::launch!(
             lion_kernel,
             geometry,
-            theta,
-            grad,
-            m,
+            cube::seq(theta),
+            cube::seq(grad),
+            cube::seq(m),
             LionScalarsLaunch::new(
                 c.decay.unwrap_or(1.0),
                 c.beta1,
@@ -129,7 +143,7 @@ impl FusedStep<1> for Lion {
 }
 
 /// The runtime scalars of [`LionCoefficients`].
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(CubeType, CubeLaunch)]
 struct LionScalars {
     /// `1 − lr·λ`; unused without decay.
@@ -142,33 +156,40 @@ struct LionScalars {
 }
 
 /// [`Lion::element`](FusedStep::element) on a vector of elements.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube(launch)]
 fn lion_kernel<N: Size>(
-    theta: &mut [Vector<f32, N>],
-    grad: &[Vector<f32, N>],
-    m: &mut [Vector<f32, N>],
+    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+    grad: &Sequence<Box<[Vector<f32, N>]>>,
+    m: &mut Sequence<Box<[Vector<f32, N>]>>,
     s: &LionScalars,
     #[comptime] decay: bool,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= theta.len() {
-        terminate!();
+    // The tensors of the launch, end to end: each unit steps the element at its position.
+    let pos = ABSOLUTE_POS;
+    let mut start = 0usize;
+    #[unroll]
+    for k in 0..theta.len() {
+        let end = start + (&theta[k]).len();
+        if pos >= start && pos < end {
+            let i = pos - start;
+            let g = grad[k][i];
+            let m_i = m[k][i];
+            let mut theta_i = theta[k][i];
+            if comptime![decay] {
+                theta_i = theta_i * Vector::new(s.decay);
+            }
+            let c = m_i * Vector::new(s.beta1) + g * Vector::new(s.one_minus_beta1);
+            // sign(c) as burn's backends compute it: ±1, and 0 for ±0 and NaN.
+            let zero = Vector::new(0.0f32);
+            let sign = select_many(
+                c.greater_than(&zero),
+                Vector::new(1.0f32),
+                select_many(c.less_than(&zero), Vector::new(-1.0f32), zero),
+            );
+            (&mut theta[k])[i] = theta_i - sign * Vector::new(s.lr);
+            (&mut m[k])[i] = m_i * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2);
+        }
+        start = end;
     }
-    let g = grad[i];
-    let m_i = m[i];
-    let mut theta_i = theta[i];
-    if comptime![decay] {
-        theta_i = theta_i * Vector::new(s.decay);
-    }
-    let c = m_i * Vector::new(s.beta1) + g * Vector::new(s.one_minus_beta1);
-    // sign(c) as burn's backends compute it: ±1, and 0 for ±0 and NaN.
-    let zero = Vector::new(0.0f32);
-    let sign = select_many(
-        c.greater_than(&zero),
-        Vector::new(1.0f32),
-        select_many(c.less_than(&zero), Vector::new(-1.0f32), zero),
-    );
-    theta[i] = theta_i - sign * Vector::new(s.lr);
-    m[i] = m_i * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2);
 }

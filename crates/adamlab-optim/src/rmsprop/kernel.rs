@@ -10,13 +10,13 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
 use super::{RmsProp, RmsPropState};
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, keeps};
+use crate::fused::{Buffers, FusedStep, Stepped, keeps};
 
 /// The slots of RMSprop's state, [v, ḡ, b]: ḡ kept when centered, b with momentum.
 const GRAD_AVG: usize = 1;
@@ -68,6 +68,20 @@ pub(crate) struct RmsPropCoefficients {
 
 impl FusedStep<3> for RmsProp {
     type Coefficients = RmsPropCoefficients;
+
+    fn fused(&self) -> bool {
+        self.config.fused
+    }
+
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<RmsPropState<D>>,
+    ) -> Stepped<Self, D> {
+        self.reference_step(lr, theta, grad, state)
+    }
 
     fn buffers<const D: usize>(state: &RmsPropState<D>) -> [Option<&Tensor<D>>; 3] {
         [
@@ -156,13 +170,13 @@ impl FusedStep<3> for RmsProp {
         (theta, [v, g_avg, b])
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     fn launch(
         c: &RmsPropCoefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        [v, g_avg, b]: [cube::Buffer; 3],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        [v, g_avg, b]: [cube::Buffers; 3],
         kept: [bool; 3],
     ) {
         let (lerp_from_end, lerp_weight) = match c.lerp {
@@ -172,11 +186,11 @@ impl FusedStep<3> for RmsProp {
         cube::launch!(
             rmsprop_kernel,
             geometry,
-            theta,
-            grad,
-            v,
-            g_avg,
-            b,
+            cube::seq(theta),
+            cube::seq(grad),
+            cube::seq(v),
+            cube::seq(g_avg),
+            cube::seq(b),
             RmsPropScalarsLaunch::new(
                 c.weight_decay.unwrap_or(0.0),
                 c.alpha,
@@ -198,7 +212,7 @@ impl FusedStep<3> for RmsProp {
 }
 
 /// The runtime scalars of [`RmsPropCoefficients`].
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(CubeType, CubeLaunch)]
 struct RmsPropScalars {
     /// λ; unused without weight decay.
@@ -214,7 +228,7 @@ struct RmsPropScalars {
 }
 
 /// The switches of [`RmsPropCoefficients`] and the buffers kept, compiled into the kernel.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct RmsPropOptions {
     maximize: bool,
@@ -228,49 +242,56 @@ struct RmsPropOptions {
 }
 
 /// [`RmsProp::element`](FusedStep::element) on a vector of elements.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn rmsprop_kernel<N: Size>(
-    theta: &mut [Vector<f32, N>],
-    grad: &[Vector<f32, N>],
-    v: &mut [Vector<f32, N>],
-    g_avg: &mut [Vector<f32, N>],
-    b: &mut [Vector<f32, N>],
+    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+    grad: &Sequence<Box<[Vector<f32, N>]>>,
+    v: &mut Sequence<Box<[Vector<f32, N>]>>,
+    g_avg: &mut Sequence<Box<[Vector<f32, N>]>>,
+    b: &mut Sequence<Box<[Vector<f32, N>]>>,
     s: &RmsPropScalars,
     #[comptime] options: RmsPropOptions,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= theta.len() {
-        terminate!();
+    // The tensors of the launch, end to end: each unit steps the element at its position.
+    let pos = ABSOLUTE_POS;
+    let mut start = 0usize;
+    #[unroll]
+    for k in 0..theta.len() {
+        let end = start + (&theta[k]).len();
+        if pos >= start && pos < end {
+            let i = pos - start;
+            let theta_i = theta[k][i];
+            let g = cube::gradient::<N>(
+                grad[k][i],
+                theta_i,
+                s.weight_decay,
+                options.maximize,
+                options.weight_decay,
+            );
+            let v_i = v[k][i] * Vector::new(s.alpha) + g * Vector::new(s.one_minus_alpha) * g;
+            let mut root = Vector::sqrt(v_i);
+            if comptime![options.centered] {
+                let diff = g - g_avg[k][i];
+                let g_avg_i = if comptime![options.lerp_from_end] {
+                    g - diff * Vector::new(s.lerp_weight)
+                } else {
+                    g_avg[k][i] + diff * Vector::new(s.lerp_weight)
+                };
+                root = Vector::sqrt(v_i - g_avg_i * g_avg_i);
+                (&mut g_avg[k])[i] = g_avg_i;
+            }
+            let d = root + Vector::new(s.eps);
+            if comptime![options.momentum] {
+                let b_i = b[k][i] * Vector::new(s.momentum) + g / d;
+                (&mut theta[k])[i] = theta_i - b_i * Vector::new(s.lr);
+                (&mut b[k])[i] = b_i;
+            } else {
+                (&mut theta[k])[i] = theta_i - g * Vector::new(s.lr) / d;
+            }
+            (&mut v[k])[i] = v_i;
+        }
+        start = end;
     }
-    let theta_i = theta[i];
-    let g = cube::gradient::<N>(
-        grad[i],
-        theta_i,
-        s.weight_decay,
-        options.maximize,
-        options.weight_decay,
-    );
-    let v_i = v[i] * Vector::new(s.alpha) + g * Vector::new(s.one_minus_alpha) * g;
-    let mut root = Vector::sqrt(v_i);
-    if comptime![options.centered] {
-        let diff = g - g_avg[i];
-        let g_avg_i = if comptime![options.lerp_from_end] {
-            g - diff * Vector::new(s.lerp_weight)
-        } else {
-            g_avg[i] + diff * Vector::new(s.lerp_weight)
-        };
-        root = Vector::sqrt(v_i - g_avg_i * g_avg_i);
-        g_avg[i] = g_avg_i;
-    }
-    let d = root + Vector::new(s.eps);
-    if comptime![options.momentum] {
-        let b_i = b[i] * Vector::new(s.momentum) + g / d;
-        theta[i] = theta_i - b_i * Vector::new(s.lr);
-        b[i] = b_i;
-    } else {
-        theta[i] = theta_i - g * Vector::new(s.lr) / d;
-    }
-    v[i] = v_i;
 }

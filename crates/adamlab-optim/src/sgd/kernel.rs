@@ -8,13 +8,13 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
 use super::{Sgd, SgdState};
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, keeps};
+use crate::fused::{Buffers, FusedStep, Stepped, keeps};
 
 /// The one slot of SGD's state, the momentum buffer b, kept when the momentum is not 0.
 const MOMENTUM_BUFFER: usize = 0;
@@ -42,6 +42,20 @@ pub(crate) struct SgdCoefficients {
 
 impl FusedStep<1> for Sgd {
     type Coefficients = SgdCoefficients;
+
+    fn fused(&self) -> bool {
+        self.config.fused
+    }
+
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<SgdState<D>>,
+    ) -> Stepped<Self, D> {
+        self.reference_step(lr, theta, grad, state)
+    }
 
     fn buffers<const D: usize>(state: &SgdState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.momentum_buffer)]
@@ -104,21 +118,21 @@ impl FusedStep<1> for Sgd {
         (theta - g * c.lr, [b])
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(cube_kernels)]
     fn launch(
         c: &SgdCoefficients,
         geometry: cube::Geometry,
-        theta: cube::Buffer,
-        grad: cube::Buffer,
-        [b]: [cube::Buffer; 1],
+        theta: cube::Buffers,
+        grad: cube::Buffers,
+        [b]: [cube::Buffers; 1],
         kept: [bool; 1],
     ) {
         cube::launch!(
             sgd_kernel,
             geometry,
-            theta,
-            grad,
-            b,
+            cube::seq(theta),
+            cube::seq(grad),
+            cube::seq(b),
             SgdScalarsLaunch::new(
                 c.weight_decay.unwrap_or(0.0),
                 c.momentum,
@@ -137,7 +151,7 @@ impl FusedStep<1> for Sgd {
 }
 
 /// The runtime scalars of [`SgdCoefficients`].
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(CubeType, CubeLaunch)]
 struct SgdScalars {
     /// λ; unused without weight decay.
@@ -149,7 +163,7 @@ struct SgdScalars {
 }
 
 /// The switches of [`SgdCoefficients`] and whether b is kept, compiled into the kernel.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct SgdOptions {
     maximize: bool,
@@ -161,32 +175,39 @@ struct SgdOptions {
 }
 
 /// [`Sgd::element`](FusedStep::element) on a vector of elements.
-#[cfg(feature = "wgpu")]
+#[cfg(cube_kernels)]
 #[cube(launch)]
 fn sgd_kernel<N: Size>(
-    theta: &mut [Vector<f32, N>],
-    grad: &[Vector<f32, N>],
-    b: &mut [Vector<f32, N>],
+    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+    grad: &Sequence<Box<[Vector<f32, N>]>>,
+    b: &mut Sequence<Box<[Vector<f32, N>]>>,
     s: &SgdScalars,
     #[comptime] options: SgdOptions,
 ) {
-    let i = ABSOLUTE_POS;
-    if i >= theta.len() {
-        terminate!();
-    }
-    let (maximize, weight_decay) = (options.maximize, options.weight_decay);
-    let mut g = cube::gradient::<N>(grad[i], theta[i], s.weight_decay, maximize, weight_decay);
-    if comptime![options.momentum] {
-        let mut b_i = g;
-        if comptime![!options.first] {
-            b_i = b[i] * Vector::new(s.momentum) + g * Vector::new(s.one_minus_dampening);
+    // The tensors of the launch, end to end: each unit steps the element at its position.
+    let pos = ABSOLUTE_POS;
+    let mut start = 0usize;
+    #[unroll]
+    for k in 0..theta.len() {
+        let end = start + (&theta[k]).len();
+        if pos >= start && pos < end {
+            let i = pos - start;
+            let (maximize, weight_decay) = (options.maximize, options.weight_decay);
+            let mut g = cube::gradient::<N>(grad[k][i], theta[k][i], s.weight_decay, maximize, weight_decay);
+            if comptime![options.momentum] {
+                let mut b_i = g;
+                if comptime![!options.first] {
+                    b_i = b[k][i] * Vector::new(s.momentum) + g * Vector::new(s.one_minus_dampening);
+                }
+                if comptime![options.nesterov] {
+                    g = g + b_i * Vector::new(s.momentum);
+                } else {
+                    g = b_i;
+                }
+                (&mut b[k])[i] = b_i;
+            }
+            (&mut theta[k])[i] = theta[k][i] - g * Vector::new(s.lr);
         }
-        if comptime![options.nesterov] {
-            g = g + b_i * Vector::new(s.momentum);
-        } else {
-            g = b_i;
-        }
-        b[i] = b_i;
+        start = end;
     }
-    theta[i] = theta[i] - g * Vector::new(s.lr);
 }
