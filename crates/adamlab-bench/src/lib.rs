@@ -9,6 +9,7 @@
 //!   loss after every epoch and the wall time;
 //! - [`torch`]: the same measurements from PyTorch (`tools/bench/torch_bench.py`), in the same
 //!   records;
+//! - [`sides`]: a whole bench command, adamlab's side then PyTorch's, in one run;
 //! - [`schema`]: the versioned JSON every run writes, with the [`machine`] it ran on;
 //! - [`report`]: Markdown and SVG figures (plotters) from any number of those files.
 //!
@@ -21,6 +22,7 @@ pub mod parse;
 pub mod report;
 pub mod schema;
 pub mod shootout;
+pub mod sides;
 pub mod stats;
 pub mod step;
 pub mod torch;

@@ -8,8 +8,8 @@ use adamlab_bench::schema::Bench;
 use adamlab_bench::shootout::{self, ShootoutConfig};
 use adamlab_bench::step::{self, StepConfig};
 use adamlab_bench::torch::Torch;
-use adamlab_bench::train::{self, Model, TrainConfig};
-use adamlab_bench::{BenchError, BenchFile, Machine, Observer, Record, Target, parse, report};
+use adamlab_bench::train::{Model, TrainConfig};
+use adamlab_bench::{BenchError, BenchFile, Machine, Observer, Record, Target, parse, report, sides};
 use adamlab_data::paths::{self, Named};
 use adamlab_optim::OptimizerSpec;
 use clap::Subcommand;
@@ -187,7 +187,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let torch = find_torch(a.torch, &mut machine);
             let mut table = Table::new(Bench::Step);
             say!("adamlab bench step on {}", machine.summary());
-            let records = step::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            let records = sides::step(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
             if config.rounds > 1 {
                 table.note(&format!("merged over {} rounds (median of the medians):", config.rounds));
                 records.iter().filter(|r| r.bench == Bench::Step).for_each(|r| table.measured(r));
@@ -209,7 +209,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let torch = find_torch(a.torch, &mut machine);
             let mut table = Table::new(Bench::Train);
             say!("adamlab bench train on {}", machine.summary());
-            let records = train::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            let records = sides::train(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
             table.finish();
             save(&a.common.json, command, machine, records)
         }
