@@ -3,6 +3,7 @@
 //! one run on one machine, and every figure names that machine, its backends and the command that
 //! made it.
 
+use crate::load::{self, Verdict};
 use crate::schema::{Bench, BenchFile, Record};
 use adamlab_data::paths;
 use plotters::coord::ranged1d::SegmentValue;
@@ -105,7 +106,7 @@ pub fn render(inputs: &[Input], options: &ReportOptions) -> Result<Rendered, cra
             if records.is_empty() {
                 continue;
             }
-            let source = Source { path, file };
+            let source = Source { path, file, busy: Busy::of(file) };
             match bench {
                 Bench::Step => report.step_section(&source, &records)?,
                 Bench::Train => report.train_section(&source, &records)?,
@@ -222,15 +223,32 @@ fn link_prefix(md_dir: &Path, out_dir: &Path) -> String {
 struct Source<'a> {
     path: &'a Path,
     file: &'a BenchFile,
+    busy: Busy,
 }
 
 impl Source<'_> {
-    /// The caption line every figure carries: machine, backends, command.
+    /// The caption line every figure carries: machine, backends, command; and a warning when the
+    /// machine was busy.
     fn caption(&self, backends: &[&str]) -> [String; 2] {
+        let busy = if self.busy.any() { " · ⚠ BUSY MACHINE: not a result" } else { "" };
         [
-            format!("{} · backends: {}", self.file.machine.summary(), backends.join(", ")),
+            format!("{} · backends: {}{busy}", self.file.machine.summary(), backends.join(", ")),
             format!("$ {}", self.file.command),
         ]
+    }
+
+    /// A warning under a section's heading when the machine was busy during the run.
+    fn busy_warning(&self, md: &mut String) {
+        if let Verdict::Busy(sides) = load::verdict(&self.file.load) {
+            let sides: Vec<String> = sides.iter().map(|side| side.describe()).collect();
+            let _ = writeln!(
+                md,
+                "> **⚠ Busy machine.** {}. Other processes took more than {} of a core: the times \
+                 marked \"{BUSY_MARK}\" below, and every ratio marked so, are not results.\n",
+                sides.join("; "),
+                load::BUSY_OTHER_CORES
+            );
+        }
     }
 
     fn markdown_caption(&self, backends: &[&str]) -> String {
@@ -269,18 +287,19 @@ impl Report {
         if let Some(preface) = &options.preface {
             let _ = writeln!(md, "{}\n", preface.trim_end());
         }
-        let _ = writeln!(md, "| file | command | machine | started (UTC) | load average | commit | burn | torch |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "| file | command | machine | started (UTC) | load average | machine load | commit | burn | torch |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         for (path, file) in inputs {
             let m = &file.machine;
             let _ = writeln!(
                 md,
-                "| `{}` | `{}` | {} | {} | {} | {} | {} | {} |",
+                "| `{}` | `{}` | {} | {} | {} | {} | {} | {} | {} |",
                 cell(one_line_text(&path.display().to_string())),
                 cell(&file.command),
                 cell(m.summary()),
                 cell(&m.started_at),
                 m.load_average.map_or("—".into(), |[a, b, c]| format!("{a:.1} {b:.1} {c:.1}")),
+                cell(load_cell(file)),
                 cell(m.git_commit.as_deref().unwrap_or("—")),
                 cell(&m.burn_version),
                 cell(m.torch_version.as_deref().unwrap_or("—")),
@@ -317,6 +336,7 @@ impl Report {
 
     fn step_section(&mut self, source: &Source, records: &[&Record]) -> Result<(), crate::BenchError> {
         let _ = writeln!(self.markdown, "## Optimizer step (`{}`)\n", source.path.display());
+        source.busy_warning(&mut self.markdown);
         let triad = source.file.records.iter().find(|r| r.bench == Bench::Triad);
         if let Some(t) = triad {
             let _ = writeln!(
@@ -352,13 +372,13 @@ impl Report {
                 draw_step_figure(svg, &title, &lines, &caption)
             })?;
             let _ = writeln!(self.markdown, "{}\n", source.markdown_caption(&backends));
-            self.step_table(rows);
-            self.step_ratios(rows);
+            self.step_table(rows, source.busy);
+            self.step_ratios(rows, source.busy);
         }
         Ok(())
     }
 
-    fn step_table(&mut self, rows: &[&Record]) {
+    fn step_table(&mut self, rows: &[&Record], busy: Busy) {
         let md = &mut self.markdown;
         let _ = writeln!(
             md,
@@ -374,7 +394,7 @@ impl Report {
                 cell(r.implementation.as_deref().unwrap_or("—")),
                 fmt_count(r.params),
                 r.tensors.map_or("—".into(), |t| t.to_string()),
-                opt_ms(r.median_ms),
+                marked(opt_ms(r.median_ms), busy.row(r)),
                 opt_ms(r.min_ms),
                 opt_ms(r.max_ms),
                 r.bytes_per_param.map_or("—".into(), |b| b.to_string()),
@@ -395,7 +415,7 @@ impl Report {
     /// Each adamlab or burn row against burn's row on the same backend and PyTorch's rows on the
     /// same kind of device ([`torch_counterpart`]), same size, same run: the ratio of medians
     /// (above 1: slower than the other).
-    fn step_ratios(&mut self, rows: &[&Record]) {
+    fn step_ratios(&mut self, rows: &[&Record], busy: Busy) {
         let torch_impls = distinct(
             rows.iter()
                 .filter(|r| r.backend.starts_with("torch"))
@@ -440,7 +460,7 @@ impl Report {
                 cell(r.implementation.as_deref().unwrap_or("—")),
                 fmt_count(r.params),
                 opt_ms(r.median_ms),
-                if is_burn(r) { "1".into() } else { burn.map_or("—".into(), |x| format!("{x:.2}")) },
+                if is_burn(r) { "1".into() } else { busy.ratio(burn, busy.adamlab) },
             );
             for t in &torch_impls {
                 let value = rows
@@ -450,7 +470,7 @@ impl Report {
                         o.backend == torch_counterpart(&r.backend) && o.implementation.as_deref() == Some(t)
                     })
                     .and_then(|o| ratio(r.median_ms, o.median_ms));
-                let _ = write!(md, " {} |", value.map_or("—".into(), |x| format!("{x:.2}")));
+                let _ = write!(md, " {} |", busy.ratio(value, busy.any()));
             }
             let _ = writeln!(md);
         }
@@ -459,6 +479,7 @@ impl Report {
 
     fn train_section(&mut self, source: &Source, records: &[&Record]) -> Result<(), crate::BenchError> {
         let _ = writeln!(self.markdown, "## Training throughput (`{}`)\n", source.path.display());
+        source.busy_warning(&mut self.markdown);
         let mut by_model: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
         for r in records {
             by_model.entry(r.model.clone().unwrap_or_default()).or_default().push(r);
@@ -503,7 +524,7 @@ impl Report {
                     cell(r.optimizer.as_deref().unwrap_or("—")),
                     cell(r.implementation.as_deref().unwrap_or("—")),
                     r.batch_size.map_or("—".into(), |b| b.to_string()),
-                    r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
+                    marked(r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")), source.busy.row(r)),
                     opt_ms(r.median_ms),
                     opt_ms(r.min_ms),
                     opt_ms(r.max_ms),
@@ -520,6 +541,7 @@ impl Report {
 
     fn shootout_section(&mut self, source: &Source, records: &[&Record]) -> Result<(), crate::BenchError> {
         let _ = writeln!(self.markdown, "## Optimizer shoot-out (`{}`)\n", source.path.display());
+        source.busy_warning(&mut self.markdown);
         let backends = distinct(records.iter().map(|r| r.backend.as_str()));
         let caption = source.caption(&backends);
         let mut series: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
@@ -571,8 +593,8 @@ impl Report {
                 r.test_accuracy.map_or("—".into(), |a| format!("{:.2} %", 100.0 * a)),
                 r.test_loss.map_or("—".into(), |l| format!("{l:.4}")),
                 r.train_loss.map_or("—".into(), |l| format!("{l:.4}")),
-                r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
-                r.wall_s.map_or("—".into(), |w| format!("{w:.0}")),
+                marked(r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")), source.busy.row(r)),
+                marked(r.wall_s.map_or("—".into(), |w| format!("{w:.0}")), source.busy.row(r)),
                 cell(r.note.as_deref().unwrap_or("")),
             );
         }
@@ -629,6 +651,59 @@ pub fn algorithm(record: &Record) -> String {
 /// backends. wgpu on a software adapter has no counterpart (no `torch-cuda` rows there).
 fn torch_counterpart(backend: &str) -> &'static str {
     if backend == "wgpu" { "torch-cuda" } else { "torch" }
+}
+
+/// What the files table says of a run's load ([`load::verdict`]).
+fn load_cell(file: &BenchFile) -> String {
+    match load::verdict(&file.load) {
+        Verdict::NotRecorded => "load not recorded".into(),
+        Verdict::Unknown => "load unknown (no /proc)".into(),
+        Verdict::Quiet(cores) => format!("quiet (others ≤ {cores:.2} cores)"),
+        Verdict::Busy(sides) => {
+            let sides: Vec<String> = sides.iter().map(|side| side.describe()).collect();
+            format!("**⚠ BUSY**: {}", sides.join("; "))
+        }
+    }
+}
+
+/// The mark on a time measured, or a ratio computed, while the machine was busy.
+const BUSY_MARK: &str = "⚠ busy";
+
+/// Which sides of a file's run were busy: their rows' times, and every ratio involving them, are
+/// marked with [`BUSY_MARK`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Busy {
+    adamlab: bool,
+    torch: bool,
+}
+
+impl Busy {
+    fn of(file: &BenchFile) -> Self {
+        let side = |name: &str| file.load.iter().any(|s| s.side == name && s.busy == Some(true));
+        Self {
+            adamlab: side(load::ADAMLAB),
+            torch: side(load::TORCH),
+        }
+    }
+
+    fn any(self) -> bool {
+        self.adamlab || self.torch
+    }
+
+    /// Whether `r`'s own time was measured on a busy side.
+    fn row(self, r: &Record) -> bool {
+        if r.backend.starts_with("torch") { self.torch } else { self.adamlab }
+    }
+
+    /// A ratio cell, marked when `busy`.
+    fn ratio(self, value: Option<f64>, busy: bool) -> String {
+        value.map_or("—".into(), |x| marked(format!("{x:.2}"), busy))
+    }
+}
+
+/// `text`, with [`BUSY_MARK`] after it when `busy` and there is a number to mark.
+fn marked(text: String, busy: bool) -> String {
+    if busy && text != "—" { format!("{text} {BUSY_MARK}") } else { text }
 }
 
 fn is_burn(record: &Record) -> bool {
@@ -1062,6 +1137,56 @@ mod tests {
             assert!(at == lines.len() || lines[at].is_empty(), "a table cut by: {:?}", lines[at]);
         }
         assert!(tables >= 5, "{tables} tables in\n{md}");
+    }
+
+    #[test]
+    fn a_file_from_a_busy_machine_is_flagged_in_its_tables_and_an_old_one_says_load_not_recorded() {
+        let mut inputs = recorded();
+        // step.json's PyTorch side shared the machine; train.json has no load (an old file).
+        let busy = crate::load::SideLoad {
+            side: crate::load::TORCH.into(),
+            round: 1,
+            seconds: 30.0,
+            load_average_start: Some([3.1, 2.0, 1.5]),
+            load_average_end: Some([4.2, 2.4, 1.6]),
+            cpus: Some(2),
+            other_cores: Some(0.9),
+            own_cores: Some(1.1),
+            busy: Some(true),
+        };
+        let quiet = crate::load::SideLoad {
+            side: crate::load::ADAMLAB.into(),
+            other_cores: Some(0.02),
+            own_cores: Some(1.98),
+            busy: Some(false),
+            ..busy.clone()
+        };
+        inputs[0].1.load = vec![quiet, busy];
+        let options = ReportOptions {
+            out_dir: PathBuf::from("figures"),
+            markdown: PathBuf::from("REPORT.md"),
+            command: "adamlab bench report".into(),
+            preface: None,
+        };
+        let rendered = render(&inputs, &options).unwrap();
+        let md = &rendered.markdown.1;
+        let file_row = |name: &str| md.lines().find(|l| l.starts_with(&format!("| `{name}` |"))).unwrap();
+        assert!(file_row("step.json").contains("**⚠ BUSY**: PyTorch's side: other processes took 0.90 cores"), "{md}");
+        assert!(file_row("train.json").contains("| load not recorded |"), "{md}");
+        let step = &md[md.find("## Optimizer step").unwrap()..md.find("## Training throughput").unwrap()];
+        assert!(step.contains("> **⚠ Busy machine.** PyTorch's side"), "{step}");
+        // PyTorch's times and every ratio against them are marked; adamlab's own times are not.
+        let rows = |prefix: &str| step.lines().filter(|l| l.starts_with(prefix)).collect::<Vec<_>>();
+        assert!(!rows("| torch |").is_empty() && rows("| torch |").iter().all(|l| l.contains("⚠ busy")), "{step}");
+        let ratio_rows: Vec<&str> = rows("| flex |").into_iter().filter(|l| l.matches('|').count() < 12).collect();
+        assert!(!ratio_rows.is_empty() && ratio_rows.iter().all(|l| l.ends_with("⚠ busy |")), "{step}");
+        let step_rows: Vec<&str> = rows("| flex |").into_iter().filter(|l| l.matches('|').count() == 12).collect();
+        assert!(!step_rows.is_empty() && step_rows.iter().all(|l| !l.contains("⚠ busy")), "{step}");
+        let train = &md[md.find("## Training throughput").unwrap()..];
+        assert!(!train.contains("⚠"), "an old file has nothing marked:\n{train}");
+        // The figures of the busy file say so too.
+        let flagged = rendered.figures.iter().filter(|(_, svg)| svg.contains("BUSY MACHINE")).count();
+        assert!(flagged > 0 && flagged < rendered.figures.len(), "{flagged} of {}", rendered.figures.len());
     }
 
     #[test]
