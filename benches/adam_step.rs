@@ -14,6 +14,10 @@ use adamlab::optim::OptimizerSpec;
 
 const PARAMS: usize = 10_000_000;
 
+/// The allocator of the `adamlab` binary, so that this bench times what `adamlab bench step` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Prints each row as it is measured.
 struct Rows;
 
