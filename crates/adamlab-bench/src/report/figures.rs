@@ -220,10 +220,21 @@ fn bar_chart<'a, 'b>(
     Ok(chart)
 }
 
-/// One series of bars (row, value) in `fill`, named `label` in the legend.
+/// One series of bars (row, value) in `fill`, named `label` in the legend, drawn in the order
+/// given. The bars are plotters' `Histogram::horizontal` ones (from 0 to the value, 3 pixels off
+/// each edge of the row), drawn here because `Histogram` draws them in the order of a `HashMap`,
+/// which changed from one run to the next and so changed the SVG files of an unchanged report.
 fn bars(chart: &mut BarChart, data: Vec<(usize, f64)>, fill: ShapeStyle, label: impl Into<String>) -> DrawResult {
+    let rows = chart.as_coord_spec().y_spec().clone();
+    let rectangles = data.into_iter().filter_map(|(row, value)| {
+        let row = rows.index_of(&SegmentValue::Exact(row))?;
+        let (top, bottom) = (rows.from_index(row)?, rows.from_index(row + 1)?);
+        let mut bar = Rectangle::new([(value, top), (0.0, bottom)], fill);
+        bar.set_margin(3, 3, 0, 0);
+        Some(bar)
+    });
     chart
-        .draw_series(Histogram::horizontal(chart).style(fill).margin(3).data(data))?
+        .draw_series(rectangles)?
         .label(label)
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill));
     Ok(())

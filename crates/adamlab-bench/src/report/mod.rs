@@ -436,6 +436,24 @@ mod tests {
     }
 
     #[test]
+    fn the_same_files_give_the_same_report_byte_for_byte() {
+        // Each render draws with fresh hash maps: plotters' `Histogram` drew its bars in a
+        // `HashMap`'s order, which differed between renders.
+        let options = ReportOptions {
+            out_dir: PathBuf::from("figures"),
+            markdown: PathBuf::from("REPORT.md"),
+            command: "adamlab bench report".into(),
+            preface: None,
+        };
+        let first = render(&recorded(), &options).unwrap();
+        for _ in 0..3 {
+            let again = render(&recorded(), &options).unwrap();
+            assert_eq!(again.markdown, first.markdown);
+            assert_eq!(again.figures, first.figures);
+        }
+    }
+
+    #[test]
     fn a_recorded_file_gives_markdown_with_tables_ratios_and_svg_figures() {
         let dir = std::env::temp_dir().join(format!("adamlab-report-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
