@@ -158,18 +158,27 @@ fn a_small_shootout_records_accuracy_loss_and_wall_time_per_epoch() {
 fn a_step_run_beside_busy_loops_records_the_load_and_says_the_machine_was_busy() {
     let dir = temp_dir("busy");
     let json = dir.join("step.json");
+    /// The loops, killed when dropped, even when the test fails midway.
+    struct Loops(Vec<std::process::Child>);
+    impl Drop for Loops {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut loops: Vec<std::process::Child> = (0..cores)
-        .map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh runs"))
-        .collect();
+    let loops = Loops(
+        (0..cores)
+            .map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh runs"))
+            .collect(),
+    );
     let output = adamlab(&[
         "bench", "step", "--backends", "flex", "--params", "1e5", "--optimizers", "adam", "--warmup", "0",
         "--repeats", "20", "--json", path(&json),
     ]);
-    for child in &mut loops {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(loops);
     assert_success(&output);
     let err = text(&output.stderr);
     assert!(err.contains("busy machine: adamlab's side: other processes took"), "stderr: {err}");
