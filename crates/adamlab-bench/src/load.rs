@@ -25,10 +25,10 @@ pub const TORCH: &str = "torch";
 /// The benches run one thread per core (rayon's pool; PyTorch is given the same count), so each
 /// CPU-second another process gets is taken from one of those threads. Their parallel regions end
 /// at a barrier (OpenMP's, rayon's joins), so every region waits for the thread that lost its
-/// core: a quarter of a core taken all the time slows such a region by up to a quarter, more than
-/// the spread between repeated runs of a bench on a quiet machine, and OpenMP's spinning threads
-/// can lose far more (PyTorch's 17× above). The daemons of an otherwise quiet machine take a few
-/// hundredths of a core, well below it.
+/// core: a quarter of a core taken all the time slows such a region by up to a quarter, as large
+/// as the gaps between adamlab and PyTorch the benches are run to measure, and OpenMP's spinning
+/// threads can lose far more (PyTorch's 17× above). For scale: on the shared 2-core machine this was
+/// written on, other processes took 1.5 to 1.9 cores during each side measured.
 pub const BUSY_OTHER_CORES: f64 = 0.25;
 
 /// Clock ticks per CPU that two readings may be off by: `/proc/stat` samples each CPU once a tick,
