@@ -81,7 +81,7 @@ fn one_line_text(text: &str) -> String {
 }
 
 /// Renders the Markdown report and its figures for `inputs`, writing nothing. Any field of the
-/// files may hold any text: each table cell is escaped ([`cell`]) and every string is put on one
+/// files may hold any text: each table cell is escaped ([`tables::cell`]) and every string is put on one
 /// line first ([`one_line`]).
 pub fn render(inputs: &[Input], options: &ReportOptions) -> Result<Rendered, crate::BenchError> {
     let cleaned: Vec<Input> = inputs.iter().map(|(path, file)| (path.clone(), one_line(file))).collect();

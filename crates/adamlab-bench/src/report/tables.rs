@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 /// `text` as one Markdown table cell: `|` escaped (GFM reads `\|` as a pipe, in code spans too)
 /// and backticks, which would end a code span, turned into quotes.
-pub(super) fn cell(text: impl std::fmt::Display) -> String {
+fn cell(text: impl std::fmt::Display) -> String {
     text.to_string().replace('|', "\\|").replace('`', "'")
 }
 
@@ -389,7 +389,7 @@ fn torch_counterpart(backend: &str) -> &'static str {
 }
 
 /// What the files table says of a run's load ([`load::verdict`]).
-pub(super) fn load_cell(file: &BenchFile) -> String {
+fn load_cell(file: &BenchFile) -> String {
     match load::verdict(&file.load) {
         Verdict::NotRecorded => "load not recorded".into(),
         Verdict::Unknown => "load unknown (no /proc)".into(),
@@ -402,7 +402,7 @@ pub(super) fn load_cell(file: &BenchFile) -> String {
 }
 
 /// The mark on a time measured, or a ratio computed, while the machine was busy.
-pub(super) const BUSY_MARK: &str = "⚠ busy";
+const BUSY_MARK: &str = "⚠ busy";
 
 /// Which sides of a file's run were busy: their rows' times, and every ratio involving them, are
 /// marked with [`BUSY_MARK`].
@@ -453,7 +453,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Distinct values in first-seen order.
-pub(super) fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
     for item in items {
         if !out.contains(&item) {
@@ -463,7 +463,7 @@ pub(super) fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str>
     out
 }
 
-pub(super) fn slug(text: &str) -> String {
+fn slug(text: &str) -> String {
     let s: String = text
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
