@@ -3,16 +3,20 @@
 //! bandwidth measured first.
 //!
 //! `cargo bench --bench adam_step` (add `--features wgpu` for the GPU). The measuring, the
-//! statistics and the table's figures are `adamlab bench step`'s own (`adamlab_bench::step`):
+//! statistics and the table's figures are `adamlab bench step`'s own (`adamlab_bench::sides::step`):
 //! 3 warm-up steps, then 15 timed ones with the device synced inside the timed region; the table
 //! gives the median, the min–max and the fraction of the triad's bandwidth. `adamlab bench step`
 //! is the same measurement with every option (sizes, tensors, optimizers, PyTorch, JSON).
 
-use adamlab::bench::step::{self, DEFAULT_OPTIMIZERS, DEFAULT_REPEATS, DEFAULT_WARMUP, StepConfig};
-use adamlab::bench::{Observer, Record, Target, report};
+use adamlab::bench::step::{DEFAULT_OPTIMIZERS, DEFAULT_REPEATS, DEFAULT_WARMUP, StepConfig};
+use adamlab::bench::{Observer, Record, Target, report, sides};
 use adamlab::optim::OptimizerSpec;
 
 const PARAMS: usize = 10_000_000;
+
+/// The allocator of the `adamlab` binary, so that this bench times what `adamlab bench step` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Prints each row as it is measured.
 struct Rows;
@@ -60,5 +64,5 @@ fn main() {
     };
     println!("one optimizer step on {PARAMS} f32 parameters: median (min–max) of {DEFAULT_REPEATS} steps");
     let threads = adamlab::bench::Machine::detect().threads;
-    step::run_all(&config, None, threads, &mut Rows).expect("the benchmark runs");
+    sides::step(&config, None, threads, &mut Rows).expect("the benchmark runs");
 }

@@ -4,7 +4,8 @@
 # wgpu`), the Fashion-MNIST files (`.ci/run` installs them), and for PyTorch's rows a Python with
 # torch 2.15 in ADAMLAB_TORCH_PYTHON (else python3; without torch the rows are left out, with a
 # line saying so). Takes about 35 minutes on a 2-core machine (its three CPU step commands and the
-# CPU train command took 23 on 2026-11-27); run it on a quiet one.
+# CPU train command took 23 on 2026-11-27); run it on a quiet one. Each file records the machine's
+# load over adamlab's side and PyTorch's; a busy side is said on stderr and flagged by the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A="${CARGO_TARGET_DIR:-target}/release/adamlab"

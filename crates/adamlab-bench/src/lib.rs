@@ -9,18 +9,22 @@
 //!   loss after every epoch and the wall time;
 //! - [`torch`]: the same measurements from PyTorch (`tools/bench/torch_bench.py`), in the same
 //!   records;
-//! - [`schema`]: the versioned JSON every run writes, with the [`machine`] it ran on;
+//! - [`sides`]: a whole bench command, adamlab's side then PyTorch's, in one run;
+//! - [`schema`]: the versioned JSON every run writes, with the [`machine`] it ran on and its
+//!   [`load`] over each side (a busy machine makes a ratio meaningless);
 //! - [`report`]: Markdown and SVG figures (plotters) from any number of those files.
 //!
 //! Optimizers come only from the registry (`adamlab_optim::OptimizerSpec`); no optimizer is named
 //! here except the defaults.
 
+pub mod load;
 pub mod machine;
 pub mod measure;
 pub mod parse;
 pub mod report;
 pub mod schema;
 pub mod shootout;
+pub mod sides;
 pub mod stats;
 pub mod step;
 pub mod torch;
@@ -73,6 +77,8 @@ pub trait Observer {
     fn measured(&mut self, _record: &Record) {}
     /// A line worth telling (a skipped backend, PyTorch not found).
     fn note(&mut self, _line: &str) {}
+    /// A side (adamlab's measurements or PyTorch's) ended, with the machine's load over it.
+    fn load(&mut self, _side: &load::SideLoad) {}
 }
 
 /// An observer that ignores everything.

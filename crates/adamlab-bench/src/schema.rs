@@ -3,6 +3,7 @@
 //! every field; [`SCHEMA_VERSION`] changes whenever a field changes meaning or is removed
 //! (adding an optional field does not change it).
 
+use crate::load::SideLoad;
 use crate::machine::Machine;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -29,6 +30,10 @@ pub struct BenchFile {
     pub machine: Machine,
     /// One record per measurement, in the order they were taken.
     pub records: Vec<Record>,
+    /// The machine's load over each side of the run (adamlab's measurements, PyTorch's), in the
+    /// order they ran ([`crate::load`]); empty in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load: Vec<SideLoad>,
 }
 
 /// What a record measured.
@@ -211,14 +216,15 @@ pub enum SchemaError {
 }
 
 impl BenchFile {
-    /// A file of this build's schema version.
-    pub fn new(command: String, machine: Machine, records: Vec<Record>) -> Self {
+    /// A file of this build's schema version, with the load of each side of its run.
+    pub fn new(command: String, machine: Machine, records: Vec<Record>, load: Vec<SideLoad>) -> Self {
         Self {
             schema: SCHEMA_NAME.to_string(),
             version: SCHEMA_VERSION,
             command,
             machine,
             records,
+            load,
         }
     }
 
@@ -278,7 +284,18 @@ mod tests {
         let mut epoch = Record::new(Bench::Optimizers, "ndarray", "ndarray (CPU)");
         epoch.test_accuracy = Some(0.8767);
         epoch.note = Some("a note with \"quotes\" and ünïcode".into());
-        BenchFile::new("adamlab bench step".into(), Machine::example(), vec![step, epoch])
+        let load = crate::load::SideLoad {
+            side: crate::load::TORCH.into(),
+            round: 2,
+            seconds: 41.5,
+            load_average_start: Some([7.9, 6.5, 6.0]),
+            load_average_end: Some([8.2, 6.6, 6.1]),
+            cpus: Some(2),
+            other_cores: Some(1.3),
+            own_cores: Some(0.7),
+            busy: Some(true),
+        };
+        BenchFile::new("adamlab bench step".into(), Machine::example(), vec![step, epoch], vec![load])
     }
 
     #[test]
@@ -306,6 +323,17 @@ mod tests {
         let file = BenchFile::from_json(&text, "mem").unwrap();
         assert_eq!(file.records[0].median_ms, Some(1.5));
         assert_eq!(file.records[0].optimizer, None);
+    }
+
+    #[test]
+    fn files_written_before_the_load_was_recorded_read_with_none_and_say_so() {
+        let file = BenchFile::from_json(include_str!("../tests/data/train.json"), "train.json").unwrap();
+        assert!(!file.records.is_empty());
+        assert!(file.load.is_empty());
+        assert_eq!(crate::load::verdict(&file.load), crate::load::Verdict::NotRecorded);
+        // And a file without load writes no `load` field, as before.
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(!text.contains("\"load\""), "{text}");
     }
 
     #[test]

@@ -205,37 +205,6 @@ pub fn triad_record(triad: &Triad, threads: usize) -> Record {
     record
 }
 
-/// The whole `adamlab bench step`: the triad, then every measurement of `config`, then PyTorch's
-/// rows when `torch` is given, all reported to `observer` as they come; with several rounds, that
-/// measurement again and again, and every row merged over the rounds ([`merge_rounds`]).
-pub fn run_all(
-    config: &StepConfig,
-    torch: Option<&crate::torch::Torch>,
-    threads: usize,
-    observer: &mut dyn Observer,
-) -> Result<Vec<Record>, BenchError> {
-    config.validate()?;
-    observer.started("triad (host bandwidth)");
-    let triad = triad_record(&Triad::measure(Triad::LEN, 2, 10), threads);
-    let triad_gbps = triad.bandwidth_gbps;
-    observer.measured(&triad);
-    let mut rounds = Vec::with_capacity(config.rounds);
-    for round in 1..=config.rounds {
-        if config.rounds > 1 {
-            observer.note(&format!("round {round} of {}", config.rounds));
-        }
-        let mut records = run(config, triad_gbps, observer)?;
-        if let Some(torch) = torch {
-            let theirs = crate::torch::step(torch, config, threads, &records, triad_gbps, observer)?;
-            records.extend(theirs);
-        }
-        rounds.push(records);
-    }
-    let mut records = vec![triad];
-    records.extend(merge_rounds(rounds, triad_gbps));
-    Ok(records)
-}
-
 /// One row per measurement out of several rounds of the same rows: the median of the rounds'
 /// medians, the least minimum, the greatest maximum, every timed step counted, the largest extra
 /// memory, and the bandwidth of the merged median. A drift of the machine's speed between

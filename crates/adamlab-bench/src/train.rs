@@ -116,21 +116,6 @@ pub struct Phases {
     pub step: f64,
 }
 
-/// The whole `adamlab bench train`: every measurement of `config`, then PyTorch's rows when
-/// `torch` is given.
-pub fn run_all(
-    config: &TrainConfig,
-    torch: Option<&crate::torch::Torch>,
-    threads: usize,
-    observer: &mut dyn Observer,
-) -> Result<Vec<Record>, BenchError> {
-    let mut records = run(config, observer)?;
-    if let Some(torch) = torch {
-        records.extend(crate::torch::train(torch, config, threads, observer)?);
-    }
-    Ok(records)
-}
-
 /// Measures every backend × model × optimizer × batch size, reporting each record to `observer`.
 pub fn run(config: &TrainConfig, observer: &mut dyn Observer) -> Result<Vec<Record>, BenchError> {
     config.validate()?;

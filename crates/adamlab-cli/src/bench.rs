@@ -8,7 +8,9 @@ use adamlab_bench::schema::Bench;
 use adamlab_bench::shootout::{self, ShootoutConfig};
 use adamlab_bench::step::{self, StepConfig};
 use adamlab_bench::torch::Torch;
-use adamlab_bench::train::{self, Model, TrainConfig};
+use adamlab_bench::train::{Model, TrainConfig};
+use adamlab_bench::load::{self, SideLoad};
+use adamlab_bench::sides::{self, Measured};
 use adamlab_bench::{BenchError, BenchFile, Machine, Observer, Record, Target, parse, report};
 use adamlab_data::paths::{self, Named};
 use adamlab_optim::OptimizerSpec;
@@ -194,13 +196,13 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let torch = find_torch(a.torch, &mut machine);
             let mut table = Table::new(Bench::Step);
             say!("adamlab bench step on {}", machine.summary());
-            let records = step::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            let measured = sides::step(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
             if config.rounds > 1 {
                 table.note(&format!("merged over {} rounds (median of the medians):", config.rounds));
-                records.iter().filter(|r| r.bench == Bench::Step).for_each(|r| table.measured(r));
+                measured.records.iter().filter(|r| r.bench == Bench::Step).for_each(|r| table.measured(r));
             }
             table.finish();
-            save(&a.common.json, command, machine, records)
+            save(&a.common.json, command, machine, measured)
         }
         BenchCommand::Train(a) => {
             let config = TrainConfig {
@@ -216,9 +218,9 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let torch = find_torch(a.torch, &mut machine);
             let mut table = Table::new(Bench::Train);
             say!("adamlab bench train on {}", machine.summary());
-            let records = train::run_all(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
+            let measured = sides::train(&config, torch.as_ref(), machine.threads, &mut table).map_err(bench_error)?;
             table.finish();
-            save(&a.common.json, command, machine, records)
+            save(&a.common.json, command, machine, measured)
         }
         BenchCommand::Optimizers(a) => {
             let optimizers = match &a.optimizers {
@@ -237,9 +239,9 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let machine = Machine::detect();
             let mut table = Table::new(Bench::Optimizers);
             say!("adamlab bench optimizers on {}", machine.summary());
-            let records = shootout::run(&config, &data, &mut table).map_err(bench_error)?;
+            let measured = sides::shootout(&config, &data, &mut table).map_err(bench_error)?;
             table.finish();
-            save(&a.common.json, command, machine, records)
+            save(&a.common.json, command, machine, measured)
         }
         BenchCommand::Report(a) => {
             let inputs = a
@@ -358,9 +360,20 @@ fn find_torch(wanted: bool, machine: &mut Machine) -> Option<Torch> {
     }
 }
 
-fn save(json: &Option<PathBuf>, command: String, machine: Machine, records: Vec<Record>) -> Result<(), CliError> {
+/// Says on stderr, once more at the end, when other processes shared the machine; then writes
+/// the bench file, which records the load of every side.
+fn save(json: &Option<PathBuf>, command: String, machine: Machine, measured: Measured) -> Result<(), CliError> {
+    if let load::Verdict::Busy(busy) = load::verdict(&measured.load) {
+        tell!(
+            "busy machine during {} of the run's {} side(s), said above (other processes took more \
+             than {} of a core): its times and ratios are not results; measure again on a quiet machine",
+            busy.len(),
+            measured.load.len(),
+            load::BUSY_OTHER_CORES
+        );
+    }
     if let Some(path) = json {
-        BenchFile::new(command, machine, records)
+        BenchFile::new(command, machine, measured.records, measured.load)
             .write(path)
             .map_err(|e| bench_error(e.into()))?;
         say!("wrote {}", path.display());
@@ -527,5 +540,17 @@ impl Observer for Table {
 
     fn note(&mut self, line: &str) {
         self.print(line);
+    }
+
+    /// A busy side is said on stderr as soon as it ends (above the progress bar).
+    fn load(&mut self, side: &SideLoad) {
+        if side.busy != Some(true) {
+            return;
+        }
+        let line = format!("busy machine: {}", side.describe());
+        match &self.bar {
+            Some(bar) => bar.suspend(|| tell!("{line}")),
+            None => tell!("{line}"),
+        }
     }
 }

@@ -149,3 +149,79 @@ fn a_small_shootout_records_accuracy_loss_and_wall_time_per_epoch() {
     }
     assert!(records[1]["wall_s"].as_f64() > records[0]["wall_s"].as_f64());
 }
+
+/// The machine's load is recorded over each side and a busy side is said on stderr: busy loops,
+/// one per CPU, share the cores with a small `bench step` (its triad alone reads and writes
+/// 192 MiB a dozen times, so the side lasts long enough to count). Whether this machine was
+/// quiet before does not matter: with the loops running, the side is busy.
+#[test]
+fn a_step_run_beside_busy_loops_records_the_load_and_says_the_machine_was_busy() {
+    let dir = temp_dir("busy");
+    let json = dir.join("step.json");
+    /// The loops, killed when dropped, even when the test fails midway.
+    struct Loops(Vec<std::process::Child>);
+    impl Drop for Loops {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loops = Loops(
+        (0..cores)
+            .map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh runs"))
+            .collect(),
+    );
+    let output = adamlab(&[
+        "bench", "step", "--backends", "flex", "--params", "1e5", "--optimizers", "adam", "--warmup", "0",
+        "--repeats", "20", "--json", path(&json),
+    ]);
+    drop(loops);
+    assert_success(&output);
+    let err = text(&output.stderr);
+    assert!(err.contains("busy machine: adamlab's side: other processes took"), "stderr: {err}");
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let load = file["load"].as_array().expect("a load array");
+    assert_eq!(load.len(), 1, "{load:?}");
+    let side = &load[0];
+    assert_eq!((side["side"].as_str(), side["round"].as_u64(), side["busy"].as_bool()), (Some("adamlab"), Some(1), Some(true)));
+    assert!(side["other_cores"].as_f64().unwrap() > 0.25, "{side}");
+    assert!(side["load_average_start"].as_array().is_some_and(|a| a.len() == 3), "{side}");
+    // The report flags the file.
+    let report = dir.join("report");
+    assert_success(&adamlab(&["bench", "report", path(&json), "--out", path(&report)]));
+    let md = std::fs::read_to_string(report.join("README.md")).unwrap();
+    assert!(md.contains("**⚠ BUSY**: adamlab's side") && md.contains("> **⚠ Busy machine.**"), "{md}");
+}
+
+/// A file written before the load was recorded (the repository's recorded train run) is reported
+/// as such, and one whose PyTorch side was busy has its PyTorch times marked.
+#[test]
+fn the_report_says_load_not_recorded_for_old_files_and_flags_a_busy_one() {
+    let dir = temp_dir("report-load");
+    let old = include_str!("../../adamlab-bench/tests/data/train.json");
+    let old_path = dir.join("old.json");
+    std::fs::write(&old_path, old).unwrap();
+    let mut busy: serde_json::Value = serde_json::from_str(old).unwrap();
+    busy["load"] = serde_json::json!([
+        {"side": "adamlab", "round": 1, "seconds": 20.0, "load_average_start": [0.1, 0.1, 0.1],
+         "load_average_end": [2.0, 0.5, 0.2], "cpus": 2, "other_cores": 0.01, "own_cores": 1.99, "busy": false},
+        {"side": "torch", "round": 1, "seconds": 12.0, "load_average_start": [2.0, 0.5, 0.2],
+         "load_average_end": [3.5, 1.0, 0.4], "cpus": 2, "other_cores": 1.2, "own_cores": 0.8, "busy": true}
+    ]);
+    let busy_path = dir.join("busy.json");
+    std::fs::write(&busy_path, serde_json::to_string(&busy).unwrap()).unwrap();
+    let report = dir.join("report");
+    assert_success(&adamlab(&["bench", "report", path(&old_path), path(&busy_path), "--out", path(&report)]));
+    let md = std::fs::read_to_string(report.join("README.md")).unwrap();
+    let row = |name: &str| md.lines().find(|l| l.contains(&format!("{name}` |"))).unwrap_or_else(|| panic!("{md}"));
+    assert!(row("old.json").contains("| load not recorded |"), "{md}");
+    assert!(row("busy.json").contains("**⚠ BUSY**: PyTorch's side: other processes took 1.20 cores"), "{md}");
+    let busy_section = &md[md.find("## Training throughput (`").unwrap()..];
+    let busy_section = &busy_section[busy_section.find("busy.json").unwrap()..];
+    let torch_rows: Vec<&str> = busy_section.lines().filter(|l| l.starts_with("| torch |")).collect();
+    assert!(!torch_rows.is_empty() && torch_rows.iter().all(|l| l.contains("⚠ busy")), "{busy_section}");
+    assert!(busy_section.lines().filter(|l| l.starts_with("| flex |")).all(|l| !l.contains("⚠")), "{busy_section}");
+}
