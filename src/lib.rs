@@ -1,5 +1,6 @@
 //! adamlab: optimizers for burn, each proven to compute what its reference implementation
-//! computes (`torch.optim`, `lion-pytorch`, `schedulefree`, `adabelief-pytorch`).
+//! computes (`torch.optim`, `lion-pytorch`, `schedulefree`, `adabelief-pytorch`,
+//! `pytorch-optimizer`).
 //!
 //! This package gathers the workspace's crates under one name for the top-level examples,
 //! benchmarks and tests:

@@ -1,6 +1,6 @@
 //! Optimizers for burn that compute what their reference implementations compute
-//! (`torch.optim`, `lion-pytorch`, `schedulefree`, `adabelief-pytorch`), and the registry that
-//! lists them.
+//! (`torch.optim`, `lion-pytorch`, `schedulefree`, `adabelief-pytorch`, `pytorch-optimizer`), and
+//! the registry that lists them.
 //!
 //! Each optimizer implements [`burn::optim::Optimizer`], so it runs inside burn's
 //! [`ModuleOptimizer`](burn::optim::ModuleOptimizer), its parameter groups and burn-train's
@@ -25,6 +25,7 @@ pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
+pub mod adopt;
 pub mod asgd;
 pub mod burn_builtin;
 pub mod clip;
@@ -69,6 +70,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     nadam::NADAM,
     radam::RADAM,
     adabelief::ADABELIEF,
+    adopt::ADOPT,
     adagrad::ADAGRAD,
     adadelta::ADADELTA,
     rmsprop::RMSPROP,

@@ -15,7 +15,9 @@ use crate::RecordState;
 use crate::adam::AMSGRAD;
 use crate::fused;
 use crate::hyper::{ConfigError, CycledMomentum, Interval, Keyword, Kind};
-use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
+use crate::keywords::{
+    BETAS, EPS_OR_ZERO, FIXED_DECAY, FUSED_ADAMLAB, LR, WEIGHT_DECAY, WEIGHT_DECOUPLE,
+};
 use crate::registry::{EvalWeights, OptimizerEntry};
 use crate::torch_ops;
 
@@ -51,13 +53,11 @@ crate::hyper_config! {
             /// Keep s_max, the running maximum of s, and divide by it where `rectify` is off.
             amsgrad: bool = false,
         }
-        Keyword { name: "weight_decouple", kind: Kind::Bool,
-                  help: "decay θ directly (AdamW) instead of adding λθ to g" } => {
+        WEIGHT_DECOUPLE => {
             /// Decay the weights directly instead of adding `λθ` to the gradient.
             weight_decouple: bool = true,
         }
-        Keyword { name: "fixed_decay", kind: Kind::Bool,
-                  help: "with weight_decouple, θ ← θ·(1 − λ), independent of lr" } => {
+        FIXED_DECAY => {
             /// With `weight_decouple`, decay by `1 − λ` rather than `1 − lr·λ`.
             fixed_decay: bool = false,
         }
