@@ -29,8 +29,7 @@ crate::hyper_config! {
     /// [`step`](Optimizer::step) (the reference's default is 1e-3).
     pub struct AdaBeliefConfig {
         LR => 0.001;
-        BETAS.help("decay rates of the first moment m and of the belief s, the EMA of (g − m)²")
-        => {
+        BETAS.help("decay rates of m and of the belief s, the moving average of (g − m)²") => {
             /// Decay rate of the first moment m, β₁.
             beta1: f64 = 0.9,
             /// Decay rate of the belief s, β₂; it also sets ρ∞ = 2/(1 − β₂) − 1 for `rectify`.
@@ -87,9 +86,7 @@ pub const ADABELIEF: OptimizerEntry = OptimizerEntry {
     params: AdaBeliefConfig::PARAMS,
     build: |args| {
         let adabelief = AdaBeliefConfig::new().with_args(args).build()?;
-        Ok(Box::new(
-            adabelief.with_cycled_beta1(args.cycled_momentum()),
-        ))
+        Ok(Box::new(adabelief.with_cycled_beta1(args.cycled_momentum())))
     },
 };
 
