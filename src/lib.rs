@@ -1,11 +1,13 @@
-//! adamlab: Adam on burn, proven equal to burn's built-in Adam and to `torch.optim.Adam`.
+//! adamlab: optimizers for burn, each proven to compute what its reference implementation
+//! computes (`torch.optim`, `lion-pytorch`, `schedulefree`, `adabelief-pytorch`,
+//! `pytorch-optimizer`).
 //!
 //! This package gathers the workspace's crates under one name for the top-level examples,
 //! benchmarks and tests:
 //!
 //! - [`optim`]: the optimizers (`adamlab-optim`).
-//! - [`models`]: the article's MLP and CNN (`adamlab-models`).
-//! - [`data`]: MNIST-format datasets (`adamlab-data`).
+//! - [`models`]: the article's MLP and CNN and the workloads' models (`adamlab-models`).
+//! - [`data`]: MNIST-format datasets and the fortunes corpus (`adamlab-data`).
 //! - [`backend`]: choosing ndarray, flex or wgpu at run time (`adamlab-backend`).
 //! - [`train`]: training loops and optimizer selection (`adamlab-train`).
 //! - [`verify`]: the checks against burn and PyTorch (`adamlab-verify`).

@@ -5,7 +5,7 @@ use adamlab_data::DATA_DIR_ENV;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// Adam on burn, equal to torch.optim.Adam: train the article's models on CPU or GPU.
+/// Optimizers for burn that compute what PyTorch's compute: train, verify and benchmark them on CPU or GPU.
 #[derive(Debug, Parser)]
 #[command(name = "adamlab", version, about)]
 pub struct Cli {

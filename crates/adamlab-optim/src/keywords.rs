@@ -54,6 +54,21 @@ pub const DECOUPLED_WEIGHT_DECAY: Keyword = Keyword {
     help: "decay the weights directly (AdamW) instead of adding λθ to the gradient",
 };
 
+/// `weight_decouple` (the name of `adabelief-pytorch` and `pytorch-optimizer`): decoupled weight
+/// decay instead of L2.
+pub const WEIGHT_DECOUPLE: Keyword = Keyword {
+    name: "weight_decouple",
+    kind: Kind::Bool,
+    help: "decay θ directly, θ ← θ·(1 − lr·λ), instead of adding λθ to g",
+};
+
+/// `fixed_decay`, beside [`WEIGHT_DECOUPLE`]: a decay that does not scale with lr.
+pub const FIXED_DECAY: Keyword = Keyword {
+    name: "fixed_decay",
+    kind: Kind::Bool,
+    help: "with weight_decouple, θ ← θ·(1 − λ), independent of lr",
+};
+
 /// `maximize`.
 pub const MAXIMIZE: Keyword = Keyword {
     name: "maximize",

@@ -1,5 +1,6 @@
 //! Optimizers for burn that compute what their reference implementations compute
-//! (`torch.optim`, `lion-pytorch`, `schedulefree`), and the registry that lists them.
+//! (`torch.optim`, `lion-pytorch`, `schedulefree`, `adabelief-pytorch`, `pytorch-optimizer`), and
+//! the registry that lists them.
 //!
 //! Each optimizer implements [`burn::optim::Optimizer`], so it runs inside burn's
 //! [`ModuleOptimizer`](burn::optim::ModuleOptimizer), its parameter groups and burn-train's
@@ -18,11 +19,13 @@
 //! # let _ = &mut optimizer;
 //! ```
 
+pub mod adabelief;
 pub mod adadelta;
 pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
+pub mod adopt;
 pub mod asgd;
 pub mod burn_builtin;
 pub mod clip;
@@ -66,6 +69,8 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adamax::ADAMAX,
     nadam::NADAM,
     radam::RADAM,
+    adabelief::ADABELIEF,
+    adopt::ADOPT,
     adagrad::ADAGRAD,
     adadelta::ADADELTA,
     rmsprop::RMSPROP,

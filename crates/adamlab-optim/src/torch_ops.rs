@@ -48,6 +48,43 @@ pub fn mul_add_one_rounding<const D: usize>(a: Tensor<D>, b: Tensor<D>, c: Tenso
         .cast(FloatDType::F32)
 }
 
+/// One element of [`mul_add_scalar_one_rounding`] (and of [`mul_add_one_rounding`]), for the
+/// fused steps: `a·b + c` rounded once through f64 if `single_rounding` (the tensors' device
+/// computes in f64, [`in_f64`]), else twice in f32, as the tensor ops round it.
+#[inline(always)]
+pub(crate) fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
+    if single_rounding {
+        (f64::from(a) * f64::from(b) + f64::from(c)) as f32
+    } else {
+        a * b + c
+    }
+}
+
+#[cfg(cube_kernels)]
+pub(crate) use cube::mul_add_vector;
+
+#[cfg(cube_kernels)]
+mod cube {
+    use cubecl::prelude::*;
+
+    /// [`mul_add`](super::mul_add) on vectors of a CubeCL kernel (a scalar as `Vector::new(b)`).
+    #[cube]
+    pub(crate) fn mul_add_vector<N: Size>(
+        a: Vector<f32, N>,
+        b: Vector<f32, N>,
+        c: Vector<f32, N>,
+        #[comptime] single_rounding: bool,
+    ) -> Vector<f32, N> {
+        if comptime![single_rounding] {
+            let sum = Vector::<f64, N>::cast_from(a) * Vector::<f64, N>::cast_from(b)
+                + Vector::<f64, N>::cast_from(c);
+            Vector::<f32, N>::cast_from(sum)
+        } else {
+            a * b + c
+        }
+    }
+}
+
 /// `start.lerp(end, weight)` as torch's CPU kernel computes it: `start + w·(end − start)`
 /// for |w| < 0.5, else `end − (end − start)·(1 − w)`, each one fused multiply-add, with w
 /// and 1 − w rounded to f32 as the kernel holds them. Both equal `(1 − w)·start + w·end` in

@@ -77,6 +77,17 @@ pub const FUSED_SPECS: &[&str] = &[
     "adamax(betas=(0.3, 0.999))",
     "adamax(eps=0.0)",
     "adamax(betas=(0.5, 0.9), eps=1e-3, weight_decay=0.5, maximize=true)",
+    // Four steps reach the momentum steps and the unrectified ones (ρₜ < t: a rectified step
+    // needs t ≥ 6; adabelief's kernel.rs compares those).
+    "adabelief",
+    "adabelief(weight_decay=0.1)",
+    "adabelief(weight_decay=0.1, fixed_decay=true)",
+    "adabelief(weight_decay=0.5, weight_decouple=false)",
+    "adabelief(degenerated_to_sgd=false, weight_decay=0.1)",
+    "adabelief(rectify=false)",
+    "adabelief(rectify=false, amsgrad=true, eps=0.0)",
+    "adabelief(amsgrad=true)",
+    "adabelief(betas=(0.0, 0.5), eps=1e-3, weight_decay=0.5, weight_decouple=false, rectify=false, amsgrad=true)",
 ];
 
 /// Whether `entry` has a fused step: it takes the `fused` keyword.

@@ -1,6 +1,7 @@
 //! Replays of reference fixtures: an optimizer of the registry fed the gradients a reference
-//! implementation (torch.optim, lion-pytorch, schedulefree) was fed, compared after every step
-//! on its parameters and on every state tensor the reference kept.
+//! implementation (torch.optim, lion-pytorch, schedulefree, adabelief-pytorch, pytorch-optimizer)
+//! was fed, compared after every step on its parameters and on every state tensor the reference
+//! kept.
 //!
 //! The fixtures are written by `tools/reference/generate.py`, one safetensors file per case
 //! (`fixtures/torch/replay/<optimizer>/<case>.safetensors`; the layout is in the generator's

@@ -17,7 +17,9 @@ use super::{Adamax, AdamaxState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
 use crate::fused::{Buffers, FusedStep, Stepped};
-use crate::torch_ops;
+use crate::torch_ops::{self, mul_add};
+#[cfg(cube_kernels)]
+use crate::torch_ops::mul_add_vector;
 
 /// The form torch's `m.lerp_(g, w)` takes for the weight `w = 1 − β₁` (see
 /// [`torch_ops::lerp_one_rounding`]), with its coefficient as the tensors hold it.
@@ -48,18 +50,6 @@ pub(crate) struct AdamaxCoefficients {
     /// Round each of torch's multiply-adds once (through f64), as the reference does on a device
     /// that computes in f64; else twice, in f32, as the reference does elsewhere.
     single_rounding: bool,
-}
-
-/// `a·b + c` as the reference's [`torch_ops::mul_add_scalar_one_rounding`] rounds it: once (the
-/// product is exact in f64, the sum rounded in f64, then to f32) if `single_rounding`, else twice
-/// in f32.
-#[inline(always)]
-fn mul_add(a: f32, b: f32, c: f32, single_rounding: bool) -> f32 {
-    if single_rounding {
-        (f64::from(a) * f64::from(b) + f64::from(c)) as f32
-    } else {
-        a * b + c
-    }
 }
 
 impl FusedStep<2> for Adamax {
@@ -216,26 +206,6 @@ struct AdamaxOptions {
     single_rounding: bool,
 }
 
-/// `a·b + c`, rounded once through f64 if `single_rounding`, else twice in f32: [`mul_add`] on
-/// a vector.
-#[cfg(cube_kernels)]
-#[cube]
-fn mul_add_vector<N: Size>(
-    a: Vector<f32, N>,
-    b: f32,
-    c: Vector<f32, N>,
-    #[comptime] single_rounding: bool,
-) -> Vector<f32, N> {
-    if comptime![single_rounding] {
-        let b = Vector::<f32, N>::new(b);
-        let sum = Vector::<f64, N>::cast_from(a) * Vector::<f64, N>::cast_from(b)
-            + Vector::<f64, N>::cast_from(c);
-        Vector::<f32, N>::cast_from(sum)
-    } else {
-        a * Vector::new(b) + c
-    }
-}
-
 /// [`Adamax::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
 #[cube(launch)]
@@ -259,7 +229,7 @@ fn adamax_kernel<N: Size>(
             // Its L2 decay rounds once (below), not as `cube::gradient` rounds it.
             let mut g = cube::gradient::<N>(grad[k][i], theta_i, 0.0, options.maximize, false);
             if comptime![options.weight_decay] {
-                g = mul_add_vector::<N>(theta_i, s.weight_decay, g, options.single_rounding);
+                g = mul_add_vector::<N>(theta_i, Vector::new(s.weight_decay), g, options.single_rounding);
             }
             let m_before = m[k][i];
             let diff = g - m_before;
@@ -267,7 +237,7 @@ fn adamax_kernel<N: Size>(
             if comptime![options.lerp_from_end] {
                 start = g;
             }
-            let m_i = mul_add_vector::<N>(diff, s.lerp_weight, start, options.single_rounding);
+            let m_i = mul_add_vector::<N>(diff, Vector::new(s.lerp_weight), start, options.single_rounding);
             // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
             let decayed = u[k][i] * Vector::new(s.beta2);
             let norm = Vector::abs(g) + Vector::new(s.eps);

@@ -269,6 +269,7 @@ pub(crate) fn step_many_dyn(
         )+};
     }
     fused!(
+        crate::adabelief::AdaBelief,
         crate::adam::Adam,
         crate::sgd::Sgd,
         crate::lion::Lion,
