@@ -22,6 +22,7 @@ pub mod adadelta;
 pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
+pub mod adam8bit;
 pub mod adamax;
 pub mod asgd;
 pub mod burn_builtin;
@@ -60,6 +61,8 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    adam8bit::ADAM8BIT,
+    adam8bit::ADAMW8BIT,
     sgd::SGD,
     rprop::RPROP,
     asgd::ASGD,
