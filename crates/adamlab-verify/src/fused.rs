@@ -75,6 +75,9 @@ pub const FUSED_SPECS: &[&str] = &[
     "adamax(betas=(0.3, 0.999))",
     "adamax(eps=0.0)",
     "adamax(betas=(0.5, 0.9), eps=1e-3, weight_decay=0.5, maximize=true)",
+    // 8-bit moments (the parameter's 33 667 elements pass min_8bit_size), then f32 ones.
+    "adam8bit(betas=(0.5, 0.9), eps=1e-3, weight_decay=0.5)",
+    "adamw8bit(min_8bit_size=40000)",
 ];
 
 /// Whether `entry` has a fused step: it takes the `fused` keyword.

@@ -341,3 +341,91 @@ mod codes {
         }
     }
 }
+
+/// The fused step's memory: once the state exists, θ, the codes and the absmax are updated in the
+/// buffers they came in (no allocation), on flex and ndarray. (That it computes the reference's
+/// numbers is tested over the registry by `adamlab_verify::fused`, and against bitsandbytes'
+/// kernels by the replays.)
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
+mod tests {
+    #![allow(deprecated)]
+
+    use super::*;
+    use crate::adam8bit::Adam8bitConfig;
+    use adamlab_backend::{BackendKind, compiled, device};
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    use burn::optim::Optimizer;
+    use burn::tensor::{Device, TensorData};
+
+    /// 10 000 elements: 40 blocks, the last one partial.
+    const LEN: usize = 10_000;
+
+    /// Where the buffer of a CPU tensor (float or int) lives.
+    fn address<const D: usize, K: burn::tensor::kind::Basic>(tensor: &Tensor<D, K>) -> usize {
+        #[allow(unreachable_patterns)]
+        match tensor.clone().into_dispatch().kind {
+            #[cfg(feature = "flex")]
+            DispatchTensorKind::Flex(BackendTensor::Float(t) | BackendTensor::Int(t)) => {
+                t.bytes().as_ptr() as usize
+            }
+            #[cfg(feature = "ndarray")]
+            DispatchTensorKind::NdArray(BackendTensor::Float(
+                burn::backend::ndarray::NdArrayTensor::F32(s),
+            )) => s.view().as_ptr() as usize,
+            #[cfg(feature = "ndarray")]
+            DispatchTensorKind::NdArray(BackendTensor::Int(
+                burn::backend::ndarray::NdArrayTensor::U8(s),
+            )) => s.view().as_ptr() as usize,
+            _ => panic!("not an f32 or u8 CPU tensor"),
+        }
+    }
+
+    fn values(device: &Device, seed: f32) -> Tensor<1> {
+        let values: Vec<f32> = (0..LEN).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
+        Tensor::from_data(TensorData::new(values, [LEN]), device)
+    }
+
+    fn addresses(theta: &Tensor<1>, state: &Adam8bitState<1>) -> [usize; 5] {
+        let Moments::Blockwise(b) = &state.moments else {
+            panic!("8-bit moments expected");
+        };
+        [
+            address(theta),
+            address(&b.state1),
+            address(&b.state2),
+            address(&b.absmax1),
+            address(&b.absmax2),
+        ]
+    }
+
+    #[test]
+    fn the_fused_step_updates_theta_codes_and_absmax_in_place() {
+        let optimizer = Adam8bitConfig::new().build().unwrap();
+        let mut checked = 0;
+        for backend in compiled() {
+            if !matches!(backend, BackendKind::Flex | BackendKind::Ndarray) {
+                continue;
+            }
+            let device = device(backend).unwrap();
+            let (theta, state) =
+                optimizer.step(1e-2, values(&device, 0.0), values(&device, 1.0), None);
+            let state = state.unwrap();
+            let before = addresses(&theta, &state);
+            let (theta, state) = optimizer.step(1e-2, theta, values(&device, 2.0), Some(state));
+            let state = state.unwrap();
+            assert_eq!(
+                addresses(&theta, &state),
+                before,
+                "{backend}: a buffer moved"
+            );
+            let (theta, state) = optimizer.step(1e-2, theta, values(&device, 3.0), Some(state));
+            assert_eq!(
+                addresses(&theta, &state.unwrap()),
+                before,
+                "{backend}: a buffer moved"
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "no CPU backend compiled in");
+    }
+}

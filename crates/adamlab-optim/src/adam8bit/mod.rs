@@ -282,8 +282,14 @@ impl<const D: usize> RecordState for Adam8bitState<D> {
             src.take_tensor(prefix, "absmax2"),
         ) {
             (Some(absmax1), Some(absmax2)) => {
+                // The saved dtype (u8) where `device` stores it, else its default int.
                 let codes = |data: TensorData| {
-                    Tensor::<D, Int>::from_data(data, (device, code_dtype(device)))
+                    let dtype = if device.supports_dtype(data.dtype()) {
+                        data.dtype()
+                    } else {
+                        code_dtype(device)
+                    };
+                    Tensor::<D, Int>::from_data(data, (device, dtype))
                 };
                 Moments::Blockwise(Blockwise {
                     state1: codes(state1),

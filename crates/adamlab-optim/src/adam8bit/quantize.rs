@@ -190,7 +190,8 @@ mod tests {
     }
 
     /// Values on codes quantize to themselves; between two codes, to the nearer; the sign fix moves
-    /// a small moment that rounds to 0 to the smallest code of its sign (−0 counts as negative).
+    /// a small negative moment (−0 included) that rounds to code 127 (+0, the sign of a positive
+    /// moment) to the smallest negative code, and leaves a small positive one at 0.
     #[test]
     fn quantize_finds_the_nearest_code() {
         let map = values(&DYNAMIC_SIGNED);
@@ -201,7 +202,7 @@ mod tests {
         assert_eq!(quantize(&map, a + (b - a) * 0.4, true), 200);
         assert_eq!(quantize(&map, a + (b - a) * 0.6, true), 201);
         assert_eq!(quantize(&map, 1e-9, true), 127);
-        assert_eq!(quantize_signed_keeping_sign(&map, 1e-9, 1.0), 128);
+        assert_eq!(quantize_signed_keeping_sign(&map, 1e-9, 1.0), 127);
         assert_eq!(quantize_signed_keeping_sign(&map, -1e-9, 1.0), 126);
         assert_eq!(quantize_signed_keeping_sign(&map, 0.0, 1.0), 127);
         assert_eq!(quantize_signed_keeping_sign(&map, -0.0, 1.0), 126);
