@@ -48,7 +48,7 @@ fn the_quantization_maps_are_bitsandbytes_own() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 2 * 8, "two maps in each of the eight fixtures");
+    assert!(checked >= 2 * 9, "two maps in each of the nine fixtures: {checked}");
 }
 
 fn bridge(values: &[f32], shape: &[usize], device: &Device) -> BridgeTensor {
@@ -86,7 +86,7 @@ fn adam8bit_replays_the_bitsandbytes_transcription_bit_for_bit_on_the_cpu() {
         .into_iter()
         .filter(|f| OPTIMIZERS.contains(&f.optimizer.as_str()))
         .collect();
-    assert_eq!(fixtures.len(), 8);
+    assert!(fixtures.len() >= 9, "{} fixtures", fixtures.len());
     let mut runs = 0;
     for backend in compiled()
         .into_iter()

@@ -13,6 +13,16 @@ CASES = [
         REFERENCE_ADAMW,
         shapes=BLOCKS,
     ),
+    # Tiny gradients (ε dominates the denominator) and min_8bit_size at the 24-element parameter:
+    # it is 8-bit, the 5- and 12-element ones keep float32 states.
+    case(
+        "adamw8bit",
+        "tiny-gradients-eps-1e-7-min-size-24",
+        {"lr": 1e-3, "eps": 1e-7, "min_8bit_size": 24},
+        adamw8bit,
+        REFERENCE_ADAMW,
+        gradients="tiny",
+    ),
 ]
 
 # The article's MLP (three parameters, all below min_8bit_size: float32 states).
