@@ -1,8 +1,8 @@
-//! 8-bit optimizer states (`adam8bit`, `adamw8bit`, issue 22): bitsandbytes' own quantization maps,
+//! 8-bit optimizer states (`adam8bit`, `adamw8bit`, `lion8bit`, issue 22): bitsandbytes' own quantization maps,
 //! the replays bit for bit on the CPU backends, checkpoints that carry the codes exactly, and the
 //! bytes the state really occupies.
 //!
-//! Fixtures: `fixtures/torch/replay/adam{,w}8bit/`, written by `tools/reference/generate.py` from
+//! Fixtures: `fixtures/torch/replay/{adam,adamw,lion}8bit/`, written by `tools/reference/generate.py` from
 //! `tools/reference/bnb_blockwise.py` (a NumPy transcription of bitsandbytes 0.50.2's CUDA kernels;
 //! its docstring says why not bitsandbytes' own CPU path). The shared replays
 //! (`tests/torch_fixtures.rs`) run them at atol 1e-6 + rtol 1e-5 on every backend; here they must
@@ -19,7 +19,7 @@ use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use safetensors::SafeTensors;
 
-const OPTIMIZERS: [&str; 2] = ["adam8bit", "adamw8bit"];
+const OPTIMIZERS: [&str; 3] = ["adam8bit", "adamw8bit", "lion8bit"];
 
 /// Each fixture records the maps bitsandbytes' `create_dynamic_map` gave (`qmap.signed`,
 /// `qmap.unsigned`); adamlab's constants are those, bit for bit.
@@ -32,10 +32,16 @@ fn the_quantization_maps_are_bitsandbytes_own() {
             .any(|o| case.starts_with(&format!("{o}/")))
     }) {
         let tensors = SafeTensors::deserialize(bytes).unwrap();
-        for (name, map) in [
-            ("qmap.signed", &DYNAMIC_SIGNED),
-            ("qmap.unsigned", &DYNAMIC_UNSIGNED),
-        ] {
+        // Lion keeps one moment, of the signed map.
+        let maps: &[(&str, &[u32; 256])] = if case.starts_with("lion8bit/") {
+            &[("qmap.signed", &DYNAMIC_SIGNED)]
+        } else {
+            &[
+                ("qmap.signed", &DYNAMIC_SIGNED),
+                ("qmap.unsigned", &DYNAMIC_UNSIGNED),
+            ]
+        };
+        for &(name, map) in maps {
             let view = tensors
                 .tensor(name)
                 .unwrap_or_else(|_| panic!("{case}: no {name}"));
@@ -48,7 +54,10 @@ fn the_quantization_maps_are_bitsandbytes_own() {
             checked += 1;
         }
     }
-    assert!(checked >= 2 * 9, "two maps in each of the nine fixtures: {checked}");
+    assert!(
+        checked >= 2 * 9 + 5,
+        "two maps in each Adam fixture, one in each Lion one: {checked}"
+    );
 }
 
 fn bridge(values: &[f32], shape: &[usize], device: &Device) -> BridgeTensor {
@@ -76,17 +85,17 @@ fn host_bits(tensor: &BridgeTensor, rank: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Every adam8bit and adamw8bit fixture, fused and through the reference step, on flex and
+/// Every adam8bit, adamw8bit and lion8bit fixture, fused and through the reference step, on flex and
 /// ndarray: after every one of the 200 steps, θ, the u8 codes (`state1`, `state2`) and the absmax
 /// per block equal the transcription's to the bit (the same IEEE f32 operations in the same
 /// order), and the codes are held as u8 tensors.
 #[test]
-fn adam8bit_replays_the_bitsandbytes_transcription_bit_for_bit_on_the_cpu() {
+fn the_8bit_optimizers_replay_the_bitsandbytes_transcription_bit_for_bit_on_the_cpu() {
     let fixtures: Vec<_> = replay_fixtures()
         .into_iter()
         .filter(|f| OPTIMIZERS.contains(&f.optimizer.as_str()))
         .collect();
-    assert!(fixtures.len() >= 9, "{} fixtures", fixtures.len());
+    assert!(fixtures.len() >= 14, "{} fixtures", fixtures.len());
     let mut runs = 0;
     for backend in compiled()
         .into_iter()

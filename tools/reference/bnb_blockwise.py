@@ -212,3 +212,100 @@ class Adam8bit(torch.optim.Optimizer):
                     state["absmax1"] = torch.from_numpy(absmax1)
                     state["absmax2"] = torch.from_numpy(absmax2)
                 p.copy_(torch.from_numpy(theta).reshape(p.shape))
+
+
+# --- Lion8bit: Optimizer1State("lion") -------------------------------------------------------
+
+
+def sgn(x):
+    """The kernels' `sgn`: (0 < x) - (x < 0), so 0 for 0 and NaN."""
+    return ((F32(0.0) < x).astype(np.int32) - (x < F32(0.0)).astype(np.int32)).astype(F32)
+
+
+def lion_scalars(lr, beta1, beta2, weight_decay):
+    lr, beta1, beta2, wd = (F32(x) for x in (lr, beta1, beta2, weight_decay))
+    return {
+        "lr": lr,
+        "beta1": beta1,
+        "beta2": beta2,
+        "one_minus_beta1": F32(1.0) - beta1,
+        "one_minus_beta2": F32(1.0) - beta2,
+        "decay": wd > 0,
+        "decay_factor": F32(1.0) - lr * wd,
+    }
+
+
+def lion_step_32bit(p, g, s1, c):
+    """kOptimizer32bit1State<float, LION>: decoupled decay, then the sign step, then the moment."""
+    if c["decay"]:
+        p[:] = p * c["decay_factor"]
+    p[:] = p - c["lr"] * sgn(s1 * c["beta1"] + c["one_minus_beta1"] * g)
+    s1[:] = s1 * c["beta2"] + c["one_minus_beta2"] * g
+
+
+def lion_step_blockwise(p, g, c1, absmax1, code1, c):
+    """kOptimizerStatic8bit1StateBlockwise<float, LION, 256, 1> on flat arrays (in place). No
+    special case for non-finite gradients in this kernel."""
+    n = p.size
+    blocks = absmax1.size
+    padded = blocks * BLOCK
+    g_pad = np.zeros(padded, dtype=F32)
+    g_pad[:n] = g
+    c1_pad = np.full(padded, PAD_CODE1, dtype=np.int64)
+    c1_pad[:n] = c1
+    g_pad = g_pad.reshape(blocks, BLOCK)
+    c1_pad = c1_pad.reshape(blocks, BLOCK)
+    with np.errstate(all="ignore"):
+        s1 = code1[c1_pad] * absmax1[:, None]
+        update = c["lr"] * sgn(s1 * c["beta1"] + c["one_minus_beta1"] * g_pad)
+        s1 = s1 * c["beta2"] + c["one_minus_beta2"] * g_pad
+        new_absmax1 = np.fmax.reduce(np.abs(s1), axis=1, initial=-np.finfo(F32).max).astype(F32)
+        theta = p * c["decay_factor"] if c["decay"] else p
+        p[:] = theta - update.reshape(-1)[:n]
+        q1 = quantize_2d(code1, s1 / new_absmax1[:, None], signed=True)
+    flipped = sign_bit(code1[q1]) != sign_bit(s1)
+    q1 = np.where(flipped, np.where(s1 > 0, q1 + 1, q1 - 1), q1) % 256
+    absmax1[:] = new_absmax1
+    c1[:] = q1.reshape(-1)[:n]
+
+
+class Lion8bit(torch.optim.Optimizer):
+    """bitsandbytes' Lion8bit through the transcription above. Its per-parameter state is
+    bitsandbytes': `step`, `state1` (float32 below `min_8bit_size` elements, else uint8 codes of
+    the signed map) and `absmax1`."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, min_8bit_size=4096):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+        self.min_8bit_size = min_8bit_size
+        self.code1, _ = qmaps()
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            c = lion_scalars(group["lr"], beta1, beta2, group["weight_decay"])
+            for p in group["params"]:
+                state = self.state[p]
+                n = p.numel()
+                if not state:
+                    state["step"] = 0
+                    if n < self.min_8bit_size:
+                        state["state1"] = torch.zeros(n, dtype=torch.float32)
+                    else:
+                        state["state1"] = torch.zeros(n, dtype=torch.uint8)
+                        state["absmax1"] = torch.zeros(-(-n // BLOCK), dtype=torch.float32)
+                state["step"] += 1
+                theta = p.detach().reshape(-1).numpy().astype(F32).copy()
+                g = p.grad.detach().reshape(-1).numpy().astype(F32)
+                if state["state1"].dtype == torch.float32:
+                    s1 = state["state1"].numpy().copy()
+                    with np.errstate(all="ignore"):
+                        lion_step_32bit(theta, g, s1, c)
+                    state["state1"] = torch.from_numpy(s1)
+                else:
+                    c1 = state["state1"].numpy().astype(np.int64)
+                    absmax1 = state["absmax1"].numpy().copy()
+                    lion_step_blockwise(theta, g, c1, absmax1, self.code1, c)
+                    state["state1"] = torch.from_numpy(c1.astype(np.uint8))
+                    state["absmax1"] = torch.from_numpy(absmax1)
+                p.copy_(torch.from_numpy(theta).reshape(p.shape))

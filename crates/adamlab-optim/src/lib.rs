@@ -31,6 +31,7 @@ pub mod fused;
 pub mod hyper;
 pub mod keywords;
 pub mod lion;
+pub mod lion8bit;
 pub mod muon;
 pub mod nadam;
 pub mod radam;
@@ -75,6 +76,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adafactor::ADAFACTOR,
     muon::MUON,
     lion::LION,
+    lion8bit::LION8BIT,
     schedule_free_adamw::SCHEDULE_FREE_ADAMW,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,

@@ -78,6 +78,8 @@ pub const FUSED_SPECS: &[&str] = &[
     // 8-bit moments (the parameter's 33 667 elements pass min_8bit_size), then f32 ones.
     "adam8bit(betas=(0.5, 0.9), eps=1e-3, weight_decay=0.5)",
     "adamw8bit(min_8bit_size=40000)",
+    "lion8bit(betas=(0.5, 0.9), weight_decay=0.5)",
+    "lion8bit(min_8bit_size=40000)",
 ];
 
 /// Whether `entry` has a fused step: it takes the `fused` keyword.

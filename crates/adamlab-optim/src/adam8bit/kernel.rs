@@ -245,7 +245,7 @@ pub(super) fn try_step<const D: usize>(
 
 /// The u8 codes of a Flex or NdArray int tensor, taken out of it for the fused step.
 #[cfg(any(feature = "flex", feature = "ndarray"))]
-mod codes {
+pub(crate) mod codes {
     use burn::backend::{
         BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
     };
@@ -259,7 +259,7 @@ mod codes {
     use burn::tensor::{Bytes, DType};
 
     /// A u8 int tensor of a CPU backend.
-    pub(super) enum Codes {
+    pub(crate) enum Codes {
         #[cfg(feature = "flex")]
         Flex(FlexTensor),
         #[cfg(feature = "ndarray")]
@@ -268,7 +268,7 @@ mod codes {
 
     impl Codes {
         /// The primitive of `tensor`, which the caller checked to be a u8 Flex or NdArray tensor.
-        pub(super) fn take<const D: usize>(tensor: Tensor<D, Int>) -> Self {
+        pub(crate) fn take<const D: usize>(tensor: Tensor<D, Int>) -> Self {
             let dispatch = tensor.into_dispatch();
             #[allow(unreachable_patterns)]
             match dispatch.kind {
@@ -286,7 +286,7 @@ mod codes {
 
         /// The codes in row-major order, to update in place: the tensor's own buffer when no one
         /// else holds it and it is contiguous, else a contiguous copy first.
-        pub(super) fn write(&mut self) -> &mut [u8] {
+        pub(crate) fn write(&mut self) -> &mut [u8] {
             match self {
                 #[cfg(feature = "flex")]
                 Self::Flex(tensor) => {
@@ -327,7 +327,7 @@ mod codes {
         }
 
         /// Back into a [`Tensor`].
-        pub(super) fn into_tensor<const D: usize>(self) -> Tensor<D, Int> {
+        pub(crate) fn into_tensor<const D: usize>(self) -> Tensor<D, Int> {
             let kind = match self {
                 #[cfg(feature = "flex")]
                 Self::Flex(tensor) => DispatchTensorKind::Flex(BackendTensor::Int(tensor)),

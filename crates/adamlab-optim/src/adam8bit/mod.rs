@@ -14,16 +14,18 @@
 //! updates and requantizes one block at a time, in place. The `fused` keyword picks between them;
 //! on wgpu (and any other backend) the reference runs.
 
-mod kernel;
+pub(crate) mod kernel;
 pub mod quantize;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
-use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate, param};
 use crate::keywords::{BETAS, EPS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
-use quantize::{BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
+use quantize::{
+    BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
+};
 
 crate::hyper_config! {
     /// Configuration of [`Adam8bit`], with `bitsandbytes.optim.Adam8bit`'s keywords and defaults
@@ -500,7 +502,7 @@ fn blockwise_reference_step<const D: usize>(
     let theta = updated.mask_where(skip, theta_flat).reshape(shape.clone());
 
     let codes1 = quantize_rows(&map1, m.clone().div(absmax1.clone()), true, &device);
-    let codes1 = keep_sign(&map1, codes1, m, &device);
+    let codes1 = keep_sign(&map1, codes1, m);
     let codes2 = quantize_rows(&map2, v.div(absmax2.clone()), false, &device);
     let stored = code_dtype(&device);
     let codes = |codes: Tensor<2, Int>| {
@@ -517,80 +519,6 @@ fn blockwise_reference_step<const D: usize>(
         absmax2: absmax2.reshape([blocks]),
     };
     (theta, b)
-}
-
-/// The absmax of each row, as the kernel reduces it with `fmaxf` from −FLT_MAX: a NaN never
-/// wins, and a row of NaN gives −FLT_MAX.
-fn block_absmax(s: Tensor<2>) -> Tensor<2> {
-    let nan = s.clone().is_nan();
-    s.abs().mask_fill(nan, f32::MIN).max_dim(1)
-}
-
-/// [`quantize::quantize`] on every element of `x`: the same binary search, on tensors.
-fn quantize_rows(map: &Tensor<1>, x: Tensor<2>, signed: bool, device: &Device) -> Tensor<2, Int> {
-    let shape = x.shape();
-    let float = x.dtype();
-    let look_up = |pivot: &Tensor<2, Int>| {
-        map.clone()
-            .select(0, pivot.clone().flatten(0, 1))
-            .reshape(shape.clone())
-    };
-    let mut pivot = Tensor::<2, Int>::full(shape.clone(), 127, device);
-    let mut upper_pivot = Tensor::<2, Int>::full(shape.clone(), 255, device);
-    let mut lower_pivot = Tensor::<2, Int>::zeros(shape.clone(), device);
-    let mut lower = Tensor::<2>::full(
-        shape.clone(),
-        if signed { -1.0 } else { 0.0 },
-        (device, float),
-    );
-    let mut upper = Tensor::<2>::full(shape.clone(), 1.0, (device, float));
-    let mut val = look_up(&pivot);
-    for i in [64, 32, 16, 8, 4, 2, 1] {
-        let above: Tensor<2, Bool> = x.clone().greater(val.clone());
-        lower_pivot = lower_pivot.mask_where(above.clone(), pivot.clone());
-        lower = lower.mask_where(above.clone(), val.clone());
-        upper_pivot = pivot.clone().mask_where(above.clone(), upper_pivot);
-        upper = val.clone().mask_where(above.clone(), upper);
-        // ±i: +i above, −i otherwise.
-        pivot = pivot.add(above.int().mul_scalar(2 * i).sub_scalar(i));
-        val = look_up(&pivot);
-    }
-    let above = x.clone().greater(val.clone());
-    let towards_upper = x.clone().greater(upper.add(val.clone()).mul_scalar(0.5));
-    let towards_lower = x.lower(lower.add(val).mul_scalar(0.5));
-    let up = pivot.clone().mask_where(towards_upper, upper_pivot);
-    let down = pivot.mask_where(towards_lower, lower_pivot);
-    down.mask_where(above, up)
-}
-
-/// The first moment's sign fix ([`quantize::quantize_signed_keeping_sign`]) on tensors.
-fn keep_sign(
-    map: &Tensor<1>,
-    codes: Tensor<2, Int>,
-    m: Tensor<2>,
-    _device: &Device,
-) -> Tensor<2, Int> {
-    let shape = codes.shape();
-    let value = map
-        .clone()
-        .select(0, codes.clone().flatten(0, 1))
-        .reshape(shape);
-    let flipped = sign_bit(value).not_equal(sign_bit(m.clone()));
-    let step = m.greater_elem(0.0).int().mul_scalar(2).sub_scalar(1);
-    // (c ± 1) mod 256, as the kernel's unsigned char wraps.
-    let moved = codes
-        .clone()
-        .add(step)
-        .add_scalar(256)
-        .remainder_scalar(256);
-    codes.mask_where(flipped, moved)
-}
-
-/// [`quantize::sign_bit`] on tensors: below 0, or −0 (whose reciprocal is −∞); NaN is positive.
-fn sign_bit(x: Tensor<2>) -> Tensor<2, Bool> {
-    let zero = x.clone().equal_elem(0.0);
-    let negative_zero = zero.bool_and(x.clone().recip().lower_elem(0.0));
-    x.lower_elem(0.0).bool_or(negative_zero)
 }
 
 impl EvalWeights for Adam8bit {}

@@ -1,5 +1,9 @@
 //! bitsandbytes' blockwise quantization: its dynamic maps, blocks of 256 elements with one absmax
-//! each, and the nearest-code search of its CUDA kernels (`quantize_2D` in csrc/kernels.cu).
+//! each, and the nearest-code search of its CUDA kernels (`quantize_2D` in csrc/kernels.cu), on
+//! one value (for the fused CPU steps) and on tensors (for the reference steps). Shared by the
+//! 8-bit optimizers (`adam8bit`, `lion8bit`).
+
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// Elements per quantization block: bitsandbytes' `BLOCKSIZE_2STATE` (csrc/ops.cu), the block size
 /// its 8-bit blockwise optimizers use on every device.
@@ -151,6 +155,82 @@ pub fn quantize_signed_keeping_sign(map: &[f32; 256], s1: f32, absmax: f32) -> u
     } else {
         code.wrapping_sub(1)
     }
+}
+
+// The tensor forms of the above, for the reference steps, on `[blocks, 256]` tensors.
+
+/// The absmax of each row, as the kernel reduces it with `fmaxf` from −FLT_MAX: a NaN never
+/// wins, and a row of NaN gives −FLT_MAX.
+pub(crate) fn block_absmax(s: Tensor<2>) -> Tensor<2> {
+    let nan = s.clone().is_nan();
+    s.abs().mask_fill(nan, f32::MIN).max_dim(1)
+}
+
+/// [`quantize`] on every element of `x`: the same binary search, on tensors.
+pub(crate) fn quantize_rows(
+    map: &Tensor<1>,
+    x: Tensor<2>,
+    signed: bool,
+    device: &Device,
+) -> Tensor<2, Int> {
+    let shape = x.shape();
+    let float = x.dtype();
+    let look_up = |pivot: &Tensor<2, Int>| {
+        map.clone()
+            .select(0, pivot.clone().flatten(0, 1))
+            .reshape(shape.clone())
+    };
+    let mut pivot = Tensor::<2, Int>::full(shape.clone(), 127, device);
+    let mut upper_pivot = Tensor::<2, Int>::full(shape.clone(), 255, device);
+    let mut lower_pivot = Tensor::<2, Int>::zeros(shape.clone(), device);
+    let mut lower = Tensor::<2>::full(
+        shape.clone(),
+        if signed { -1.0 } else { 0.0 },
+        (device, float),
+    );
+    let mut upper = Tensor::<2>::full(shape.clone(), 1.0, (device, float));
+    let mut val = look_up(&pivot);
+    for i in [64, 32, 16, 8, 4, 2, 1] {
+        let above: Tensor<2, Bool> = x.clone().greater(val.clone());
+        lower_pivot = lower_pivot.mask_where(above.clone(), pivot.clone());
+        lower = lower.mask_where(above.clone(), val.clone());
+        upper_pivot = pivot.clone().mask_where(above.clone(), upper_pivot);
+        upper = val.clone().mask_where(above.clone(), upper);
+        // ±i: +i above, −i otherwise.
+        pivot = pivot.add(above.int().mul_scalar(2 * i).sub_scalar(i));
+        val = look_up(&pivot);
+    }
+    let above = x.clone().greater(val.clone());
+    let towards_upper = x.clone().greater(upper.add(val.clone()).mul_scalar(0.5));
+    let towards_lower = x.lower(lower.add(val).mul_scalar(0.5));
+    let up = pivot.clone().mask_where(towards_upper, upper_pivot);
+    let down = pivot.mask_where(towards_lower, lower_pivot);
+    down.mask_where(above, up)
+}
+
+/// The first moment's sign fix ([`quantize_signed_keeping_sign`]) on tensors.
+pub(crate) fn keep_sign(map: &Tensor<1>, codes: Tensor<2, Int>, m: Tensor<2>) -> Tensor<2, Int> {
+    let shape = codes.shape();
+    let value = map
+        .clone()
+        .select(0, codes.clone().flatten(0, 1))
+        .reshape(shape);
+    let flipped = sign_bits(value).not_equal(sign_bits(m.clone()));
+    let step = m.greater_elem(0.0).int().mul_scalar(2).sub_scalar(1);
+    // (c ± 1) mod 256, as the kernel's unsigned char wraps.
+    let moved = codes
+        .clone()
+        .add(step)
+        .add_scalar(256)
+        .remainder_scalar(256);
+    codes.mask_where(flipped, moved)
+}
+
+/// [`sign_bit`] on tensors: below 0, or −0 (whose reciprocal is −∞); NaN is positive.
+fn sign_bits(x: Tensor<2>) -> Tensor<2, Bool> {
+    let zero = x.clone().equal_elem(0.0);
+    let negative_zero = zero.bool_and(x.clone().recip().lower_elem(0.0));
+    x.lower_elem(0.0).bool_or(negative_zero)
 }
 
 #[cfg(test)]
