@@ -31,8 +31,8 @@ Three kinds of fixture:
 The workloads beyond the article (char-gpt, softmax regression, Rosenbrock, the quadratic) have
 their own script, tools/reference/workloads.py, which writes fixtures/torch/workloads/.
 
-Every value is stored as float32 (float64 for Python numbers a reference keeps in its state), so
-reading it back is exact.
+Every value is stored as float32 (float64 for Python numbers a reference keeps in its state, uint8
+for quantized states), so reading it back is exact.
 """
 
 import dataclasses
@@ -147,7 +147,11 @@ def state_tensors(state):
     out = {}
     for key, value in state.items():
         if isinstance(value, torch.Tensor):
-            out[key] = value.detach().clone().to(torch.float32 if value.is_floating_point() else torch.float64)
+            if value.dtype == torch.uint8:
+                # Quantized states (bitsandbytes' codes) keep their bytes.
+                out[key] = value.detach().clone()
+            else:
+                out[key] = value.detach().clone().to(torch.float32 if value.is_floating_point() else torch.float64)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[key] = torch.tensor(float(value), dtype=torch.float64)
     return out

@@ -24,6 +24,7 @@ pub mod adadelta;
 pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
+pub mod adam8bit;
 pub mod adamax;
 pub mod adopt;
 pub mod asgd;
@@ -33,6 +34,7 @@ pub mod fused;
 pub mod hyper;
 pub mod keywords;
 pub mod lion;
+pub mod lion8bit;
 pub mod muon;
 pub mod nadam;
 pub mod radam;
@@ -63,6 +65,8 @@ use burn::optim::{RecordState, StateSink, StateSource};
 pub static REGISTRY: &[OptimizerEntry] = &[
     adam::ADAM,
     adam::ADAMW,
+    adam8bit::ADAM8BIT,
+    adam8bit::ADAMW8BIT,
     sgd::SGD,
     rprop::RPROP,
     asgd::ASGD,
@@ -77,6 +81,7 @@ pub static REGISTRY: &[OptimizerEntry] = &[
     adafactor::ADAFACTOR,
     muon::MUON,
     lion::LION,
+    lion8bit::LION8BIT,
     schedule_free_adamw::SCHEDULE_FREE_ADAMW,
     burn_builtin::adam::BURN_ADAM,
     burn_builtin::adam::BURN_ADAMW,

@@ -452,7 +452,8 @@ mod tests {
     }
 
     /// The few defaults stated apart from their configuration's declaration agree with it:
-    /// AdamW's weight decay (`AdamConfig::adamw`), Lion's `init_lr` (its `lr`), Muon's AdamW.
+    /// AdamW's weight decay (`AdamConfig::adamw`), Lion's `init_lr` (its `lr`), Muon's AdamW,
+    /// AdamW8bit's weight decay (`Adam8bitConfig::adamw`).
     #[test]
     fn defaults_stated_apart_agree_with_their_configurations() {
         let defaults = |entry: &OptimizerEntry| Args::resolve(entry.params, &BTreeMap::new());
@@ -466,6 +467,9 @@ mod tests {
         assert_eq!(muon.f64("adamw_eps"), adamw.eps);
         assert_eq!(muon.f64("adamw_weight_decay"), adamw.weight_decay);
         assert_eq!(format!("{:?}", crate::muon::MuonConfig::new().adamw), format!("{adamw:?}"));
+        let adamw8bit = crate::adam8bit::Adam8bitConfig::adamw();
+        let from_registry = adamw8bit.clone().with_args(&defaults(&crate::adam8bit::ADAMW8BIT));
+        assert_eq!(format!("{from_registry:?}"), format!("{adamw8bit:?}"));
     }
 
     #[test]

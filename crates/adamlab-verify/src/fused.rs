@@ -88,6 +88,11 @@ pub const FUSED_SPECS: &[&str] = &[
     "adabelief(rectify=false, amsgrad=true, eps=0.0)",
     "adabelief(amsgrad=true)",
     "adabelief(betas=(0.0, 0.5), eps=1e-3, weight_decay=0.5, weight_decouple=false, rectify=false, amsgrad=true)",
+    // 8-bit moments (the parameter's 33 667 elements pass min_8bit_size), then f32 ones.
+    "adam8bit(betas=(0.5, 0.9), eps=1e-3, weight_decay=0.5)",
+    "adamw8bit(min_8bit_size=40000)",
+    "lion8bit(betas=(0.5, 0.9), weight_decay=0.5)",
+    "lion8bit(min_8bit_size=40000)",
 ];
 
 /// Whether `entry` has a fused step: it takes the `fused` keyword.

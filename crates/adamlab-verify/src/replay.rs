@@ -134,6 +134,8 @@ impl ReplayFixture {
                         f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
                     })
                     .collect(),
+                // Quantized states (bitsandbytes' codes).
+                Dtype::U8 => data.iter().map(|&b| f32::from(b)).collect(),
                 other => return Err(error(format!("{name} has dtype {other:?}"))),
             };
             Ok(Some((view.shape().to_vec(), values)))

@@ -1,0 +1,571 @@
+//! 8-bit Adam and AdamW with bitsandbytes' semantics (`bnb.optim.Adam8bit`, `AdamW8bit`): the
+//! two moments of a parameter of at least `min_8bit_size` elements are kept as one byte per
+//! element, a code of bitsandbytes' dynamic quantization map, with one f32 absmax per block of 256
+//! elements; smaller parameters keep f32 moments, as bitsandbytes keeps them.
+//!
+//! The reference is bitsandbytes' CUDA kernels (csrc/kernels.cu, bitsandbytes 0.50.2):
+//! `kOptimizerStatic8bit2StateBlockwise` for the 8-bit states and `kOptimizer32bit2State` for the
+//! f32 ones. bitsandbytes' own CPU path computes another algorithm (a lookup-table quantizer, no
+//! sign fix), so the fixtures come from a NumPy transcription of the kernels
+//! (`tools/reference/bnb_blockwise.py`), which this module equals bit for bit on the CPU.
+//!
+//! [`Adam8bit::step`] is written twice, as the other fused optimizers are: the tensor-op
+//! [reference](Adam8bit::reference_step), and the fused CPU step of [`kernel`], which dequantizes,
+//! updates and requantizes one block at a time, in place. The `fused` keyword picks between them;
+//! on wgpu (and any other backend) the reference runs.
+
+pub(crate) mod kernel;
+pub mod quantize;
+
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate, param};
+use crate::keywords::{BETAS, EPS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
+use crate::registry::{EvalWeights, OptimizerEntry};
+use quantize::{
+    BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
+};
+
+crate::hyper_config! {
+    /// Configuration of [`Adam8bit`], with `bitsandbytes.optim.Adam8bit`'s keywords and defaults
+    /// (AdamW8bit's differ only in `weight_decay`, 1e-2: [`Adam8bitConfig::adamw`]).
+    pub struct Adam8bitConfig {
+        LR => 0.001;
+        BETAS => {
+            /// Decay rate of the first moment, β₁.
+            beta1: f64 = 0.9,
+            /// Decay rate of the second moment, β₂.
+            beta2: f64 = 0.999,
+        }
+        EPS => {
+            /// Added to `√v` scaled by `√(1 − β₂ᵗ)` (bitsandbytes' form of ε after the bias
+            /// correction). bitsandbytes accepts 0; adamlab requires a normal f32, as for Adam.
+            eps: f64 = 1e-8,
+        }
+        WEIGHT_DECAY_AFTER_UPDATE => {
+            /// Weight decay λ, decoupled and applied after the Adam update: `θ ← θ·(1 − lr·λ)`
+            /// (bitsandbytes' Adam8bit decays this way too, unlike torch.optim.Adam's L2).
+            weight_decay: f64 = 0.0,
+        }
+        AMSGRAD => {
+            /// bitsandbytes' keyword: only `false` (bitsandbytes refuses `true` too).
+            amsgrad: bool = false,
+        }
+        OPTIM_BITS => {
+            /// bitsandbytes' keyword, kept for its signature: only its default 32 is accepted,
+            /// as bitsandbytes accepts it; the states are 8-bit regardless.
+            optim_bits: usize = 32,
+        }
+        MIN_8BIT_SIZE => {
+            /// Parameters with fewer elements keep f32 moments.
+            min_8bit_size: usize = 4096,
+        }
+        IS_PAGED => {
+            /// bitsandbytes' keyword: only `false`. Paging keeps states in CUDA unified memory,
+            /// which adamlab's backends do not have.
+            is_paged: bool = false,
+        }
+        FUSED_ADAMLAB => {
+            /// Step with the fused CPU kernel on f32 Flex and NdArray tensors (one pass per
+            /// block, in place), else with the tensor-op reference step; the numbers are the same.
+            fused: bool = true,
+        }
+    }
+}
+
+/// `weight_decay` as bitsandbytes' 8-bit Adam applies it.
+const WEIGHT_DECAY_AFTER_UPDATE: Keyword =
+    WEIGHT_DECAY.help("decoupled weight decay λ, applied after the update: θ ← θ·(1 − lr·λ)");
+
+/// `amsgrad`: bitsandbytes' keyword, which only takes `false`.
+const AMSGRAD: Keyword = Keyword {
+    name: "amsgrad",
+    kind: Kind::Bool,
+    help: "not supported (bitsandbytes' Adam8bit refuses it too): only false",
+};
+
+/// `optim_bits`: bitsandbytes' keyword, which only takes 32.
+const OPTIM_BITS: Keyword = Keyword {
+    name: "optim_bits",
+    kind: Kind::Int { min: 32, max: 32 },
+    help: "bitsandbytes' keyword, only its default 32 (the states are 8-bit regardless)",
+};
+
+/// `min_8bit_size`.
+const MIN_8BIT_SIZE: Keyword = Keyword {
+    name: "min_8bit_size",
+    kind: Kind::Int {
+        min: 0,
+        max: i64::MAX,
+    },
+    help: "parameters with fewer elements keep f32 moments",
+};
+
+/// `is_paged`: bitsandbytes' keyword, which adamlab only takes as `false`.
+const IS_PAGED: Keyword = Keyword {
+    name: "is_paged",
+    kind: Kind::Bool,
+    help: "not supported (CUDA unified memory): only false",
+};
+
+/// AdamW8bit's weight decay, bitsandbytes' default.
+pub const ADAMW8BIT_WEIGHT_DECAY: f64 = 1e-2;
+
+/// The registry's `adam8bit`: `bitsandbytes.optim.Adam8bit`.
+pub const ADAM8BIT: OptimizerEntry = OptimizerEntry {
+    name: "adam8bit",
+    summary: "Adam with 8-bit blockwise moments (Dettmers et al., 2022), bitsandbytes' Adam8bit",
+    reference: "bitsandbytes.optim.Adam8bit (bitsandbytes 0.50.2, its CUDA kernels transcribed)",
+    params: Adam8bitConfig::PARAMS,
+    build: |args| Ok(Box::new(Adam8bitConfig::new().with_args(args).build()?)),
+};
+
+/// The registry's `adamw8bit`: `bitsandbytes.optim.AdamW8bit`, Adam8bit with weight decay 1e-2.
+pub const ADAMW8BIT: OptimizerEntry = OptimizerEntry {
+    name: "adamw8bit",
+    summary: "AdamW with 8-bit blockwise moments, bitsandbytes' AdamW8bit",
+    reference: "bitsandbytes.optim.AdamW8bit (bitsandbytes 0.50.2, its CUDA kernels transcribed)",
+    params: &[
+        param(Adam8bitConfig::PARAMS, "lr"),
+        param(Adam8bitConfig::PARAMS, "betas"),
+        param(Adam8bitConfig::PARAMS, "eps"),
+        WEIGHT_DECAY_AFTER_UPDATE.with_default("0.01"),
+        param(Adam8bitConfig::PARAMS, "amsgrad"),
+        param(Adam8bitConfig::PARAMS, "optim_bits"),
+        param(Adam8bitConfig::PARAMS, "min_8bit_size"),
+        param(Adam8bitConfig::PARAMS, "is_paged"),
+        param(Adam8bitConfig::PARAMS, "fused"),
+    ],
+    build: |args| Ok(Box::new(Adam8bitConfig::adamw().with_args(args).build()?)),
+};
+
+impl Adam8bitConfig {
+    /// AdamW8bit: weight decay [`ADAMW8BIT_WEIGHT_DECAY`], everything else as Adam8bit.
+    pub fn adamw() -> Self {
+        Self::new().with_weight_decay(ADAMW8BIT_WEIGHT_DECAY)
+    }
+
+    /// The bare optimizer. Refuses what bitsandbytes refuses (`amsgrad=true`) and what adamlab
+    /// does not implement (`is_paged=true`).
+    pub fn build(&self) -> Result<Adam8bit, ConfigError> {
+        self.validate()?;
+        if self.amsgrad {
+            return Err(ConfigError::Incompatible(
+                "amsgrad=true is not supported by 8-bit Adam (bitsandbytes' Adam8bit refuses it too)"
+                    .into(),
+            ));
+        }
+        if self.is_paged {
+            return Err(ConfigError::Incompatible(
+                "is_paged=true is not implemented: bitsandbytes pages states through CUDA unified \
+                 memory, which adamlab's backends do not have"
+                    .into(),
+            ));
+        }
+        Ok(Adam8bit {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Adam with 8-bit blockwise states (Dettmers, Lewis, Shleifer & Zettlemoyer, "8-bit Optimizers via
+/// Block-wise Quantization", 2022, <https://arxiv.org/abs/2110.02861>), as bitsandbytes' CUDA
+/// kernels compute it.
+///
+/// For a parameter of at least `min_8bit_size` elements, at step t, block by block (256 elements;
+/// the last block padded, as the kernel pads it, with gradient 0 and codes 128 and 0):
+///
+/// ```text
+/// m ← map₁[c₁]·absmax₁,  v ← map₂[c₂]·absmax₂       dequantize
+/// v ← β₂·v + ((1 − β₂)·g)·g,  m ← β₁·m + (1 − β₁)·g  (m = v = 0 where g is not finite)
+/// absmax₁ ← max |m|,  absmax₂ ← max |v|              over the block, padding included
+/// θ ← θ + s·(m / (√v + ε·√(1 − β₂ᵗ)))                s = −lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)
+/// θ ← θ·(1 − lr·λ)                                    if λ > 0 (θ unchanged where g is not finite)
+/// c₁ ← nearest code of m/absmax₁, moved one code towards m's sign if its value has the other sign
+/// c₂ ← nearest code of v/absmax₂
+/// ```
+///
+/// map₁ and map₂ are bitsandbytes' signed and unsigned dynamic maps ([`quantize`]); "nearest" is
+/// the kernel's binary search. A smaller parameter keeps f32 moments and takes the 32-bit kernel's
+/// update, `v ← β₂·v + (1 − β₂)·(g·g)` and the same θ update, with no special case for non-finite
+/// gradients.
+///
+/// Every scalar is computed as the kernels compute it, in f32 from the f32 hyper-parameters
+/// (bitsandbytes passes C floats, so `1 − β` is the f32 difference), except `β₁ᵗ` and `β₂ᵗ`,
+/// which the 8-bit kernel computes with CUDA's approximate `__powf`: here they are computed in f64
+/// from the f32 β and rounded once; and CUDA's approximate `__fdividef` is IEEE division. The
+/// differences from torch.optim.AdamW are bitsandbytes': ε is scaled by `√(1 − β₂ᵗ)` and the weight
+/// decay follows the update.
+#[derive(Clone, Debug)]
+pub struct Adam8bit {
+    config: Adam8bitConfig,
+}
+
+/// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
+#[derive(Clone)]
+pub struct Adam8bitState<const D: usize> {
+    /// Steps taken, t.
+    pub step: usize,
+    /// The two moments.
+    pub moments: Moments<D>,
+}
+
+/// A parameter's moments: f32, or 8-bit blockwise.
+#[derive(Clone)]
+pub enum Moments<const D: usize> {
+    /// f32 moments, for a parameter below `min_8bit_size` elements.
+    Full {
+        /// First moment m (bitsandbytes' `state1`).
+        state1: Tensor<D>,
+        /// Second moment v (`state2`).
+        state2: Tensor<D>,
+    },
+    /// 8-bit moments: one code per element, one absmax per block of [`BLOCK`] elements.
+    Blockwise(Blockwise<D>),
+}
+
+/// 8-bit blockwise moments. The codes are u8 tensors of the parameter's shape where the backend
+/// stores u8 ([`code_dtype`]), so a parameter of n elements keeps 2n bytes of codes and
+/// 8·⌈n/256⌉ bytes of absmax.
+#[derive(Clone)]
+pub struct Blockwise<const D: usize> {
+    /// First-moment codes (bitsandbytes' `state1`), of the signed map.
+    pub state1: Tensor<D, Int>,
+    /// Second-moment codes (`state2`), of the unsigned map.
+    pub state2: Tensor<D, Int>,
+    /// The first moment's absmax per block (`absmax1`).
+    pub absmax1: Tensor<1>,
+    /// The second moment's absmax per block (`absmax2`).
+    pub absmax2: Tensor<1>,
+}
+
+/// The dtype codes are kept in on `device`: u8 where the backend stores it (Flex, NdArray, and
+/// wgpu where the adapter has 8-bit storage), else the device's default int.
+pub fn code_dtype(device: &Device) -> DType {
+    if device.supports_dtype(DType::U8) {
+        DType::U8
+    } else {
+        Tensor::<1, Int>::zeros([1], device).dtype()
+    }
+}
+
+/// The state is written by hand rather than derived: the derive rebuilds an int tensor in the
+/// device's default int dtype, which would turn loaded codes into 4 or 8 bytes each. Leaves are
+/// bitsandbytes' names: `step`, `state1`, `state2`, and `absmax1`, `absmax2` for 8-bit moments.
+impl<const D: usize> RecordState for Adam8bitState<D> {
+    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
+        out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));
+        match &self.moments {
+            Moments::Full { state1, state2 } => {
+                out.push_tensor(prefix, "state1", state1.clone().into_data());
+                out.push_tensor(prefix, "state2", state2.clone().into_data());
+            }
+            Moments::Blockwise(b) => {
+                out.push_tensor(prefix, "state1", b.state1.clone().into_data());
+                out.push_tensor(prefix, "state2", b.state2.clone().into_data());
+                out.push_tensor(prefix, "absmax1", b.absmax1.clone().into_data());
+                out.push_tensor(prefix, "absmax2", b.absmax2.clone().into_data());
+            }
+        }
+    }
+
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        let step = usize::try_from(src.take_scalar(prefix, "step")?).ok()?;
+        let state1 = src.take_tensor(prefix, "state1")?;
+        let state2 = src.take_tensor(prefix, "state2")?;
+        let moments = match (
+            src.take_tensor(prefix, "absmax1"),
+            src.take_tensor(prefix, "absmax2"),
+        ) {
+            (Some(absmax1), Some(absmax2)) => {
+                // The saved dtype (u8) where `device` stores it, else its default int.
+                let codes = |data: TensorData| {
+                    let dtype = if device.supports_dtype(data.dtype()) {
+                        data.dtype()
+                    } else {
+                        code_dtype(device)
+                    };
+                    Tensor::<D, Int>::from_data(data, (device, dtype))
+                };
+                Moments::Blockwise(Blockwise {
+                    state1: codes(state1),
+                    state2: codes(state2),
+                    absmax1: Tensor::from_data(absmax1, device),
+                    absmax2: Tensor::from_data(absmax2, device),
+                })
+            }
+            (None, None) => Moments::Full {
+                state1: Tensor::from_data(state1, device),
+                state2: Tensor::from_data(state2, device),
+            },
+            _ => return None,
+        };
+        Some(Self { step, moments })
+    }
+}
+
+/// The scalars of one step, each as the kernels compute it (see [`Adam8bit`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Coefficients {
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    /// `−lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)`.
+    step_size: f32,
+    /// `ε·√(1 − β₂ᵗ)`.
+    eps_correction2: f32,
+    /// `1 − lr·λ`, when λ > 0.
+    decay: Option<f32>,
+}
+
+impl Coefficients {
+    fn new(config: &Adam8bitConfig, lr: f64, t: usize) -> Self {
+        let [lr, beta1, beta2, eps, weight_decay] = [
+            lr,
+            config.beta1,
+            config.beta2,
+            config.eps,
+            config.weight_decay,
+        ]
+        .map(|x| x as f32);
+        // `__powf(β, t)`: f64 from the f32 β, rounded once.
+        let pow = |beta: f32| f64::from(beta).powf(t as f64) as f32;
+        let correction1 = 1.0 - pow(beta1);
+        let correction2 = (1.0 - pow(beta2)).sqrt();
+        Self {
+            beta1,
+            beta2,
+            one_minus_beta1: 1.0 - beta1,
+            one_minus_beta2: 1.0 - beta2,
+            step_size: (-lr * correction2) / correction1,
+            eps_correction2: eps * correction2,
+            decay: (weight_decay > 0.0).then(|| 1.0 - lr * weight_decay),
+        }
+    }
+}
+
+impl Adam8bit {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &Adam8bitConfig {
+        &self.config
+    }
+
+    /// The state of a parameter like `theta` before its first step: codes 0 and absmax 0 (which
+    /// dequantize to 0), or f32 zeros below `min_8bit_size` elements, as bitsandbytes starts.
+    fn initial_state<const D: usize>(&self, theta: &Tensor<D>) -> Adam8bitState<D> {
+        let n = theta.shape().num_elements();
+        let device = theta.device();
+        // An empty parameter has no block: it keeps (empty) f32 moments.
+        let moments = if n < self.config.min_8bit_size || n == 0 {
+            Moments::Full {
+                state1: theta.zeros_like(),
+                state2: theta.zeros_like(),
+            }
+        } else {
+            let codes = || Tensor::<D, Int>::zeros(theta.shape(), (&device, code_dtype(&device)));
+            let absmax = || Tensor::<1>::zeros([n.div_ceil(BLOCK)], (&device, theta.dtype()));
+            Moments::Blockwise(Blockwise {
+                state1: codes(),
+                state2: codes(),
+                absmax1: absmax(),
+                absmax2: absmax(),
+            })
+        };
+        Adam8bitState { step: 0, moments }
+    }
+
+    /// One step for one parameter tensor, written with tensor operations: the readable reference
+    /// that the fused CPU step must equal bit for bit. Every backend and dtype runs it.
+    pub fn reference_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Adam8bitState<D>>,
+    ) -> (Tensor<D>, Option<Adam8bitState<D>>) {
+        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        let t = state.step + 1;
+        let c = Coefficients::new(&self.config, lr, t);
+        let (theta, moments) = match state.moments {
+            Moments::Full { state1, state2 } => {
+                let g = grad;
+                // kOptimizer32bit2State: m ← β₁·m + (1 − β₁)·g, v ← β₂·v + (1 − β₂)·(g·g).
+                let m = state1
+                    .mul_scalar(c.beta1)
+                    .add(g.clone().mul_scalar(c.one_minus_beta1));
+                let v = state2
+                    .mul_scalar(c.beta2)
+                    .add(g.clone().mul(g).mul_scalar(c.one_minus_beta2));
+                let theta = theta.add(update(&c, m.clone(), v.clone()));
+                let theta = match c.decay {
+                    Some(factor) => theta.mul_scalar(factor),
+                    None => theta,
+                };
+                (
+                    theta,
+                    Moments::Full {
+                        state1: m,
+                        state2: v,
+                    },
+                )
+            }
+            Moments::Blockwise(b) => {
+                let (theta, b) = blockwise_reference_step(&c, theta, grad, b);
+                (theta, Moments::Blockwise(b))
+            }
+        };
+        (theta, Some(Adam8bitState { step: t, moments }))
+    }
+}
+
+/// `s·(m / (√v + ε·√(1 − β₂ᵗ)))`, the Adam update both kernels add to θ.
+fn update<const D: usize>(c: &Coefficients, m: Tensor<D>, v: Tensor<D>) -> Tensor<D> {
+    m.div(v.sqrt().add_scalar(c.eps_correction2))
+        .mul_scalar(c.step_size)
+}
+
+/// The 8-bit kernel's step on tensors: the parameter flattened and padded to whole blocks, laid
+/// out as `[blocks, 256]`, so that each block's absmax is a reduction over its row.
+fn blockwise_reference_step<const D: usize>(
+    c: &Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    b: Blockwise<D>,
+) -> (Tensor<D>, Blockwise<D>) {
+    let shape = theta.shape();
+    let n = shape.num_elements();
+    let blocks = n.div_ceil(BLOCK);
+    let pad = blocks * BLOCK - n;
+    let device = theta.device();
+    let float = theta.dtype();
+    let int = Tensor::<1, Int>::zeros([1], &device).dtype();
+    let map = |bits: &[u32; 256]| {
+        Tensor::<1>::from_data(
+            TensorData::new(quantize::values(bits).to_vec(), [256]),
+            (&device, float),
+        )
+    };
+    let (map1, map2) = (map(&DYNAMIC_SIGNED), map(&DYNAMIC_UNSIGNED));
+    // [blocks, 256], padded as the kernel's loads pad: gradient 0, codes 128 and 0.
+    let rows = |flat: Tensor<1>, fill: f32| {
+        let padded = match pad {
+            0 => flat,
+            _ => Tensor::cat(vec![flat, Tensor::full([pad], fill, (&device, float))], 0),
+        };
+        padded.reshape([blocks, BLOCK])
+    };
+    let code_rows = |codes: Tensor<D, Int>, fill: u8| {
+        let codes = codes.cast(int).reshape([n]);
+        match pad {
+            0 => codes,
+            _ => Tensor::cat(vec![codes, Tensor::full([pad], fill, (&device, int))], 0),
+        }
+    };
+    let dequantize = |map: &Tensor<1>, codes: Tensor<1, Int>, absmax: Tensor<1>| {
+        map.clone()
+            .select(0, codes)
+            .reshape([blocks, BLOCK])
+            .mul(absmax.reshape([blocks, 1]))
+    };
+    let g = rows(grad.reshape([n]), 0.0);
+    let not_finite = g.clone().is_finite().bool_not();
+
+    let v = dequantize(&map2, code_rows(b.state2, 0), b.absmax2);
+    let v = v
+        .mul_scalar(c.beta2)
+        .add(g.clone().mul_scalar(c.one_minus_beta2).mul(g.clone()));
+    let m = dequantize(&map1, code_rows(b.state1, PAD_CODE1), b.absmax1);
+    let m = m.mul_scalar(c.beta1).add(g.mul_scalar(c.one_minus_beta1));
+    let m = m.mask_fill(not_finite.clone(), 0.0);
+    let v = v.mask_fill(not_finite.clone(), 0.0);
+    let absmax1 = block_absmax(m.clone());
+    let absmax2 = block_absmax(v.clone());
+
+    // θ: the parameter's own elements only, unchanged where g is not finite.
+    let own = |x: Tensor<2>| x.reshape([blocks * BLOCK]).slice(0..n);
+    let skip = not_finite.reshape([blocks * BLOCK]).slice(0..n);
+    let theta_flat = theta.reshape([n]);
+    let updated = theta_flat
+        .clone()
+        .add(update(c, own(m.clone()), own(v.clone())));
+    let updated = match c.decay {
+        Some(factor) => updated.mul_scalar(factor),
+        None => updated,
+    };
+    let theta = updated.mask_where(skip, theta_flat).reshape(shape.clone());
+
+    let codes1 = quantize_rows(&map1, m.clone().div(absmax1.clone()), true, &device);
+    let codes1 = keep_sign(&map1, codes1, m);
+    let codes2 = quantize_rows(&map2, v.div(absmax2.clone()), false, &device);
+    let stored = code_dtype(&device);
+    let codes = |codes: Tensor<2, Int>| {
+        codes
+            .reshape([blocks * BLOCK])
+            .slice(0..n)
+            .reshape(shape.clone())
+            .cast(stored)
+    };
+    let b = Blockwise {
+        state1: codes(codes1),
+        state2: codes(codes2),
+        absmax1: absmax1.reshape([blocks]),
+        absmax2: absmax2.reshape([blocks]),
+    };
+    (theta, b)
+}
+
+impl EvalWeights for Adam8bit {}
+
+impl Optimizer for Adam8bit {
+    type State<const D: usize> = Adam8bitState<D>;
+
+    /// One step for one parameter tensor; see [`Adam8bit`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite (burn's optimizer interface cannot return an error).
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        if !self.config.fused {
+            return self.reference_step(lr, theta, grad, state);
+        }
+        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        match kernel::try_step(self, lr, theta, grad, state) {
+            Ok(stepped) => stepped,
+            Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
+        }
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        let moments = match state.moments {
+            Moments::Full { state1, state2 } => Moments::Full {
+                state1: state1.to_device(device),
+                state2: state2.to_device(device),
+            },
+            Moments::Blockwise(b) => Moments::Blockwise(Blockwise {
+                state1: b.state1.to_device(device).cast(code_dtype(device)),
+                state2: b.state2.to_device(device).cast(code_dtype(device)),
+                absmax1: b.absmax1.to_device(device),
+                absmax2: b.absmax2.to_device(device),
+            }),
+        };
+        Adam8bitState {
+            step: state.step,
+            moments,
+        }
+    }
+}

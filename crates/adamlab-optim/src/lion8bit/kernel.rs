@@ -1,0 +1,192 @@
+//! 8-bit Lion's fused CPU step: each block of 256 elements dequantized, stepped and requantized in
+//! one pass, in place in θ's buffer, the codes' and the absmax's, on Flex and NdArray.
+//!
+//! [`block`] and [`element`] are [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s
+//! arithmetic, operation for operation and in its order, so the two agree bit for bit. Blocks are
+//! split between rayon's threads 64 at a time with `rayon::join`; nothing is allocated per step.
+//! Tensors it does not take go back to the caller for the reference step.
+
+// burn deprecates ndarray in favour of flex; adamlab ships both on purpose.
+#![cfg_attr(feature = "ndarray", allow(deprecated))]
+
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
+
+use super::{Coefficients, Lion8bit, Lion8bitState};
+use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
+
+/// θ and the state after a step, or the step's inputs back when no kernel takes them.
+type Tried<const D: usize> =
+    Result<(Tensor<D>, Option<Lion8bitState<D>>), (Tensor<D>, Tensor<D>, Lion8bitState<D>)>;
+
+/// The kernels' `sgn`: `(0 < x) − (x < 0)`, 0 for 0 and NaN.
+#[inline(always)]
+fn sgn(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// One f32-momentum element (the 32-bit kernel): θ and m after the step from θ, g, m before.
+#[inline(always)]
+fn element(c: &Coefficients, theta: f32, g: f32, m: f32) -> (f32, f32) {
+    let mut theta = theta;
+    if let Some(factor) = c.decay {
+        theta = theta * factor;
+    }
+    let theta = theta - sgn(m * c.beta1 + g * c.one_minus_beta1) * c.lr;
+    (theta, m * c.beta2 + g * c.one_minus_beta2)
+}
+
+/// One block of the 8-bit kernel, in place: θ, its gradient and its codes (at most [`BLOCK`]
+/// elements, a shorter last block padded as the kernel pads it) and the block's absmax.
+#[inline(always)]
+fn block(
+    c: &Coefficients,
+    map: &[f32; 256],
+    theta: &mut [f32],
+    grad: &[f32],
+    codes: &mut [u8],
+    absmax: &mut f32,
+) {
+    let len = theta.len();
+    let (grad, codes) = (&grad[..len], &mut codes[..len]);
+    let mut m = [0f32; BLOCK];
+    let mut new_absmax = f32::MIN;
+    for i in 0..BLOCK {
+        let (g, code) = if i < len {
+            (grad[i], codes[i])
+        } else {
+            (0.0, PAD_CODE1)
+        };
+        let mi = map[code as usize] * *absmax;
+        if i < len {
+            let mut t = theta[i];
+            if let Some(factor) = c.decay {
+                t = t * factor;
+            }
+            theta[i] = t - sgn(mi * c.beta1 + g * c.one_minus_beta1) * c.lr;
+        }
+        m[i] = mi * c.beta2 + g * c.one_minus_beta2;
+        new_absmax = new_absmax.max(m[i].abs());
+    }
+    for i in 0..len {
+        codes[i] = quantize::quantize_signed_keeping_sign(map, m[i], new_absmax);
+    }
+    *absmax = new_absmax;
+}
+
+/// Blocks per task of the parallel loop: 64 of them, 16 Ki elements.
+const BLOCKS_PER_TASK: usize = 64;
+
+/// Runs [`block`] over every block, in parallel once there is more than one task.
+fn for_each_block(
+    c: &Coefficients,
+    map: &[f32; 256],
+    theta: &mut [f32],
+    grad: &[f32],
+    codes: &mut [u8],
+    absmax: &mut [f32],
+) {
+    let blocks = absmax.len();
+    if blocks <= BLOCKS_PER_TASK {
+        let chunks = theta
+            .chunks_mut(BLOCK)
+            .zip(grad.chunks(BLOCK))
+            .zip(codes.chunks_mut(BLOCK).zip(absmax.iter_mut()));
+        for ((theta, grad), (codes, absmax)) in chunks {
+            block(c, map, theta, grad, codes, absmax);
+        }
+        return;
+    }
+    let mid = blocks / 2;
+    let at = mid * BLOCK;
+    let (theta_l, theta_r) = theta.split_at_mut(at);
+    let (grad_l, grad_r) = grad.split_at(at);
+    let (codes_l, codes_r) = codes.split_at_mut(at);
+    let (absmax_l, absmax_r) = absmax.split_at_mut(mid);
+    rayon::join(
+        || for_each_block(c, map, theta_l, grad_l, codes_l, absmax_l),
+        || for_each_block(c, map, theta_r, grad_r, codes_r, absmax_r),
+    );
+}
+
+/// The fused step, when every tensor of it is an f32 (codes: u8) Flex or NdArray tensor without
+/// autodiff on one device; otherwise the inputs back.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub(super) fn try_step<const D: usize>(
+    optimizer: &Lion8bit,
+    lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Lion8bitState<D>,
+) -> Tried<D> {
+    use super::Momentum;
+    use crate::adam8bit::kernel::codes::Codes;
+    use crate::fused::cpu::CpuTensor;
+    use crate::fused::{Kernel, kernel_for};
+    use burn::tensor::DType;
+
+    let device = theta.device();
+    let on_cpu = |tensors: &[&Tensor<D>]| kernel_for(tensors.iter().copied()) == Some(Kernel::Cpu);
+    let takes = match &state.momentum {
+        Momentum::Full(m) => on_cpu(&[&theta, &grad, m]),
+        Momentum::Blockwise { state1, absmax1 } => {
+            on_cpu(&[&theta, &grad])
+                && kernel_for([absmax1]) == Some(Kernel::Cpu)
+                && absmax1.device() == device
+                && state1.dtype() == DType::U8
+                && state1.device() == device
+        }
+    };
+    if !takes {
+        return Err((theta, grad, state));
+    }
+    let c = Coefficients::new(&optimizer.config, lr);
+    let mut theta = CpuTensor::take(theta);
+    let grad = CpuTensor::take(grad);
+    let g = grad.read();
+    let momentum = match state.momentum {
+        Momentum::Full(m) => {
+            let mut m = CpuTensor::take(m);
+            let (t, values) = (theta.write(), m.write());
+            for i in 0..t.len() {
+                (t[i], values[i]) = element(&c, t[i], g[i], values[i]);
+            }
+            drop(g);
+            Momentum::Full(m.into_tensor())
+        }
+        Momentum::Blockwise { state1, absmax1 } => {
+            let (mut codes, mut absmax) = (Codes::take(state1), CpuTensor::take(absmax1));
+            let map = quantize::values(&quantize::DYNAMIC_SIGNED);
+            for_each_block(&c, &map, theta.write(), &g, codes.write(), absmax.write());
+            drop(g);
+            Momentum::Blockwise {
+                state1: codes.into_tensor(),
+                absmax1: absmax.into_tensor(),
+            }
+        }
+    };
+    drop(grad);
+    let state = Lion8bitState {
+        step: state.step + 1,
+        momentum,
+    };
+    Ok((theta.into_tensor(), Some(state)))
+}
+
+/// Without a CPU backend compiled in, every step takes the reference.
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+pub(super) fn try_step<const D: usize>(
+    _optimizer: &Lion8bit,
+    _lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Lion8bitState<D>,
+) -> Tried<D> {
+    Err((theta, grad, state))
+}

@@ -1,0 +1,390 @@
+//! 8-bit Lion with bitsandbytes' semantics (`bnb.optim.Lion8bit`): the momentum of a parameter of
+//! at least `min_8bit_size` elements kept as one byte per element, a code of bitsandbytes' signed
+//! dynamic map, with one f32 absmax per block of 256 elements; smaller parameters keep an f32
+//! momentum, as bitsandbytes keeps it.
+//!
+//! The reference is bitsandbytes 0.50.2's CUDA kernels, `kOptimizerStatic8bit1StateBlockwise` and
+//! `kOptimizer32bit1State` for LION, through the NumPy transcription of
+//! `tools/reference/bnb_blockwise.py` (why not bitsandbytes' CPU path: see
+//! [`crate::adam8bit`]). The blockwise quantization is [`crate::adam8bit::quantize`]'s.
+//!
+//! [`Lion8bit::step`] is written twice, as the other fused optimizers are: the tensor-op
+//! [reference](Lion8bit::reference_step), and the fused CPU step of [`kernel`], one pass per
+//! block, in place. The `fused` keyword picks between them; wgpu runs the reference.
+
+mod kernel;
+
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::adam8bit::code_dtype;
+use crate::adam8bit::quantize::{
+    self, BLOCK, DYNAMIC_SIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
+};
+use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate};
+use crate::keywords::{BETAS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
+use crate::registry::{EvalWeights, OptimizerEntry};
+
+crate::hyper_config! {
+    /// Configuration of [`Lion8bit`], with `bitsandbytes.optim.Lion8bit`'s keywords and defaults.
+    pub struct Lion8bitConfig {
+        LR => 1e-4;
+        BETAS.help("β₁ mixes momentum and gradient for the update's sign; β₂ is the momentum's decay") => {
+            /// Interpolation between the momentum and the gradient for the update's sign, β₁.
+            beta1: f64 = 0.9,
+            /// Decay rate of the momentum, β₂.
+            beta2: f64 = 0.99,
+        }
+        WEIGHT_DECAY.help("decoupled weight decay λ: θ ← θ·(1 − lr·λ) before the update") => {
+            /// Weight decay λ, decoupled, applied before the sign update.
+            weight_decay: f64 = 0.0,
+        }
+        MIN_8BIT_SIZE => {
+            /// Parameters with fewer elements keep an f32 momentum.
+            min_8bit_size: usize = 4096,
+        }
+        IS_PAGED => {
+            /// bitsandbytes' keyword: only `false` (CUDA unified memory).
+            is_paged: bool = false,
+        }
+        FUSED_ADAMLAB => {
+            /// Step with the fused CPU kernel on f32 Flex and NdArray tensors, else with the
+            /// tensor-op reference step; the numbers are the same.
+            fused: bool = true,
+        }
+    }
+}
+
+/// `min_8bit_size`.
+const MIN_8BIT_SIZE: Keyword = Keyword {
+    name: "min_8bit_size",
+    kind: Kind::Int {
+        min: 0,
+        max: i64::MAX,
+    },
+    help: "parameters with fewer elements keep an f32 momentum",
+};
+
+/// `is_paged`: bitsandbytes' keyword, which adamlab only takes as `false`.
+const IS_PAGED: Keyword = Keyword {
+    name: "is_paged",
+    kind: Kind::Bool,
+    help: "not supported (CUDA unified memory): only false",
+};
+
+/// The registry's `lion8bit`: `bitsandbytes.optim.Lion8bit`.
+pub const LION8BIT: OptimizerEntry = OptimizerEntry {
+    name: "lion8bit",
+    summary: "Lion with an 8-bit blockwise momentum, bitsandbytes' Lion8bit",
+    reference: "bitsandbytes.optim.Lion8bit (bitsandbytes 0.50.2, its CUDA kernels transcribed)",
+    params: Lion8bitConfig::PARAMS,
+    build: |args| Ok(Box::new(Lion8bitConfig::new().with_args(args).build()?)),
+};
+
+impl Lion8bitConfig {
+    /// The bare optimizer; refuses `is_paged=true`, which adamlab does not implement.
+    pub fn build(&self) -> Result<Lion8bit, ConfigError> {
+        self.validate()?;
+        if self.is_paged {
+            return Err(ConfigError::Incompatible(
+                "is_paged=true is not implemented: bitsandbytes pages states through CUDA unified \
+                 memory, which adamlab's backends do not have"
+                    .into(),
+            ));
+        }
+        Ok(Lion8bit {
+            config: self.clone(),
+        })
+    }
+
+    /// The optimizer for a whole module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
+    }
+}
+
+/// Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023,
+/// <https://arxiv.org/abs/2302.06675>) with an 8-bit blockwise momentum, as bitsandbytes' CUDA
+/// kernels compute it.
+///
+/// For a parameter of at least `min_8bit_size` elements, at each step, block by block (256
+/// elements; the last block padded with gradient 0 and code 128, as the kernel pads it):
+///
+/// ```text
+/// m ← map[c]·absmax                              dequantize
+/// θ ← θ·(1 − lr·λ)                               if λ > 0
+/// θ ← θ − lr·sgn(β₁·m + (1 − β₁)·g)              sgn(0) = sgn(NaN) = 0
+/// m ← β₂·m + (1 − β₂)·g
+/// absmax ← max |m| over the block, padding included (NaN never wins)
+/// c ← nearest code of m/absmax, moved one code towards m's sign if its value has the other sign
+/// ```
+///
+/// A smaller parameter keeps an f32 momentum and takes the same three updates
+/// (`kOptimizer32bit1State`). Scalars are f32, as the kernels compute them (`1 − β` an f32
+/// difference). Unlike lion-pytorch's (`lion`), the weight decay is `1 − lr·λ` with the step's lr.
+#[derive(Clone, Debug)]
+pub struct Lion8bit {
+    config: Lion8bitConfig,
+}
+
+/// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
+#[derive(Clone)]
+pub struct Lion8bitState<const D: usize> {
+    /// Steps taken.
+    pub step: usize,
+    /// The momentum.
+    pub momentum: Momentum<D>,
+}
+
+/// A parameter's momentum: f32, or 8-bit blockwise.
+#[derive(Clone)]
+pub enum Momentum<const D: usize> {
+    /// f32 momentum, below `min_8bit_size` elements (bitsandbytes' `state1`).
+    Full(Tensor<D>),
+    /// 8-bit momentum: codes of the signed map (`state1`, u8 where the backend stores it) and one
+    /// absmax per block of [`BLOCK`] elements (`absmax1`).
+    Blockwise {
+        /// The codes.
+        state1: Tensor<D, Int>,
+        /// The absmax per block.
+        absmax1: Tensor<1>,
+    },
+}
+
+/// By hand, as [`crate::adam8bit::Adam8bitState`]'s: the derive would reload codes in the default
+/// int dtype. Leaves: `step`, `state1`, and `absmax1` for an 8-bit momentum.
+impl<const D: usize> RecordState for Lion8bitState<D> {
+    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
+        out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));
+        match &self.momentum {
+            Momentum::Full(m) => out.push_tensor(prefix, "state1", m.clone().into_data()),
+            Momentum::Blockwise { state1, absmax1 } => {
+                out.push_tensor(prefix, "state1", state1.clone().into_data());
+                out.push_tensor(prefix, "absmax1", absmax1.clone().into_data());
+            }
+        }
+    }
+
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        let step = usize::try_from(src.take_scalar(prefix, "step")?).ok()?;
+        let state1 = src.take_tensor(prefix, "state1")?;
+        let momentum = match src.take_tensor(prefix, "absmax1") {
+            Some(absmax1) => {
+                // The saved dtype (u8) where `device` stores it, else its default int.
+                let dtype = if device.supports_dtype(state1.dtype()) {
+                    state1.dtype()
+                } else {
+                    code_dtype(device)
+                };
+                Momentum::Blockwise {
+                    state1: Tensor::from_data(state1, (device, dtype)),
+                    absmax1: Tensor::from_data(absmax1, device),
+                }
+            }
+            None => Momentum::Full(Tensor::from_data(state1, device)),
+        };
+        Some(Self { step, momentum })
+    }
+}
+
+/// The scalars of one step, as the kernels compute them in f32.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Coefficients {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    /// `1 − lr·λ`, when λ > 0.
+    decay: Option<f32>,
+}
+
+impl Coefficients {
+    fn new(config: &Lion8bitConfig, lr: f64) -> Self {
+        let [lr, beta1, beta2, weight_decay] =
+            [lr, config.beta1, config.beta2, config.weight_decay].map(|x| x as f32);
+        Self {
+            lr,
+            beta1,
+            beta2,
+            one_minus_beta1: 1.0 - beta1,
+            one_minus_beta2: 1.0 - beta2,
+            decay: (weight_decay > 0.0).then(|| 1.0 - lr * weight_decay),
+        }
+    }
+}
+
+impl Lion8bit {
+    /// The configuration this optimizer was built from.
+    pub fn config(&self) -> &Lion8bitConfig {
+        &self.config
+    }
+
+    /// The state before the first step: code 0 and absmax 0 (dequantizing to 0), or an f32 zero
+    /// momentum below `min_8bit_size` elements, as bitsandbytes starts.
+    fn initial_state<const D: usize>(&self, theta: &Tensor<D>) -> Lion8bitState<D> {
+        let n = theta.shape().num_elements();
+        let device = theta.device();
+        let momentum = if n < self.config.min_8bit_size || n == 0 {
+            Momentum::Full(theta.zeros_like())
+        } else {
+            Momentum::Blockwise {
+                state1: Tensor::zeros(theta.shape(), (&device, code_dtype(&device))),
+                absmax1: Tensor::zeros([n.div_ceil(BLOCK)], (&device, theta.dtype())),
+            }
+        };
+        Lion8bitState { step: 0, momentum }
+    }
+
+    /// One step for one parameter tensor with tensor operations: the readable reference that the
+    /// fused CPU step must equal bit for bit. Every backend and dtype runs it.
+    pub fn reference_step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Lion8bitState<D>>,
+    ) -> (Tensor<D>, Option<Lion8bitState<D>>) {
+        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        let c = Coefficients::new(&self.config, lr);
+        let theta = match c.decay {
+            Some(factor) => theta.mul_scalar(factor),
+            None => theta,
+        };
+        let momentum = match state.momentum {
+            Momentum::Full(m) => {
+                let theta = theta.sub(sign_step(&c, m.clone(), grad.clone()));
+                let m = m
+                    .mul_scalar(c.beta2)
+                    .add(grad.mul_scalar(c.one_minus_beta2));
+                return (
+                    theta,
+                    Some(Lion8bitState {
+                        step: state.step + 1,
+                        momentum: Momentum::Full(m),
+                    }),
+                );
+            }
+            Momentum::Blockwise { state1, absmax1 } => (state1, absmax1),
+        };
+        let (theta, state1, absmax1) = blockwise_reference_step(&c, theta, grad, momentum);
+        let state = Lion8bitState {
+            step: state.step + 1,
+            momentum: Momentum::Blockwise { state1, absmax1 },
+        };
+        (theta, Some(state))
+    }
+}
+
+/// `lr·sgn(β₁·m + (1 − β₁)·g)`, with sgn as the kernels' `(0 < x) − (x < 0)` (0 for NaN).
+fn sign_step<const D: usize>(c: &Coefficients, m: Tensor<D>, g: Tensor<D>) -> Tensor<D> {
+    let mixed = m.mul_scalar(c.beta1).add(g.mul_scalar(c.one_minus_beta1));
+    let (positive, negative) = (
+        mixed.clone().greater_elem(0.0),
+        mixed.clone().lower_elem(0.0),
+    );
+    let sign = mixed
+        .zeros_like()
+        .mask_fill(positive, 1.0)
+        .mask_fill(negative, -1.0);
+    sign.mul_scalar(c.lr)
+}
+
+/// The 8-bit kernel's step on `[blocks, 256]` tensors (θ already decayed).
+fn blockwise_reference_step<const D: usize>(
+    c: &Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    (codes, absmax): (Tensor<D, Int>, Tensor<1>),
+) -> (Tensor<D>, Tensor<D, Int>, Tensor<1>) {
+    let shape = theta.shape();
+    let n = shape.num_elements();
+    let blocks = n.div_ceil(BLOCK);
+    let pad = blocks * BLOCK - n;
+    let device = theta.device();
+    let float = theta.dtype();
+    let int = Tensor::<1, Int>::zeros([1], &device).dtype();
+    let map = Tensor::<1>::from_data(
+        TensorData::new(quantize::values(&DYNAMIC_SIGNED).to_vec(), [256]),
+        (&device, float),
+    );
+    let g = grad.reshape([n]);
+    let g = match pad {
+        0 => g,
+        _ => Tensor::cat(vec![g, Tensor::full([pad], 0.0, (&device, float))], 0),
+    }
+    .reshape([blocks, BLOCK]);
+    let codes = codes.cast(int).reshape([n]);
+    let codes = match pad {
+        0 => codes,
+        _ => Tensor::cat(
+            vec![codes, Tensor::full([pad], PAD_CODE1, (&device, int))],
+            0,
+        ),
+    };
+    let m = map
+        .clone()
+        .select(0, codes)
+        .reshape([blocks, BLOCK])
+        .mul(absmax.reshape([blocks, 1]));
+    let step = sign_step(c, m.clone(), g.clone());
+    let m = m.mul_scalar(c.beta2).add(g.mul_scalar(c.one_minus_beta2));
+    let absmax = block_absmax(m.clone());
+    let step = step
+        .reshape([blocks * BLOCK])
+        .slice(0..n)
+        .reshape(shape.clone());
+    let theta = theta.sub(step);
+    let codes = quantize_rows(&map, m.clone().div(absmax.clone()), true, &device);
+    let codes = keep_sign(&map, codes, m);
+    let codes = codes
+        .reshape([blocks * BLOCK])
+        .slice(0..n)
+        .reshape(shape)
+        .cast(code_dtype(&device));
+    (theta, codes, absmax.reshape([blocks]))
+}
+
+impl EvalWeights for Lion8bit {}
+
+impl Optimizer for Lion8bit {
+    type State<const D: usize> = Lion8bitState<D>;
+
+    /// One step for one parameter tensor; see [`Lion8bit`] for the update rule.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite (burn's optimizer interface cannot return an error).
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Err(err) = check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        if !self.config.fused {
+            return self.reference_step(lr, theta, grad, state);
+        }
+        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        match kernel::try_step(self, lr, theta, grad, state) {
+            Ok(stepped) => stepped,
+            Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
+        }
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        let momentum = match state.momentum {
+            Momentum::Full(m) => Momentum::Full(m.to_device(device)),
+            Momentum::Blockwise { state1, absmax1 } => Momentum::Blockwise {
+                state1: state1.to_device(device).cast(code_dtype(device)),
+                absmax1: absmax1.to_device(device),
+            },
+        };
+        Lion8bitState {
+            step: state.step,
+            momentum,
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! 8-bit optimizer states (`adam8bit`, `adamw8bit`, `lion8bit`, issue 22): bitsandbytes' own quantization maps,
+//! the replays bit for bit on the CPU backends, checkpoints that carry the codes exactly, and the
+//! bytes the state really occupies.
+//!
+//! Fixtures: `fixtures/torch/replay/{adam,adamw,lion}8bit/`, written by `tools/reference/generate.py` from
+//! `tools/reference/bnb_blockwise.py` (a NumPy transcription of bitsandbytes 0.50.2's CUDA kernels;
+//! its docstring says why not bitsandbytes' own CPU path). The shared replays
+//! (`tests/torch_fixtures.rs`) run them at atol 1e-6 + rtol 1e-5 on every backend; here they must
+//! match to the bit where the arithmetic is IEEE f32 on both sides (flex, ndarray).
+
+use adamlab::backend::{BackendKind, compiled, device};
+use adamlab::optim::adam8bit::quantize::{DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
+use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Blockwise, Moments};
+use adamlab::optim::{OptimizerSpec, Value};
+use adamlab::verify::replay::{REPLAY_FIXTURES, replay_fixtures};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{GradientsParams, Optimizer, StateSink};
+use burn::tensor::kind::BridgeTensor;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use safetensors::SafeTensors;
+
+const OPTIMIZERS: [&str; 3] = ["adam8bit", "adamw8bit", "lion8bit"];
+
+/// Each fixture records the maps bitsandbytes' `create_dynamic_map` gave (`qmap.signed`,
+/// `qmap.unsigned`); adamlab's constants are those, bit for bit.
+#[test]
+fn the_quantization_maps_are_bitsandbytes_own() {
+    let mut checked = 0;
+    for (case, bytes) in REPLAY_FIXTURES.iter().filter(|(case, _)| {
+        OPTIMIZERS
+            .iter()
+            .any(|o| case.starts_with(&format!("{o}/")))
+    }) {
+        let tensors = SafeTensors::deserialize(bytes).unwrap();
+        // Lion keeps one moment, of the signed map.
+        let maps: &[(&str, &[u32; 256])] = if case.starts_with("lion8bit/") {
+            &[("qmap.signed", &DYNAMIC_SIGNED)]
+        } else {
+            &[
+                ("qmap.signed", &DYNAMIC_SIGNED),
+                ("qmap.unsigned", &DYNAMIC_UNSIGNED),
+            ]
+        };
+        for &(name, map) in maps {
+            let view = tensors
+                .tensor(name)
+                .unwrap_or_else(|_| panic!("{case}: no {name}"));
+            let bits: Vec<u32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(bits, map.to_vec(), "{case}: {name}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2 * 9 + 5,
+        "two maps in each Adam fixture, one in each Lion one: {checked}"
+    );
+}
+
+fn bridge(values: &[f32], shape: &[usize], device: &Device) -> BridgeTensor {
+    let data = TensorData::new(values.to_vec(), shape.to_vec());
+    match shape.len() {
+        1 => Tensor::<1>::from_data(data, device).into_bridge(),
+        2 => Tensor::<2>::from_data(data, device).into_bridge(),
+        4 => Tensor::<4>::from_data(data, device).into_bridge(),
+        rank => panic!("rank {rank}"),
+    }
+}
+
+fn host_bits(tensor: &BridgeTensor, rank: usize) -> Vec<u32> {
+    let data = match rank {
+        1 => Tensor::<1>::from_bridge(tensor.clone()).to_data(),
+        2 => Tensor::<2>::from_bridge(tensor.clone()).to_data(),
+        4 => Tensor::<4>::from_bridge(tensor.clone()).to_data(),
+        rank => panic!("rank {rank}"),
+    };
+    data.convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+/// Every adam8bit, adamw8bit and lion8bit fixture, fused and through the reference step, on flex and
+/// ndarray: after every one of the 200 steps, θ, the u8 codes (`state1`, `state2`) and the absmax
+/// per block equal the transcription's to the bit (the same IEEE f32 operations in the same
+/// order), and the codes are held as u8 tensors.
+#[test]
+fn the_8bit_optimizers_replay_the_bitsandbytes_transcription_bit_for_bit_on_the_cpu() {
+    let fixtures: Vec<_> = replay_fixtures()
+        .into_iter()
+        .filter(|f| OPTIMIZERS.contains(&f.optimizer.as_str()))
+        .collect();
+    assert!(fixtures.len() >= 14, "{} fixtures", fixtures.len());
+    let mut runs = 0;
+    for backend in compiled()
+        .into_iter()
+        .filter(|b| matches!(b, BackendKind::Flex | BackendKind::Ndarray))
+    {
+        let device = device(backend).unwrap();
+        for fixture in &fixtures {
+            for fused in [true, false] {
+                let spec = OptimizerSpec::parse(&fixture.spec)
+                    .unwrap()
+                    .with("fused", Value::Bool(fused))
+                    .unwrap();
+                let optimizer = spec.build().unwrap().dyn_optimizer();
+                for (index, param) in fixture.params.iter().enumerate() {
+                    let rank = param.shape.len();
+                    let mut theta = bridge(&param.initial, &param.shape, &device);
+                    let mut state = None;
+                    let what = |step: usize, name: &str| {
+                        format!(
+                            "{backend}/{} fused={fused} param{index} step {step}: {name}",
+                            fixture.case
+                        )
+                    };
+                    for (s, grad) in param.grads.iter().enumerate() {
+                        (theta, state) = optimizer.step_dyn(
+                            rank,
+                            spec.lr(),
+                            theta,
+                            bridge(grad, &param.shape, &device),
+                            state.take(),
+                        );
+                        let expected: Vec<u32> =
+                            param.params[s].iter().map(|x| x.to_bits()).collect();
+                        assert_eq!(host_bits(&theta, rank), expected, "{}", what(s + 1, "θ"));
+                        let mut sink = StateSink::default();
+                        optimizer.state_flatten("", state.as_ref().unwrap(), &mut sink);
+                        for (name, data) in &sink.tensors {
+                            if name.starts_with("state") && param.states.contains_key("absmax1") {
+                                assert_eq!(data.dtype(), DType::U8, "{}", what(s + 1, name));
+                            }
+                            let actual: Vec<u32> = data
+                                .clone()
+                                .convert::<f32>()
+                                .try_to_vec::<f32>()
+                                .unwrap()
+                                .iter()
+                                .map(|x| x.to_bits())
+                                .collect();
+                            let expected: Vec<u32> =
+                                param.states[name][s].iter().map(|x| x.to_bits()).collect();
+                            assert_eq!(actual, expected, "{}", what(s + 1, name));
+                        }
+                        assert_eq!(
+                            sink.tensors.len(),
+                            param.states.len() - 1,
+                            "{}: every state but step",
+                            what(s + 1, "state")
+                        );
+                    }
+                    runs += 1;
+                }
+            }
+        }
+    }
+    assert!(runs > 0, "no CPU backend compiled in");
+}
+
+/// A layer whose weight (64 × 80 = 5120 elements) has 8-bit moments at the default
+/// `min_8bit_size` of 4096, and whose bias (80) keeps f32 moments.
+fn layer(device: &Device) -> (Linear, Tensor<2>) {
+    let device = device.clone().autodiff();
+    device.seed(3);
+    let layer = LinearConfig::new(64, 80).init(&device);
+    let input = Tensor::<2>::random(
+        [16, 64],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    (layer, input)
+}
+
+fn grads(layer: &Linear, input: &Tensor<2>, scale: f32) -> GradientsParams {
+    let loss = layer
+        .forward(input.clone())
+        .powi_scalar(2)
+        .mean()
+        .mul_scalar(scale);
+    GradientsParams::from_grads(loss.backward(), layer)
+}
+
+fn weight_bits(layer: &Linear) -> Vec<u32> {
+    let mut values = layer.weight.val().to_data().try_to_vec::<f32>().unwrap();
+    values.extend(
+        layer
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    );
+    values.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Every state tensor of an optimizer's saved bytes: name, dtype, shape and values.
+fn leaves(bytes: &burn::tensor::Bytes) -> Vec<(String, String, Vec<usize>, Vec<u32>)> {
+    let reader = burn_pack::Reader::from_bytes(bytes.clone()).unwrap();
+    let mut leaves: Vec<_> = reader
+        .into_tensors()
+        .unwrap()
+        .into_iter()
+        .map(|tensor| {
+            let (name, dtype, shape, _, bytes) = tensor.into_parts().unwrap();
+            let values = TensorData::from_bytes(bytes, shape.clone(), dtype).convert::<f32>();
+            let bits = values
+                .try_to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect();
+            (name, format!("{dtype:?}"), shape.to_vec(), bits)
+        })
+        .collect();
+    leaves.sort();
+    leaves
+}
+
+/// Saved after three steps, adamw8bit's file holds the weight's codes as u8; loaded into a fresh
+/// optimizer, every state leaf has the saved values; the resumed optimizer's next steps equal the
+/// uninterrupted one's bit for bit, and so does its saved state after them; a fresh optimizer's step
+/// differs (the state matters). On every backend compiled in. (burn loads a state onto its
+/// default device and moves it to the parameter's at the next step: with wgpu compiled in, which
+/// has no u8 on llvmpipe, the loaded codes are i32 until that step makes them u8 again.)
+#[test]
+fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
+    for backend in compiled() {
+        let device = device(backend).unwrap();
+        let spec = OptimizerSpec::parse("adamw8bit(lr=0.01)").unwrap();
+        let (mut model, input) = layer(&device);
+        let mut original = spec.build().unwrap().module_optimizer();
+        for scale in [1.0, 0.5, 2.0] {
+            let g = grads(&model, &input, scale);
+            model = original.step(spec.lr(), model, g);
+        }
+        let bytes = original.clone().into_bytes().unwrap();
+        let reader = burn_pack::Reader::from_bytes(bytes.clone()).unwrap();
+        let mut u8_tensors = 0;
+        for tensor in reader.into_tensors().unwrap() {
+            let (name, dtype, shape, _, _) = tensor.into_parts().unwrap();
+            if (name.ends_with(".state1") || name.ends_with(".state2"))
+                && device.supports_dtype(DType::U8)
+            {
+                let elements: usize = shape.iter().product();
+                if elements == 64 * 80 {
+                    assert_eq!(dtype, DType::U8, "{backend}: {name} is saved as {dtype:?}");
+                    u8_tensors += 1;
+                }
+            }
+        }
+        if device.supports_dtype(DType::U8) {
+            assert_eq!(u8_tensors, 2, "{backend}: the weight's two code tensors");
+        }
+        let restored = spec
+            .build()
+            .unwrap()
+            .module_optimizer()
+            .from_bytes(bytes.clone())
+            .unwrap();
+        let values = |leaves: Vec<(String, String, Vec<usize>, Vec<u32>)>| {
+            leaves
+                .into_iter()
+                .map(|(name, _, shape, bits)| (name, shape, bits))
+                .collect::<Vec<_>>()
+        };
+        let loaded = leaves(&restored.clone().into_bytes().unwrap());
+        assert_eq!(
+            values(loaded),
+            values(leaves(&bytes)),
+            "{backend}: the loaded state's values"
+        );
+        let (mut a, mut b, mut fresh) =
+            (original, restored, spec.build().unwrap().module_optimizer());
+        let (mut model_a, mut model_b) = (model.clone(), model.clone());
+        let mut first_resumed_step = None;
+        for scale in [-1.0, 0.3] {
+            model_a = a.step(spec.lr(), model_a.clone(), grads(&model_a, &input, scale));
+            model_b = b.step(spec.lr(), model_b.clone(), grads(&model_b, &input, scale));
+            assert_eq!(
+                weight_bits(&model_b),
+                weight_bits(&model_a),
+                "{backend}: the resumed step differs"
+            );
+            first_resumed_step.get_or_insert_with(|| weight_bits(&model_a));
+        }
+        let model_fresh = fresh.step(spec.lr(), model.clone(), grads(&model, &input, -1.0));
+        assert_ne!(
+            Some(weight_bits(&model_fresh)),
+            first_resumed_step,
+            "{backend}: the state has no effect"
+        );
+        // Stepped on the parameters' device, the resumed state is again the uninterrupted one:
+        // every tensor's dtype (codes u8 again where the device stores u8), shape and bits.
+        let (a, b) = (
+            leaves(&a.into_bytes().unwrap()),
+            leaves(&b.into_bytes().unwrap()),
+        );
+        assert_eq!(b, a, "{backend}: the states after resuming");
+    }
+}
+
+/// Bytes of state per parameter element, as held in memory after a step on a parameter of
+/// 1 000 000 elements: the dtype and length of each state tensor the optimizer holds (not of a
+/// copy), on every backend compiled in. 8-bit: two u8 codes per element and two f32 absmax per
+/// block of 256, 2 + 8/256 = 2.03125 bytes per element, a quarter of Adam's 8 (plus 8 bytes of
+/// step count per tensor), where the backend stores u8.
+#[test]
+fn the_8bit_state_is_two_bytes_per_element_and_two_floats_per_block() {
+    const N: usize = 1_000_000;
+    for backend in compiled() {
+        let device = device(backend).unwrap();
+        let optimizer = Adam8bitConfig::new().build().unwrap();
+        let theta = Tensor::<1>::zeros([N], &device);
+        let grad = Tensor::<1>::ones([N], &device);
+        let (_, state) = optimizer.step(1e-3, theta, grad, None);
+        let Adam8bitState {
+            moments:
+                Moments::Blockwise(Blockwise {
+                    state1,
+                    state2,
+                    absmax1,
+                    absmax2,
+                }),
+            ..
+        } = state.unwrap()
+        else {
+            panic!("{backend}: a parameter of {N} elements keeps 8-bit moments");
+        };
+        let bytes = |dtype: DType, len: usize| dtype.size() * len;
+        let total = bytes(state1.dtype(), state1.shape().num_elements())
+            + bytes(state2.dtype(), state2.shape().num_elements())
+            + bytes(absmax1.dtype(), absmax1.shape().num_elements())
+            + bytes(absmax2.dtype(), absmax2.shape().num_elements());
+        let per_element = total as f64 / N as f64;
+        println!(
+            "{backend}: codes {:?}, absmax {:?}: {total} bytes, {per_element} bytes per element",
+            state1.dtype(),
+            absmax1.dtype()
+        );
+        assert_eq!(absmax1.shape().num_elements(), N.div_ceil(256));
+        assert_eq!(absmax1.dtype(), DType::F32);
+        if device.supports_dtype(DType::U8) {
+            assert_eq!(
+                (state1.dtype(), state2.dtype()),
+                (DType::U8, DType::U8),
+                "{backend}"
+            );
+            assert_eq!(total, 2 * N + 8 * N.div_ceil(256), "{backend}");
+        }
+    }
+}
