@@ -43,6 +43,6 @@ out=benchmarks
 # --overwrite: BENCHMARKS.md and figures/ are this script's own (reports before the manifest
 # `figures/.adamlab-report` existed did not list them).
 "$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-wgpu.json \
-    "$out"/step-h100.json "$out"/step-h100-100-tensors.json \
+    "$out"/step-h100.json "$out"/step-h100-100-tensors.json "$out"/step-h100-multi-tensor.json \
     "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json "$out"/optimizers.json \
     --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md" --overwrite
