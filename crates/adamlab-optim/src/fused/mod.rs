@@ -449,7 +449,7 @@ mod tests {
     /// One configuration per fused optimizer, each keeping all of its buffers.
     #[test]
     fn the_cpu_step_updates_unshared_buffers_in_place_and_copies_shared_ones() {
-        use crate::{adagrad, adam, adamax, lion, rmsprop, sgd};
+        use crate::{adabelief, adagrad, adam, adamax, lion, rmsprop, sgd};
         let adam = adam::AdamConfig::new().with_amsgrad(true).build().unwrap();
         assert_in_place("adam(amsgrad=true)", adam);
         let sgd = sgd::SgdConfig::new().with_momentum(0.9).with_nesterov(true);
@@ -476,5 +476,10 @@ mod tests {
             .build()
             .unwrap();
         assert_in_place("adamax(weight_decay=0.1)", adamax);
+        let adabelief = adabelief::AdaBeliefConfig::new()
+            .with_amsgrad(true)
+            .build()
+            .unwrap();
+        assert_in_place("adabelief(amsgrad=true)", adabelief);
     }
 }
