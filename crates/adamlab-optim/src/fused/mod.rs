@@ -302,27 +302,29 @@ fn dyn_many<O: FusedStep<S>, const S: usize>(
         let mut parts = Vec::new();
         let slots: Vec<Slot> = items
             .into_iter()
-            .map(|item| {
+            .map(|DynItem { rank, theta, grad, state }| {
+                // The tensors and the state move into their rank's types (no clone: a state
+                // still shared would be copied by `downcast`, and its buffers then by the kernel).
                 macro_rules! ranks {
                     ($($d:literal)+) => {
-                        match item.rank {
+                        match rank {
                             $($d => {
-                                let theta = Tensor::<$d>::from_bridge(item.theta.clone());
-                                let grad = Tensor::<$d>::from_bridge(item.grad.clone());
-                                let state = item.state.clone().map(|s| s.downcast::<O::State<$d>>());
-                                if kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref()) == Some(Kernel::Cube) {
-                                    drop(item);
-                                    let (c, buffers) = optimizer.prepare(lr, &theta, state);
-                                    parts.push((c, cube::Part::new(theta, grad, buffers.tensors)));
-                                    return Slot::Launched { rank: $d, step: buffers.step };
+                                let theta = Tensor::<$d>::from_bridge(theta);
+                                let grad = Tensor::<$d>::from_bridge(grad);
+                                let state = state.map(|s| s.downcast::<O::State<$d>>());
+                                if kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref()) != Some(Kernel::Cube) {
+                                    let (theta, state) = step(optimizer, lr, theta, grad, state);
+                                    return Slot::Done((theta.into_bridge(), state.map(|s| DynState::create(s, $d))));
                                 }
+                                let (c, buffers) = optimizer.prepare(lr, &theta, state);
+                                parts.push((c, cube::Part::new(theta, grad, buffers.tensors)));
+                                Slot::Launched { rank: $d, step: buffers.step }
                             })+
-                            _ => {}
+                            _ => Slot::Done(one_by_one(DynItem { rank, theta, grad, state })),
                         }
                     };
                 }
-                ranks!(1 2 3 4 5 6 7 8);
-                Slot::Done(one_by_one(item))
+                ranks!(1 2 3 4 5 6 7 8)
             })
             .collect();
         let mut parts = cube::step_many::<O, S>(parts).into_iter();
