@@ -102,6 +102,9 @@ pub enum BenchError {
     /// The dataset is missing or corrupt.
     #[error(transparent)]
     Data(#[from] adamlab_data::DataError),
+    /// The fortunes are missing or unreadable.
+    #[error(transparent)]
+    Corpus(#[from] adamlab_data::fortunes::CorpusError),
     /// A bench file cannot be read or written.
     #[error(transparent)]
     Schema(#[from] schema::SchemaError),
@@ -125,7 +128,7 @@ impl BenchError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::Invalid(_) | Self::Backend(_) | Self::Spec(_) | Self::Data(_) | Self::Schema(_)
+            Self::Invalid(_) | Self::Backend(_) | Self::Spec(_) | Self::Data(_) | Self::Corpus(_) | Self::Schema(_)
         )
     }
 }

@@ -134,6 +134,26 @@ pub struct Record {
     pub wall_s: Option<f64>,
     /// Anything the numbers need said: a diverged run, a skipped measurement.
     pub note: Option<String>,
+    /// Shoot-out: `tune` (a run of the learning-rate grid, scored on the validation split) or
+    /// `run` (a run at the tuned rate, evaluated on the test split as it goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Shoot-out: optimizer steps taken when the metric was measured (0: the initial weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    /// Shoot-out: what `metric` is (`test accuracy`, `validation loss`, `distance to the
+    /// optimum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
+    /// Shoot-out: the workload's metric at `step` (absent when it is not finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f64>,
+    /// Shoot-out: seconds spent in training steps up to `step` (evaluations not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_s: Option<f64>,
+    /// Shoot-out: bytes of the optimizer's state after one step, serialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_bytes: Option<u64>,
 }
 
 impl Record {
@@ -172,6 +192,12 @@ impl Record {
             test_accuracy: None,
             wall_s: None,
             note: None,
+            phase: None,
+            step: None,
+            metric_name: None,
+            metric: None,
+            train_s: None,
+            state_bytes: None,
         }
     }
 

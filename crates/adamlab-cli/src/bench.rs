@@ -5,7 +5,7 @@ use crate::args::{DataArgs, ModelArg};
 use crate::error::CliError;
 use adamlab_backend::BackendKind;
 use adamlab_bench::schema::Bench;
-use adamlab_bench::shootout::{self, ShootoutConfig};
+use adamlab_bench::shootout::{self, ShootoutConfig, Workload};
 use adamlab_bench::step::{self, StepConfig};
 use adamlab_bench::torch::Torch;
 use adamlab_bench::train::{Model, TrainConfig};
@@ -36,8 +36,10 @@ pub enum BenchCommand {
     /// Images per second of a training step of the article's CNN (and MLP), split into forward,
     /// backward and optimizer step, with peak memory.
     Train(TrainArgs),
-    /// The optimizer shoot-out: train the CNN on Fashion-MNIST with each optimizer, recording test
-    /// accuracy and loss after every epoch and the wall time. Real training: minutes per optimizer.
+    /// The optimizer shoot-out on a workload (`--model`): each optimizer's learning rate tuned on
+    /// a log grid against the validation split, then runs over several seeds at the tuned rate,
+    /// recording the test metric against steps and training time, the time per step and the
+    /// optimizer's state. Real training: minutes to hours.
     Optimizers(OptimizersArgs),
     /// Turn bench JSON files into a Markdown report with SVG figures.
     Report(ReportArgs),
@@ -122,32 +124,48 @@ pub struct TrainArgs {
 /// Options of `adamlab bench optimizers`.
 #[derive(Debug, clap::Args)]
 pub struct OptimizersArgs {
+    /// The workload (`adamlab models` lists them; not the mlp, which has two points).
+    #[arg(long, value_enum, default_value = "cnn")]
+    pub model: ModelArg,
     /// Optimizer specs, comma-separated. Default: every registered optimizer at its torch
-    /// defaults.
+    /// defaults. A spec's lr (torch's default when not given) is the centre of its grid.
     #[arg(long, value_name = "LIST")]
     pub optimizers: Option<String>,
-    /// A learning rate for one optimizer, by registry name (repeatable): `--lr sgd=0.05`.
+    /// The centre of one optimizer's grid, by registry name (repeatable): `--lr sgd=0.05`.
     #[arg(long, value_name = "NAME=VALUE", value_parser = shootout::parse_lr_override)]
     pub lr: Vec<(String, f64)>,
+    /// The learning rates each optimizer is tuned over, as multiples of its centre: a log grid.
+    /// `1` runs the centre only, without tuning.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0.1,0.3,1,3,10")]
+    pub lr_grid: Vec<f64>,
+    /// Steps of each tuning run, scored on the validation split at its end. Default: the
+    /// workload's (cnn and softmax-regression 300, char-gpt 60, test functions 2000).
+    #[arg(long, value_name = "N")]
+    pub tune_steps: Option<usize>,
+    /// Steps of each run at the tuned rate. Default: the workload's (900, 300, 5000).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Steps between two evaluations of a run at the tuned rate. Default: the workload's
+    /// (100, 50, 250).
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<usize>,
+    /// Seeds of the runs at the tuned rate, comma-separated; the first also seeds the tuning.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0,1,2", value_parser = parse_seed)]
+    pub seeds: Vec<u64>,
+    /// Examples per optimizer step. Default: the workload's (64 images, 32 windows).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Epochs per run.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub epochs: usize,
-    /// Seeds, comma-separated: one run per seed.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0", value_parser = parse_seed)]
-    pub seeds: Vec<u64>,
-    /// Images per optimizer step.
-    #[arg(long, value_name = "N", default_value_t = shootout::DEFAULT_BATCH_SIZE)]
-    pub batch_size: usize,
+    /// Fashion-MNIST's directory; for char-gpt, the fortunes' (as `train --data-dir`).
     #[command(flatten)]
     pub data: DataArgs,
-    /// Train on the first N training images only (a quick look, not the shoot-out).
+    /// Train on the first N training examples only (a quick look, not the shoot-out).
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
-    /// Evaluate on the first N test images only.
+    /// Evaluate on the first N examples of each held-out split only.
     #[arg(long, value_name = "N")]
-    pub limit_test: Option<usize>,
+    pub limit_eval: Option<usize>,
 }
 
 /// Options of `adamlab bench report`.
@@ -223,22 +241,37 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             save(&a.common.json, command, machine, measured)
         }
         BenchCommand::Optimizers(a) => {
+            let workload = workload(a.model)?;
             let optimizers = match &a.optimizers {
                 Some(list) => specs(list)?,
                 None => shootout::every_registered(),
             };
+            let defaults = workload.default_budget();
             let config = ShootoutConfig {
                 targets: targets(&a.common.backends)?,
+                workload,
                 optimizers: shootout::with_learning_rates(optimizers, &a.lr).map_err(bench_error)?,
-                epochs: a.epochs,
+                lr_grid: a.lr_grid.clone(),
                 seeds: a.seeds.clone(),
-                batch_size: a.batch_size,
+                budget: shootout::Budget {
+                    batch_size: a.batch_size.unwrap_or(defaults.batch_size),
+                    tune_steps: a.tune_steps.unwrap_or(defaults.tune_steps),
+                    steps: a.steps.unwrap_or(defaults.steps),
+                    eval_every: a.eval_every.unwrap_or(defaults.eval_every),
+                },
             };
             config.validate().map_err(bench_error)?;
-            let data = shootout::Datasets::load(&a.data.data_dir, a.limit_train, a.limit_test).map_err(bench_error)?;
+            let fortunes = crate::train::workloads::fortunes_dir(&a.data.data_dir);
+            let source = shootout::DataSource {
+                images: &a.data.data_dir,
+                fortunes: &fortunes,
+                limit_train: a.limit_train,
+                limit_eval: a.limit_eval,
+            };
+            let data = shootout::Datasets::load(workload, source).map_err(bench_error)?;
             let machine = Machine::detect();
             let mut table = Table::new(Bench::Optimizers);
-            say!("adamlab bench optimizers on {}", machine.summary());
+            say!("adamlab bench optimizers --model {} on {}", workload.name(), machine.summary());
             let measured = sides::shootout(&config, &data, &mut table).map_err(bench_error)?;
             table.finish();
             save(&a.common.json, command, machine, measured)
@@ -343,6 +376,16 @@ fn model(arg: ModelArg) -> Result<Model, CliError> {
     }
 }
 
+fn workload(arg: ModelArg) -> Result<Workload, CliError> {
+    let name = clap::ValueEnum::to_possible_value(&arg).map_or_else(String::new, |v| v.get_name().to_string());
+    match Workload::parse(&name) {
+        Some(workload) => Ok(workload),
+        None => Err(usage(format!(
+            "--model {name}: the shoot-out trains a workload with a held-out metric; the mlp fits two points"
+        ))),
+    }
+}
+
 /// PyTorch, when asked for and found; otherwise one line and the bench goes on.
 fn find_torch(wanted: bool, machine: &mut Machine) -> Option<Torch> {
     if !wanted {
@@ -439,8 +482,8 @@ impl Table {
                 "backend", "model", "optimizer", "implementation", "batch", "img/s", "median ms", "fwd ms", "bwd ms", "step ms", "RSS MiB"
             ),
             Bench::Optimizers => format!(
-                "{:<8} {:<30} {:>9} {:>4} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7}",
-                "backend", "optimizer", "lr", "seed", "epoch", "test acc", "test loss", "train loss", "img/s", "wall s"
+                "{:<8} {:<4} {:<34} {:>9} {:>4} {:>6} {:>10} {:>8} {:>8}",
+                "backend", "", "optimizer", "lr", "seed", "step", "metric", "step ms", "train s"
             ),
         }
     }
@@ -485,17 +528,16 @@ impl Table {
             ),
             Bench::Optimizers => {
                 let line = format!(
-                    "{:<8} {:<30} {:>9} {:>4} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7}",
+                    "{:<8} {:<4} {:<34} {:>9} {:>4} {:>6} {:>10} {:>8} {:>8}",
                     r.backend,
+                    r.phase.as_deref().unwrap_or(""),
                     opt,
                     r.lr.map_or("—".into(), |x| format!("{x}")),
-                    r.seed.unwrap_or(0),
-                    r.epoch.map_or("—".into(), |e| e.to_string()),
-                    r.test_accuracy.map_or("—".into(), |a| format!("{:.2} %", 100.0 * a)),
-                    r.test_loss.map_or("—".into(), |l| format!("{l:.4}")),
-                    r.train_loss.map_or("—".into(), |l| format!("{l:.4}")),
-                    r.images_per_second.map_or("—".into(), |x| format!("{x:.0}")),
-                    r.wall_s.map_or("—".into(), |w| format!("{w:.0}")),
+                    r.seed.map_or("—".into(), |s| s.to_string()),
+                    r.step.map_or("—".into(), |s| s.to_string()),
+                    r.metric.map_or("—".into(), |m| format!("{m:.4}")),
+                    ms(r.median_ms),
+                    r.train_s.map_or("—".into(), |w| format!("{w:.1}")),
                 );
                 match &r.note {
                     Some(note) => format!("{line}  {note}"),

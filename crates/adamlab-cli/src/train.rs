@@ -29,7 +29,7 @@ use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-mod workloads;
+pub(crate) mod workloads;
 
 /// The article's defaults per model: (learning rate, epochs).
 const CNN_DEFAULTS: (f64, usize) = (1e-3, 2);

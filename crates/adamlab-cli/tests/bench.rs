@@ -130,24 +130,47 @@ fn a_train_run_records_the_three_phases_per_batch_size() {
     }
 }
 
+/// The shoot-out from the command line: each optimizer tries every rate of its grid on the
+/// validation split (the last tenth of the 128 training images), then the best rate runs for each
+/// seed with the test accuracy at steps 0, 2 and 4; the report draws its curves.
 #[test]
-fn a_small_shootout_records_accuracy_loss_and_wall_time_per_epoch() {
+fn a_small_shootout_tunes_each_rate_then_runs_the_best_over_seeds() {
     let dir = temp_dir("optimizers");
     let json = dir.join("optimizers.json");
     assert_success(&adamlab(&[
         "bench", "optimizers", "--backends", "flex", "--optimizers", "adam,burn-adam", "--lr", "burn-adam=0.002",
-        "--epochs", "2", "--seeds", "0", "--limit-train", "128", "--limit-test", "64", "--data-dir", DATA,
-        "--json", path(&json),
+        "--lr-grid", "0.5,1", "--tune-steps", "2", "--steps", "4", "--eval-every", "2", "--seeds", "0,1",
+        "--limit-train", "128", "--limit-eval", "64", "--data-dir", DATA, "--json", path(&json),
     ]));
     let records = records(&json);
-    assert_eq!(records.len(), 4);
-    assert_eq!(records[3]["lr"], 0.002);
-    for r in &records {
-        let accuracy = r["test_accuracy"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&accuracy), "{r}");
-        assert!(r["wall_s"].as_f64().unwrap() > 0.0);
+    let phase = |r: &serde_json::Value, p: &str| r["phase"] == p;
+    assert_eq!(records.len(), 2 * (2 + 2 * 3), "{records:?}");
+    for name in ["adam", "burn-adam"] {
+        // `burn-adam(lr=0.002)`: the spec with its centre.
+        let named = |r: &serde_json::Value| r["optimizer"].as_str().unwrap().split('(').next() == Some(name);
+        let mine: Vec<&serde_json::Value> = records.iter().filter(|r| named(r)).collect();
+        let tune: Vec<&&serde_json::Value> = mine.iter().filter(|r| phase(r, "tune")).collect();
+        let centre = if name == "adam" { 0.001 } else { 0.002 };
+        let lrs: Vec<f64> = tune.iter().map(|r| r["lr"].as_f64().unwrap()).collect();
+        assert_eq!(lrs, [centre / 2.0, centre], "{name}");
+        let scores: Vec<f64> = tune.iter().map(|r| r["metric"].as_f64().unwrap()).collect();
+        let best = if scores[1] > scores[0] { lrs[1] } else { lrs[0] };
+        let run: Vec<&&serde_json::Value> = mine.iter().filter(|r| phase(r, "run")).collect();
+        let steps: Vec<u64> = run.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [0, 2, 4, 0, 2, 4], "{name}");
+        for r in &run {
+            assert_eq!(r["lr"].as_f64(), Some(best), "{name}: the tuned rate");
+            assert_eq!(r["metric_name"], "test accuracy");
+            assert!((0.0..=1.0).contains(&r["metric"].as_f64().unwrap()), "{r}");
+            assert!(r["state_bytes"].as_u64().unwrap() > 0, "{r}");
+        }
+        assert!(run[2]["train_s"].as_f64() > run[1]["train_s"].as_f64());
     }
-    assert!(records[1]["wall_s"].as_f64() > records[0]["wall_s"].as_f64());
+    let report = dir.join("report");
+    assert_success(&adamlab(&["bench", "report", path(&json), "--out", path(&report)]));
+    let md = std::fs::read_to_string(report.join("README.md")).unwrap();
+    assert!(md.contains("## Optimizer shoot-out: cnn") && md.contains("learning rates tried"), "{md}");
+    assert!(report.join("shootout-cnn-step.svg").exists() && report.join("shootout-cnn-time.svg").exists());
 }
 
 /// The machine's load is recorded over each side and a busy side is said on stderr: busy loops,

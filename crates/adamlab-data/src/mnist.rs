@@ -146,6 +146,17 @@ impl MnistDataset {
         self
     }
 
+    /// Splits off the items from `at` on (none if `at` is past the end): `self` keeps the first
+    /// `at`, in file order. A held-out part of the training set, for tuning on data the test set
+    /// does not see.
+    pub fn split_off(&mut self, at: usize) -> Self {
+        let at = at.min(self.labels.len());
+        Self {
+            labels: self.labels.split_off(at),
+            pixels: self.pixels.split_off(at * SIDE * SIDE),
+        }
+    }
+
     /// A checksum (CRC-32) of the images and labels, in order: two datasets with the same
     /// checksum hold the same data, as far as a checkpoint's run identity needs to know.
     pub fn checksum(&self) -> u32 {

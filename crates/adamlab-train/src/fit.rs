@@ -18,6 +18,7 @@
 //!         Controls::step          clip, step every group at its scheduled lr
 //!         EMA update              when the controls keep one
 //!         observer.on_step        journal, progress
+//!         observer.next           go on, or evaluate now, or evaluate and finish (a step budget)
 //!         checkpoint every N steps
 //!     evaluate                    the caller's evaluator, on the evaluation weights (the EMA's)
 //!     reduce-on-plateau           fed the held-out loss (else the training loss)
@@ -225,6 +226,31 @@ pub trait Observer {
     fn on_step(&mut self, report: &StepReport) -> Result<(), ObserverError>;
     /// After every epoch's evaluation, before the epoch's checkpoint.
     fn on_epoch(&mut self, report: &EpochReport) -> Result<(), ObserverError>;
+    /// After [`Observer::on_step`]: whether to evaluate now, or to end the run here, besides the
+    /// evaluation after every epoch. A budget of steps rather than epochs, and curves of a
+    /// held-out metric against steps, are built on it (the shoot-out's).
+    fn next(&mut self, _report: &StepReport) -> Next {
+        Next::Continue
+    }
+    /// The evaluation [`Observer::next`] asked for after the step of `report` (only when the run
+    /// has an evaluator).
+    fn on_evaluation(&mut self, _report: &StepReport, _evaluation: &Evaluation) -> Result<(), ObserverError> {
+        Ok(())
+    }
+}
+
+/// What the loop does after a step, as its observer asks ([`Observer::next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Next {
+    /// Go on.
+    #[default]
+    Continue,
+    /// Evaluate the evaluation weights now (the EMA's, when the run keeps one), report it to
+    /// [`Observer::on_evaluation`], and go on. The schedule and reduce-on-plateau do not see it.
+    Evaluate,
+    /// Evaluate as [`Next::Evaluate`] does, then end the run after this step and return its
+    /// evaluation weights. No checkpoint is written for the part of an epoch trained.
+    Finish,
 }
 
 /// Where a run starts from.
@@ -497,6 +523,18 @@ where
             };
             if let Err(err) = observer.on_step(&report) {
                 return Err(stop(TrainError::Observer(err), &weights, &averaged, &controls, at.step));
+            }
+            let next = observer.next(&report);
+            if next != Next::Continue
+                && let Some(evaluate) = evaluate.as_mut()
+            {
+                let evaluation = evaluate(&evaluation_model(&controls, &weights, &averaged));
+                if let Err(err) = observer.on_evaluation(&report, &evaluation) {
+                    return Err(stop(TrainError::Observer(err), &weights, &averaged, &controls, at.step));
+                }
+            }
+            if next == Next::Finish {
+                return Ok(evaluation_model(&controls, &weights, &averaged));
             }
             let mid_epoch = at.batch < batches;
             if mid_epoch && config.checkpoint_every.is_some_and(|n| at.step.is_multiple_of(n)) {

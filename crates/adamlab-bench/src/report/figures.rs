@@ -334,3 +334,71 @@ pub(super) fn draw_curves(svg: &mut String, title: &str, x_desc: &str, series: &
         legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
+
+/// One optimizer's curve over seeds: at each x, the mean and the range (worst seed to best).
+pub(super) struct Band {
+    pub(super) label: String,
+    /// (x, mean, low, high), in order of x.
+    pub(super) points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// Curves with bands: each band's range filled lightly, its mean drawn as a line with markers.
+/// `log_y` for metrics that shrink by orders of magnitude (a distance to an optimum); the legend
+/// goes where the curves are not, below them when they rise (`rising`), above when they fall.
+pub(super) fn draw_bands(
+    svg: &mut String,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    log_y: bool,
+    rising: bool,
+    bands: &[Band],
+    caption: &[String; 2],
+) -> DrawResult {
+    chart(svg, 460 + 18 * bands.len() as u32, caption, |area| {
+        let corners: Vec<(f64, f64)> = bands
+            .iter()
+            .flat_map(|b| b.points.iter().flat_map(|&(x, _, lo, hi)| [(x, lo), (x, hi)]))
+            .collect();
+        let (x0, x1, y0, y1) = extent(corners.iter()).unwrap_or((0.0, 1.0, 0.0, 1.0));
+        let x_range = x0..x1.max(x0 + 1e-9) + (x1 - x0) * 0.02;
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(70);
+        let position = if rising { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
+        if log_y {
+            let lo = y0.max(1e-12);
+            let hi = y1.max(lo * 1.01);
+            let mut chart = builder.build_cartesian_2d(x_range, (lo / 1.1..hi * 1.1).log_scale())?;
+            plot_bands(&mut chart, (x_desc, y_desc), bands, position)
+        } else {
+            let pad = ((y1 - y0) * 0.05).max(1e-9);
+            let mut chart = builder.build_cartesian_2d(x_range, y0 - pad..y1 + pad)?;
+            plot_bands(&mut chart, (x_desc, y_desc), bands, position)
+        }
+    })
+}
+
+fn plot_bands<'a, 'b: 'a, Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
+    (x_desc, y_desc): (&str, &str),
+    bands: &[Band],
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 13))
+        .draw()?;
+    for (i, band) in bands.iter().enumerate() {
+        let mut outline: Vec<(f64, f64)> = band.points.iter().map(|&(x, _, lo, _)| (x, lo)).collect();
+        outline.extend(band.points.iter().rev().map(|&(x, _, _, hi)| (x, hi)));
+        chart.draw_series(std::iter::once(Polygon::new(outline, color(i).mix(0.15).filled())))?;
+        let mean: Vec<(f64, f64)> = band.points.iter().map(|&(x, m, _, _)| (x, m)).collect();
+        line(chart, i, &band.label, &mean, false, 3)?;
+    }
+    legend(chart, position)
+}

@@ -7,6 +7,7 @@
 //! into memory and writes the files.
 
 mod figures;
+mod shootout;
 mod tables;
 
 pub use tables::{algorithm, configuration, fmt_count, fmt_ms};
@@ -288,13 +289,15 @@ impl Report {
 mod tests {
     use super::*;
 
-    /// Three small recorded bench files (`tests/data/`), written by real runs of `adamlab bench
-    /// step|train|optimizers` (their `command` fields say which), on a busy 2-core machine.
+    /// Four small recorded bench files (`tests/data/`), written by real runs of `adamlab bench
+    /// step|train|optimizers` (their `command` fields say which; `optimizers.json` by the
+    /// shoot-out before it tuned learning rates), on a busy 2-core machine.
     fn recorded() -> Vec<Input> {
         [
             ("step.json", include_str!("../../tests/data/step.json")),
             ("train.json", include_str!("../../tests/data/train.json")),
             ("optimizers.json", include_str!("../../tests/data/optimizers.json")),
+            ("shootout-quadratic.json", include_str!("../../tests/data/shootout-quadratic.json")),
         ]
         .into_iter()
         .map(|(name, text)| (PathBuf::from(name), BenchFile::from_json(text, name).unwrap()))
@@ -399,7 +402,7 @@ mod tests {
         assert!(!ratio_rows.is_empty() && ratio_rows.iter().all(|l| l.ends_with("⚠ busy |")), "{step}");
         let step_rows: Vec<&str> = rows("| flex |").into_iter().filter(|l| l.matches('|').count() == 12).collect();
         assert!(!step_rows.is_empty() && step_rows.iter().all(|l| !l.contains("⚠ busy")), "{step}");
-        let train = &md[md.find("## Training throughput").unwrap()..];
+        let train = &md[md.find("## Training throughput").unwrap()..md.find("## Optimizer shoot-out: quadratic").unwrap()];
         assert!(!train.contains("⚠"), "an old file has nothing marked:\n{train}");
         // The figures of the busy file say so too.
         let flagged = rendered.figures.iter().filter(|(_, svg)| svg.contains("BUSY MACHINE")).count();
@@ -453,6 +456,35 @@ mod tests {
         }
     }
 
+    /// The recorded quadratic shoot-out: SGD diverged at 1e-2 and was tuned to 1e-3 (the middle
+    /// of its grid), Adam and Lion to the top of theirs (flagged); the table puts SGD, the
+    /// closest to the optimum after 600 steps, first.
+    #[test]
+    fn a_tuned_shootout_shows_its_grid_with_the_edge_flagged_and_the_best_run_first() {
+        let inputs: Vec<Input> = recorded().into_iter().filter(|(p, _)| p.to_string_lossy().starts_with("shootout")).collect();
+        let options = ReportOptions {
+            out_dir: PathBuf::from("figures"),
+            markdown: PathBuf::from("REPORT.md"),
+            command: "adamlab bench report shootout-quadratic.json".into(),
+            preface: None,
+        };
+        let rendered = render(&inputs, &options).unwrap();
+        let md = &rendered.markdown.1;
+        let row = |name: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")) && l.contains("**"))
+                .unwrap_or_else(|| panic!("{name} in\n{md}"))
+        };
+        assert!(row("sgd").contains("**0.001: 0.9416**") && row("sgd").contains("0.01: diverged"), "{md}");
+        assert!(!row("sgd").contains("edge"), "{md}");
+        assert!(row("adam").contains("**0.01: 1.4527** ⚠ at the grid's edge"), "{md}");
+        let table: Vec<&str> = md.lines().filter(|l| l.starts_with("| `") && l.contains("| 0/1 |")).collect();
+        let order: Vec<&str> = table.iter().map(|l| l.split('`').nth(1).unwrap()).collect();
+        assert_eq!(order, ["sgd", "adam", "lion"], "{md}");
+        assert!(table[0].contains("| 0.001 | 0.6164 | 0.6164 |"), "{}", table[0]);
+        assert_eq!(rendered.figures.len(), 2);
+    }
+
     #[test]
     fn a_recorded_file_gives_markdown_with_tables_ratios_and_svg_figures() {
         let dir = std::env::temp_dir().join(format!("adamlab-report-test-{}", std::process::id()));
@@ -477,6 +509,9 @@ mod tests {
             "(figures/train-cnn-split.svg)",
             "## Optimizer shoot-out (`optimizers.json`)",
             "(figures/optimizers-accuracy-time.svg)",
+            "## Optimizer shoot-out: quadratic (`shootout-quadratic.json`)",
+            "(figures/shootout-quadratic-step.svg)",
+            "(figures/shootout-quadratic-time.svg)",
             "(figures/step-adam.svg)",
             "Reproduce: `adamlab bench step",
             "Reproduce: `adamlab bench train",

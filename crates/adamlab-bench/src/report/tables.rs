@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 /// `text` as one Markdown table cell: `|` escaped (GFM reads `\|` as a pipe, in code spans too)
 /// and backticks, which would end a code span, turned into quotes.
-fn cell(text: impl std::fmt::Display) -> String {
+pub(super) fn cell(text: impl std::fmt::Display) -> String {
     text.to_string().replace('|', "\\|").replace('`', "'")
 }
 
@@ -257,6 +257,9 @@ impl Report {
     }
 
     pub(super) fn shootout_section(&mut self, source: &Source, records: &[&Record]) -> Result<(), crate::BenchError> {
+        if records.iter().any(|r| r.phase.is_some()) {
+            return self.tuned_shootout_section(source, records);
+        }
         let _ = writeln!(self.markdown, "## Optimizer shoot-out (`{}`)\n", source.path.display());
         source.busy_warning(&mut self.markdown);
         let backends = distinct(records.iter().map(|r| r.backend.as_str()));
@@ -323,7 +326,7 @@ impl Report {
 
 impl Source<'_> {
     /// A warning under a section's heading when the machine was busy during the run.
-    fn busy_warning(&self, md: &mut String) {
+    pub(super) fn busy_warning(&self, md: &mut String) {
         if let Verdict::Busy(sides) = load::verdict(&self.file.load) {
             let sides: Vec<String> = sides.iter().map(|side| side.describe()).collect();
             let _ = writeln!(
@@ -426,7 +429,7 @@ impl Busy {
     }
 
     /// Whether `r`'s own time was measured on a busy side.
-    fn row(self, r: &Record) -> bool {
+    pub(super) fn row(self, r: &Record) -> bool {
         if r.backend.starts_with("torch") { self.torch } else { self.adamlab }
     }
 
@@ -437,7 +440,7 @@ impl Busy {
 }
 
 /// `text`, with [`BUSY_MARK`] after it when `busy` and there is a number to mark.
-fn marked(text: String, busy: bool) -> String {
+pub(super) fn marked(text: String, busy: bool) -> String {
     if busy && text != "—" { format!("{text} {BUSY_MARK}") } else { text }
 }
 
@@ -453,7 +456,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Distinct values in first-seen order.
-fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+pub(super) fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
     for item in items {
         if !out.contains(&item) {
@@ -463,7 +466,7 @@ fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     out
 }
 
-fn slug(text: &str) -> String {
+pub(super) fn slug(text: &str) -> String {
     let s: String = text
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
