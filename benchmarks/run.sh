@@ -43,7 +43,7 @@ out=benchmarks
 for model in rosenbrock quadratic; do
     "$A" bench optimizers --model "$model" --backends flex --json "$out/shootout-$model.json"
 done
-"$A" bench optimizers --model softmax-regression --backends flex --seeds 0,1 \
+"$A" bench optimizers --model softmax-regression --backends flex --seeds 0,1 --lr-grid 0.1,0.3,1,3,10,30,100 \
     --json "$out/shootout-softmax-regression.json"
 "$A" bench optimizers --model char-gpt --optimizers 'adamw,sgd(momentum=0.9),lion,adafactor,muon' \
     --lr sgd=0.1 --lr lion=3e-4 --lr muon=0.01 --backends flex --lr-grid 0.3,1,3 --tune-steps 80 \

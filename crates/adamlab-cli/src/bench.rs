@@ -135,8 +135,9 @@ pub struct OptimizersArgs {
     #[arg(long, value_name = "NAME=VALUE", value_parser = shootout::parse_lr_override)]
     pub lr: Vec<(String, f64)>,
     /// The learning rates each optimizer is tuned over, as multiples of its centre: a log grid.
-    /// `1` runs the centre only, without tuning.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0.1,0.3,1,3,10")]
+    /// `1` runs the centre only, without tuning. Default: 0.1,0.3,1,3,10; on a test function
+    /// 0.01,0.03,…,100.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub lr_grid: Vec<f64>,
     /// Steps of each tuning run, scored on the validation split at its end. Default: the
     /// workload's (cnn and softmax-regression 300, char-gpt 60, test functions 2000).
@@ -251,7 +252,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
                 targets: targets(&a.common.backends)?,
                 workload,
                 optimizers: shootout::with_learning_rates(optimizers, &a.lr).map_err(bench_error)?,
-                lr_grid: a.lr_grid.clone(),
+                lr_grid: if a.lr_grid.is_empty() { workload.default_lr_grid().to_vec() } else { a.lr_grid.clone() },
                 seeds: a.seeds.clone(),
                 budget: shootout::Budget {
                     batch_size: a.batch_size.unwrap_or(defaults.batch_size),
