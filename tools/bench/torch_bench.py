@@ -12,13 +12,14 @@ The configuration (written by adamlab, from its registry):
      "optimizers": [{"spec": "adam", "reference": "torch.optim.Adam (torch 2.15)",
                      "class": "Adam", "kwargs": {"lr": 0.001, "betas": [0.9, 0.999], ...}}],
      "params": [100000, ...], "tensors": 1,            # step
-     "models": ["cnn", "mlp"], "batch_sizes": [64]}    # train
+     "models": ["cnn", "char-gpt"], "batch_sizes": [64]}    # train
 
 Step: `optimizer.step()` over `params` parameters in `tensors` tensors with fixed gradients, for
 each of torch's implementations the class accepts: fused=True (`torch-fused`), foreach=True
-(`torch-foreach`) and the for-loop (`torch-forloop`). Train: the article's CNN (or MLP) on a random
-batch with the optimizer's default implementation, split into forward, backward and step; the
-peak RSS is VmHWM reset through /proc/self/clear_refs before each measurement, as adamlab does.
+(`torch-foreach`) and the for-loop (`torch-forloop`). Train: the article's CNN (or MLP, or a
+workload: char-gpt, softmax-regression, rosenbrock, quadratic from tools/reference/models.py, which
+adamlab writes beside this script; run by hand, copy it here) on a random batch with the
+optimizer's default implementation, split into forward, backward and step; the peak RSS is VmHWM reset through /proc/self/clear_refs before each measurement, as adamlab does.
 Keywords the torch class does not take (adamlab's own) are dropped. CUDA is measured too when
 torch sees a GPU. The thread count is adamlab's (torch.set_num_threads).
 """
@@ -209,13 +210,30 @@ class Cnn(nn.Module):
 
 
 def batch_for(model_name, batch, device):
+    """The model and its loss on one random batch (the values do not change the time)."""
+    images = torch.rand(batch, 1, 28, 28, device=device)
+    labels = torch.arange(batch, device=device) % 10
     if model_name == "cnn":
-        images = torch.rand(batch, 1, 28, 28, device=device)
-        labels = torch.arange(batch, device=device) % 10
         return Cnn().to(device), lambda m: F.cross_entropy(m(images), labels)
-    inputs = torch.randn(batch, 2, device=device)
-    targets = torch.randn(batch, 1, device=device)
-    return nn.Linear(2, 1).to(device), lambda m: F.mse_loss(m(inputs), targets)
+    if model_name == "mlp":
+        inputs = torch.randn(batch, 2, device=device)
+        targets = torch.randn(batch, 1, device=device)
+        return nn.Linear(2, 1).to(device), lambda m: F.mse_loss(m(inputs), targets)
+    # The workloads: tools/reference/models.py, which adamlab writes beside this script.
+    import models
+
+    if model_name == "char-gpt":
+        tokens = torch.randint(0, models.VOCAB, (batch, 129), device=device)
+        return models.CharGPT().to(device), lambda m: m.loss(tokens)
+    if model_name == "softmax-regression":
+        return models.SoftmaxRegression().to(device), lambda m: m.loss((images, labels))
+    make = {"rosenbrock": models.Rosenbrock, "quadratic": models.Quadratic}[model_name]
+    return make().to(device), lambda m: m.loss(None)
+
+
+def batch_sizes(config, model_name):
+    """A test function has no data: batch 1 only, as adamlab_bench::train::Model::batch_sizes."""
+    return [1] if model_name in ("rosenbrock", "quadratic") else config["batch_sizes"]
 
 
 def bench_train(config):
@@ -226,7 +244,7 @@ def bench_train(config):
             for entry in config["optimizers"]:
                 cls = optimizer_class(entry)
                 kwargs = kwargs_for(cls, entry["kwargs"])
-                for batch in config["batch_sizes"]:
+                for batch in batch_sizes(config, model_name):
                     log(f"torch: train {model_name} {entry['spec']} {device} batch {batch}")
                     torch.manual_seed(0)
                     reset = reset_peak_rss()

@@ -16,6 +16,8 @@ use std::process::{Command, Stdio};
 
 /// The script, as the repository holds it.
 pub const SCRIPT: &str = include_str!("../../../tools/bench/torch_bench.py");
+/// The workload models in PyTorch, written beside the script (which imports them).
+pub const MODELS: &str = include_str!("../../../tools/reference/models.py");
 /// The variable naming the Python to run.
 pub const PYTHON_ENV: &str = "ADAMLAB_TORCH_PYTHON";
 
@@ -57,8 +59,13 @@ impl Torch {
         finish: &dyn Fn(&mut Record),
         observer: &mut dyn Observer,
     ) -> Result<Vec<Record>, BenchError> {
-        let script = std::env::temp_dir().join(format!("adamlab-torch-bench-{}.py", std::process::id()));
-        std::fs::write(&script, SCRIPT).map_err(|e| BenchError::Torch(format!("{}: {e}", script.display())))?;
+        // A folder of its own: the script and the models it imports.
+        let dir = std::env::temp_dir().join(format!("adamlab-torch-bench-{}", std::process::id()));
+        let script = dir.join("torch_bench.py");
+        let io = |path: &std::path::Path, e: std::io::Error| BenchError::Torch(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        std::fs::write(&script, SCRIPT).map_err(|e| io(&script, e))?;
+        std::fs::write(dir.join("models.py"), MODELS).map_err(|e| io(&dir, e))?;
         let mut child = Command::new(&self.python)
             .arg(&script)
             .stdin(Stdio::piped())
@@ -87,7 +94,7 @@ impl Torch {
         }
         let status = child.wait().map_err(|e| BenchError::Torch(e.to_string()))?;
         let stderr = errors.join().unwrap_or_default();
-        let _ = std::fs::remove_file(&script);
+        let _ = std::fs::remove_dir_all(&dir);
         for line in stderr.iter().filter(|l| l.contains("skipped")) {
             observer.note(line);
         }
@@ -279,5 +286,8 @@ mod tests {
     #[test]
     fn the_script_is_the_repositorys() {
         assert!(SCRIPT.contains("def bench_step(config)") && SCRIPT.contains("torch-fused"));
+        for model in ["class CharGPT", "class SoftmaxRegression", "class Rosenbrock", "class Quadratic"] {
+            assert!(MODELS.contains(model), "{model}");
+        }
     }
 }

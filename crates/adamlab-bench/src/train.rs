@@ -1,4 +1,5 @@
-//! `adamlab bench train`: images per second of the article's CNN (or its MLP) trained through
+//! `adamlab bench train`: images per second of the article's CNN (or its MLP, or a workload of the
+//! zoo: char-gpt, softmax regression, the test functions) trained through
 //! adamlab's own loop ([`adamlab_train::fit`], what `adamlab train` runs), and a breakdown of one
 //! step into forward (with the loss), backward and optimizer step, with the process's peak
 //! resident memory.
@@ -20,16 +21,18 @@ use crate::measure::{self, DeviceError, rss};
 use crate::schema::{Bench, Record};
 use crate::stats::Summary;
 use crate::{BenchError, Observer, Target};
+use adamlab_data::fortunes::{TextBatcher, VOCAB, Window};
 use adamlab_data::{MnistBatcher, MnistItem};
-use adamlab_models::{CnnConfig, MlpConfig};
+use adamlab_models::{CharGptConfig, CnnConfig, MlpConfig, Quadratic, Rosenbrock, SoftmaxRegressionConfig};
 use adamlab_optim::OptimizerSpec;
 use adamlab_train::controls::ControlsSpec;
 use adamlab_train::fit::{
     self, EpochReport, Fit, ObserverError, RunConfig, Start, StepLoss, StepReport, TrainData,
 };
 use adamlab_train::mlp::{Point, PointBatcher};
+use adamlab_train::{language_model, test_functions};
 use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::InMemDataset;
+use burn::data::dataset::{Dataset, InMemDataset};
 use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -41,21 +44,41 @@ use std::time::Instant;
 /// The batch sizes measured when none are given.
 pub const DEFAULT_BATCH_SIZES: &[usize] = &[32, 64, 128];
 
-/// The article's models.
+/// The models `bench train` times: the article's two and the workloads beyond them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Model {
     /// The CNN for 28×28 images: a batch of `[b, 1, 28, 28]`, cross-entropy over 10 classes.
     Cnn,
     /// The one-layer MLP `Linear(2, 1)`: a batch of `[b, 2]` samples, MSE.
     Mlp,
+    /// char-gpt at its default size: a batch of `b` windows of 128 + 1 random tokens.
+    CharGpt,
+    /// Softmax regression: a batch of `[b, 1, 28, 28]` images, cross-entropy.
+    SoftmaxRegression,
+    /// Rosenbrock's function: no data, batch 1.
+    Rosenbrock,
+    /// The ill-conditioned quadratic: no data, batch 1.
+    Quadratic,
 }
 
 impl Model {
-    /// `cnn` or `mlp`.
+    /// The name `--model` takes.
     pub fn name(self) -> &'static str {
         match self {
             Self::Cnn => "cnn",
             Self::Mlp => "mlp",
+            Self::CharGpt => "char-gpt",
+            Self::SoftmaxRegression => "softmax-regression",
+            Self::Rosenbrock => "rosenbrock",
+            Self::Quadratic => "quadratic",
+        }
+    }
+
+    /// The batch sizes this model is timed at: a test function has no data, so batch 1 only.
+    pub fn batch_sizes(self, asked: &[usize]) -> Vec<usize> {
+        match self {
+            Self::Rosenbrock | Self::Quadratic => vec![1],
+            _ => asked.to_vec(),
         }
     }
 }
@@ -119,17 +142,13 @@ pub struct Phases {
 /// Measures every backend × model × optimizer × batch size, reporting each record to `observer`.
 pub fn run(config: &TrainConfig, observer: &mut dyn Observer) -> Result<Vec<Record>, BenchError> {
     config.validate()?;
-    observer.planned(
-        config.targets.len()
-            * config.models.len()
-            * config.optimizers.len()
-            * config.batch_sizes.len(),
-    );
+    let batches: usize = config.models.iter().map(|m| m.batch_sizes(&config.batch_sizes).len()).sum();
+    observer.planned(config.targets.len() * config.optimizers.len() * batches);
     let mut records = Vec::new();
     for target in &config.targets {
         for &model in &config.models {
             for spec in &config.optimizers {
-                for &batch in &config.batch_sizes {
+                for batch in model.batch_sizes(&config.batch_sizes) {
                     observer.started(&format!(
                         "{} {} {spec} batch {batch}",
                         target.backend,
@@ -190,6 +209,25 @@ fn measure_one(
             spec,
             warmup,
         )?,
+        Model::CharGpt => {
+            let config = CharGptConfig::fortunes();
+            let init = |device: &Device| config.init(device);
+            let model = fit::Model {
+                name: language_model::model_name(&config),
+                init: &init,
+            };
+            time_loop(device, model, random_windows(steps * batch, config.context), batch, spec, warmup)?
+        }
+        Model::SoftmaxRegression => time_loop(
+            device,
+            adamlab_train::classification::softmax_regression(),
+            random_images(steps * batch),
+            batch,
+            spec,
+            warmup,
+        )?,
+        Model::Rosenbrock => time_loop(device, test_functions::rosenbrock(), test_functions::steps(steps), 1, spec, warmup)?,
+        Model::Quadratic => time_loop(device, test_functions::quadratic(), test_functions::steps(steps), 1, spec, warmup)?,
     };
     let synced = measure_phases(device, model, spec, batch, config)?;
     Ok(Phases { total, ..synced })
@@ -216,6 +254,31 @@ fn random_images(n: usize) -> TrainData<MnistItem, MnistBatcher> {
         dataset: Arc::new(InMemDataset::new(items)),
         batcher: MnistBatcher,
         fingerprint: "random images".into(),
+    }
+}
+
+/// `n` windows of `context + 1` random tokens (a fixed generator: the tokens do not change the
+/// time).
+fn random_windows(n: usize, context: usize) -> TrainData<Window, TextBatcher> {
+    let mut state = 0x2545_f491_u32;
+    let windows = (0..n)
+        .map(|_| {
+            Window(
+                (0..=context)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 17;
+                        state ^= state << 5;
+                        (state % VOCAB as u32) as u8
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    TrainData {
+        dataset: Arc::new(InMemDataset::new(windows)),
+        batcher: TextBatcher,
+        fingerprint: "random windows".into(),
     }
 }
 
@@ -338,6 +401,30 @@ fn measure_phases(
                 MseLoss::new().forward(m.forward(inputs.clone()), targets.clone(), Reduction::Mean)
             })?
         }
+        Model::CharGpt => {
+            let config = CharGptConfig::fortunes();
+            let data = random_windows(batch, config.context);
+            let windows: Vec<Window> = (0..batch).filter_map(|i| data.dataset.get(i).ok()).collect();
+            let text = TextBatcher.batch(windows, &device);
+            time_phases(&device, warmup, repeats, config.init(&device), &mut optimizer, lr, |m| {
+                m.forward_language_model(text.clone()).loss
+            })?
+        }
+        Model::SoftmaxRegression => {
+            let data = random_images(batch);
+            let items: Vec<MnistItem> = (0..batch).filter_map(|i| data.dataset.get(i).ok()).collect();
+            let images = MnistBatcher.batch(items, &device);
+            let model = SoftmaxRegressionConfig::new().init(&device);
+            time_phases(&device, warmup, repeats, model, &mut optimizer, lr, |m| {
+                m.forward_classification(images.clone()).loss
+            })?
+        }
+        Model::Rosenbrock => {
+            time_phases(&device, warmup, repeats, Rosenbrock::init(&device), &mut optimizer, lr, Rosenbrock::value)?
+        }
+        Model::Quadratic => {
+            time_phases(&device, warmup, repeats, Quadratic::init(&device), &mut optimizer, lr, Quadratic::value)?
+        }
     };
     Ok(phases)
 }
@@ -407,6 +494,30 @@ mod tests {
             assert!(r.images_per_second.unwrap() > 0.0);
         }
         assert_eq!(records[0].model.as_deref(), Some("cnn"));
+    }
+
+    /// The workloads are timed like the article's models; a test function at batch 1 only, the
+    /// others at every batch size asked for.
+    #[test]
+    fn the_workloads_are_timed_and_a_test_function_at_batch_one() {
+        let config = TrainConfig {
+            targets: vec![Target::new(BackendKind::Flex).unwrap()],
+            optimizers: vec![OptimizerSpec::parse("adam").unwrap()],
+            models: vec![Model::CharGpt, Model::SoftmaxRegression, Model::Rosenbrock, Model::Quadratic],
+            batch_sizes: vec![1, 2],
+            warmup: 0,
+            repeats: 1,
+        };
+        let records = run(&config, &mut Quiet).unwrap();
+        let seen: Vec<(&str, u64)> = records.iter().map(|r| (r.model.as_deref().unwrap(), r.batch_size.unwrap())).collect();
+        assert_eq!(
+            seen,
+            [("char-gpt", 1), ("char-gpt", 2), ("softmax-regression", 1), ("softmax-regression", 2), ("rosenbrock", 1), ("quadratic", 1)]
+        );
+        for r in &records {
+            let phases = [r.forward_ms, r.backward_ms, r.step_ms].map(Option::unwrap);
+            assert!(phases.iter().all(|p| *p >= 0.0) && r.median_ms.unwrap() > 0.0, "{r:?}");
+        }
     }
 
     #[test]

@@ -33,8 +33,8 @@ pub enum BenchCommand {
     /// The time of one optimizer step against the number of parameters, with the memory
     /// bandwidth it reaches as a fraction of the machine's (measured in the same run).
     Step(StepArgs),
-    /// Images per second of a training step of the article's CNN (and MLP), split into forward,
-    /// backward and optimizer step, with peak memory.
+    /// Images (examples) per second of a training step of the article's CNN and MLP or of a
+    /// workload, split into forward, backward and optimizer step, with peak memory.
     Train(TrainArgs),
     /// The optimizer shoot-out on a workload (`--model`): each optimizer's learning rate tuned on
     /// a log grid against the validation split, then runs over several seeds at the tuned rate,
@@ -99,7 +99,8 @@ pub struct StepArgs {
 /// Options of `adamlab bench train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Models, comma-separated: `cnn`, `mlp`.
+    /// Models, comma-separated: the article's `cnn` and `mlp`, or the workloads `char-gpt`,
+    /// `softmax-regression`, `rosenbrock`, `quadratic` (a test function is timed at batch 1).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST", default_value = "cnn")]
     pub model: Vec<ModelArg>,
     /// Optimizer specs, comma-separated.
@@ -227,7 +228,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             let config = TrainConfig {
                 targets: targets(&a.common.backends)?,
                 optimizers: specs(&a.optimizers)?,
-                models: a.model.iter().map(|m| model(*m)).collect::<Result<_, _>>()?,
+                models: a.model.iter().map(|m| model(*m)).collect(),
                 batch_sizes: parse::counts(&a.batch_size).map_err(|e| usage(format!("--batch-size: {e}")))?,
                 warmup: a.warmup,
                 repeats: a.repeats,
@@ -366,14 +367,14 @@ fn specs(list: &str) -> Result<Vec<OptimizerSpec>, CliError> {
     Ok(items.iter().map(|s| OptimizerSpec::parse(s)).collect::<Result<_, _>>()?)
 }
 
-fn model(arg: ModelArg) -> Result<Model, CliError> {
+fn model(arg: ModelArg) -> Model {
     match arg {
-        ModelArg::Cnn => Ok(Model::Cnn),
-        ModelArg::Mlp => Ok(Model::Mlp),
-        other => Err(usage(format!(
-            "--model {}: bench train times the article's cnn and mlp only",
-            clap::ValueEnum::to_possible_value(&other).map_or_else(String::new, |v| v.get_name().to_string())
-        ))),
+        ModelArg::Cnn => Model::Cnn,
+        ModelArg::Mlp => Model::Mlp,
+        ModelArg::CharGpt => Model::CharGpt,
+        ModelArg::SoftmaxRegression => Model::SoftmaxRegression,
+        ModelArg::Rosenbrock => Model::Rosenbrock,
+        ModelArg::Quadratic => Model::Quadratic,
     }
 }
 
