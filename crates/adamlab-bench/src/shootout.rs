@@ -207,7 +207,8 @@ pub struct ShootoutConfig {
     pub workload: Workload,
     /// The optimizers; each one's learning rate is the centre of its grid.
     pub optimizers: Vec<OptimizerSpec>,
-    /// Multiples of each optimizer's centre learning rate to tune over (`[1]`: no tuning).
+    /// Multiples of each optimizer's centre learning rate to tune over (one: no tuning run, that
+    /// rate is run).
     pub lr_grid: Vec<f64>,
     /// Seeds of the runs at the tuned learning rate; the first also seeds the tuning runs.
     pub seeds: Vec<u64>,
@@ -424,7 +425,8 @@ pub const RUN: &str = "run";
 pub fn run(config: &ShootoutConfig, data: &Datasets, observer: &mut dyn Observer) -> Result<Vec<Record>, BenchError> {
     config.validate()?;
     let budget = config.budget;
-    let per_optimizer = config.lr_grid.len() + config.seeds.len() * (1 + budget.steps.div_ceil(budget.eval_every));
+    let tuning_runs = if config.lr_grid.len() > 1 { config.lr_grid.len() } else { 0 };
+    let per_optimizer = tuning_runs + config.seeds.len() * (1 + budget.steps.div_ceil(budget.eval_every));
     observer.planned(config.targets.len() * config.optimizers.len() * per_optimizer);
     let metric = config.workload.metric();
     // A test function starts from a fixed point and has no data: every seed runs the same.
@@ -441,9 +443,15 @@ pub fn run(config: &ShootoutConfig, data: &Datasets, observer: &mut dyn Observer
     let mut records = Vec::new();
     for target in &config.targets {
         for spec in &config.optimizers {
-            // Tune.
+            // Tune (a grid of one rate has nothing to choose: it is run, not tuned).
             let mut best: Option<(OptimizerSpec, f64)> = None;
-            for candidate in grid(spec, &config.lr_grid) {
+            if let [factor] = config.lr_grid[..] {
+                match grid(spec, &[factor]).remove(0) {
+                    Ok(only) => best = Some((only, f64::NAN)),
+                    Err(why) => return Err(BenchError::Invalid(format!("{spec}: {why}"))),
+                }
+            }
+            for candidate in grid(spec, &config.lr_grid).into_iter().filter(|_| config.lr_grid.len() > 1) {
                 let mut record = template(config, target, spec, TUNE);
                 let candidate = match candidate {
                     Ok(candidate) => candidate,
@@ -866,6 +874,8 @@ mod tests {
         let adam = config_with(Workload::Rosenbrock, "adam", budget);
         let adam_records = run_quietly(&adam);
         let adam_state = adam_records.iter().find_map(|r| r.state_bytes).unwrap();
+        // A grid of one rate runs it without a tuning run.
+        assert!(adam_records.iter().all(|r| r.phase.as_deref() == Some(RUN) && r.lr == Some(1e-3)));
         assert!(adam_state > sgd_state, "adam {adam_state} bytes, sgd {sgd_state}");
     }
 
