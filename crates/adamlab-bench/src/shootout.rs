@@ -29,13 +29,12 @@ use adamlab_models::{CharGptConfig, NoData};
 use adamlab_optim::{OptimizerSpec, Value, registry};
 use adamlab_train::controls::{Controls, ControlsSpec};
 use adamlab_train::fit::{
-    self, EpochReport, Evaluation, Fit, Model, Next, ObserverError, RunConfig, Start, StepLoss, StepReport, Stopped,
-    TrainData, TrainError,
+    self, EpochReport, Evaluation, Example, Fit, Model, Next, ObserverError, RunConfig, Start, StepReport, Stopped,
+    TrainData, TrainError, Trainable,
 };
 use adamlab_train::{classification, language_model, test_functions};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::{InferenceStep, RegressionOutput, TrainStep};
 use std::path::Path;
@@ -556,10 +555,8 @@ trait Task {
         evaluate: &mut dyn FnMut(&M) -> Evaluation,
     ) -> Result<Self::Out, BenchError>
     where
-        M: Module + TrainStep + 'static,
-        M::Output: StepLoss,
-        I: Send + Sync + Clone + std::fmt::Debug + 'static,
-        M::Input: Clone + std::fmt::Debug,
+        M: Trainable,
+        I: Example,
         Bt: Batcher<I, M::Input> + Clone + 'static;
 }
 
@@ -637,10 +634,8 @@ impl Task for Training<'_, '_> {
         evaluate: &mut dyn FnMut(&M) -> Evaluation,
     ) -> Result<Vec<Record>, BenchError>
     where
-        M: Module + TrainStep + 'static,
-        M::Output: StepLoss,
-        I: Send + Sync + Clone + std::fmt::Debug + 'static,
-        M::Input: Clone + std::fmt::Debug,
+        M: Trainable,
+        I: Example,
         Bt: Batcher<I, M::Input> + Clone + 'static,
     {
         let Self { job, observer } = self;
@@ -734,10 +729,8 @@ impl Task for StateBytes<'_> {
         _evaluate: &mut dyn FnMut(&M) -> Evaluation,
     ) -> Result<u64, BenchError>
     where
-        M: Module + TrainStep + 'static,
-        M::Output: StepLoss,
-        I: Send + Sync + Clone + std::fmt::Debug + 'static,
-        M::Input: Clone + std::fmt::Debug,
+        M: Trainable,
+        I: Example,
         Bt: Batcher<I, M::Input> + Clone + 'static,
     {
         let device = self.target.device.clone().autodiff();

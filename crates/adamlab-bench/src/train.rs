@@ -27,7 +27,7 @@ use adamlab_models::{CharGptConfig, CnnConfig, MlpConfig, Quadratic, Rosenbrock,
 use adamlab_optim::OptimizerSpec;
 use adamlab_train::controls::ControlsSpec;
 use adamlab_train::fit::{
-    self, EpochReport, Fit, ObserverError, RunConfig, Start, StepLoss, StepReport, TrainData,
+    self, EpochReport, Example, Fit, ObserverError, RunConfig, Start, StepReport, TrainData, Trainable,
 };
 use adamlab_train::mlp::{Point, PointBatcher};
 use adamlab_train::{language_model, test_functions};
@@ -37,7 +37,6 @@ use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use burn::train::TrainStep;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -308,10 +307,8 @@ fn time_loop<M, I, Bt>(
     warmup: usize,
 ) -> Result<Summary, BenchError>
 where
-    M: Module + TrainStep + 'static,
-    M::Output: StepLoss,
-    I: Send + Sync + Clone + std::fmt::Debug + 'static,
-    M::Input: Clone + std::fmt::Debug,
+    M: Trainable,
+    I: Example,
     Bt: Batcher<I, M::Input> + Clone + 'static,
 {
     let controls = ControlsSpec::optimizer(spec.clone());

@@ -18,7 +18,7 @@ use adamlab_train::controls::{Controls, ControlsError, ControlsSpec, GroupSpec};
 use adamlab_train::lookahead::Lookahead;
 use adamlab_train::swa::Swa;
 use adamlab_train::fit::{
-    self, Evaluation, Fit, Model, RunConfig, Start, StepLoss, Stopped, TrainData, Trained,
+    self, Evaluation, Example, Fit, Model, RunConfig, Start, Stopped, TrainData, Trainable, Trained,
 };
 use adamlab_train::{classification, mlp};
 use burn::data::dataloader::batcher::Batcher;
@@ -500,10 +500,8 @@ where
         evaluate: Option<&mut dyn FnMut(&M) -> Evaluation>,
     ) -> Result<(), CliError>
     where
-        M: Module + TrainStep + 'static,
-        M::Output: StepLoss,
-        M::Input: Clone + std::fmt::Debug,
-        I: Send + Sync + Clone + std::fmt::Debug + 'static,
+        M: Trainable,
+        I: Example,
         Bt: Batcher<I, M::Input> + Clone + 'static,
     {
         let args = self.args;

@@ -75,6 +75,18 @@ impl StepLoss for RegressionOutput {
     }
 }
 
+/// What [`fit`] needs of a model: burn-train's [`TrainStep`], with an output that tells its loss
+/// ([`StepLoss`]) and batches the loop can clone and print. Every model that implements
+/// `TrainStep` for such a batch is one.
+pub trait Trainable: Module + TrainStep<Output: StepLoss, Input: Clone + std::fmt::Debug> + 'static {}
+
+impl<M> Trainable for M where M: Module + TrainStep<Output: StepLoss, Input: Clone + std::fmt::Debug> + 'static {}
+
+/// What [`fit`] needs of a training example: the data loader shares and clones them.
+pub trait Example: Send + Sync + Clone + std::fmt::Debug + 'static {}
+
+impl<I> Example for I where I: Send + Sync + Clone + std::fmt::Debug + 'static {}
+
 /// The training examples, how they become batches, and what identifies them.
 pub struct TrainData<I, Bt> {
     /// The examples.
@@ -306,10 +318,8 @@ pub fn fit<M, I, Bt>(
     fit: Fit<M>,
 ) -> Result<M, Stopped<M>>
 where
-    M: Module + TrainStep + 'static,
-    M::Output: StepLoss,
-    I: Send + Sync + Clone + std::fmt::Debug + 'static,
-    M::Input: Clone + std::fmt::Debug,
+    M: Trainable,
+    I: Example,
     Bt: Batcher<I, M::Input> + Clone + 'static,
 {
     let Fit {
