@@ -372,11 +372,11 @@ pub(super) fn draw_bands(
             let lo = y0.max(1e-12);
             let hi = y1.max(lo * 1.01);
             let mut chart = builder.build_cartesian_2d(x_range, (lo / 1.1..hi * 1.1).log_scale())?;
-            plot_bands(&mut chart, (x_desc, y_desc), bands, position)
+            plot_bands(&mut chart, (x_desc, y_desc), bands, position, &|y: &f64| format!("{y:.0e}"))
         } else {
             let pad = ((y1 - y0) * 0.05).max(1e-9);
             let mut chart = builder.build_cartesian_2d(x_range, y0 - pad..y1 + pad)?;
-            plot_bands(&mut chart, (x_desc, y_desc), bands, position)
+            plot_bands(&mut chart, (x_desc, y_desc), bands, position, &|y: &f64| format!("{y}"))
         }
     })
 }
@@ -386,11 +386,13 @@ fn plot_bands<'a, 'b: 'a, Y: Ranged<ValueType = f64> + plotters::coord::ranged1d
     (x_desc, y_desc): (&str, &str),
     bands: &[Band],
     position: SeriesLabelPosition,
+    y_label: &dyn Fn(&f64) -> String,
 ) -> DrawResult {
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .y_label_formatter(y_label)
         .label_style((FONT, 13))
         .draw()?;
     for (i, band) in bands.iter().enumerate() {

@@ -37,7 +37,9 @@ impl Reading {
     fn format(self, value: f64) -> String {
         if self.percent {
             format!("{:.2} %", 100.0 * value)
-        } else if value != 0.0 && value.abs() < 1e-3 {
+        } else if value == 0.0 {
+            "0".into()
+        } else if value.abs() < 1e-3 {
             format!("{value:.2e}")
         } else {
             format!("{value:.4}")
@@ -126,27 +128,35 @@ impl Report {
             },
             source.markdown_caption(&backends),
         );
-        let groups: Vec<Runs> = optimizers.iter().map(|o| runs(o, &run)).collect();
+        let mut groups: Vec<Runs> = optimizers.iter().map(|o| runs(o, &run)).collect();
+        groups.sort_by(|a, b| ranking(reading, a.final_mean(), b.final_mean()));
         self.tuning_table(&optimizers, &tune, reading);
         let caption = source.caption(&backends);
         let label = |g: &Runs| format!("{} (lr {})", g.optimizer, g.lr.map_or("—".into(), |x| format!("{x}")));
-        let by_step: Vec<Band> = groups
-            .iter()
-            .filter_map(|g| band(g, reading, |p| p.0 as f64).map(|points| Band { label: label(g), points }))
-            .collect();
-        let by_time: Vec<Band> = groups
-            .iter()
-            .filter_map(|g| band(g, reading, |p| p.2).map(|points| Band { label: label(g), points }))
-            .collect();
+        // The figures draw the best few, from the first evaluation after the start (the initial
+        // weights' metric would squash every curve against one end of the axis); the table has all.
+        let drawn = &groups[..groups.len().min(MOST_DRAWN)];
+        let bands = |x: &dyn Fn(&(u64, f64, f64)) -> f64| -> Vec<Band> {
+            drawn
+                .iter()
+                .filter_map(|g| band(g, reading, x).map(|points| Band { label: label(g), points }))
+                .collect()
+        };
+        let (by_step, by_time) = (bands(&|p| p.0 as f64), bands(&|p| p.2));
         let y_desc = format!("best {name} so far{}", if reading.percent { " (%)" } else { "" });
         if !by_step.is_empty() {
             let stem = format!("shootout-{}-step", slug(model));
-            let title = format!("{model}: best {name} so far against steps");
+            let which = if drawn.len() < groups.len() {
+                format!(" (the {} best of {})", drawn.len(), groups.len())
+            } else {
+                String::new()
+            };
+            let title = format!("{model}: best {name} so far against steps{which}");
             self.figure(&stem, &title, |svg| {
                 draw_bands(svg, &title, ("optimizer steps", &y_desc), reading.log, reading.higher_is_better, &by_step, &caption)
             })?;
             let stem = format!("shootout-{}-time", slug(model));
-            let title = format!("{model}: best {name} so far against training time");
+            let title = format!("{model}: best {name} so far against training time{which}");
             self.figure(&stem, &title, |svg| {
                 draw_bands(svg, &title, ("training time (s)", &y_desc), reading.log, reading.higher_is_better, &by_time, &caption)
             })?;
@@ -209,24 +219,8 @@ impl Report {
             cell(name)
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-        let finals = |g: &Runs| -> Vec<f64> { g.curves.iter().filter_map(|c| c.last().map(|p| p.1)).collect() };
-        let mut order: Vec<(&Runs, Option<f64>)> = groups.iter().map(|g| (g, mean(&finals(g)))).collect();
-        order.sort_by(|(_, a), (_, b)| match (a, b) {
-            (Some(a), Some(b)) => {
-                if reading.better(*a, *b) {
-                    std::cmp::Ordering::Less
-                } else if reading.better(*b, *a) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        });
-        for (g, final_mean) in order {
-            let values = finals(g);
+        for g in groups {
+            let (final_mean, values) = (g.final_mean(), g.finals());
             let spread = match (final_mean, sd(&values)) {
                 (Some(m), Some(s)) if reading.percent => format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * s),
                 (Some(m), Some(s)) => format!("{} ± {}", reading.format(m), reading.format(s)),
@@ -252,6 +246,32 @@ impl Report {
             );
         }
         let _ = writeln!(md);
+    }
+}
+
+/// Curves drawn in a figure at the most: beyond ten, colours repeat and the legend hides them.
+const MOST_DRAWN: usize = 10;
+
+impl Runs<'_> {
+    /// The metric at the end of each seed's run that did not diverge.
+    fn finals(&self) -> Vec<f64> {
+        self.curves.iter().filter_map(|c| c.last().map(|p| p.1)).collect()
+    }
+
+    fn final_mean(&self) -> Option<f64> {
+        mean(&self.finals())
+    }
+}
+
+/// The better of two means first; one without a value (every seed diverged) last.
+fn ranking(reading: Reading, a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    match (a, b) {
+        (Some(a), Some(b)) if reading.better(a, b) => Less,
+        (Some(a), Some(b)) if reading.better(b, a) => Greater,
+        (Some(_), None) => Less,
+        (None, Some(_)) => Greater,
+        _ => Equal,
     }
 }
 
@@ -291,7 +311,7 @@ fn runs<'a>(optimizer: &'a str, run: &[&'a Record]) -> Runs<'a> {
 
 /// The band of `runs`' best-so-far curves against `x` (the step, or the training time), over the
 /// steps every seed reached; `None` without a curve.
-fn band(runs: &Runs, reading: Reading, x: impl Fn(&(u64, f64, f64)) -> f64) -> Option<Vec<(f64, f64, f64, f64)>> {
+fn band(runs: &Runs, reading: Reading, x: &dyn Fn(&(u64, f64, f64)) -> f64) -> Option<Vec<(f64, f64, f64, f64)>> {
     let length = runs.curves.iter().map(Vec::len).min()?;
     if length == 0 {
         return None;
@@ -301,7 +321,9 @@ fn band(runs: &Runs, reading: Reading, x: impl Fn(&(u64, f64, f64)) -> f64) -> O
         .iter()
         .map(|c| reading.best_so_far(&c.iter().map(|p| p.1).collect::<Vec<_>>()))
         .collect();
-    let points = (0..length)
+    // From the first evaluation after the start (see the figures).
+    let first = usize::from(runs.curves.iter().all(|c| c[0].0 == 0) && length > 1);
+    let points = (first..length)
         .map(|i| {
             let values: Vec<f64> = bests.iter().map(|b| reading.show(b[i])).collect();
             let xs: Vec<f64> = runs.curves.iter().map(|c| x(&c[i])).collect();
