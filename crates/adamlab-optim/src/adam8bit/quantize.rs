@@ -157,6 +157,150 @@ pub fn quantize_signed_keeping_sign(map: &[f32; 256], s1: f32, absmax: f32) -> u
     }
 }
 
+/// [`quantize`] as a table look-up, for the fused CPU steps: the same code for every f32,
+/// without the search's eight dependent, unpredictable branches.
+///
+/// `quantize` is monotone in `x` (a NaN aside): its code is the number of the map's 255 midpoints
+/// that `x` lies above. So are f32 values in the order of [`order_key`], an integer. The table
+/// has one entry per 2¹⁶ consecutive keys (per value of the key's top 16 bits: sign, exponent and
+/// 7 mantissa bits): the code at the first key of the bucket, and the key inside it from which
+/// the code is one more, if there is one. The maps' codes are far enough apart (the nearest two
+/// boundaries are about 118 000 keys apart, near 1 in the unsigned map) that no bucket holds two;
+/// [`CodeTable::new`] checks it. The boundaries themselves are found by bisection on `quantize`,
+/// so the table encodes `quantize` and nothing re-derived from it; the tests compare the two on
+/// every boundary and around it, and over a sweep of all f32 (and exhaustively, when asked).
+pub struct CodeTable {
+    /// Per bucket: the code at its first key in bits 16..24, the last key (its low 16 bits)
+    /// before the code goes up by one in bits 0..16, or 0xffff if it does not.
+    entries: Box<[u32; 1 << 16]>,
+    /// The codes below this one hold negative values (the map is sorted): [`sign_bit`] of
+    /// `map[code]` is `code < negative_codes`.
+    negative_codes: u8,
+}
+
+/// An integer in the order of f32 values: −NaN < −∞ < … < −0 < +0 < … < +∞ < +NaN (−0 just below
+/// +0, which [`quantize`] does not tell apart: no midpoint is 0).
+#[inline(always)]
+pub fn order_key(x: f32) -> u32 {
+    let bits = x.to_bits();
+    // Negative: every bit flipped; positive: the sign bit set.
+    bits ^ (((bits as i32) >> 31) as u32 | 0x8000_0000)
+}
+
+/// The f32 whose [`order_key`] is `key`.
+fn from_order_key(key: u32) -> f32 {
+    f32::from_bits(if key & 0x8000_0000 != 0 {
+        key ^ 0x8000_0000
+    } else {
+        !key
+    })
+}
+
+impl CodeTable {
+    /// The table of [`quantize`]`(map, ·, signed)`.
+    ///
+    /// # Panics
+    /// If a bucket of 2¹⁶ keys holds two code boundaries, or the codes are not monotone in the
+    /// key at the bisection's probes: neither happens for bitsandbytes' dynamic maps (tested).
+    pub fn new(map: &[f32; 256], signed: bool) -> Self {
+        let code = |key: u32| quantize(map, from_order_key(key), signed);
+        // The non-NaN keys: −∞ to +∞.
+        let (first, last) = (order_key(f32::NEG_INFINITY), order_key(f32::INFINITY));
+        let (lowest, highest) = (code(first), code(last));
+        // boundaries[j]: the first key whose code is lowest + j + 1.
+        let boundaries: Vec<u32> = (lowest + 1..=highest)
+            .map(|target| {
+                let (mut below, mut at) = (first, last);
+                assert!(code(below) < target && code(at) >= target);
+                while at - below > 1 {
+                    let mid = below + (at - below) / 2;
+                    if code(mid) >= target {
+                        at = mid;
+                    } else {
+                        below = mid;
+                    }
+                }
+                at
+            })
+            .collect();
+        assert!(
+            boundaries.windows(2).all(|w| w[0] < w[1]),
+            "codes monotone in x"
+        );
+        let mut entries: Box<[u32; 1 << 16]> = vec![0; 1 << 16]
+            .into_boxed_slice()
+            .try_into()
+            .expect("2^16 entries");
+        // boundaries[..passed]: at or before the bucket's first key.
+        let mut passed = 0;
+        for (bucket, entry) in (0u32..).zip(entries.iter_mut()) {
+            let start = bucket << 16;
+            while boundaries.get(passed).is_some_and(|&b| b <= start) {
+                passed += 1;
+            }
+            let in_bucket = |j: usize| boundaries.get(j).filter(|&&b| b >> 16 == bucket);
+            assert!(
+                in_bucket(passed + 1).is_none(),
+                "two code boundaries in bucket {bucket:#06x}"
+            );
+            let base = u32::from(lowest) + passed as u32;
+            *entry = base << 16 | in_bucket(passed).map_or(0xffff, |&b| (b & 0xffff) - 1);
+        }
+        let negative_codes = map.iter().take_while(|&&v| sign_bit(v)).count() as u8;
+        assert!(
+            map[usize::from(negative_codes)..]
+                .iter()
+                .all(|&v| !sign_bit(v))
+        );
+        Self {
+            entries,
+            negative_codes,
+        }
+    }
+
+    /// [`quantize`]`(map, x, signed)`.
+    #[inline(always)]
+    pub fn code(&self, x: f32) -> u8 {
+        let key = order_key(x);
+        let entry = self.entries[(key >> 16) as usize];
+        let code = (entry >> 16) + u32::from(key & 0xffff > entry & 0xffff);
+        // A NaN's key lies past ±∞; `quantize` gives it code 0.
+        if x.is_nan() { 0 } else { code as u8 }
+    }
+
+    /// [`quantize_signed_keeping_sign`]`(map, s1, absmax)`.
+    #[inline(always)]
+    pub fn code_keeping_sign(&self, s1: f32, absmax: f32) -> u8 {
+        self.keep_sign(self.code(s1 / absmax), s1)
+    }
+
+    /// The sign fix of [`quantize_signed_keeping_sign`] on `code`, the code of `s1 / absmax`.
+    #[inline(always)]
+    pub fn keep_sign(&self, code: u8, s1: f32) -> u8 {
+        if (code < self.negative_codes) == sign_bit(s1) {
+            code
+        } else if s1 > 0.0 {
+            code.wrapping_add(1)
+        } else {
+            code.wrapping_sub(1)
+        }
+    }
+}
+
+/// The table of the signed map, [`DYNAMIC_SIGNED`], built on first use (256 KiB).
+pub fn signed_table() -> &'static CodeTable {
+    static TABLE: std::sync::LazyLock<CodeTable> =
+        std::sync::LazyLock::new(|| CodeTable::new(&values(&DYNAMIC_SIGNED), true));
+    &TABLE
+}
+
+/// The table of the unsigned map, [`DYNAMIC_UNSIGNED`], built on first use (256 KiB).
+pub fn unsigned_table() -> &'static CodeTable {
+    static TABLE: std::sync::LazyLock<CodeTable> =
+        std::sync::LazyLock::new(|| CodeTable::new(&values(&DYNAMIC_UNSIGNED), false));
+    &TABLE
+}
+
 // The tensor forms of the above, for the reference steps, on `[blocks, 256]` tensors.
 
 /// The absmax of each row, as the kernel reduces it with `fmaxf` from −FLT_MAX: a NaN never
@@ -286,5 +430,118 @@ mod tests {
         assert_eq!(quantize_signed_keeping_sign(&map, -1e-9, 1.0), 126);
         assert_eq!(quantize_signed_keeping_sign(&map, 0.0, 1.0), 127);
         assert_eq!(quantize_signed_keeping_sign(&map, -0.0, 1.0), 126);
+    }
+
+    /// The two tables and the maps they stand for, with `signed`.
+    fn tables() -> [(&'static CodeTable, [f32; 256], bool); 2] {
+        [
+            (signed_table(), values(&DYNAMIC_SIGNED), true),
+            (unsigned_table(), values(&DYNAMIC_UNSIGNED), false),
+        ]
+    }
+
+    /// The f32 whose keys are within `radius` of `x`'s, NaN keys included.
+    fn around(x: f32, radius: u32) -> impl Iterator<Item = f32> {
+        let key = order_key(x);
+        (key.saturating_sub(radius)..=key.saturating_add(radius)).map(from_order_key)
+    }
+
+    #[test]
+    fn order_keys_sort_as_the_values_do() {
+        let ordered = [
+            f32::NEG_INFINITY,
+            -1.0,
+            -f32::MIN_POSITIVE,
+            -1e-45,
+            -0.0,
+            0.0,
+            1e-45,
+            f32::MIN_POSITIVE,
+            1.0,
+            f32::MAX,
+            f32::INFINITY,
+        ];
+        for w in ordered.windows(2) {
+            assert!(order_key(w[0]) < order_key(w[1]), "{} {}", w[0], w[1]);
+        }
+        assert_eq!(order_key(-0.0) + 1, order_key(0.0));
+        for x in [0.0, -0.0, 1.0, -3.5e-7, f32::INFINITY, f32::NAN, -f32::NAN] {
+            assert_eq!(from_order_key(order_key(x)).to_bits(), x.to_bits());
+        }
+    }
+
+    /// The tables give `quantize`'s code where the code changes and around it: 64 keys either
+    /// side of every code's value, of every midpoint of two codes as the kernel computes it, and
+    /// of the first key of every bucket; at the special values; and on a sweep of every 4099th
+    /// f32 of all 2³² (NaN included). [`the_code_tables_equal_quantize_on_every_f32`] checks the
+    /// rest.
+    #[test]
+    fn the_code_tables_equal_quantize_at_every_boundary_and_on_a_sweep() {
+        for (table, map, signed) in tables() {
+            let check = |x: f32| {
+                assert_eq!(
+                    table.code(x),
+                    quantize(&map, x, signed),
+                    "signed={signed} x={x:e} ({:#010x})",
+                    x.to_bits()
+                );
+            };
+            let midpoints = map.windows(2).map(|w| (w[0] + w[1]) * 0.5);
+            let lower_ends = [-1.0, 0.0].into_iter();
+            for x in map.iter().copied().chain(midpoints).chain(lower_ends) {
+                around(x, 64).for_each(check);
+            }
+            for bucket in 0..1u32 << 16 {
+                around(from_order_key(bucket << 16), 2).for_each(check);
+            }
+            let specials = [f32::MIN, f32::MAX, f32::EPSILON, 1e-45, f32::MIN_POSITIVE];
+            for x in specials.into_iter().flat_map(|x| [x, -x]) {
+                check(x);
+            }
+            for key in (0..=u32::MAX).step_by(4099) {
+                check(from_order_key(key));
+            }
+        }
+    }
+
+    /// The sign fix on the table's code equals it on `quantize`'s, for moments of either sign
+    /// (±0 included) against absmax 0 (0/0 is NaN), their own magnitude, larger ones and ∞.
+    #[test]
+    fn the_signed_table_keeps_the_sign_as_quantize_does() {
+        let (table, map) = (signed_table(), values(&DYNAMIC_SIGNED));
+        let moments = (0..=u32::MAX)
+            .step_by(65_537)
+            .map(from_order_key)
+            .chain([0.0, -0.0, 1e-9, -1e-9, 1.0, -1.0]);
+        for s1 in moments {
+            for absmax in [0.0, s1.abs(), 2.0 * s1.abs(), 1e3, f32::INFINITY] {
+                assert_eq!(
+                    table.code_keeping_sign(s1, absmax),
+                    quantize_signed_keeping_sign(&map, s1, absmax),
+                    "{s1:e} / {absmax:e}"
+                );
+            }
+        }
+    }
+
+    /// Every one of the 2³² f32, both maps: minutes of CPU, so run on request
+    /// (`cargo test --release --workspace --features wgpu --lib -- --ignored every_f32`).
+    #[test]
+    #[ignore = "minutes: all 2^32 f32 through the binary search, twice"]
+    fn the_code_tables_equal_quantize_on_every_f32() {
+        use rayon::prelude::*;
+        for (table, map, signed) in tables() {
+            let differing = (0..=u16::MAX)
+                .into_par_iter()
+                .map(|high| {
+                    let high = u32::from(high) << 16;
+                    (0..=0xffffu32)
+                        .map(|low| f32::from_bits(high | low))
+                        .filter(|&x| table.code(x) != quantize(&map, x, signed))
+                        .count()
+                })
+                .sum::<usize>();
+            assert_eq!(differing, 0, "signed={signed}");
+        }
     }
 }
