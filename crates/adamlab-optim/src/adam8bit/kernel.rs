@@ -97,20 +97,9 @@ fn block(
 }
 
 /// Lanes of the absmax reductions: independent maxima the compiler keeps in vector registers.
+/// The kernel's `fmaxf` reduction from −FLT_MAX ignores NaN, and the greatest of a set ignoring
+/// NaN does not depend on the order it is taken in.
 const LANES: usize = 8;
-
-/// The greatest of `x` as the kernel's `fmaxf` reduction from −FLT_MAX finds it (a NaN never
-/// wins), in [`LANES`] lanes: the maximum of a set ignoring NaN does not depend on the order.
-#[inline(always)]
-fn absmax(x: &[f32; BLOCK]) -> f32 {
-    let mut lanes = [f32::MIN; LANES];
-    for chunk in x.chunks_exact(LANES) {
-        for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.max(x.abs());
-        }
-    }
-    lanes.into_iter().fold(f32::MIN, f32::max)
-}
 
 /// A whole block of the 8-bit kernel, in place, in passes the compiler vectorizes, between the
 /// two look-ups that it cannot: the map's value of each code, and the code of each quotient
@@ -134,35 +123,65 @@ fn whole_block(
         v[i] = maps.unsigned[usize::from(codes2[i])];
     }
     let (old_absmax1, old_absmax2) = (*absmax1, *absmax2);
-    for i in 0..BLOCK {
-        let g = grad[i];
-        let vi = v[i] * old_absmax2;
-        let vi = vi * c.beta2 + c.one_minus_beta2 * g * g;
-        let mi = m[i] * old_absmax1;
-        let mi = mi * c.beta1 + c.one_minus_beta1 * g;
-        let finite = g.is_finite();
-        v[i] = if finite { vi } else { 0.0 };
-        m[i] = if finite { mi } else { 0.0 };
+    let (mut lanes1, mut lanes2) = ([f32::MIN; LANES], [f32::MIN; LANES]);
+    let chunks = m
+        .chunks_exact_mut(LANES)
+        .zip(v.chunks_exact_mut(LANES))
+        .zip(grad.chunks_exact(LANES));
+    for ((m, v), grad) in chunks {
+        for lane in 0..LANES {
+            let g = grad[lane];
+            let vi = v[lane] * old_absmax2;
+            let vi = vi * c.beta2 + c.one_minus_beta2 * g * g;
+            let mi = m[lane] * old_absmax1;
+            let mi = mi * c.beta1 + c.one_minus_beta1 * g;
+            let finite = g.is_finite();
+            v[lane] = if finite { vi } else { 0.0 };
+            m[lane] = if finite { mi } else { 0.0 };
+            lanes1[lane] = lanes1[lane].max(m[lane].abs());
+            lanes2[lane] = lanes2[lane].max(v[lane].abs());
+        }
     }
-    let (new_absmax1, new_absmax2) = (absmax(&m), absmax(&v));
-    // θ, and the quotients to quantize.
+    let new_absmax1 = lanes1.into_iter().fold(f32::MIN, f32::max);
+    let new_absmax2 = lanes2.into_iter().fold(f32::MIN, f32::max);
+    match c.decay {
+        Some(factor) => update_theta::<true>(c, factor, theta, grad, &m, &v),
+        None => update_theta::<false>(c, 1.0, theta, grad, &m, &v),
+    }
     let (mut x1, mut x2) = ([0f32; BLOCK], [0f32; BLOCK]);
     for i in 0..BLOCK {
-        let mut t = theta[i] + c.step_size * (m[i] / (v[i].sqrt() + c.eps_correction2));
-        if let Some(factor) = c.decay {
-            t = t * factor;
-        }
-        theta[i] = if grad[i].is_finite() { t } else { theta[i] };
         x1[i] = m[i] / new_absmax1;
         x2[i] = v[i] / new_absmax2;
     }
-    for i in 0..BLOCK {
-        let code1 = maps.signed_codes.code(x1[i]);
-        codes1[i] = maps.signed_codes.keep_sign(code1, m[i]);
-        codes2[i] = maps.unsigned_codes.code(x2[i]);
-    }
+    // A NaN quotient (a block of zeros: 0/0) takes the searches' code.
+    maps.signed_codes.codes(&x1, codes1, |i| {
+        quantize::quantize_signed_keeping_sign(&maps.signed, m[i], new_absmax1)
+    });
+    maps.unsigned_codes.codes(&x2, codes2, |i| {
+        quantize::quantize(&maps.unsigned, x2[i], false)
+    });
     *absmax1 = new_absmax1;
     *absmax2 = new_absmax2;
+}
+
+/// θ of a whole block from the new moments: unchanged where the gradient is not finite, decayed
+/// by `factor` after the update if `DECAY` (a parameter, so that the loop has no branch).
+#[inline(always)]
+fn update_theta<const DECAY: bool>(
+    c: &Coefficients,
+    factor: f32,
+    theta: &mut [f32; BLOCK],
+    grad: &[f32; BLOCK],
+    m: &[f32; BLOCK],
+    v: &[f32; BLOCK],
+) {
+    for i in 0..BLOCK {
+        let mut t = theta[i] + c.step_size * (m[i] / (v[i].sqrt() + c.eps_correction2));
+        if DECAY {
+            t = t * factor;
+        }
+        theta[i] = if grad[i].is_finite() { t } else { theta[i] };
+    }
 }
 
 /// Blocks per task of the parallel loop: 64 of them, 16 Ki elements.

@@ -157,25 +157,24 @@ pub fn quantize_signed_keeping_sign(map: &[f32; 256], s1: f32, absmax: f32) -> u
     }
 }
 
-/// [`quantize`] as a table look-up, for the fused CPU steps: the same code for every f32,
+/// A code search as a table look-up, for the fused CPU steps: [`quantize`] on the unsigned map,
+/// or [`quantize_signed_keeping_sign`] on the signed one, the same code for every f32 but NaN,
 /// without the search's eight dependent, unpredictable branches.
 ///
-/// `quantize` is monotone in `x` (a NaN aside): its code is the number of the map's 255 midpoints
-/// that `x` lies above. So are f32 values in the order of [`order_key`], an integer. The table
-/// has one entry per 2¹⁶ consecutive keys (per value of the key's top 16 bits: sign, exponent and
-/// 7 mantissa bits): the code at the first key of the bucket, and the key inside it from which
-/// the code is one more, if there is one. The maps' codes are far enough apart (the nearest two
+/// Both are monotone in `x` (a NaN aside): `quantize`'s code is the number of the map's 255
+/// midpoints below `x`, and the sign fix only moves the values in (midpoint, −0] from code 127
+/// (+0) down to 126. So are f32 values in the order of [`order_key`], an integer. The table has
+/// one entry per 2¹⁶ consecutive keys (per value of the key's top 16 bits: sign, exponent and 7
+/// mantissa bits): the code at the first key of the bucket, and the key inside it from which the
+/// code is one more, if there is one. The maps' codes are far enough apart (the nearest two
 /// boundaries are about 118 000 keys apart, near 1 in the unsigned map) that no bucket holds two;
-/// [`CodeTable::new`] checks it. The boundaries themselves are found by bisection on `quantize`,
-/// so the table encodes `quantize` and nothing re-derived from it; the tests compare the two on
-/// every boundary and around it, and over a sweep of all f32 (and exhaustively, when asked).
+/// [`CodeTable::new`] checks it. The boundaries are found by bisection on the search itself, so
+/// the table encodes it and nothing re-derived from it; the tests compare the two on every
+/// boundary and around it, on a sweep of all f32, and exhaustively when asked.
 pub struct CodeTable {
     /// Per bucket: the code at its first key in bits 16..24, the last key (its low 16 bits)
     /// before the code goes up by one in bits 0..16, or 0xffff if it does not.
     entries: Box<[u32; 1 << 16]>,
-    /// The codes below this one hold negative values (the map is sorted): [`sign_bit`] of
-    /// `map[code]` is `code < negative_codes`.
-    negative_codes: u8,
 }
 
 /// An integer in the order of f32 values: −NaN < −∞ < … < −0 < +0 < … < +∞ < +NaN (−0 just below
@@ -197,13 +196,13 @@ fn from_order_key(key: u32) -> f32 {
 }
 
 impl CodeTable {
-    /// The table of [`quantize`]`(map, ·, signed)`.
+    /// The table of `search`, a code search monotone in `x` from −∞ to +∞.
     ///
     /// # Panics
-    /// If a bucket of 2¹⁶ keys holds two code boundaries, or the codes are not monotone in the
-    /// key at the bisection's probes: neither happens for bitsandbytes' dynamic maps (tested).
-    pub fn new(map: &[f32; 256], signed: bool) -> Self {
-        let code = |key: u32| quantize(map, from_order_key(key), signed);
+    /// If a bucket of 2¹⁶ keys holds two code boundaries, or `search` is not monotone at the
+    /// bisection's probes: neither happens for bitsandbytes' dynamic maps (tested).
+    fn new(search: impl Fn(f32) -> u8) -> Self {
+        let code = |key: u32| search(from_order_key(key));
         // The non-NaN keys: −∞ to +∞.
         let (first, last) = (order_key(f32::NEG_INFINITY), order_key(f32::INFINITY));
         let (lowest, highest) = (code(first), code(last));
@@ -211,7 +210,6 @@ impl CodeTable {
         let boundaries: Vec<u32> = (lowest + 1..=highest)
             .map(|target| {
                 let (mut below, mut at) = (first, last);
-                assert!(code(below) < target && code(at) >= target);
                 while at - below > 1 {
                     let mid = below + (at - below) / 2;
                     if code(mid) >= target {
@@ -220,13 +218,14 @@ impl CodeTable {
                         below = mid;
                     }
                 }
+                assert!(
+                    code(below) < target && code(at) == target,
+                    "monotone, by one"
+                );
                 at
             })
             .collect();
-        assert!(
-            boundaries.windows(2).all(|w| w[0] < w[1]),
-            "codes monotone in x"
-        );
+        assert!(boundaries.windows(2).all(|w| w[0] < w[1]), "monotone");
         let mut entries: Box<[u32; 1 << 16]> = vec![0; 1 << 16]
             .into_boxed_slice()
             .try_into()
@@ -246,58 +245,73 @@ impl CodeTable {
             let base = u32::from(lowest) + passed as u32;
             *entry = base << 16 | in_bucket(passed).map_or(0xffff, |&b| (b & 0xffff) - 1);
         }
-        let negative_codes = map.iter().take_while(|&&v| sign_bit(v)).count() as u8;
-        assert!(
-            map[usize::from(negative_codes)..]
-                .iter()
-                .all(|&v| !sign_bit(v))
-        );
-        Self {
-            entries,
-            negative_codes,
-        }
+        Self { entries }
     }
 
-    /// [`quantize`]`(map, x, signed)`.
-    #[inline(always)]
-    pub fn code(&self, x: f32) -> u8 {
+    /// The table's code of `x`, which is not NaN: one value, for the tests.
+    #[cfg(test)]
+    fn code(&self, x: f32) -> u8 {
         let key = order_key(x);
-        let entry = self.entries[(key >> 16) as usize];
-        let code = (entry >> 16) + u32::from(key & 0xffff > entry & 0xffff);
-        // A NaN's key lies past ±∞; `quantize` gives it code 0.
-        if x.is_nan() { 0 } else { code as u8 }
+        Self::finish(key, self.entries[(key >> 16) as usize]) as u8
     }
 
-    /// [`quantize_signed_keeping_sign`]`(map, s1, absmax)`.
+    /// The code of a key from its bucket's entry, as a u32.
     #[inline(always)]
-    pub fn code_keeping_sign(&self, s1: f32, absmax: f32) -> u8 {
-        self.keep_sign(self.code(s1 / absmax), s1)
+    fn finish(key: u32, entry: u32) -> u32 {
+        (entry >> 16) + u32::from(key & 0xffff > entry & 0xffff)
     }
 
-    /// The sign fix of [`quantize_signed_keeping_sign`] on `code`, the code of `s1 / absmax`.
+    /// The code of every `x` into `codes`; a NaN (whose code the table does not know: the sign
+    /// fix's depends on the moment) takes `nan(i)`. The keys and the codes are computed in loops
+    /// the compiler vectorizes, apart from the look-ups between them; `nan` runs only for a
+    /// block that has a NaN (a block of zeros, 0/0).
     #[inline(always)]
-    pub fn keep_sign(&self, code: u8, s1: f32) -> u8 {
-        if (code < self.negative_codes) == sign_bit(s1) {
-            code
-        } else if s1 > 0.0 {
-            code.wrapping_add(1)
-        } else {
-            code.wrapping_sub(1)
+    pub fn codes<const N: usize>(
+        &self,
+        x: &[f32; N],
+        codes: &mut [u8; N],
+        nan: impl Fn(usize) -> u8,
+    ) {
+        let mut keys = [0u32; N];
+        for (key, &x) in keys.iter_mut().zip(x) {
+            *key = order_key(x);
+        }
+        let mut entries = [0u32; N];
+        for (entry, &key) in entries.iter_mut().zip(&keys) {
+            *entry = self.entries[(key >> 16) as usize];
+        }
+        for i in 0..N {
+            codes[i] = Self::finish(keys[i], entries[i]) as u8;
+        }
+        if x.iter().fold(false, |any, x| any | x.is_nan()) {
+            for i in 0..N {
+                if x[i].is_nan() {
+                    codes[i] = nan(i);
+                }
+            }
         }
     }
 }
 
-/// The table of the signed map, [`DYNAMIC_SIGNED`], built on first use (256 KiB).
+/// The table of [`quantize_signed_keeping_sign`] on [`DYNAMIC_SIGNED`] for `s1 / absmax` = `x`:
+/// built for absmax 1, whose quotient is `s1` itself, it serves every absmax, as the sign fix reads
+/// only `s1`'s sign (and whether it is above 0 where that differs from the quotient's: `s1 > 0`
+/// with a quotient of +0, whose code 127 the fix keeps), and the quotient has `s1`'s sign unless it
+/// is NaN. Built on first use (256 KiB).
 pub fn signed_table() -> &'static CodeTable {
-    static TABLE: std::sync::LazyLock<CodeTable> =
-        std::sync::LazyLock::new(|| CodeTable::new(&values(&DYNAMIC_SIGNED), true));
+    static TABLE: std::sync::LazyLock<CodeTable> = std::sync::LazyLock::new(|| {
+        let map = values(&DYNAMIC_SIGNED);
+        CodeTable::new(|x| quantize_signed_keeping_sign(&map, x, 1.0))
+    });
     &TABLE
 }
 
-/// The table of the unsigned map, [`DYNAMIC_UNSIGNED`], built on first use (256 KiB).
+/// The table of [`quantize`] on [`DYNAMIC_UNSIGNED`], built on first use (256 KiB).
 pub fn unsigned_table() -> &'static CodeTable {
-    static TABLE: std::sync::LazyLock<CodeTable> =
-        std::sync::LazyLock::new(|| CodeTable::new(&values(&DYNAMIC_UNSIGNED), false));
+    static TABLE: std::sync::LazyLock<CodeTable> = std::sync::LazyLock::new(|| {
+        let map = values(&DYNAMIC_UNSIGNED);
+        CodeTable::new(|x| quantize(&map, x, false))
+    });
     &TABLE
 }
 
@@ -432,18 +446,29 @@ mod tests {
         assert_eq!(quantize_signed_keeping_sign(&map, -0.0, 1.0), 126);
     }
 
-    /// The two tables and the maps they stand for, with `signed`.
-    fn tables() -> [(&'static CodeTable, [f32; 256], bool); 2] {
+    /// The two tables and the searches they stand for, on f32 that are not NaN.
+    fn tables() -> [(&'static str, &'static CodeTable, Box<dyn Fn(f32) -> u8 + Sync>); 2] {
+        let (signed, unsigned) = (values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED));
         [
-            (signed_table(), values(&DYNAMIC_SIGNED), true),
-            (unsigned_table(), values(&DYNAMIC_UNSIGNED), false),
+            (
+                "signed, keeping the sign",
+                signed_table(),
+                Box::new(move |x| quantize_signed_keeping_sign(&signed, x, 1.0)),
+            ),
+            (
+                "unsigned",
+                unsigned_table(),
+                Box::new(move |x| quantize(&unsigned, x, false)),
+            ),
         ]
     }
 
-    /// The f32 whose keys are within `radius` of `x`'s, NaN keys included.
+    /// The f32 whose keys are within `radius` of `x`'s, NaN keys left out.
     fn around(x: f32, radius: u32) -> impl Iterator<Item = f32> {
         let key = order_key(x);
-        (key.saturating_sub(radius)..=key.saturating_add(radius)).map(from_order_key)
+        (key.saturating_sub(radius)..=key.saturating_add(radius))
+            .map(from_order_key)
+            .filter(|x| !x.is_nan())
     }
 
     #[test]
@@ -470,26 +495,26 @@ mod tests {
         }
     }
 
-    /// The tables give `quantize`'s code where the code changes and around it: 64 keys either
+    /// The tables give the searches' codes where the code changes and around it: 64 keys either
     /// side of every code's value, of every midpoint of two codes as the kernel computes it, and
     /// of the first key of every bucket; at the special values; and on a sweep of every 4099th
-    /// f32 of all 2³² (NaN included). [`the_code_tables_equal_quantize_on_every_f32`] checks the
-    /// rest.
+    /// f32 of all 2³². [`the_code_tables_equal_the_searches_on_every_f32`] checks the rest.
     #[test]
-    fn the_code_tables_equal_quantize_at_every_boundary_and_on_a_sweep() {
-        for (table, map, signed) in tables() {
+    fn the_code_tables_equal_the_searches_at_every_boundary_and_on_a_sweep() {
+        for (name, table, search) in tables() {
             let check = |x: f32| {
                 assert_eq!(
                     table.code(x),
-                    quantize(&map, x, signed),
-                    "signed={signed} x={x:e} ({:#010x})",
+                    search(x),
+                    "{name}: x={x:e} ({:#010x})",
                     x.to_bits()
                 );
             };
-            let midpoints = map.windows(2).map(|w| (w[0] + w[1]) * 0.5);
-            let lower_ends = [-1.0, 0.0].into_iter();
-            for x in map.iter().copied().chain(midpoints).chain(lower_ends) {
-                around(x, 64).for_each(check);
+            for map in [values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED)] {
+                let midpoints = map.windows(2).map(|w| (w[0] + w[1]) * 0.5);
+                for x in map.iter().copied().chain(midpoints).chain([-1.0, 0.0]) {
+                    around(x, 64).for_each(check);
+                }
             }
             for bucket in 0..1u32 << 16 {
                 around(from_order_key(bucket << 16), 2).for_each(check);
@@ -498,50 +523,69 @@ mod tests {
             for x in specials.into_iter().flat_map(|x| [x, -x]) {
                 check(x);
             }
-            for key in (0..=u32::MAX).step_by(4099) {
-                check(from_order_key(key));
-            }
+            let sweep = (0..=u32::MAX).step_by(4099).map(from_order_key);
+            sweep.filter(|x| !x.is_nan()).for_each(check);
         }
     }
 
-    /// The sign fix on the table's code equals it on `quantize`'s, for moments of either sign
-    /// (±0 included) against absmax 0 (0/0 is NaN), their own magnitude, larger ones and ∞.
+    /// `codes` on blocks of quotients `s1 / absmax`, as the fused steps call it, equals the
+    /// searches on `s1` and `absmax`, NaN quotients included (a block of zeros: 0/0; ∞/∞), with
+    /// the searches themselves for the NaN.
     #[test]
-    fn the_signed_table_keeps_the_sign_as_quantize_does() {
-        let (table, map) = (signed_table(), values(&DYNAMIC_SIGNED));
-        let moments = (0..=u32::MAX)
+    fn codes_of_a_block_equal_the_searches_on_its_quotients() {
+        let (signed, unsigned) = (values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED));
+        let moments: Vec<f32> = (0..=u32::MAX)
             .step_by(65_537)
             .map(from_order_key)
-            .chain([0.0, -0.0, 1e-9, -1e-9, 1.0, -1.0]);
-        for s1 in moments {
-            for absmax in [0.0, s1.abs(), 2.0 * s1.abs(), 1e3, f32::INFINITY] {
-                assert_eq!(
-                    table.code_keeping_sign(s1, absmax),
-                    quantize_signed_keeping_sign(&map, s1, absmax),
-                    "{s1:e} / {absmax:e}"
-                );
+            .chain([
+                0.0,
+                -0.0,
+                1e-9,
+                -1e-9,
+                1.0,
+                -1.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+            ])
+            .collect();
+        for block in moments.chunks(BLOCK) {
+            let mut s = [0f32; BLOCK];
+            s[..block.len()].copy_from_slice(block);
+            let magnitude = s.iter().fold(f32::MIN, |a, x| a.max(x.abs()));
+            for absmax in [0.0, magnitude, 1e-30, 1e30, f32::INFINITY] {
+                let x = s.map(|s| s / absmax);
+                let (mut codes1, mut codes2) = ([0u8; BLOCK], [0u8; BLOCK]);
+                let keep_sign = |i: usize| quantize_signed_keeping_sign(&signed, s[i], absmax);
+                signed_table().codes(&x, &mut codes1, keep_sign);
+                let unsigned_code = |i: usize| quantize(&unsigned, x[i], false);
+                unsigned_table().codes(&x, &mut codes2, unsigned_code);
+                for i in 0..BLOCK {
+                    let what = format!("{:e} / {absmax:e}", s[i]);
+                    assert_eq!(codes1[i], keep_sign(i), "signed: {what}");
+                    assert_eq!(codes2[i], unsigned_code(i), "unsigned: {what}");
+                }
             }
         }
     }
 
-    /// Every one of the 2³² f32, both maps: minutes of CPU, so run on request
+    /// Every f32 but NaN, both tables: a minute of CPU, so run on request
     /// (`cargo test --release --workspace --features wgpu --lib -- --ignored every_f32`).
     #[test]
-    #[ignore = "minutes: all 2^32 f32 through the binary search, twice"]
-    fn the_code_tables_equal_quantize_on_every_f32() {
+    #[ignore = "a minute: all 2^32 f32 through the binary search, twice"]
+    fn the_code_tables_equal_the_searches_on_every_f32() {
         use rayon::prelude::*;
-        for (table, map, signed) in tables() {
+        for (name, table, search) in tables() {
             let differing = (0..=u16::MAX)
                 .into_par_iter()
                 .map(|high| {
                     let high = u32::from(high) << 16;
                     (0..=0xffffu32)
                         .map(|low| f32::from_bits(high | low))
-                        .filter(|&x| table.code(x) != quantize(&map, x, signed))
+                        .filter(|&x| !x.is_nan() && table.code(x) != search(x))
                         .count()
                 })
                 .sum::<usize>();
-            assert_eq!(differing, 0, "signed={signed}");
+            assert_eq!(differing, 0, "{name}");
         }
     }
 }
