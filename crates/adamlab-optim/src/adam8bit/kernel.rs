@@ -97,9 +97,21 @@ fn block(
 }
 
 /// Lanes of the absmax reductions: independent maxima the compiler keeps in vector registers.
-/// The kernel's `fmaxf` reduction from −FLT_MAX ignores NaN, and the greatest of a set ignoring
-/// NaN does not depend on the order it is taken in.
 const LANES: usize = 8;
+
+/// The greatest |x| as the kernel's `fmaxf` reduction from −FLT_MAX finds it (a NaN never wins),
+/// in [`LANES`] lanes: the greatest of a set ignoring NaN does not depend on the order it is taken
+/// in. (A pass of its own: taken in the moments' pass, the compiler shuffles the lanes.)
+#[inline(always)]
+pub(crate) fn absmax_of(x: &[f32; BLOCK]) -> f32 {
+    let mut lanes = [f32::MIN; LANES];
+    for chunk in x.chunks_exact(LANES) {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(x.abs());
+        }
+    }
+    lanes.into_iter().fold(f32::MIN, f32::max)
+}
 
 /// A whole block of the 8-bit kernel, in place, in passes the compiler vectorizes, between the
 /// two look-ups that it cannot: the map's value of each code, and the code of each quotient
@@ -123,27 +135,17 @@ fn whole_block(
         v[i] = maps.unsigned[usize::from(codes2[i])];
     }
     let (old_absmax1, old_absmax2) = (*absmax1, *absmax2);
-    let (mut lanes1, mut lanes2) = ([f32::MIN; LANES], [f32::MIN; LANES]);
-    let chunks = m
-        .chunks_exact_mut(LANES)
-        .zip(v.chunks_exact_mut(LANES))
-        .zip(grad.chunks_exact(LANES));
-    for ((m, v), grad) in chunks {
-        for lane in 0..LANES {
-            let g = grad[lane];
-            let vi = v[lane] * old_absmax2;
-            let vi = vi * c.beta2 + c.one_minus_beta2 * g * g;
-            let mi = m[lane] * old_absmax1;
-            let mi = mi * c.beta1 + c.one_minus_beta1 * g;
-            let finite = g.is_finite();
-            v[lane] = if finite { vi } else { 0.0 };
-            m[lane] = if finite { mi } else { 0.0 };
-            lanes1[lane] = lanes1[lane].max(m[lane].abs());
-            lanes2[lane] = lanes2[lane].max(v[lane].abs());
-        }
+    for i in 0..BLOCK {
+        let g = grad[i];
+        let vi = v[i] * old_absmax2;
+        let vi = vi * c.beta2 + c.one_minus_beta2 * g * g;
+        let mi = m[i] * old_absmax1;
+        let mi = mi * c.beta1 + c.one_minus_beta1 * g;
+        let finite = g.is_finite();
+        v[i] = if finite { vi } else { 0.0 };
+        m[i] = if finite { mi } else { 0.0 };
     }
-    let new_absmax1 = lanes1.into_iter().fold(f32::MIN, f32::max);
-    let new_absmax2 = lanes2.into_iter().fold(f32::MIN, f32::max);
+    let (new_absmax1, new_absmax2) = (absmax_of(&m), absmax_of(&v));
     match c.decay {
         Some(factor) => update_theta::<true>(c, factor, theta, grad, &m, &v),
         None => update_theta::<false>(c, 1.0, theta, grad, &m, &v),

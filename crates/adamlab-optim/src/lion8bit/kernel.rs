@@ -15,6 +15,7 @@ use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use super::{Coefficients, Lion8bit, Lion8bitState};
+use crate::adam8bit::kernel::absmax_of;
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
 
 /// θ and the state after a step, or the step's inputs back when no kernel takes them.
@@ -81,11 +82,6 @@ fn block(
     codes[..len].copy_from_slice(&q[..len]);
 }
 
-/// Lanes of the absmax reduction: independent maxima the compiler keeps in vector registers. The
-/// kernel's `fmaxf` reduction from −FLT_MAX ignores NaN, and the greatest of a set ignoring NaN
-/// does not depend on the order it is taken in.
-const LANES: usize = 8;
-
 /// A whole block of the 8-bit kernel, in place, in passes the compiler vectorizes between the
 /// two look-ups that it cannot: the map's value of each code, and the code of each quotient
 /// ([`CodeTable`](quantize::CodeTable)). θ is decayed by `factor` first if `DECAY` (a parameter,
@@ -106,25 +102,17 @@ fn whole_block<const DECAY: bool>(
         m[i] = map[usize::from(codes[i])];
     }
     let old_absmax = *absmax;
-    let mut lanes = [f32::MIN; LANES];
-    let chunks = m
-        .chunks_exact_mut(LANES)
-        .zip(theta.chunks_exact_mut(LANES))
-        .zip(grad.chunks_exact(LANES));
-    for ((m, theta), grad) in chunks {
-        for lane in 0..LANES {
-            let g = grad[lane];
-            let mi = m[lane] * old_absmax;
-            let mut t = theta[lane];
-            if DECAY {
-                t = t * factor;
-            }
-            theta[lane] = t - sgn(mi * c.beta1 + g * c.one_minus_beta1) * c.lr;
-            m[lane] = mi * c.beta2 + g * c.one_minus_beta2;
-            lanes[lane] = lanes[lane].max(m[lane].abs());
+    for i in 0..BLOCK {
+        let g = grad[i];
+        let mi = m[i] * old_absmax;
+        let mut t = theta[i];
+        if DECAY {
+            t = t * factor;
         }
+        theta[i] = t - sgn(mi * c.beta1 + g * c.one_minus_beta1) * c.lr;
+        m[i] = mi * c.beta2 + g * c.one_minus_beta2;
     }
-    let new_absmax = lanes.into_iter().fold(f32::MIN, f32::max);
+    let new_absmax = absmax_of(&m);
     let mut x = [0f32; BLOCK];
     for i in 0..BLOCK {
         x[i] = m[i] / new_absmax;
