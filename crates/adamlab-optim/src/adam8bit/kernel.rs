@@ -150,17 +150,12 @@ fn whole_block(
         Some(factor) => update_theta::<true>(c, factor, theta, grad, &m, &v),
         None => update_theta::<false>(c, 1.0, theta, grad, &m, &v),
     }
-    let (mut x1, mut x2) = ([0f32; BLOCK], [0f32; BLOCK]);
-    for i in 0..BLOCK {
-        x1[i] = m[i] / new_absmax1;
-        x2[i] = v[i] / new_absmax2;
-    }
     // A NaN quotient (a block of zeros: 0/0) takes the searches' code.
-    maps.signed_codes.codes(&x1, codes1, |i| {
+    maps.signed_codes.codes(&m, new_absmax1, codes1, |i| {
         quantize::quantize_signed_keeping_sign(&maps.signed, m[i], new_absmax1)
     });
-    maps.unsigned_codes.codes(&x2, codes2, |i| {
-        quantize::quantize(&maps.unsigned, x2[i], false)
+    maps.unsigned_codes.codes(&v, new_absmax2, codes2, |i| {
+        quantize::quantize(&maps.unsigned, v[i] / new_absmax2, false)
     });
     *absmax1 = new_absmax1;
     *absmax2 = new_absmax2;

@@ -261,20 +261,22 @@ impl CodeTable {
         (entry >> 16) + u32::from(key & 0xffff > entry & 0xffff)
     }
 
-    /// The code of every `x` into `codes`; a NaN (whose code the table does not know: the sign
-    /// fix's depends on the moment) takes `nan(i)`. The keys and the codes are computed in loops
-    /// the compiler vectorizes, apart from the look-ups between them; `nan` runs only for a
-    /// block that has a NaN (a block of zeros, 0/0).
+    /// The code of every `s / absmax` into `codes` (`s` a block of moments, `absmax` its
+    /// absmax); a NaN quotient (whose code the table does not know: the sign fix's depends on the
+    /// moment) takes `nan(i)`. The quotients' keys and the codes are computed in loops the
+    /// compiler vectorizes, apart from the look-ups between them; `nan` runs only for a block
+    /// that has a NaN quotient (a block of zeros, 0/0).
     #[inline(always)]
     pub fn codes<const N: usize>(
         &self,
-        x: &[f32; N],
+        s: &[f32; N],
+        absmax: f32,
         codes: &mut [u8; N],
         nan: impl Fn(usize) -> u8,
     ) {
         let mut keys = [0u32; N];
-        for (key, &x) in keys.iter_mut().zip(x) {
-            *key = order_key(x);
+        for (key, &s) in keys.iter_mut().zip(s) {
+            *key = order_key(s / absmax);
         }
         let mut entries = [0u32; N];
         for (entry, &key) in entries.iter_mut().zip(&keys) {
@@ -283,9 +285,14 @@ impl CodeTable {
         for i in 0..N {
             codes[i] = Self::finish(keys[i], entries[i]) as u8;
         }
-        if x.iter().fold(false, |any, x| any | x.is_nan()) {
+        // NaN keys lie below −∞'s and above +∞'s.
+        let (low, high) = (order_key(f32::NEG_INFINITY), order_key(f32::INFINITY));
+        if keys
+            .iter()
+            .fold(false, |any, &k| any | (k < low) | (k > high))
+        {
             for i in 0..N {
-                if x[i].is_nan() {
+                if (s[i] / absmax).is_nan() {
                     codes[i] = nan(i);
                 }
             }
@@ -447,7 +454,11 @@ mod tests {
     }
 
     /// The two tables and the searches they stand for, on f32 that are not NaN.
-    fn tables() -> [(&'static str, &'static CodeTable, Box<dyn Fn(f32) -> u8 + Sync>); 2] {
+    fn tables() -> [(
+        &'static str,
+        &'static CodeTable,
+        Box<dyn Fn(f32) -> u8 + Sync>,
+    ); 2] {
         let (signed, unsigned) = (values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED));
         [
             (
@@ -553,12 +564,11 @@ mod tests {
             s[..block.len()].copy_from_slice(block);
             let magnitude = s.iter().fold(f32::MIN, |a, x| a.max(x.abs()));
             for absmax in [0.0, magnitude, 1e-30, 1e30, f32::INFINITY] {
-                let x = s.map(|s| s / absmax);
                 let (mut codes1, mut codes2) = ([0u8; BLOCK], [0u8; BLOCK]);
                 let keep_sign = |i: usize| quantize_signed_keeping_sign(&signed, s[i], absmax);
-                signed_table().codes(&x, &mut codes1, keep_sign);
-                let unsigned_code = |i: usize| quantize(&unsigned, x[i], false);
-                unsigned_table().codes(&x, &mut codes2, unsigned_code);
+                signed_table().codes(&s, absmax, &mut codes1, keep_sign);
+                let unsigned_code = |i: usize| quantize(&unsigned, s[i] / absmax, false);
+                unsigned_table().codes(&s, absmax, &mut codes2, unsigned_code);
                 for i in 0..BLOCK {
                     let what = format!("{:e} / {absmax:e}", s[i]);
                     assert_eq!(codes1[i], keep_sign(i), "signed: {what}");

@@ -113,12 +113,8 @@ fn whole_block<const DECAY: bool>(
         m[i] = mi * c.beta2 + g * c.one_minus_beta2;
     }
     let new_absmax = absmax_of(&m);
-    let mut x = [0f32; BLOCK];
-    for i in 0..BLOCK {
-        x[i] = m[i] / new_absmax;
-    }
     // A NaN quotient (a block of zeros: 0/0) takes the search's code.
-    quantize::signed_table().codes(&x, codes, |i| {
+    quantize::signed_table().codes(&m, new_absmax, codes, |i| {
         quantize::quantize_signed_keeping_sign(map, m[i], new_absmax)
     });
     *absmax = new_absmax;
