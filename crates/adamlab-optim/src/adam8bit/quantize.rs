@@ -167,7 +167,7 @@ pub fn quantize_signed_keeping_sign(map: &[f32; 256], s1: f32, absmax: f32) -> u
 /// one entry per 2¹⁶ consecutive keys (per value of the key's top 16 bits: sign, exponent and 7
 /// mantissa bits): the code at the first key of the bucket, and the key inside it from which the
 /// code is one more, if there is one. The maps' codes are far enough apart (the nearest two
-/// boundaries are about 118 000 keys apart, near 1 in the unsigned map) that no bucket holds two;
+/// boundaries are 88 474 keys apart, near 1 in the unsigned map) that no bucket holds two;
 /// [`CodeTable::new`] checks it. The boundaries are found by bisection on the search itself, so
 /// the table encodes it and nothing re-derived from it; the tests compare the two on every
 /// boundary and around it, on a sweep of all f32, and exhaustively when asked.
