@@ -157,6 +157,171 @@ pub fn quantize_signed_keeping_sign(map: &[f32; 256], s1: f32, absmax: f32) -> u
     }
 }
 
+/// A code search as a table look-up, for the fused CPU steps: [`quantize`] on the unsigned map,
+/// or [`quantize_signed_keeping_sign`] on the signed one, the same code for every f32 but NaN,
+/// without the search's eight dependent, unpredictable branches.
+///
+/// Both are monotone in `x` (a NaN aside): `quantize`'s code is the number of the map's 255
+/// midpoints below `x`, and the sign fix only moves the values in (midpoint, −0] from code 127
+/// (+0) down to 126. So are f32 values in the order of [`order_key`], an integer. The table has
+/// one entry per 2¹⁶ consecutive keys (per value of the key's top 16 bits: sign, exponent and 7
+/// mantissa bits): the code at the first key of the bucket, and the key inside it from which the
+/// code is one more, if there is one. The maps' codes are far enough apart (the nearest two
+/// boundaries are 88 474 keys apart, near 1 in the unsigned map) that no bucket holds two;
+/// [`CodeTable::new`] checks it. The boundaries are found by bisection on the search itself, so
+/// the table encodes it and nothing re-derived from it; the tests compare the two on every
+/// boundary and around it, on a sweep of all f32, and exhaustively when asked.
+pub struct CodeTable {
+    /// Per bucket: the code at its first key in bits 16..24, the last key (its low 16 bits)
+    /// before the code goes up by one in bits 0..16, or 0xffff if it does not.
+    entries: Box<[u32; 1 << 16]>,
+}
+
+/// An integer in the order of f32 values: −NaN < −∞ < … < −0 < +0 < … < +∞ < +NaN (−0 just below
+/// +0, which [`quantize`] does not tell apart: no midpoint is 0).
+#[inline(always)]
+pub fn order_key(x: f32) -> u32 {
+    let bits = x.to_bits();
+    // Negative: every bit flipped; positive: the sign bit set.
+    bits ^ (((bits as i32) >> 31) as u32 | 0x8000_0000)
+}
+
+/// The f32 whose [`order_key`] is `key`.
+fn from_order_key(key: u32) -> f32 {
+    f32::from_bits(if key & 0x8000_0000 != 0 {
+        key ^ 0x8000_0000
+    } else {
+        !key
+    })
+}
+
+impl CodeTable {
+    /// The table of `search`, a code search monotone in `x` from −∞ to +∞.
+    ///
+    /// # Panics
+    /// If a bucket of 2¹⁶ keys holds two code boundaries, or `search` is not monotone at the
+    /// bisection's probes: neither happens for bitsandbytes' dynamic maps (tested).
+    fn new(search: impl Fn(f32) -> u8) -> Self {
+        let code = |key: u32| search(from_order_key(key));
+        // The non-NaN keys: −∞ to +∞.
+        let (first, last) = (order_key(f32::NEG_INFINITY), order_key(f32::INFINITY));
+        let (lowest, highest) = (code(first), code(last));
+        // boundaries[j]: the first key whose code is lowest + j + 1.
+        let boundaries: Vec<u32> = (lowest + 1..=highest)
+            .map(|target| {
+                let (mut below, mut at) = (first, last);
+                while at - below > 1 {
+                    let mid = below + (at - below) / 2;
+                    if code(mid) >= target {
+                        at = mid;
+                    } else {
+                        below = mid;
+                    }
+                }
+                assert!(
+                    code(below) < target && code(at) == target,
+                    "monotone, by one"
+                );
+                at
+            })
+            .collect();
+        assert!(boundaries.windows(2).all(|w| w[0] < w[1]), "monotone");
+        let mut entries: Box<[u32; 1 << 16]> = vec![0; 1 << 16]
+            .into_boxed_slice()
+            .try_into()
+            .expect("2^16 entries");
+        // boundaries[..passed]: at or before the bucket's first key.
+        let mut passed = 0;
+        for (bucket, entry) in (0u32..).zip(entries.iter_mut()) {
+            let start = bucket << 16;
+            while boundaries.get(passed).is_some_and(|&b| b <= start) {
+                passed += 1;
+            }
+            let in_bucket = |j: usize| boundaries.get(j).filter(|&&b| b >> 16 == bucket);
+            assert!(
+                in_bucket(passed + 1).is_none(),
+                "two code boundaries in bucket {bucket:#06x}"
+            );
+            let base = u32::from(lowest) + passed as u32;
+            *entry = base << 16 | in_bucket(passed).map_or(0xffff, |&b| (b & 0xffff) - 1);
+        }
+        Self { entries }
+    }
+
+    /// The table's code of `x`, which is not NaN: one value, for the tests.
+    #[cfg(test)]
+    fn code(&self, x: f32) -> u8 {
+        let key = order_key(x);
+        Self::finish(key, self.entries[(key >> 16) as usize]) as u8
+    }
+
+    /// The code of a key from its bucket's entry, as a u32.
+    #[inline(always)]
+    fn finish(key: u32, entry: u32) -> u32 {
+        (entry >> 16) + u32::from(key & 0xffff > entry & 0xffff)
+    }
+
+    /// The code of every `s / absmax` into `codes` (`s` a block of moments, `absmax` its
+    /// absmax); a NaN quotient (whose code the table does not know: the sign fix's depends on the
+    /// moment) takes `nan(i)`. The quotients' keys and the codes are computed in loops the
+    /// compiler vectorizes, apart from the look-ups between them; `nan` runs only for a block
+    /// that has a NaN quotient (a block of zeros, 0/0).
+    #[inline(always)]
+    pub fn codes<const N: usize>(
+        &self,
+        s: &[f32; N],
+        absmax: f32,
+        codes: &mut [u8; N],
+        nan: impl Fn(usize) -> u8,
+    ) {
+        let mut keys = [0u32; N];
+        for (key, &s) in keys.iter_mut().zip(s) {
+            *key = order_key(s / absmax);
+        }
+        let mut entries = [0u32; N];
+        for (entry, &key) in entries.iter_mut().zip(&keys) {
+            *entry = self.entries[(key >> 16) as usize];
+        }
+        for i in 0..N {
+            codes[i] = Self::finish(keys[i], entries[i]) as u8;
+        }
+        // NaN keys lie below −∞'s and above +∞'s.
+        let (low, high) = (order_key(f32::NEG_INFINITY), order_key(f32::INFINITY));
+        if keys
+            .iter()
+            .fold(false, |any, &k| any | (k < low) | (k > high))
+        {
+            for i in 0..N {
+                if (s[i] / absmax).is_nan() {
+                    codes[i] = nan(i);
+                }
+            }
+        }
+    }
+}
+
+/// The table of [`quantize_signed_keeping_sign`] on [`DYNAMIC_SIGNED`] for `s1 / absmax` = `x`:
+/// built for absmax 1, whose quotient is `s1` itself, it serves every absmax, as the sign fix reads
+/// only `s1`'s sign (and whether it is above 0 where that differs from the quotient's: `s1 > 0`
+/// with a quotient of +0, whose code 127 the fix keeps), and the quotient has `s1`'s sign unless it
+/// is NaN. Built on first use (256 KiB).
+pub fn signed_table() -> &'static CodeTable {
+    static TABLE: std::sync::LazyLock<CodeTable> = std::sync::LazyLock::new(|| {
+        let map = values(&DYNAMIC_SIGNED);
+        CodeTable::new(|x| quantize_signed_keeping_sign(&map, x, 1.0))
+    });
+    &TABLE
+}
+
+/// The table of [`quantize`] on [`DYNAMIC_UNSIGNED`], built on first use (256 KiB).
+pub fn unsigned_table() -> &'static CodeTable {
+    static TABLE: std::sync::LazyLock<CodeTable> = std::sync::LazyLock::new(|| {
+        let map = values(&DYNAMIC_UNSIGNED);
+        CodeTable::new(|x| quantize(&map, x, false))
+    });
+    &TABLE
+}
+
 // The tensor forms of the above, for the reference steps, on `[blocks, 256]` tensors.
 
 /// The absmax of each row, as the kernel reduces it with `fmaxf` from −FLT_MAX: a NaN never
@@ -286,5 +451,151 @@ mod tests {
         assert_eq!(quantize_signed_keeping_sign(&map, -1e-9, 1.0), 126);
         assert_eq!(quantize_signed_keeping_sign(&map, 0.0, 1.0), 127);
         assert_eq!(quantize_signed_keeping_sign(&map, -0.0, 1.0), 126);
+    }
+
+    /// The two tables and the searches they stand for, on f32 that are not NaN.
+    fn tables() -> [(
+        &'static str,
+        &'static CodeTable,
+        Box<dyn Fn(f32) -> u8 + Sync>,
+    ); 2] {
+        let (signed, unsigned) = (values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED));
+        [
+            (
+                "signed, keeping the sign",
+                signed_table(),
+                Box::new(move |x| quantize_signed_keeping_sign(&signed, x, 1.0)),
+            ),
+            (
+                "unsigned",
+                unsigned_table(),
+                Box::new(move |x| quantize(&unsigned, x, false)),
+            ),
+        ]
+    }
+
+    /// The f32 whose keys are within `radius` of `x`'s, NaN keys left out.
+    fn around(x: f32, radius: u32) -> impl Iterator<Item = f32> {
+        let key = order_key(x);
+        (key.saturating_sub(radius)..=key.saturating_add(radius))
+            .map(from_order_key)
+            .filter(|x| !x.is_nan())
+    }
+
+    #[test]
+    fn order_keys_sort_as_the_values_do() {
+        let ordered = [
+            f32::NEG_INFINITY,
+            -1.0,
+            -f32::MIN_POSITIVE,
+            -1e-45,
+            -0.0,
+            0.0,
+            1e-45,
+            f32::MIN_POSITIVE,
+            1.0,
+            f32::MAX,
+            f32::INFINITY,
+        ];
+        for w in ordered.windows(2) {
+            assert!(order_key(w[0]) < order_key(w[1]), "{} {}", w[0], w[1]);
+        }
+        assert_eq!(order_key(-0.0) + 1, order_key(0.0));
+        for x in [0.0, -0.0, 1.0, -3.5e-7, f32::INFINITY, f32::NAN, -f32::NAN] {
+            assert_eq!(from_order_key(order_key(x)).to_bits(), x.to_bits());
+        }
+    }
+
+    /// The tables give the searches' codes where the code changes and around it: 64 keys either
+    /// side of every code's value, of every midpoint of two codes as the kernel computes it, and
+    /// of the first key of every bucket; at the special values; and on a sweep of every 4099th
+    /// f32 of all 2³². [`the_code_tables_equal_the_searches_on_every_f32`] checks the rest.
+    #[test]
+    fn the_code_tables_equal_the_searches_at_every_boundary_and_on_a_sweep() {
+        for (name, table, search) in tables() {
+            let check = |x: f32| {
+                assert_eq!(
+                    table.code(x),
+                    search(x),
+                    "{name}: x={x:e} ({:#010x})",
+                    x.to_bits()
+                );
+            };
+            for map in [values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED)] {
+                let midpoints = map.windows(2).map(|w| (w[0] + w[1]) * 0.5);
+                for x in map.iter().copied().chain(midpoints).chain([-1.0, 0.0]) {
+                    around(x, 64).for_each(check);
+                }
+            }
+            for bucket in 0..1u32 << 16 {
+                around(from_order_key(bucket << 16), 2).for_each(check);
+            }
+            let specials = [f32::MIN, f32::MAX, f32::EPSILON, 1e-45, f32::MIN_POSITIVE];
+            for x in specials.into_iter().flat_map(|x| [x, -x]) {
+                check(x);
+            }
+            let sweep = (0..=u32::MAX).step_by(4099).map(from_order_key);
+            sweep.filter(|x| !x.is_nan()).for_each(check);
+        }
+    }
+
+    /// `codes` on blocks of quotients `s1 / absmax`, as the fused steps call it, equals the
+    /// searches on `s1` and `absmax`, NaN quotients included (a block of zeros: 0/0; ∞/∞), with
+    /// the searches themselves for the NaN.
+    #[test]
+    fn codes_of_a_block_equal_the_searches_on_its_quotients() {
+        let (signed, unsigned) = (values(&DYNAMIC_SIGNED), values(&DYNAMIC_UNSIGNED));
+        let moments: Vec<f32> = (0..=u32::MAX)
+            .step_by(65_537)
+            .map(from_order_key)
+            .chain([
+                0.0,
+                -0.0,
+                1e-9,
+                -1e-9,
+                1.0,
+                -1.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+            ])
+            .collect();
+        for block in moments.chunks(BLOCK) {
+            let mut s = [0f32; BLOCK];
+            s[..block.len()].copy_from_slice(block);
+            let magnitude = s.iter().fold(f32::MIN, |a, x| a.max(x.abs()));
+            for absmax in [0.0, magnitude, 1e-30, 1e30, f32::INFINITY] {
+                let (mut codes1, mut codes2) = ([0u8; BLOCK], [0u8; BLOCK]);
+                let keep_sign = |i: usize| quantize_signed_keeping_sign(&signed, s[i], absmax);
+                signed_table().codes(&s, absmax, &mut codes1, keep_sign);
+                let unsigned_code = |i: usize| quantize(&unsigned, s[i] / absmax, false);
+                unsigned_table().codes(&s, absmax, &mut codes2, unsigned_code);
+                for i in 0..BLOCK {
+                    let what = format!("{:e} / {absmax:e}", s[i]);
+                    assert_eq!(codes1[i], keep_sign(i), "signed: {what}");
+                    assert_eq!(codes2[i], unsigned_code(i), "unsigned: {what}");
+                }
+            }
+        }
+    }
+
+    /// Every f32 but NaN, both tables: a minute of CPU, so run on request
+    /// (`cargo test --release --workspace --features wgpu --lib -- --ignored every_f32`).
+    #[test]
+    #[ignore = "a minute: all 2^32 f32 through the binary search, twice"]
+    fn the_code_tables_equal_the_searches_on_every_f32() {
+        use rayon::prelude::*;
+        for (name, table, search) in tables() {
+            let differing = (0..=u16::MAX)
+                .into_par_iter()
+                .map(|high| {
+                    let high = u32::from(high) << 16;
+                    (0..=0xffffu32)
+                        .map(|low| f32::from_bits(high | low))
+                        .filter(|&x| !x.is_nan() && table.code(x) != search(x))
+                        .count()
+                })
+                .sum::<usize>();
+            assert_eq!(differing, 0, "{name}");
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! one pass, in place in θ's buffer, the codes' and the absmax's, on Flex and NdArray.
 //!
 //! [`block`] and [`element`] are [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s
-//! arithmetic, operation for operation and in its order, so the two agree bit for bit. Blocks are
-//! split between rayon's threads 64 at a time with `rayon::join`; nothing is allocated per step.
+//! arithmetic, operation for operation and in its order, so the two agree bit for bit; the codes
+//! come from the signed [`CodeTable`](quantize::CodeTable), equal to the kernel's search. Blocks
+//! are split between rayon's threads 64 at a time with `rayon::join`; nothing is allocated per
+//! step.
 //! Tensors it does not take go back to the caller for the reference step.
 
 // burn deprecates ndarray in favour of flex; adamlab ships both on purpose.
@@ -13,6 +15,7 @@ use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use super::{Coefficients, Lion8bit, Lion8bitState};
+use crate::adam8bit::kernel::absmax_of;
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
 
 /// θ and the state after a step, or the step's inputs back when no kernel takes them.
@@ -43,7 +46,9 @@ fn element(c: &Coefficients, theta: f32, g: f32, m: f32) -> (f32, f32) {
 }
 
 /// One block of the 8-bit kernel, in place: θ, its gradient and its codes (at most [`BLOCK`]
-/// elements, a shorter last block padded as the kernel pads it) and the block's absmax.
+/// elements) and the block's absmax. A shorter last block is copied into whole-block arrays padded
+/// as the kernel pads them (gradient 0, code [`PAD_CODE1`]), stepped as a whole block, and copied
+/// back.
 #[inline(always)]
 fn block(
     c: &Coefficients,
@@ -53,30 +58,65 @@ fn block(
     codes: &mut [u8],
     absmax: &mut f32,
 ) {
-    let len = theta.len();
-    let (grad, codes) = (&grad[..len], &mut codes[..len]);
-    let mut m = [0f32; BLOCK];
-    let mut new_absmax = f32::MIN;
-    for i in 0..BLOCK {
-        let (g, code) = if i < len {
-            (grad[i], codes[i])
-        } else {
-            (0.0, PAD_CODE1)
+    let whole = (
+        <&mut [f32; BLOCK]>::try_from(&mut *theta),
+        <&[f32; BLOCK]>::try_from(grad),
+        <&mut [u8; BLOCK]>::try_from(&mut *codes),
+    );
+    if let (Ok(theta), Ok(grad), Ok(codes)) = whole {
+        return match c.decay {
+            Some(factor) => whole_block::<true>(c, factor, map, theta, grad, codes, absmax),
+            None => whole_block::<false>(c, 1.0, map, theta, grad, codes, absmax),
         };
-        let mi = map[code as usize] * *absmax;
-        if i < len {
-            let mut t = theta[i];
-            if let Some(factor) = c.decay {
-                t = t * factor;
-            }
-            theta[i] = t - sgn(mi * c.beta1 + g * c.one_minus_beta1) * c.lr;
+    }
+    let len = theta.len();
+    let (mut t, mut g, mut q) = ([0f32; BLOCK], [0f32; BLOCK], [PAD_CODE1; BLOCK]);
+    t[..len].copy_from_slice(theta);
+    g[..len].copy_from_slice(&grad[..len]);
+    q[..len].copy_from_slice(&codes[..len]);
+    match c.decay {
+        Some(factor) => whole_block::<true>(c, factor, map, &mut t, &g, &mut q, absmax),
+        None => whole_block::<false>(c, 1.0, map, &mut t, &g, &mut q, absmax),
+    }
+    theta.copy_from_slice(&t[..len]);
+    codes[..len].copy_from_slice(&q[..len]);
+}
+
+/// A whole block of the 8-bit kernel, in place, in passes the compiler vectorizes between the
+/// two look-ups that it cannot: the map's value of each code, and the code of each quotient
+/// ([`CodeTable`](quantize::CodeTable)). θ is decayed by `factor` first if `DECAY` (a parameter,
+/// so that the loop has no branch). The padding of a last block is stepped too (its θ is thrown
+/// away): its momentum counts in the absmax, as in the kernel.
+#[inline(always)]
+fn whole_block<const DECAY: bool>(
+    c: &Coefficients,
+    factor: f32,
+    map: &[f32; 256],
+    theta: &mut [f32; BLOCK],
+    grad: &[f32; BLOCK],
+    codes: &mut [u8; BLOCK],
+    absmax: &mut f32,
+) {
+    let mut m = [0f32; BLOCK];
+    for i in 0..BLOCK {
+        m[i] = map[usize::from(codes[i])];
+    }
+    let old_absmax = *absmax;
+    for i in 0..BLOCK {
+        let g = grad[i];
+        let mi = m[i] * old_absmax;
+        let mut t = theta[i];
+        if DECAY {
+            t = t * factor;
         }
+        theta[i] = t - sgn(mi * c.beta1 + g * c.one_minus_beta1) * c.lr;
         m[i] = mi * c.beta2 + g * c.one_minus_beta2;
-        new_absmax = new_absmax.max(m[i].abs());
     }
-    for i in 0..len {
-        codes[i] = quantize::quantize_signed_keeping_sign(map, m[i], new_absmax);
-    }
+    let new_absmax = absmax_of(&m);
+    // A NaN quotient (a block of zeros: 0/0) takes the search's code.
+    quantize::signed_table().codes(&m, new_absmax, codes, |i| {
+        quantize::quantize_signed_keeping_sign(map, m[i], new_absmax)
+    });
     *absmax = new_absmax;
 }
 
