@@ -159,27 +159,32 @@ pub fn implementation(spec: &OptimizerSpec) -> &'static str {
     }
 }
 
-/// The number of state tensors the optimizer keeps per parameter: one step on a small rank-1
-/// parameter, then its state flattened, counting the tensors of the parameter's size (scalars
-/// such as a step count, and smaller factored statistics, are not counted).
-pub fn state_tensors(optimizer: &dyn DynOptimizer, lr: f64, device: &Device) -> usize {
-    const LEN: usize = 64;
+/// Bytes of state the optimizer keeps per parameter element: one step on a rank-1 parameter of
+/// 65,536 elements (large enough for the 8-bit optimizers' blockwise states, which keep f32 below
+/// 4,096 elements), then its state flattened, each tensor counted at the dtype it is held in (u8
+/// codes 1 byte, f32 4). Scalars such as a step count are left out.
+pub fn state_bytes_per_param(optimizer: &dyn DynOptimizer, lr: f64, device: &Device) -> f64 {
+    const LEN: usize = 1 << 16;
     let theta = Tensor::<1>::ones([LEN], device).into_bridge();
     let grad = Tensor::<1>::ones([LEN], device).mul_scalar(0.5).into_bridge();
     let (_, state) = optimizer.step_dyn(1, lr, theta, grad, None);
-    let Some(state) = state else { return 0 };
+    let Some(state) = state else { return 0.0 };
     let mut sink = StateSink::default();
     optimizer.state_flatten("probe", &state, &mut sink);
-    sink.tensors
+    let bytes: usize = sink
+        .tensors
         .iter()
-        .filter(|(_, data)| data.num_elements() == LEN)
-        .count()
+        .filter(|(_, data)| data.num_elements() > 1)
+        .map(|(_, data)| data.num_elements() * data.dtype().size())
+        .sum();
+    bytes as f64 / LEN as f64
 }
 
-/// The least bytes one step must move per f32 parameter: read θ, g and every state tensor, write
-/// θ and every state tensor: `4·(2 + 2·state_tensors + 1)`. Adam's two moments give 28.
-pub fn bytes_per_param(state_tensors: usize) -> u64 {
-    F32_BYTES * (2 + 2 * state_tensors as u64 + 1)
+/// The least bytes one step must move per f32 parameter: read θ and g, write θ (12), and read
+/// and write the state: `12 + 2·state`, rounded. Adam's two f32 moments give 28; 8-bit moments
+/// (two u8 codes and two f32 absmax per 256 elements) 16.
+pub fn bytes_per_param(state_bytes: f64) -> u64 {
+    3 * F32_BYTES + (2.0 * state_bytes).round() as u64
 }
 
 /// Fills a step record's bandwidth from its median time and bytes per parameter, and its
@@ -275,7 +280,7 @@ pub fn run(
             || (target.backend == BackendKind::Wgpu && adamlab_backend::wgpu_hardware_adapter().is_none());
         for spec in &config.optimizers {
             let optimizer = spec.build()?;
-            let bytes = bytes_per_param(state_tensors(&*optimizer.dyn_optimizer(), spec.lr(), &target.device));
+            let bytes = bytes_per_param(state_bytes_per_param(&*optimizer.dyn_optimizer(), spec.lr(), &target.device));
             for &params in &config.params {
                 observer.started(&format!("{} {spec} {params}", target.backend));
                 let (times, extra_mib) =
@@ -382,14 +387,18 @@ mod tests {
     #[test]
     fn adam_keeps_two_state_tensors_and_so_moves_28_bytes_per_parameter() {
         let device = Device::flex();
+        let bytes = |text: &str| {
+            let s = spec(text);
+            bytes_per_param(state_bytes_per_param(&*s.build().unwrap().dyn_optimizer(), s.lr(), &device))
+        };
         for name in DEFAULT_OPTIMIZERS {
-            let s = spec(name);
-            let n = state_tensors(&*s.build().unwrap().dyn_optimizer(), s.lr(), &device);
-            assert_eq!((n, bytes_per_param(n)), (2, 28), "{name}");
+            assert_eq!(bytes(name), 28, "{name}");
         }
-        let amsgrad = spec("adam(amsgrad=true)");
-        let n = state_tensors(&*amsgrad.build().unwrap().dyn_optimizer(), 1e-3, &device);
-        assert_eq!(bytes_per_param(n), 36, "AMSGrad keeps max(v) too");
+        assert_eq!(bytes("adam(amsgrad=true)"), 36, "AMSGrad keeps max(v) too");
+        // Two u8 codes and 2 · 4 / 256 bytes of absmax per element: 12 + 2 · 2.03.
+        assert_eq!(bytes("adamw8bit"), 16);
+        assert_eq!(bytes("lion8bit"), 14);
+        assert_eq!(bytes("sgd"), 12, "plain SGD keeps nothing");
     }
 
     #[test]
@@ -397,8 +406,8 @@ mod tests {
         let device = Device::flex();
         for entry in adamlab_optim::registry() {
             let s = spec(entry.name);
-            let n = state_tensors(&*s.build().unwrap().dyn_optimizer(), s.lr(), &device);
-            assert!(bytes_per_param(n) >= 12, "{}: {n} state tensors", entry.name);
+            let state = state_bytes_per_param(&*s.build().unwrap().dyn_optimizer(), s.lr(), &device);
+            assert!(state.is_finite() && bytes_per_param(state) >= 12, "{}: {state} bytes of state", entry.name);
         }
     }
 
