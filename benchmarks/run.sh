@@ -45,6 +45,10 @@ for model in rosenbrock quadratic; do
 done
 "$A" bench optimizers --model softmax-regression --backends flex --seeds 0,1 --lr-grid 0.1,0.3,1,3,10,30,100 \
     --json "$out/shootout-softmax-regression.json"
+# adamw against adamw8bit on the article's CNN at the same rate, five seeds: the same accuracy
+# within seed-to-seed spread with a quarter of the state?
+"$A" bench optimizers --model cnn --optimizers 'adamw,adamw8bit' --lr-grid 1 --seeds 0,1,2,3,4 --steps 844 \
+    --eval-every 211 --backends flex --json "$out/shootout-cnn-8bit.json"
 "$A" bench optimizers --model char-gpt --optimizers 'adamw,sgd(momentum=0.9),lion,adafactor,muon' \
     --lr sgd=0.1 --lr lion=3e-4 --lr muon=0.01 --backends flex --lr-grid 0.3,1,3 --tune-steps 80 \
     --steps 300 --eval-every 50 --seeds 0,1 --limit-eval 256 --json "$out/shootout-char-gpt.json"
@@ -56,5 +60,5 @@ done
     "$out"/step-h100.json "$out"/step-h100-100-tensors.json "$out"/step-h100-multi-tensor.json \
     "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json \
     "$out"/shootout-char-gpt.json "$out"/shootout-softmax-regression.json "$out"/shootout-rosenbrock.json \
-    "$out"/shootout-quadratic.json \
+    "$out"/shootout-quadratic.json "$out"/shootout-cnn-8bit.json \
     --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md" --overwrite

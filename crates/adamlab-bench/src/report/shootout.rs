@@ -114,23 +114,32 @@ impl Report {
                 " on the test set",
             ),
         };
+        let seeds = match seeds.as_slice() {
+            [one] => format!("with seed {one}"),
+            many => format!("for each of the seeds {}", many.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+        };
+        let tuning = if tune.is_empty() {
+            // `--lr-grid` of one rate: nothing was tuned.
+            "Each optimizer ran at the learning rate given (no tuning: a grid of one rate); it".to_string()
+        } else {
+            format!(
+                "Each optimizer trained {tune_steps} steps at every learning rate of its grid{} and \
+                 was scored by its {}{scored}; the best rate then",
+                tune_seed.map_or(String::new(), |s| format!(" (seed {s})")),
+                cell(&name),
+            )
+        };
         let _ = writeln!(
             self.markdown,
-            "Each optimizer trained {tune_steps} steps at every learning rate of its grid{} and was \
-             scored by its {}{scored}; the best rate then trained {run_steps} steps {}, \
-             evaluated{reported} as it went. Time is training time: the evaluations are not \
-             counted. {}\n",
-            tune_seed.map_or(String::new(), |s| format!(" (seed {s})")),
-            cell(&name),
-            match seeds.as_slice() {
-                [one] => format!("with seed {one}"),
-                many => format!("for each of the seeds {}", many.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
-            },
+            "{tuning} trained {run_steps} steps {seeds}, evaluated{reported} as it went. Time is \
+             training time: the evaluations are not counted. {}\n",
             source.markdown_caption(&backends),
         );
         let mut groups: Vec<Runs> = optimizers.iter().map(|o| runs(o, &run)).collect();
         groups.sort_by(|a, b| ranking(reading, a.final_mean(), b.final_mean()));
-        self.tuning_table(&optimizers, &tune, reading);
+        if !tune.is_empty() {
+            self.tuning_table(&optimizers, &tune, reading);
+        }
         let caption = source.caption(&backends);
         let label = |g: &Runs| format!("{} (lr {})", g.optimizer, g.lr.map_or("—".into(), |x| format!("{x}")));
         // The figures draw the best few, from the first evaluation after the start (the initial
