@@ -121,6 +121,14 @@ pub fn lerp_two_roundings<const D: usize>(start: Tensor<D>, end: Tensor<D>, weig
 pub mod bf16 {
     use burn::tensor::{Int, Tensor, TensorData};
 
+    /// `x` rounded to the nearest bfloat16, ties to even, as an f32: half's conversion, which
+    /// burn's cast to bfloat16 calls and which rounds as torch's `.to(torch.bfloat16)` does (a NaN
+    /// stays a NaN, overflow goes to infinity).
+    #[inline(always)]
+    pub fn round_f32(x: f32) -> f32 {
+        burn::tensor::bf16::from_f32(x).to_f32()
+    }
+
     /// Smallest exponent of a normal f32 (and bfloat16): 2⁻¹²⁶.
     const MIN_EXP: i32 = -126;
     /// Significand bits of bfloat16 after the leading one.
@@ -140,12 +148,14 @@ pub mod bf16 {
 
     /// `x` rounded to the nearest bfloat16, ties to even, as torch's `.to(torch.bfloat16)`.
     ///
-    /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹), bfloat16 keeps multiples of 2ᵉ⁻⁷:
+    /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹, e ≥ −126), bfloat16 keeps multiples of 2ᵉ⁻⁷:
     /// `round(x·2⁷⁻ᵉ)·2ᵉ⁻⁷`, where both scalings are exact and `round` is half-to-even. The
     /// exponent comes from log₂|x|, corrected by one either way against exact powers of two, so
-    /// the approximate logarithm of any backend is enough. |x| below 2⁻¹¹⁹ (only zero in
-    /// practice) is rounded to a multiple of 2⁻¹²⁶ instead of bfloat16's 2⁻¹³³. Overflow goes to
-    /// infinity, as in torch.
+    /// the approximate logarithm of any backend is enough. 2⁷⁻ᵉ reaches 2¹³³, beyond f32, so it
+    /// is applied as two powers of two, each a normal f32 (the second is 1 unless |x| < 2⁻¹¹⁹);
+    /// on the way back the result, a multiple of 2⁻¹³³, is exact too, down to bfloat16's
+    /// subnormals, on a device that keeps f32 subnormals (a GPU may flush them to zero). Overflow
+    /// goes to infinity, as in torch.
     pub fn round<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         let dims = x.dims();
         let device = x.device();
@@ -166,13 +176,19 @@ pub mod bf16 {
         let above = magnitude
             .greater_equal(pow2(&table, estimate.clone().add_scalar(1)))
             .int();
-        let exponent = estimate
-            .add(above)
-            .sub(below)
-            .clamp(MIN_EXP + MANTISSA_BITS, 127);
-        let down = pow2(&table, exponent.clone().neg().add_scalar(MANTISSA_BITS));
-        let up = pow2(&table, exponent.sub_scalar(MANTISSA_BITS));
-        x.mul(down).round().mul(up).reshape(dims)
+        let exponent = estimate.add(above).sub(below).clamp(MIN_EXP, 127);
+        // 7 − e, from −120 to 133, as a sum of a part up to 126 and the rest (0 to 7).
+        let shift = exponent.neg().add_scalar(MANTISSA_BITS);
+        let high = shift.clone().clamp_max(-MIN_EXP);
+        let low = shift.sub(high.clone());
+        let scaled = x
+            .mul(pow2(&table, high.clone()))
+            .mul(pow2(&table, low.clone()));
+        scaled
+            .round()
+            .mul(pow2(&table, low.neg()))
+            .mul(pow2(&table, high.neg()))
+            .reshape(dims)
     }
 
     /// `beta·c + t` rounded once to f32, as an FMA computes it, for `c` holding bfloat16 values:

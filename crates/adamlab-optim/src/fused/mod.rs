@@ -99,6 +99,12 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
     /// Whether the configuration asks for the fused step (its `fused` keyword).
     fn fused(&self) -> bool;
 
+    /// Whether this configuration's step can run on `kernel` (else the reference runs): every
+    /// kernel unless the optimizer says otherwise.
+    fn runs_on(&self, _kernel: Kernel) -> bool {
+        true
+    }
+
     /// The tensor-op reference step, which the fused step must equal.
     fn reference<const D: usize>(
         &self,
@@ -184,7 +190,7 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     if !optimizer.fused() {
         return optimizer.reference(lr, theta, grad, state);
     }
-    match kernel_of_step::<O, S, D>(&theta, &grad, state.as_ref()) {
+    match kernel_of_step::<O, S, D>(&theta, &grad, state.as_ref()).filter(|&k| optimizer.runs_on(k)) {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         Some(Kernel::Cpu) => {
             let (c, buffers) = optimizer.prepare(lr, &theta, state);
@@ -312,8 +318,10 @@ fn dyn_many<O: FusedStep<S>, const S: usize>(
                                 let theta = Tensor::<$d>::from_bridge(theta);
                                 let grad = Tensor::<$d>::from_bridge(grad);
                                 let state = state.map(|s| s.downcast::<O::State<$d>>());
-                                if kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref()) != Some(Kernel::Cube) {
-                                    let (theta, state) = step(optimizer, lr, theta, grad, state);
+                                let kernel = kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref());
+                                if kernel.filter(|&k| optimizer.runs_on(k)) != Some(Kernel::Cube) {
+                                    // The optimizer's own step: Adam's has a loop for bfloat16 moments.
+                                    let (theta, state) = optimizer.step(lr, theta, grad, state);
                                     return Slot::Done((theta.into_bridge(), state.map(|s| DynState::create(s, $d))));
                                 }
                                 let (c, buffers) = optimizer.prepare(lr, &theta, state);
