@@ -405,8 +405,9 @@ struct Stray {
 /// `m.lerp_(g, 1 − β₁)` round differently from adamlab's `θ − (m·s)/denom`, `g + λ·θ` and
 /// `m + (g − m)·(1 − β₁)` (a fused multiply-add, another order), as for f32 moments (`adam`'s own
 /// replays are not bit for bit either): θ ends an ulp or so apart, and so may a moment before it
-/// is rounded, which can then round to the neighbouring bfloat16 (measured: one moment in
-/// 10⁴–10⁵, one ulp, where L2 decay makes g read θ; three ulps of a moment cancelled to 3e-8).
+/// is rounded, which can then round to the neighbouring bfloat16 (measured: one moment value in
+/// each of two cases, of 16 400 or 24 600 per case: one ulp where L2 decay makes g read θ, three
+/// ulps of a moment cancelled to 3e-8).
 #[test]
 fn the_bf16_state_cases_replay_torch() {
     let fixtures = bf16_fixtures();

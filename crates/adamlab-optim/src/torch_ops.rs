@@ -155,13 +155,18 @@ pub mod bf16 {
     /// is applied as two powers of two, each a normal f32 (the second is 1 unless |x| < 2⁻¹¹⁹);
     /// on the way back the result, a multiple of 2⁻¹³³, is exact too, down to bfloat16's
     /// subnormals, on a device that keeps f32 subnormals (a GPU may flush them to zero). Overflow
-    /// goes to infinity, as in torch.
+    /// goes to infinity, as in torch; a NaN stays a NaN.
     pub fn round<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         let dims = x.dims();
         let device = x.device();
         let table = powers_of_two(&device);
         let x: Tensor<1> = x.reshape([dims.iter().product::<usize>()]);
-        let magnitude = x.clone().abs().clamp_min(f32::MIN_POSITIVE);
+        // A NaN takes the exponent of 1 (its integer conversion would fail) and stays a NaN.
+        let magnitude = x
+            .clone()
+            .abs()
+            .clamp_min(f32::MIN_POSITIVE)
+            .mask_fill(x.clone().is_nan(), 1.0);
         let estimate = magnitude
             .clone()
             .log()

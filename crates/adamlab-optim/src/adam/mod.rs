@@ -526,6 +526,26 @@ mod tests {
         );
     }
 
+    /// `adamw(state_dtype=bf16)`: θ's first step takes the f32 moments, so it equals f32 AdamW's to
+    /// the bit; m is then stored rounded to bfloat16: 0.1·0.5 = 0.05, whose nearest bfloat16 is
+    /// 1.1001101₂·2⁻⁵ = 0.050048828125 (0.05 = 1.10011001100…₂·2⁻⁵ rounds up), and 0.1·(−1) to
+    /// −1.1001101₂·2⁻⁴ = −0.10009765625.
+    #[test]
+    fn bf16_states_round_the_stored_moments_and_not_the_first_step() {
+        let spec = crate::OptimizerSpec::parse("adamw(state_dtype=bf16)").unwrap();
+        assert_eq!(spec.to_string(), "adamw(state_dtype=bf16)");
+        for fused in [true, false] {
+            let bf16 = AdamConfig::adamw().with_state_dtype(StateDtype::Bf16).with_fused(fused);
+            let f32_moments = AdamConfig::adamw().with_fused(fused).build().unwrap();
+            let grad = [0.5, -1.0];
+            let (theta, state) = bf16.build().unwrap().step(LR, tensor([1.0, -2.0]), tensor(grad), None);
+            let (expected, _) = f32_moments.step(LR, tensor([1.0, -2.0]), tensor(grad), None);
+            assert_eq!(theta.to_data(), expected.to_data(), "fused={fused}");
+            let m = state.unwrap().exp_avg.to_data().convert::<f32>();
+            assert_eq!(m, TensorData::from([0.050_048_828_125f32, -0.100_097_656_25]), "fused={fused}");
+        }
+    }
+
     /// `maximize` climbs: its first step moves along +g instead of −g.
     #[test]
     fn maximize_moves_along_the_gradient() {
