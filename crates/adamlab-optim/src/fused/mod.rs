@@ -462,6 +462,11 @@ mod tests {
         use crate::{adabelief, adagrad, adam, adamax, lion, rmsprop, sgd};
         let adam = adam::AdamConfig::new().with_amsgrad(true).build().unwrap();
         assert_in_place("adam(amsgrad=true)", adam);
+        // bfloat16 moments: Flex's bfloat16 loop, NdArray's f32 one.
+        let adam_bf16 = adam::AdamConfig::new()
+            .with_amsgrad(true)
+            .with_state_dtype(adam::StateDtype::Bf16);
+        assert_in_place("adam(amsgrad=true, state_dtype=bf16)", adam_bf16.build().unwrap());
         let sgd = sgd::SgdConfig::new().with_momentum(0.9).with_nesterov(true);
         assert_in_place("sgd(momentum=0.9, nesterov=true)", sgd.build().unwrap());
         let lion = lion::LionConfig::new()
