@@ -313,7 +313,7 @@ fn adam_kernel<N: Size>(
 /// The fused CPU step on bfloat16 moments (`state_dtype=bf16` on Flex, the backend that stores
 /// bfloat16): θ and the gradient as f32 slices, the moments as bfloat16 slices, updated in place
 /// by [`Adam::element`](FusedStep::element), each moment widened to f32 (exact) before it and
-/// stored after it (exact too: `element` rounded it already).
+/// stored after it (exact too: `element` rounded it already), without branches.
 pub(super) mod bf16 {
     use burn::optim::LearningRate;
     use burn::tensor::Tensor;
@@ -406,19 +406,23 @@ pub(super) mod bf16 {
                     let len = theta.len();
                     let (grad, m, v) = (&grad[..len], &mut m[..len], &mut v[..len]);
                     let v_max = if keeps(KEPT, 2) { &mut v_max[..len] } else { &mut v_max[..] };
+                    // bfloat16 is the top half of an f32: widening appends zeros (a NaN stays
+                    // a NaN), and storing a value `element` rounded drops zeros.
+                    let widen = |x: burn::tensor::bf16| f32::from_bits(u32::from(x.to_bits()) << 16);
+                    let narrow = |x: f32| burn::tensor::bf16::from_bits((x.to_bits() >> 16) as u16);
                     for i in 0..len {
-                        let stored_max = if keeps(KEPT, 2) { v_max[i].to_f32() } else { 0.0 };
+                        let stored_max = if keeps(KEPT, 2) { widen(v_max[i]) } else { 0.0 };
                         let (next, [mi, vi, max_i]) = <Adam as FusedStep<3>>::element::<KEPT>(
                             &c,
                             theta[i],
                             grad[i],
-                            [m[i].to_f32(), v[i].to_f32(), stored_max],
+                            [widen(m[i]), widen(v[i]), stored_max],
                         );
                         theta[i] = next;
-                        m[i] = burn::tensor::bf16::from_f32(mi);
-                        v[i] = burn::tensor::bf16::from_f32(vi);
+                        m[i] = narrow(mi);
+                        v[i] = narrow(vi);
                         if keeps(KEPT, 2) {
-                            v_max[i] = burn::tensor::bf16::from_f32(max_i);
+                            v_max[i] = narrow(max_i);
                         }
                     }
                 },
