@@ -433,6 +433,7 @@ fn unknown_keyword(entry: &'static OptimizerEntry, keyword: &str) -> SpecError {
 mod tests {
     use super::*;
     use crate::spec::parse_value;
+    use crate::hyper::HyperValue;
 
     #[test]
     fn every_default_parses_and_lies_in_its_range() {
@@ -467,6 +468,12 @@ mod tests {
         assert_eq!(muon.f64("adamw_eps"), adamw.eps);
         assert_eq!(muon.f64("adamw_weight_decay"), adamw.weight_decay);
         assert_eq!(format!("{:?}", crate::muon::MuonConfig::new().adamw), format!("{adamw:?}"));
+        // `state_dtype` is set by the builds, not by `with_args`.
+        for entry in [&crate::adam::ADAM, &crate::adam::ADAMW] {
+            let value = defaults(entry).value(crate::adam::STATE_DTYPE.name).cloned();
+            let dtype = crate::adam::StateDtype::from_value(&value.expect("declared"));
+            assert_eq!(dtype, adamw.state_dtype, "{}", entry.name);
+        }
         let adamw8bit = crate::adam8bit::Adam8bitConfig::adamw();
         let from_registry = adamw8bit.clone().with_args(&defaults(&crate::adam8bit::ADAMW8BIT));
         assert_eq!(format!("{from_registry:?}"), format!("{adamw8bit:?}"));
@@ -490,6 +497,7 @@ mod tests {
             ("adam(betas=(0.9, 1.0))", "invalid betas"),
             ("adam(betas=0.9)", "invalid betas"),
             ("adam(amsgrad=1)", "invalid amsgrad"),
+            ("adamw(state_dtype=f16)", "invalid state_dtype"),
             ("adam(0.1)", "by keyword"),
             ("adam(lr=0.1, lr=0.2)", "given twice"),
             ("adam(lr=", "cannot parse"),

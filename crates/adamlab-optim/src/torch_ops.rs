@@ -121,6 +121,20 @@ pub fn lerp_two_roundings<const D: usize>(start: Tensor<D>, end: Tensor<D>, weig
 pub mod bf16 {
     use burn::tensor::{Int, Tensor, TensorData};
 
+    /// `x` rounded to the nearest bfloat16, ties to even, as an f32, to the bit as `half`'s
+    /// conversion (which burn's cast to bfloat16 calls) and torch's `.to(torch.bfloat16)` round:
+    /// overflow goes to infinity, a NaN stays a NaN with its quiet bit set. Written without
+    /// branches, so that a loop calling it can be vectorised: adding `0x7FFF` plus the last kept
+    /// bit to the f32's bits carries into the kept half exactly when the dropped half is above
+    /// one half, or one half with an odd kept half.
+    #[inline(always)]
+    pub fn round_f32(x: f32) -> f32 {
+        let bits = x.to_bits();
+        let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000;
+        let nan = (bits | 0x0040_0000) & 0xFFFF_0000;
+        f32::from_bits(if x.is_nan() { nan } else { rounded })
+    }
+
     /// Smallest exponent of a normal f32 (and bfloat16): 2⁻¹²⁶.
     const MIN_EXP: i32 = -126;
     /// Significand bits of bfloat16 after the leading one.
@@ -140,18 +154,25 @@ pub mod bf16 {
 
     /// `x` rounded to the nearest bfloat16, ties to even, as torch's `.to(torch.bfloat16)`.
     ///
-    /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹), bfloat16 keeps multiples of 2ᵉ⁻⁷:
+    /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹, e ≥ −126), bfloat16 keeps multiples of 2ᵉ⁻⁷:
     /// `round(x·2⁷⁻ᵉ)·2ᵉ⁻⁷`, where both scalings are exact and `round` is half-to-even. The
     /// exponent comes from log₂|x|, corrected by one either way against exact powers of two, so
-    /// the approximate logarithm of any backend is enough. |x| below 2⁻¹¹⁹ (only zero in
-    /// practice) is rounded to a multiple of 2⁻¹²⁶ instead of bfloat16's 2⁻¹³³. Overflow goes to
-    /// infinity, as in torch.
+    /// the approximate logarithm of any backend is enough. 2⁷⁻ᵉ reaches 2¹³³, beyond f32, so it
+    /// is applied as two powers of two, each a normal f32 (the second is 1 unless |x| < 2⁻¹¹⁹);
+    /// on the way back the result, a multiple of 2⁻¹³³, is exact too, down to bfloat16's
+    /// subnormals, on a device that keeps f32 subnormals (a GPU may flush them to zero). Overflow
+    /// goes to infinity, as in torch; a NaN stays a NaN.
     pub fn round<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         let dims = x.dims();
         let device = x.device();
         let table = powers_of_two(&device);
         let x: Tensor<1> = x.reshape([dims.iter().product::<usize>()]);
-        let magnitude = x.clone().abs().clamp_min(f32::MIN_POSITIVE);
+        // A NaN takes the exponent of 1 (its integer conversion would fail) and stays a NaN.
+        let magnitude = x
+            .clone()
+            .abs()
+            .clamp_min(f32::MIN_POSITIVE)
+            .mask_fill(x.clone().is_nan(), 1.0);
         let estimate = magnitude
             .clone()
             .log()
@@ -166,13 +187,19 @@ pub mod bf16 {
         let above = magnitude
             .greater_equal(pow2(&table, estimate.clone().add_scalar(1)))
             .int();
-        let exponent = estimate
-            .add(above)
-            .sub(below)
-            .clamp(MIN_EXP + MANTISSA_BITS, 127);
-        let down = pow2(&table, exponent.clone().neg().add_scalar(MANTISSA_BITS));
-        let up = pow2(&table, exponent.sub_scalar(MANTISSA_BITS));
-        x.mul(down).round().mul(up).reshape(dims)
+        let exponent = estimate.add(above).sub(below).clamp(MIN_EXP, 127);
+        // 7 − e, from −120 to 133, as a sum of a part up to 126 and the rest (0 to 7).
+        let shift = exponent.neg().add_scalar(MANTISSA_BITS);
+        let high = shift.clone().clamp_max(-MIN_EXP);
+        let low = shift.sub(high.clone());
+        let scaled = x
+            .mul(pow2(&table, high.clone()))
+            .mul(pow2(&table, low.clone()));
+        scaled
+            .round()
+            .mul(pow2(&table, low.neg()))
+            .mul(pow2(&table, high.neg()))
+            .reshape(dims)
     }
 
     /// `beta·c + t` rounded once to f32, as an FMA computes it, for `c` holding bfloat16 values:
@@ -197,5 +224,27 @@ pub mod bf16 {
         let a_virtual = s.clone().sub(b_virtual.clone());
         let e = a.sub(a_virtual).add(b.sub(b_virtual));
         (s, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bf16::round_f32;
+
+    /// `round_f32` equals `half`'s conversion (burn's cast) to the bit: on every 997th f32 bit
+    /// pattern (4.3 million, both signs, subnormals, infinities and NaNs among them) and on the
+    /// ties, where the dropped half is exactly 0x8000: 1 + 2⁻⁸ stays 1 (even), 1 + 3·2⁻⁸ goes
+    /// up to 1 + 2⁻⁶; f32's largest value overflows to infinity.
+    #[test]
+    fn round_f32_is_halfs_round_to_nearest_even_to_the_bit() {
+        let half = |x: f32| burn::tensor::bf16::from_f32(x).to_f32();
+        let edges = [0x3F80_8000u32, 0x3F81_8000, 0x7F7F_FFFF, 0x8000_0000, 0x0000_8000, 0x7FC0_0001];
+        for bits in (0..=u32::MAX).step_by(997).chain(edges) {
+            let x = f32::from_bits(bits);
+            assert_eq!(round_f32(x).to_bits(), half(x).to_bits(), "{bits:#010x}");
+        }
+        assert_eq!(round_f32(f32::from_bits(0x3F80_8000)), 1.0);
+        assert_eq!(round_f32(f32::from_bits(0x3F81_8000)).to_bits(), 0x3F82_0000);
+        assert_eq!(round_f32(f32::MAX), f32::INFINITY);
     }
 }

@@ -16,10 +16,11 @@ use burn::tensor::Tensor;
 #[cfg(cube_kernels)]
 use cubecl::prelude::*;
 
-use super::{Adam, AdamConfig, AdamState};
+use super::{Adam, AdamConfig, AdamState, StateDtype};
+use crate::torch_ops::bf16::round_f32;
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, Kernel, Stepped, keeps};
 
 /// The slot of v_max in Adam's state, whose slots are [m, v, v_max].
 const MAX_EXP_AVG_SQ: usize = 2;
@@ -52,6 +53,9 @@ pub(crate) struct AdamCoefficients {
     eps: f32,
     /// `lr / (1 − β₁ᵗ)`.
     step_size: f32,
+    /// `state_dtype=bf16`: the moments are stored rounded to the nearest bfloat16 (θ takes them
+    /// unrounded). The CubeCL kernel does not round: such a step never launches it.
+    bf16_states: bool,
 }
 
 impl AdamCoefficients {
@@ -74,6 +78,7 @@ impl AdamCoefficients {
             sqrt_bias_correction2: bias_correction2.sqrt() as f32,
             eps: config.eps as f32,
             step_size: (lr / bias_correction1) as f32,
+            bf16_states: config.state_dtype == StateDtype::Bf16,
         }
     }
 }
@@ -83,6 +88,16 @@ impl FusedStep<3> for Adam {
 
     fn fused(&self) -> bool {
         self.config.fused
+    }
+
+    /// The CubeCL kernel keeps f32 moments only: with bfloat16 ones, wgpu takes the reference.
+    fn runs_on(&self, kernel: Kernel) -> bool {
+        #[allow(unreachable_patterns)]
+        match kernel {
+            #[cfg(cube_kernels)]
+            Kernel::Cube => self.config.state_dtype == StateDtype::F32,
+            _ => true,
+        }
     }
 
     fn reference<const D: usize>(
@@ -166,6 +181,9 @@ impl FusedStep<3> for Adam {
         };
         let denom = v_used.sqrt() / c.sqrt_bias_correction2 + c.eps;
         let theta = theta - m * c.step_size / denom;
+        if c.bf16_states {
+            return (theta, [m, v, v_max].map(round_f32));
+        }
         (theta, [m, v, v_max])
     }
 
@@ -178,6 +196,7 @@ impl FusedStep<3> for Adam {
         [m, v, v_max]: [cube::Buffers; 3],
         kept: [bool; 3],
     ) {
+        debug_assert!(!c.bf16_states, "runs_on keeps bfloat16 moments off the CubeCL kernel");
         let (decay, decay_coefficient) = match (c.l2, c.decoupled) {
             (Some(lambda), _) => (DECAY_L2, lambda),
             (None, Some(factor)) => (DECAY_DECOUPLED, factor),
@@ -288,5 +307,235 @@ fn adam_kernel<N: Size>(
             (&mut v[k])[i] = v_i;
         }
         start = end;
+    }
+}
+
+/// The fused CPU step on bfloat16 moments (`state_dtype=bf16` on Flex, the backend that stores
+/// bfloat16): θ and the gradient as f32 slices, the moments as bfloat16 slices, updated in place
+/// by [`Adam::element`](FusedStep::element), each moment widened to f32 (exact) before it and
+/// stored after it (exact too: `element` rounded it already), without branches.
+pub(super) mod bf16 {
+    use burn::optim::LearningRate;
+    use burn::tensor::Tensor;
+
+    use super::super::{Adam, AdamState};
+    #[cfg(feature = "flex")]
+    use super::AdamCoefficients;
+    #[cfg(feature = "flex")]
+    use crate::fused::{FusedStep, keeps};
+
+    /// θ and the state after a step, or the step's inputs back when this loop does not take them.
+    type Tried<const D: usize> = Result<
+        (Tensor<D>, Option<AdamState<D>>),
+        (Tensor<D>, Tensor<D>, Option<AdamState<D>>),
+    >;
+
+    /// The step, when θ and the gradient are f32 Flex tensors without autodiff and the moments
+    /// are bfloat16 tensors on the same device (or not there yet, on a device that stores
+    /// bfloat16); otherwise the inputs back.
+    #[cfg(feature = "flex")]
+    pub(crate) fn try_step<const D: usize>(
+        adam: &Adam,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> Tried<D> {
+        use burn::backend::DispatchDevice;
+        use burn::tensor::DType;
+
+        use crate::fused::cpu::{CpuTensor, vectorized};
+        use crate::fused::{Kernel, kernel_for};
+
+        let device = theta.device();
+        let on_flex = matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+            && kernel_for([&theta, &grad]) == Some(Kernel::Cpu)
+            && device.supports_dtype(DType::BF16);
+        let moments_fit = state.as_ref().is_none_or(|s| {
+            let fits = |t: &Tensor<D>| {
+                t.dtype() == DType::BF16 && !t.device().is_autodiff() && t.device() == device
+            };
+            <Adam as FusedStep<3>>::buffers(s).into_iter().flatten().all(fits)
+        });
+        if !on_flex || !moments_fit {
+            return Err((theta, grad, state));
+        }
+        if let Err(err) = crate::hyper::check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        let (c, buffers) = adam.prepare(lr, &theta, state);
+        // `prepare` starts missing moments as f32 zeros; as bfloat16 they are zeros too.
+        let mut moments = buffers
+            .tensors
+            .map(|t| t.map(|t| flex::Moment::take(t.cast(DType::BF16))));
+        let amsgrad = moments[2].is_some();
+        let mut theta = CpuTensor::take(theta);
+        let grad = CpuTensor::take(grad);
+        let g = grad.read();
+        let [m, v, v_max] = moments
+            .each_mut()
+            .map(|b| b.as_mut().map_or(Default::default(), flex::Moment::write));
+        let (t, g_slice) = (theta.write(), &g[..]);
+        if amsgrad {
+            for_each_chunk::<0b111>(&c, t, g_slice, m, v, v_max, &vectorized_chunk::<0b111>);
+        } else {
+            for_each_chunk::<0b011>(&c, t, g_slice, m, v, v_max, &vectorized_chunk::<0b011>);
+        }
+        drop(g);
+        let state = <Adam as FusedStep<3>>::state(crate::fused::Buffers {
+            step: buffers.step,
+            tensors: moments.map(|b| b.map(flex::Moment::into_tensor)),
+        });
+        return Ok((theta.into_tensor(), state));
+
+        /// [`Adam::element`](FusedStep::element) over one chunk, compiled for the widest SIMD
+        /// level the machine has.
+        #[inline(always)]
+        fn vectorized_chunk<const KEPT: u32>(
+            c: &AdamCoefficients,
+            theta: &mut [f32],
+            grad: &[f32],
+            m: &mut [burn::tensor::bf16],
+            v: &mut [burn::tensor::bf16],
+            v_max: &mut [burn::tensor::bf16],
+        ) {
+            let c = *c;
+            vectorized(
+                #[inline(always)]
+                move || {
+                    let len = theta.len();
+                    let (grad, m, v) = (&grad[..len], &mut m[..len], &mut v[..len]);
+                    let v_max = if keeps(KEPT, 2) { &mut v_max[..len] } else { &mut v_max[..] };
+                    // bfloat16 is the top half of an f32: widening appends zeros (a NaN stays
+                    // a NaN), and storing a value `element` rounded drops zeros.
+                    let widen = |x: burn::tensor::bf16| f32::from_bits(u32::from(x.to_bits()) << 16);
+                    let narrow = |x: f32| burn::tensor::bf16::from_bits((x.to_bits() >> 16) as u16);
+                    for i in 0..len {
+                        let stored_max = if keeps(KEPT, 2) { widen(v_max[i]) } else { 0.0 };
+                        let (next, [mi, vi, max_i]) = <Adam as FusedStep<3>>::element::<KEPT>(
+                            &c,
+                            theta[i],
+                            grad[i],
+                            [widen(m[i]), widen(v[i]), stored_max],
+                        );
+                        theta[i] = next;
+                        m[i] = narrow(mi);
+                        v[i] = narrow(vi);
+                        if keeps(KEPT, 2) {
+                            v_max[i] = narrow(max_i);
+                        }
+                    }
+                },
+            )
+        }
+    }
+
+    /// Without Flex, no backend stores bfloat16 moments for this loop.
+    #[cfg(not(feature = "flex"))]
+    pub(crate) fn try_step<const D: usize>(
+        _adam: &Adam,
+        _lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> Tried<D> {
+        Err((theta, grad, state))
+    }
+
+    /// Runs `update` over matching chunks of the slices ([`CHUNK`](crate::fused::cpu::CHUNK)
+    /// elements), in parallel on rayon's pool once there is more than one; halving recursively
+    /// with `rayon::join` allocates nothing. `v_max` is empty unless `KEPT` keeps it.
+    #[cfg(feature = "flex")]
+    #[allow(clippy::too_many_arguments)]
+    fn for_each_chunk<const KEPT: u32>(
+        c: &AdamCoefficients,
+        theta: &mut [f32],
+        grad: &[f32],
+        m: &mut [burn::tensor::bf16],
+        v: &mut [burn::tensor::bf16],
+        v_max: &mut [burn::tensor::bf16],
+        update: &(impl Fn(
+            &AdamCoefficients,
+            &mut [f32],
+            &[f32],
+            &mut [burn::tensor::bf16],
+            &mut [burn::tensor::bf16],
+            &mut [burn::tensor::bf16],
+        ) + Sync),
+    ) {
+        let len = theta.len();
+        assert!(
+            grad.len() == len && m.len() == len && v.len() == len && (v_max.len() == len || !keeps(KEPT, 2)),
+            "fused step on buffers of different lengths"
+        );
+        if len <= crate::fused::cpu::CHUNK {
+            update(c, theta, grad, m, v, v_max);
+            return;
+        }
+        let mid = (len / 2).next_multiple_of(64);
+        let (theta_l, theta_r) = theta.split_at_mut(mid);
+        let (grad_l, grad_r) = grad.split_at(mid);
+        let (m_l, m_r) = m.split_at_mut(mid);
+        let (v_l, v_r) = v.split_at_mut(mid);
+        let (max_l, max_r) = v_max.split_at_mut(mid.min(v_max.len()));
+        rayon::join(
+            || for_each_chunk::<KEPT>(c, theta_l, grad_l, m_l, v_l, max_l, update),
+            || for_each_chunk::<KEPT>(c, theta_r, grad_r, m_r, v_r, max_r, update),
+        );
+    }
+
+    /// bfloat16 Flex tensors, taken out of their [`Tensor`] for the loop.
+    #[cfg(feature = "flex")]
+    mod flex {
+        use burn::backend::flex::{FlexTensor, Layout};
+        use burn::backend::{
+            BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
+        };
+        use burn::tensor::{Bytes, DType, Tensor, bf16};
+
+        /// A bfloat16 Flex tensor.
+        pub(super) struct Moment(FlexTensor);
+
+        impl Moment {
+            /// The primitive of `tensor`, which the caller checked to be a bfloat16 Flex tensor
+            /// without autodiff.
+            pub(super) fn take<const D: usize>(tensor: Tensor<D>) -> Self {
+                #[allow(unreachable_patterns)]
+                match tensor.into_dispatch().kind {
+                    DispatchTensorKind::Flex(BackendTensor::Float(t)) if t.dtype() == DType::BF16 => {
+                        Self(t)
+                    }
+                    _ => panic!("bfloat16 step on a moment that is not a bfloat16 Flex tensor: checked by try_step"),
+                }
+            }
+
+            /// The elements in row-major order, to update in place: the tensor's own buffer when
+            /// no one else holds it and it is contiguous, else a contiguous copy first.
+            pub(super) fn write(&mut self) -> &mut [bf16] {
+                let tensor = &mut self.0;
+                if !(tensor.is_unique() && tensor.layout().contiguous_offsets().is_some()) {
+                    let contiguous = tensor.to_contiguous();
+                    let values = contiguous.as_slice::<bf16>().expect("bfloat16").to_vec();
+                    let shape = tensor.layout().shape().clone();
+                    *tensor = FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::BF16);
+                }
+                let (start, end) = tensor
+                    .layout()
+                    .contiguous_offsets()
+                    .expect("contiguous: checked or just copied");
+                let storage = tensor
+                    .try_storage_mut::<bf16>()
+                    .expect("unique: checked or just copied");
+                &mut storage[start..end]
+            }
+
+            /// Back into a [`Tensor`].
+            pub(super) fn into_tensor<const D: usize>(self) -> Tensor<D> {
+                Tensor::from_dispatch(DispatchTensor {
+                    kind: DispatchTensorKind::Flex(BackendTensor::Float(self.0)),
+                    autodiff: DispatchAutodiffContext::Disabled,
+                })
+            }
+        }
     }
 }

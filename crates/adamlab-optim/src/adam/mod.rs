@@ -6,16 +6,20 @@
 //! makes one pass over memory and updates θ and the state in place. Both compute the same
 //! arithmetic, operation for operation, so they agree bit for bit on the CPU; the `fused`
 //! keyword picks between them.
+//!
+//! `state_dtype=bf16` keeps the moments in bfloat16 ([`StateDtype`]): half the state's bytes, the
+//! same f32 update.
 
 mod kernel;
 
 use crate::hyper::param;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::config::Config;
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
-use crate::hyper::{ConfigError, Keyword, CycledMomentum};
+use crate::hyper::{ConfigError, CycledMomentum, HyperParam, HyperValue, Keyword, Kind, Value};
 use crate::keywords::{
     BETAS, DECOUPLED_WEIGHT_DECAY, EPS, FUSED, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECAY_L2_OR_DECOUPLED,
 };
@@ -64,6 +68,72 @@ crate::hyper_config! {
             /// (torch's `fused` defaults to False).
             fused: bool = true,
         }
+        @other {
+            /// The dtype the moments are kept in between steps (keyword `state_dtype`, which the
+            /// registry's builds set); f32, as torch keeps them for f32 parameters.
+            state_dtype: StateDtype = "StateDtype::F32",
+        }
+        @nested { STATE_DTYPE }
+    }
+}
+
+/// The dtype Adam keeps its moments in between steps.
+///
+/// With `Bf16`, m and v (and AMSGrad's maximum of v) are stored as bfloat16. Each step reads them
+/// to f32 (exact), computes the f32 step exactly as with `F32`, updates θ with these f32 moments,
+/// and stores them rounded to the nearest bfloat16, ties to even (torch's `.to(torch.bfloat16)`);
+/// the rounding shows from the next step on. The reference is torch.optim.Adam's own step run on
+/// f32 copies of bfloat16 state tensors (`tools/reference/bf16_states.py`): neither torch.optim
+/// nor torchao keeps bfloat16 moments for f32 parameters (torchao's `_AdamW` keeps
+/// `zeros_like(p)`). On a backend that cannot store bfloat16 ([`state_storage`]: NdArray, and
+/// wgpu on most adapters) the moments are f32 tensors holding the same bfloat16 values: the same
+/// numbers, without the memory saving.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum StateDtype {
+    /// f32 moments, 8 bytes of state per element.
+    F32,
+    /// bfloat16 moments, 4 bytes of state per element where the backend stores bfloat16.
+    Bf16,
+}
+
+impl StateDtype {
+    /// The spec's names, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["f32", "bf16"];
+}
+
+impl HyperValue for StateDtype {
+    fn to_value(&self) -> Value {
+        Value::Name(Self::NAMES[*self as usize].to_string())
+    }
+    fn from_value(value: &Value) -> Self {
+        match value {
+            Value::Name(name) if name == "bf16" => Self::Bf16,
+            Value::Name(name) if name == "f32" => Self::F32,
+            other => unreachable!("{other} is checked to be one of {:?}", Self::NAMES),
+        }
+    }
+}
+
+/// `state_dtype`: adamlab's keyword (torch's Adam keeps the parameter's dtype).
+pub const STATE_DTYPE: HyperParam = Keyword {
+    name: "state_dtype",
+    kind: Kind::Choice(StateDtype::NAMES),
+    help: "dtype of the stored moments: f32, or bf16 (half the bytes; each step in f32, stored rounded to nearest even)",
+}
+.with_default("f32");
+
+/// The `state_dtype` the registry resolved (given, or its default).
+fn state_dtype(args: &crate::hyper::Args) -> StateDtype {
+    StateDtype::from_value(args.value(STATE_DTYPE.name).expect("adam and adamw declare state_dtype"))
+}
+
+/// The dtype a bfloat16 state is stored in on `device`: bfloat16 where the backend stores it
+/// (Flex), else f32 holding bfloat16 values.
+pub fn state_storage(device: &Device) -> DType {
+    if device.supports_dtype(DType::BF16) {
+        DType::BF16
+    } else {
+        DType::F32
     }
 }
 
@@ -87,6 +157,7 @@ pub const ADAM: OptimizerEntry = OptimizerEntry {
     build: |args| {
         let adam = AdamConfig::new()
             .with_args(args)
+            .with_state_dtype(state_dtype(args))
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
@@ -109,10 +180,12 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
         param(AdamConfig::PARAMS, "amsgrad"),
         param(AdamConfig::PARAMS, "maximize"),
         param(AdamConfig::PARAMS, "fused"),
+        STATE_DTYPE,
     ],
     build: |args| {
         let adam = AdamConfig::adamw()
             .with_args(args)
+            .with_state_dtype(state_dtype(args))
             .build()?
             .with_cycled_beta1(args.cycled_momentum());
         Ok(Box::new(adam))
@@ -232,8 +305,10 @@ impl Adam {
             amsgrad,
             maximize,
             fused: _,
+            state_dtype,
         } = self.config;
         let beta1 = self.beta1();
+        let dtype = theta.dtype();
 
         let mut g = if maximize { grad.neg() } else { grad };
         let mut theta = theta;
@@ -245,12 +320,14 @@ impl Adam {
             }
         }
 
+        // Stored moments are read in θ's dtype (bfloat16 to f32 is exact).
+        let read = |x: Tensor<D>| x.cast(dtype);
         let (t, m, v, v_max) = match state {
             Some(state) => (
                 state.step + 1,
-                state.exp_avg,
-                state.exp_avg_sq,
-                state.max_exp_avg_sq,
+                read(state.exp_avg),
+                read(state.exp_avg_sq),
+                state.max_exp_avg_sq.map(read),
             ),
             None => (1, g.zeros_like(), g.zeros_like(), None),
         };
@@ -279,13 +356,47 @@ impl Adam {
         // θ ← θ − lr·m̂ / (√v̂ + ε), as torch's `θ.addcdiv_(m, denom, value=−step_size)`.
         let theta = theta.sub(m.clone().mul_scalar(step_size).div(denom));
 
+        // θ took the moments of this step unrounded; they are stored in `state_dtype`.
+        let store = |x: Tensor<D>| match state_dtype {
+            StateDtype::F32 => x,
+            StateDtype::Bf16 => to_bf16(x),
+        };
         let state = AdamState {
             step: t,
-            exp_avg: m,
-            exp_avg_sq: v,
-            max_exp_avg_sq: v_max,
+            exp_avg: store(m),
+            exp_avg_sq: store(v),
+            max_exp_avg_sq: v_max.map(store),
         };
         (theta, Some(state))
+    }
+
+    /// `state` with its moments in the dtype the step keeps them in: with `state_dtype=bf16`, f32
+    /// moments (loaded from a checkpoint, which burn rebuilds in the device's default dtype, or
+    /// moved from a device without bfloat16) become bfloat16 where the device stores it, exactly:
+    /// they hold bfloat16 values.
+    fn stored<const D: usize>(&self, state: Option<AdamState<D>>) -> Option<AdamState<D>> {
+        let state = state?;
+        if self.config.state_dtype != StateDtype::Bf16 {
+            return Some(state);
+        }
+        let dtype = state_storage(&state.exp_avg.device());
+        let cast = |x: Tensor<D>| x.cast(dtype);
+        Some(AdamState {
+            step: state.step,
+            exp_avg: cast(state.exp_avg),
+            exp_avg_sq: cast(state.exp_avg_sq),
+            max_exp_avg_sq: state.max_exp_avg_sq.map(cast),
+        })
+    }
+}
+
+/// `x` rounded to the nearest bfloat16, ties to even, stored as [`state_storage`] says: cast to
+/// bfloat16 (burn's cast rounds to nearest even, as torch's), or kept in f32 and rounded by
+/// [`torch_ops::bf16::round`](crate::torch_ops::bf16::round) on a backend without bfloat16.
+fn to_bf16<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    match state_storage(&x.device()) {
+        DType::BF16 => x.cast(DType::BF16),
+        _ => crate::torch_ops::bf16::round(x),
     }
 }
 
@@ -307,15 +418,29 @@ impl Optimizer for Adam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let state = self.stored(state);
+        if self.config.state_dtype == StateDtype::Bf16 && self.config.fused {
+            // bfloat16 buffers (Flex) have a loop of their own; f32 ones holding bfloat16
+            // values (NdArray) take the f32 loop, which rounds them.
+            return match kernel::bf16::try_step(self, lr, theta, grad, state) {
+                Ok(stepped) => stepped,
+                Err((theta, grad, state)) => fused::step(self, lr, theta, grad, state),
+            };
+        }
         fused::step(self, lr, theta, grad, state)
     }
 
+    /// Moves the state; a bfloat16 moment goes to a device without bfloat16 as f32 (exact).
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        let to = |t: Tensor<D>| {
+            let dtype = if t.dtype() == DType::BF16 { state_storage(device) } else { t.dtype() };
+            t.cast(dtype).to_device(device)
+        };
         AdamState {
             step: state.step,
-            exp_avg: state.exp_avg.to_device(device),
-            exp_avg_sq: state.exp_avg_sq.to_device(device),
-            max_exp_avg_sq: state.max_exp_avg_sq.map(|t| t.to_device(device)),
+            exp_avg: to(state.exp_avg),
+            exp_avg_sq: to(state.exp_avg_sq),
+            max_exp_avg_sq: state.max_exp_avg_sq.map(to),
         }
     }
 }
@@ -399,6 +524,26 @@ mod tests {
             step2(&amsgrad),
             step2(&plain)
         );
+    }
+
+    /// `adamw(state_dtype=bf16)`: θ's first step takes the f32 moments, so it equals f32 AdamW's to
+    /// the bit; m is then stored rounded to bfloat16: 0.1·0.5 = 0.05, whose nearest bfloat16 is
+    /// 1.1001101₂·2⁻⁵ = 0.050048828125 (0.05 = 1.10011001100…₂·2⁻⁵ rounds up), and 0.1·(−1) to
+    /// −1.1001101₂·2⁻⁴ = −0.10009765625.
+    #[test]
+    fn bf16_states_round_the_stored_moments_and_not_the_first_step() {
+        let spec = crate::OptimizerSpec::parse("adamw(state_dtype=bf16)").unwrap();
+        assert_eq!(spec.to_string(), "adamw(state_dtype=bf16)");
+        for fused in [true, false] {
+            let bf16 = AdamConfig::adamw().with_state_dtype(StateDtype::Bf16).with_fused(fused);
+            let f32_moments = AdamConfig::adamw().with_fused(fused).build().unwrap();
+            let grad = [0.5, -1.0];
+            let (theta, state) = bf16.build().unwrap().step(LR, tensor([1.0, -2.0]), tensor(grad), None);
+            let (expected, _) = f32_moments.step(LR, tensor([1.0, -2.0]), tensor(grad), None);
+            assert_eq!(theta.to_data(), expected.to_data(), "fused={fused}");
+            let m = state.unwrap().exp_avg.to_data().convert::<f32>();
+            assert_eq!(m, TensorData::from([0.050_048_828_125f32, -0.100_097_656_25]), "fused={fused}");
+        }
     }
 
     /// `maximize` climbs: its first step moves along +g instead of −g.

@@ -99,6 +99,12 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
     /// Whether the configuration asks for the fused step (its `fused` keyword).
     fn fused(&self) -> bool;
 
+    /// Whether this configuration's step can run on `kernel` (else the reference runs): every
+    /// kernel unless the optimizer says otherwise.
+    fn runs_on(&self, _kernel: Kernel) -> bool {
+        true
+    }
+
     /// The tensor-op reference step, which the fused step must equal.
     fn reference<const D: usize>(
         &self,
@@ -184,7 +190,7 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     if !optimizer.fused() {
         return optimizer.reference(lr, theta, grad, state);
     }
-    match kernel_of_step::<O, S, D>(&theta, &grad, state.as_ref()) {
+    match kernel_of_step::<O, S, D>(&theta, &grad, state.as_ref()).filter(|&k| optimizer.runs_on(k)) {
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         Some(Kernel::Cpu) => {
             let (c, buffers) = optimizer.prepare(lr, &theta, state);
@@ -312,8 +318,10 @@ fn dyn_many<O: FusedStep<S>, const S: usize>(
                                 let theta = Tensor::<$d>::from_bridge(theta);
                                 let grad = Tensor::<$d>::from_bridge(grad);
                                 let state = state.map(|s| s.downcast::<O::State<$d>>());
-                                if kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref()) != Some(Kernel::Cube) {
-                                    let (theta, state) = step(optimizer, lr, theta, grad, state);
+                                let kernel = kernel_of_step::<O, S, $d>(&theta, &grad, state.as_ref());
+                                if kernel.filter(|&k| optimizer.runs_on(k)) != Some(Kernel::Cube) {
+                                    // The optimizer's own step: Adam's has a loop for bfloat16 moments.
+                                    let (theta, state) = optimizer.step(lr, theta, grad, state);
                                     return Slot::Done((theta.into_bridge(), state.map(|s| DynState::create(s, $d))));
                                 }
                                 let (c, buffers) = optimizer.prepare(lr, &theta, state);
@@ -454,6 +462,11 @@ mod tests {
         use crate::{adabelief, adagrad, adam, adamax, lion, rmsprop, sgd};
         let adam = adam::AdamConfig::new().with_amsgrad(true).build().unwrap();
         assert_in_place("adam(amsgrad=true)", adam);
+        // bfloat16 moments: Flex's bfloat16 loop, NdArray's f32 one.
+        let adam_bf16 = adam::AdamConfig::new()
+            .with_amsgrad(true)
+            .with_state_dtype(adam::StateDtype::Bf16);
+        assert_in_place("adam(amsgrad=true, state_dtype=bf16)", adam_bf16.build().unwrap());
         let sgd = sgd::SgdConfig::new().with_momentum(0.9).with_nesterov(true);
         assert_in_place("sgd(momentum=0.9, nesterov=true)", sgd.build().unwrap());
         let lion = lion::LionConfig::new()
