@@ -480,7 +480,8 @@ mod tests {
         assert!(row("adam").contains("**0.01: 1.4527** ⚠ at the grid's edge"), "{md}");
         let table: Vec<&str> = md.lines().filter(|l| l.starts_with("| `") && l.contains("| 0/1 |")).collect();
         let order: Vec<&str> = table.iter().map(|l| l.split('`').nth(1).unwrap()).collect();
-        assert_eq!(order, ["sgd", "adam", "lion"], "{md}");
+        // Each at its tuned rate.
+        assert_eq!(order, ["sgd(lr=0.001)", "adam(lr=0.01)", "lion(lr=0.001)"], "{md}");
         assert!(table[0].contains("| 0.001 | 0.6164 | 0.6164 |"), "{}", table[0]);
         assert_eq!(rendered.figures.len(), 2);
     }

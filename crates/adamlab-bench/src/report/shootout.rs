@@ -8,6 +8,7 @@ use super::tables::{cell, distinct, marked, slug};
 use super::{Report, Source};
 use crate::schema::Record;
 use crate::shootout::{RUN, TUNE, Workload};
+use adamlab_optim::{OptimizerSpec, Value};
 use std::fmt::Write as _;
 
 /// How a workload's metric reads.
@@ -141,7 +142,7 @@ impl Report {
             self.tuning_table(&optimizers, &tune, reading);
         }
         let caption = source.caption(&backends);
-        let label = |g: &Runs| format!("{} (lr {})", g.optimizer, g.lr.map_or("—".into(), |x| format!("{x}")));
+        let label = |g: &Runs| g.tuned_spec();
         // The figures draw the best few, from the first evaluation after the start (the initial
         // weights' metric would squash every curve against one end of the axis); the table has all.
         let drawn = &groups[..groups.len().min(MOST_DRAWN)];
@@ -224,7 +225,7 @@ impl Report {
         let md = &mut self.markdown;
         let _ = writeln!(
             md,
-            "| optimizer | lr | final {0}, mean ± sd over seeds | best {0} so far, mean | diverged | ms per step | optimizer state |",
+            "| optimizer, at its tuned rate | lr | final {0}, mean ± sd over seeds | best {0} so far, mean | diverged | ms per step | optimizer state |",
             cell(name)
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
@@ -244,7 +245,7 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {} | {} | {}/{} | {} | {} |",
-                cell(g.optimizer),
+                cell(g.tuned_spec()),
                 g.lr.map_or("—".into(), |x| format!("{x}")),
                 spread,
                 mean(&bests).map_or("—".into(), |m| reading.format(m)),
@@ -265,6 +266,19 @@ impl Runs<'_> {
     /// The metric at the end of each seed's run that did not diverge.
     fn finals(&self) -> Vec<f64> {
         self.curves.iter().filter_map(|c| c.last().map(|p| p.1)).collect()
+    }
+
+    /// The spec as it ran: its centre's `lr` replaced by the tuned one (`muon(lr=0.03)`, not the
+    /// `muon(lr=0.01)` the grid was centred on).
+    fn tuned_spec(&self) -> String {
+        let tuned = OptimizerSpec::parse(self.optimizer)
+            .ok()
+            .zip(self.lr)
+            .and_then(|(spec, lr)| spec.with("lr", Value::Number(lr)).ok());
+        match tuned {
+            Some(spec) => spec.to_string(),
+            None => self.optimizer.to_string(),
+        }
     }
 
     fn final_mean(&self) -> Option<f64> {
