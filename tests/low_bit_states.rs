@@ -16,7 +16,7 @@ use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Blockwise, Moments
 use adamlab::optim::{OptimizerSpec, Value};
 use adamlab::verify::replay::{BF16_STATE_RTOL, REPLAY_FIXTURES, replay_fixtures};
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{GradientsParams, Optimizer, StateSink};
+use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer, StateSink};
 use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use safetensors::SafeTensors;
@@ -279,34 +279,35 @@ fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
             values(leaves(&bytes)),
             "{backend}: the loaded state's values"
         );
-        let (mut a, mut b, mut fresh) =
-            (original, restored, spec.build().unwrap().module_optimizer());
-        let (mut model_a, mut model_b) = (model.clone(), model.clone());
-        let mut first_resumed_step = None;
-        for scale in [-1.0, 0.3] {
-            model_a = a.step(spec.lr(), model_a.clone(), grads(&model_a, &input, scale));
-            model_b = b.step(spec.lr(), model_b.clone(), grads(&model_b, &input, scale));
-            assert_eq!(
-                weight_bits(&model_b),
-                weight_bits(&model_a),
-                "{backend}: the resumed step differs"
-            );
-            first_resumed_step.get_or_insert_with(|| weight_bits(&model_a));
-        }
-        let model_fresh = fresh.step(spec.lr(), model.clone(), grads(&model, &input, -1.0));
-        assert_ne!(
-            Some(weight_bits(&model_fresh)),
-            first_resumed_step,
-            "{backend}: the state has no effect"
-        );
         // Stepped on the parameters' device, the resumed state is again the uninterrupted one:
         // every tensor's dtype (codes u8 again where the device stores u8), shape and bits.
-        let (a, b) = (
-            leaves(&a.into_bytes().unwrap()),
-            leaves(&b.into_bytes().unwrap()),
-        );
-        assert_eq!(b, a, "{backend}: the states after resuming");
+        resumes_exactly(&format!("{backend}: {spec}"), &spec, (original, restored), &model, &input);
     }
+}
+
+/// The restored optimizer's next two steps equal the original's bit for bit, and so do their
+/// saved states after them (dtype, shape, bits of every leaf); a fresh optimizer's first step
+/// differs (the state matters).
+fn resumes_exactly(
+    what: &str,
+    spec: &OptimizerSpec,
+    (mut a, mut b): (ModuleOptimizer, ModuleOptimizer),
+    model: &Linear,
+    input: &Tensor<2>,
+) {
+    let mut fresh = spec.build().unwrap().module_optimizer();
+    let (mut model_a, mut model_b) = (model.clone(), model.clone());
+    let mut first_resumed_step = None;
+    for scale in [-1.0, 0.3] {
+        model_a = a.step(spec.lr(), model_a.clone(), grads(&model_a, input, scale));
+        model_b = b.step(spec.lr(), model_b.clone(), grads(&model_b, input, scale));
+        assert_eq!(weight_bits(&model_b), weight_bits(&model_a), "{what}: the resumed step differs");
+        first_resumed_step.get_or_insert_with(|| weight_bits(&model_a));
+    }
+    let model_fresh = fresh.step(spec.lr(), model.clone(), grads(model, input, -1.0));
+    assert_ne!(Some(weight_bits(&model_fresh)), first_resumed_step, "{what}: the state has no effect");
+    let (a, b) = (leaves(&a.into_bytes().unwrap()), leaves(&b.into_bytes().unwrap()));
+    assert_eq!(b, a, "{what}: the states after resuming");
 }
 
 /// Bytes of state per parameter element, as held in memory after a step on a parameter of
@@ -593,31 +594,7 @@ fn a_checkpoint_saves_and_resumes_the_bf16_states_exactly() {
                 .module_optimizer()
                 .from_bytes(bytes.clone())
                 .unwrap();
-            let (mut a, mut b, mut fresh) =
-                (original, restored, spec.build().unwrap().module_optimizer());
-            let (mut model_a, mut model_b) = (model.clone(), model.clone());
-            let mut first_resumed_step = None;
-            for scale in [-1.0, 0.3] {
-                model_a = a.step(spec.lr(), model_a.clone(), grads(&model_a, &input, scale));
-                model_b = b.step(spec.lr(), model_b.clone(), grads(&model_b, &input, scale));
-                assert_eq!(
-                    weight_bits(&model_b),
-                    weight_bits(&model_a),
-                    "{backend}: {spec}: the resumed step differs"
-                );
-                first_resumed_step.get_or_insert_with(|| weight_bits(&model_a));
-            }
-            let model_fresh = fresh.step(spec.lr(), model.clone(), grads(&model, &input, -1.0));
-            assert_ne!(
-                Some(weight_bits(&model_fresh)),
-                first_resumed_step,
-                "{backend}: {spec}: the state has no effect"
-            );
-            let (a, b) = (
-                leaves(&a.into_bytes().unwrap()),
-                leaves(&b.into_bytes().unwrap()),
-            );
-            assert_eq!(b, a, "{backend}: {spec}: the states after resuming");
+            resumes_exactly(&format!("{backend}: {spec}"), &spec, (original, restored), &model, &input);
         }
     }
 }
