@@ -35,6 +35,11 @@ out=benchmarks
     --batch-size 64 --torch --json "$out/train.json"
 "$A" bench train --backends wgpu --model cnn --optimizers adam --batch-size 32 --warmup 1 --repeats 5 \
     --json "$out/train-wgpu.json"
+# The workloads' training steps beside PyTorch's on the same models (tools/reference/models.py): the
+# time per step the shoot-out sections compare with.
+"$A" bench train --backends flex --model char-gpt,softmax-regression,rosenbrock,quadratic \
+    --optimizers 'adamw,sgd(momentum=0.9),adafactor' --batch-size 32,64 --warmup 2 --repeats 10 --torch \
+    --json "$out/train-workloads.json"
 
 # The shoot-out, per workload: each optimizer's learning rate tuned on a log grid against the
 # validation split, then runs at the tuned rate over seeds. The test functions and softmax
@@ -58,7 +63,7 @@ done
 # `figures/.adamlab-report` existed did not list them).
 "$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-wgpu.json \
     "$out"/step-h100.json "$out"/step-h100-100-tensors.json "$out"/step-h100-multi-tensor.json \
-    "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json \
+    "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json "$out"/train-workloads.json \
     "$out"/shootout-char-gpt.json "$out"/shootout-softmax-regression.json "$out"/shootout-rosenbrock.json \
     "$out"/shootout-quadratic.json "$out"/shootout-cnn-8bit.json \
     --out "$out/figures" --markdown BENCHMARKS.md --preface "$out/preface.md" --overwrite
