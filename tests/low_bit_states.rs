@@ -14,7 +14,7 @@ use adamlab::optim::adam8bit::quantize::{DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
 use adamlab::optim::adam::{AdamConfig, StateDtype, state_storage};
 use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Blockwise, Moments};
 use adamlab::optim::{OptimizerSpec, Value};
-use adamlab::verify::replay::{BF16_STATE_RTOL, REPLAY_FIXTURES, replay_fixtures};
+use adamlab::verify::replay::{BF16_STATE_RTOL, REPLAY_FIXTURES, ReplayFixture, ReplayParam, replay_fixtures};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer, StateSink};
 use burn::tensor::kind::BridgeTensor;
@@ -110,55 +110,18 @@ fn the_8bit_optimizers_replay_the_bitsandbytes_transcription_bit_for_bit_on_the_
                     .unwrap()
                     .with("fused", Value::Bool(fused))
                     .unwrap();
-                let optimizer = spec.build().unwrap().dyn_optimizer();
-                for (index, param) in fixture.params.iter().enumerate() {
-                    let rank = param.shape.len();
-                    let mut theta = bridge(&param.initial, &param.shape, &device);
-                    let mut state = None;
-                    let what = |step: usize, name: &str| {
-                        format!(
-                            "{backend}/{} fused={fused} param{index} step {step}: {name}",
-                            fixture.case
-                        )
-                    };
-                    for (s, grad) in param.grads.iter().enumerate() {
-                        (theta, state) = optimizer.step_dyn(
-                            rank,
-                            spec.lr(),
-                            theta,
-                            bridge(grad, &param.shape, &device),
-                            state.take(),
-                        );
-                        let expected: Vec<u32> =
-                            param.params[s].iter().map(|x| x.to_bits()).collect();
-                        assert_eq!(host_bits(&theta, rank), expected, "{}", what(s + 1, "θ"));
-                        let mut sink = StateSink::default();
-                        optimizer.state_flatten("", state.as_ref().unwrap(), &mut sink);
-                        for (name, data) in &sink.tensors {
-                            if name.starts_with("state") && param.states.contains_key("absmax1") {
-                                assert_eq!(data.dtype(), DType::U8, "{}", what(s + 1, name));
-                            }
-                            let actual: Vec<u32> = data
-                                .clone()
-                                .convert::<f32>()
-                                .try_to_vec::<f32>()
-                                .unwrap()
-                                .iter()
-                                .map(|x| x.to_bits())
-                                .collect();
-                            let expected: Vec<u32> =
-                                param.states[name][s].iter().map(|x| x.to_bits()).collect();
-                            assert_eq!(actual, expected, "{}", what(s + 1, name));
+                runs += replay_each_step(backend, &device, fixture, &spec, &mut |step| {
+                    let expected: Vec<u32> = step.param.params[step.index].iter().map(|x| x.to_bits()).collect();
+                    assert_eq!(step.theta, expected, "{}", (step.what)("θ"));
+                    for (name, data) in &step.sink.tensors {
+                        if name.starts_with("state") && step.param.states.contains_key("absmax1") {
+                            assert_eq!(data.dtype(), DType::U8, "{}", (step.what)(name));
                         }
-                        assert_eq!(
-                            sink.tensors.len(),
-                            param.states.len() - 1,
-                            "{}: every state but step",
-                            what(s + 1, "state")
-                        );
+                        let expected: Vec<u32> =
+                            step.param.states[name][step.index].iter().map(|x| x.to_bits()).collect();
+                        assert_eq!(data_bits(data), expected, "{}", (step.what)(name));
                     }
-                    runs += 1;
-                }
+                });
             }
         }
     }
@@ -363,6 +326,52 @@ fn the_8bit_state_is_two_bytes_per_element_and_two_floats_per_block() {
 
 // --- bfloat16 moments: `adam(state_dtype=bf16)`, `adamw(state_dtype=bf16)` ---------------------
 
+/// One step of a replay, as [`replay_each_step`] hands it to its check.
+struct Step<'a> {
+    /// What an assertion about `name` says: backend, case, fused or not, parameter, step, name.
+    what: &'a dyn Fn(&str) -> String,
+    param: &'a ReplayParam,
+    /// The step's index into the fixture's recorded values (step `index + 1`).
+    index: usize,
+    /// θ after the step, as bits.
+    theta: Vec<u32>,
+    /// The optimizer's state after it, flattened.
+    sink: StateSink,
+}
+
+/// Replays every parameter of `fixture` on `device` with `spec` for all its steps, handing each
+/// step to `check`, after checking that the state holds every recorded state but the step count.
+/// Returns the parameters replayed.
+fn replay_each_step(
+    backend: BackendKind,
+    device: &Device,
+    fixture: &ReplayFixture,
+    spec: &OptimizerSpec,
+    check: &mut dyn FnMut(&Step),
+) -> usize {
+    let optimizer = spec.build().unwrap().dyn_optimizer();
+    for (index, param) in fixture.params.iter().enumerate() {
+        let rank = param.shape.len();
+        let mut theta = bridge(&param.initial, &param.shape, device);
+        let mut state = None;
+        for (s, grad) in param.grads.iter().enumerate() {
+            (theta, state) = optimizer.step_dyn(rank, spec.lr(), theta, bridge(grad, &param.shape, device), state.take());
+            let what = |name: &str| format!("{backend}/{} {spec} param{index} step {}: {name}", fixture.case, s + 1);
+            let mut sink = StateSink::default();
+            optimizer.state_flatten("", state.as_ref().unwrap(), &mut sink);
+            assert_eq!(sink.tensors.len(), param.states.len() - 1, "{}: every state but step", what("state"));
+            check(&Step {
+                what: &what,
+                param,
+                index: s,
+                theta: host_bits(&theta, rank),
+                sink,
+            });
+        }
+    }
+    fixture.params.len()
+}
+
 /// The replay fixtures of the bfloat16-state cases (`tools/reference/cases/adam_bf16_states.py`).
 fn bf16_fixtures() -> Vec<adamlab::verify::replay::ReplayFixture> {
     let fixtures: Vec<_> = replay_fixtures()
@@ -424,7 +433,6 @@ fn the_bf16_state_cases_replay_torch() {
                     .unwrap()
                     .with("fused", Value::Bool(fused))
                     .unwrap();
-                let optimizer = spec.build().unwrap().dyn_optimizer();
                 let mut stray = Stray::default();
                 let scale = fixture
                     .params
@@ -432,61 +440,30 @@ fn the_bf16_state_cases_replay_torch() {
                     .flat_map(|p| p.grads.iter().flatten())
                     .fold(1f32, |m, g| m.max(g.abs()));
                 let moment_tolerance = |x: f32| 1e-6 * scale + BF16_STATE_RTOL as f32 * x.abs();
-                for (index, param) in fixture.params.iter().enumerate() {
-                    let rank = param.shape.len();
-                    let mut theta = bridge(&param.initial, &param.shape, &device);
-                    let mut state = None;
-                    let what = |step: usize, name: &str| {
-                        format!(
-                            "{backend}/{} fused={fused} param{index} step {step}: {name}",
-                            fixture.case
-                        )
-                    };
-                    for (s, grad) in param.grads.iter().enumerate() {
-                        (theta, state) = optimizer.step_dyn(
-                            rank,
-                            spec.lr(),
-                            theta,
-                            bridge(grad, &param.shape, &device),
-                            state.take(),
-                        );
-                        for (actual, expected) in host_bits(&theta, rank).iter().zip(&param.params[s]) {
-                            let actual = f32::from_bits(*actual);
-                            stray.elements += 1;
-                            if actual.to_bits() != expected.to_bits() {
-                                stray.theta_differing += 1;
-                                let off = (actual - expected).abs() / theta_tolerance(*expected);
-                                stray.theta_worst = stray.theta_worst.max(off);
-                            }
+                runs += replay_each_step(backend, &device, fixture, &spec, &mut |step| {
+                    for (actual, expected) in step.theta.iter().zip(&step.param.params[step.index]) {
+                        let actual = f32::from_bits(*actual);
+                        stray.elements += 1;
+                        if actual.to_bits() != expected.to_bits() {
+                            stray.theta_differing += 1;
+                            let off = (actual - expected).abs() / theta_tolerance(*expected);
+                            stray.theta_worst = stray.theta_worst.max(off);
                         }
-                        let mut sink = StateSink::default();
-                        optimizer.state_flatten("", state.as_ref().unwrap(), &mut sink);
-                        for (name, data) in &sink.tensors {
-                            assert_eq!(data.dtype(), storage, "{}", what(s + 1, name));
-                            let actual = data_bits(data);
-                            assert!(
-                                actual.iter().all(|b| b & 0xFFFF == 0),
-                                "{}: not bfloat16 values",
-                                what(s + 1, name)
-                            );
-                            for (a, e) in actual.iter().zip(&param.states[name][s]) {
-                                stray.elements += 1;
-                                if *a != e.to_bits() {
-                                    stray.moments_differing += 1;
-                                    let off = (f32::from_bits(*a) - e).abs() / moment_tolerance(*e);
-                                    stray.moments_worst = stray.moments_worst.max(off);
-                                }
-                            }
-                        }
-                        assert_eq!(
-                            sink.tensors.len(),
-                            param.states.len() - 1,
-                            "{}: every state but step",
-                            what(s + 1, "state")
-                        );
                     }
-                    runs += 1;
-                }
+                    for (name, data) in &step.sink.tensors {
+                        assert_eq!(data.dtype(), storage, "{}", (step.what)(name));
+                        let actual = data_bits(data);
+                        assert!(actual.iter().all(|b| b & 0xFFFF == 0), "{}: not bfloat16 values", (step.what)(name));
+                        for (a, e) in actual.iter().zip(&step.param.states[name][step.index]) {
+                            stray.elements += 1;
+                            if *a != e.to_bits() {
+                                stray.moments_differing += 1;
+                                let off = (f32::from_bits(*a) - e).abs() / moment_tolerance(*e);
+                                stray.moments_worst = stray.moments_worst.max(off);
+                            }
+                        }
+                    }
+                });
                 let case = format!("{backend}/{} fused={fused}", fixture.case);
                 println!("{case}: {stray:?}");
                 assert!(stray.theta_worst <= 1.0, "{case}: θ beyond the tolerance: {stray:?}");
