@@ -200,12 +200,7 @@ fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
     for backend in compiled() {
         let device = device(backend).unwrap();
         let spec = OptimizerSpec::parse("adamw8bit(lr=0.01)").unwrap();
-        let (mut model, input) = layer(&device);
-        let mut original = spec.build().unwrap().module_optimizer();
-        for scale in [1.0, 0.5, 2.0] {
-            let g = grads(&model, &input, scale);
-            model = original.step(spec.lr(), model, g);
-        }
+        let (model, input, original) = three_steps(&spec, &device);
         let bytes = original.clone().into_bytes().unwrap();
         let reader = burn_pack::Reader::from_bytes(bytes.clone()).unwrap();
         let mut u8_tensors = 0;
@@ -246,6 +241,17 @@ fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
         // every tensor's dtype (codes u8 again where the device stores u8), shape and bits.
         resumes_exactly(&format!("{backend}: {spec}"), &spec, (original, restored), &model, &input);
     }
+}
+
+/// [`layer`] after three steps of `spec`, with its input and the optimizer that took them.
+fn three_steps(spec: &OptimizerSpec, device: &Device) -> (Linear, Tensor<2>, ModuleOptimizer) {
+    let (mut model, input) = layer(device);
+    let mut optimizer = spec.build().unwrap().module_optimizer();
+    for scale in [1.0, 0.5, 2.0] {
+        let g = grads(&model, &input, scale);
+        model = optimizer.step(spec.lr(), model, g);
+    }
+    (model, input, optimizer)
 }
 
 /// The restored optimizer's next two steps equal the original's bit for bit, and so do their
@@ -545,12 +551,7 @@ fn a_checkpoint_saves_and_resumes_the_bf16_states_exactly() {
         let device = device(backend).unwrap();
         for spec in ["adamw(lr=0.01, state_dtype=bf16)", "adam(lr=0.01, amsgrad=true, state_dtype=bf16)"] {
             let spec = OptimizerSpec::parse(spec).unwrap();
-            let (mut model, input) = layer(&device);
-            let mut original = spec.build().unwrap().module_optimizer();
-            for scale in [1.0, 0.5, 2.0] {
-                let g = grads(&model, &input, scale);
-                model = original.step(spec.lr(), model, g);
-            }
+            let (model, input, original) = three_steps(&spec, &device);
             let bytes = original.clone().into_bytes().unwrap();
             let saved = leaves(&bytes);
             let moments: Vec<_> = saved
