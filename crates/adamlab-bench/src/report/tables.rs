@@ -202,10 +202,15 @@ impl Report {
             by_model.entry(r.model.clone().unwrap_or_default()).or_default().push(r);
         }
         for (model, rows) in &by_model {
-            let _ = writeln!(self.markdown, "### {}\n", model.to_uppercase());
+            // The article's two by their acronyms (CNN, MLP); the workloads by their names.
+            let shown = match model.as_str() {
+                "cnn" | "mlp" => model.to_uppercase(),
+                _ => model.clone(),
+            };
+            let _ = writeln!(self.markdown, "### {shown}\n");
             let backends = distinct(rows.iter().map(|r| r.backend.as_str()));
             let caption = source.caption(&backends);
-            let title = format!("{} training: images per second", model.to_uppercase());
+            let title = format!("{shown} training: examples per second");
             let bars: Vec<(String, u64, f64)> = rows
                 .iter()
                 .map(|r| (figures::train_label(r), r.batch_size.unwrap_or(0), r.images_per_second.unwrap_or(0.0)))
@@ -222,7 +227,7 @@ impl Report {
                     (figures::train_label(r), phases)
                 })
                 .collect();
-            let title = format!("{} training step at batch {batch}: forward, backward, optimizer step", model.to_uppercase());
+            let title = format!("{shown} training step at batch {batch}: forward, backward, optimizer step");
             self.figure(&format!("train-{}-split", slug(model)), &title, |svg| {
                 draw_split_figure(svg, &title, &split, &caption)
             })?;
