@@ -26,6 +26,9 @@ out=benchmarks
 # The same 1e7 parameters split into 100 tensors: the per-tensor overhead.
 "$A" bench step --backends ndarray,flex --params 1e7 --tensors 100 --torch --rounds 3 \
     --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-100-tensors.json"
+# Low-bit states against PyTorch's fused f32 AdamW: 8-bit moments and bfloat16 moments.
+"$A" bench step --backends flex --params 1e7,1e8 --torch --warmup 1 --repeats 5 --rounds 2 \
+    --optimizers 'adamw,adamw8bit,adamw(state_dtype=bf16),lion,lion8bit' --json "$out/step-low-bit.json"
 # wgpu (llvmpipe here: the "GPU" is the same two cores).
 "$A" bench step --backends wgpu --params 1e5,1e6 --warmup 1 --repeats 5 \
     --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-wgpu.json"
@@ -61,7 +64,7 @@ done
 # The GPU files (`*-h100*.json`) come from benchmarks/run-gpu.sh on a GPU machine.
 # --overwrite: BENCHMARKS.md and figures/ are this script's own (reports before the manifest
 # `figures/.adamlab-report` existed did not list them).
-"$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-wgpu.json \
+"$A" bench report "$out"/step.json "$out"/step-1e8.json "$out"/step-100-tensors.json "$out"/step-low-bit.json "$out"/step-wgpu.json \
     "$out"/step-h100.json "$out"/step-h100-100-tensors.json "$out"/step-h100-multi-tensor.json \
     "$out"/train.json "$out"/train-wgpu.json "$out"/train-h100.json "$out"/train-workloads.json \
     "$out"/shootout-char-gpt.json "$out"/shootout-softmax-regression.json "$out"/shootout-rosenbrock.json \

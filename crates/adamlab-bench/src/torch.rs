@@ -198,11 +198,15 @@ pub fn torch_class(spec: &OptimizerSpec) -> Option<&'static str> {
         .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
+/// Keywords of adamlab's own that no torch class takes: specs that differ only in them are one
+/// PyTorch measurement (`adamw(state_dtype=bf16)` is torch's f32 AdamW, measured once as `adamw`'s).
+const ADAMLAB_ONLY: [&str; 2] = ["fused", "state_dtype"];
+
 /// The optimizers of `specs` that PyTorch has, as the script's configuration lists them.
 ///
 /// adamlab's `fused` keyword chooses adamlab's step, not torch's (PyTorch's side always runs its
 /// fused, foreach and for-loop steps): it is not passed on, and specs that differ only by it (`adam`
-/// and `adam(fused=false)`) give PyTorch's rows once, under the first spec.
+/// and `adam(fused=false)`) give PyTorch's rows once, under the first spec; so does `state_dtype`.
 pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
     let mut seen: Vec<(&'static str, Map<String, Json>)> = Vec::new();
     specs
@@ -213,7 +217,7 @@ pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
                 .args()
                 .values()
                 .iter()
-                .filter(|(name, _)| **name != "fused")
+                .filter(|(name, _)| !ADAMLAB_ONLY.contains(name))
                 .map(|(name, value)| (name.to_string(), to_json(value)))
                 .collect();
             if seen.iter().any(|(c, k)| *c == class && *k == kwargs) {
@@ -281,6 +285,9 @@ mod tests {
         let listed: Vec<_> = json.iter().map(|o| o["spec"].as_str().unwrap()).collect();
         assert_eq!(listed, ["adam", "adam(amsgrad=true, fused=false)", "sgd"]);
         assert!(json.iter().all(|o| o["kwargs"].get("fused").is_none()), "{json:?}");
+        let specs = ["adamw", "adamw(state_dtype=bf16)"].map(|s| OptimizerSpec::parse(s).unwrap());
+        let listed: Vec<_> = optimizers_json(&specs).iter().map(|o| o["spec"].as_str().unwrap().to_string()).collect();
+        assert_eq!(listed, ["adamw"], "bfloat16 moments are adamlab's: torch's AdamW is timed once");
     }
 
     #[test]
