@@ -344,7 +344,7 @@ pub(super) mod bf16 {
         use burn::backend::DispatchDevice;
         use burn::tensor::DType;
 
-        use crate::fused::cpu::{CpuTensor, vectorized};
+        use crate::fused::cpu::{CpuTensor, for_each_chunk, vectorized};
         use crate::fused::{Kernel, kernel_for};
 
         let device = theta.device();
@@ -377,9 +377,13 @@ pub(super) mod bf16 {
             .map(|b| b.as_mut().map_or(Default::default(), flex::Moment::write));
         let (t, g_slice) = (theta.write(), &g[..]);
         if amsgrad {
-            for_each_chunk::<0b111>(&c, t, g_slice, m, v, v_max, &vectorized_chunk::<0b111>);
+            for_each_chunk(t, [m, v, v_max], g_slice, &|t, [m, v, v_max], g| {
+                vectorized_chunk::<0b111>(&c, t, g, m, v, v_max)
+            });
         } else {
-            for_each_chunk::<0b011>(&c, t, g_slice, m, v, v_max, &vectorized_chunk::<0b011>);
+            for_each_chunk(t, [m, v, v_max], g_slice, &|t, [m, v, v_max], g| {
+                vectorized_chunk::<0b011>(&c, t, g, m, v, v_max)
+            });
         }
         drop(g);
         let state = <Adam as FusedStep<3>>::state(crate::fused::Buffers {
@@ -440,48 +444,6 @@ pub(super) mod bf16 {
         state: Option<AdamState<D>>,
     ) -> Tried<D> {
         Err((theta, grad, state))
-    }
-
-    /// Runs `update` over matching chunks of the slices ([`CHUNK`](crate::fused::cpu::CHUNK)
-    /// elements), in parallel on rayon's pool once there is more than one; halving recursively
-    /// with `rayon::join` allocates nothing. `v_max` is empty unless `KEPT` keeps it.
-    #[cfg(feature = "flex")]
-    #[allow(clippy::too_many_arguments)]
-    fn for_each_chunk<const KEPT: u32>(
-        c: &AdamCoefficients,
-        theta: &mut [f32],
-        grad: &[f32],
-        m: &mut [burn::tensor::bf16],
-        v: &mut [burn::tensor::bf16],
-        v_max: &mut [burn::tensor::bf16],
-        update: &(impl Fn(
-            &AdamCoefficients,
-            &mut [f32],
-            &[f32],
-            &mut [burn::tensor::bf16],
-            &mut [burn::tensor::bf16],
-            &mut [burn::tensor::bf16],
-        ) + Sync),
-    ) {
-        let len = theta.len();
-        assert!(
-            grad.len() == len && m.len() == len && v.len() == len && (v_max.len() == len || !keeps(KEPT, 2)),
-            "fused step on buffers of different lengths"
-        );
-        if len <= crate::fused::cpu::CHUNK {
-            update(c, theta, grad, m, v, v_max);
-            return;
-        }
-        let mid = (len / 2).next_multiple_of(64);
-        let (theta_l, theta_r) = theta.split_at_mut(mid);
-        let (grad_l, grad_r) = grad.split_at(mid);
-        let (m_l, m_r) = m.split_at_mut(mid);
-        let (v_l, v_r) = v.split_at_mut(mid);
-        let (max_l, max_r) = v_max.split_at_mut(mid.min(v_max.len()));
-        rayon::join(
-            || for_each_chunk::<KEPT>(c, theta_l, grad_l, m_l, v_l, max_l, update),
-            || for_each_chunk::<KEPT>(c, theta_r, grad_r, m_r, v_r, max_r, update),
-        );
     }
 
     /// bfloat16 Flex tensors, taken out of their [`Tensor`] for the loop.

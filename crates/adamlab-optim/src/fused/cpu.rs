@@ -277,13 +277,13 @@ fn chunk<O: FusedStep<S>, const S: usize, const KEPT: u32>(
 /// has the gradient's length, except the buffers of slots not kept, which are empty.
 ///
 /// The slices are halved recursively with `rayon::join`, so the loop allocates nothing.
-fn for_each_chunk<const S: usize, F>(
+pub(crate) fn for_each_chunk<T: Send, const S: usize, F>(
     theta: &mut [f32],
-    buffers: [&mut [f32]; S],
+    buffers: [&mut [T]; S],
     grad: &[f32],
     update: &F,
 ) where
-    F: Fn(&mut [f32], [&mut [f32]; S], &[f32]) + Sync,
+    F: Fn(&mut [f32], [&mut [T]; S], &[f32]) + Sync,
 {
     let len = grad.len();
     assert!(
@@ -302,8 +302,8 @@ fn for_each_chunk<const S: usize, F>(
         let (left, right) = b.split_at_mut(at);
         (Some(left), Some(right))
     });
-    let left: [&mut [f32]; S] = std::array::from_fn(|i| halves[i].0.take().expect("split once"));
-    let right: [&mut [f32]; S] = std::array::from_fn(|i| halves[i].1.take().expect("split once"));
+    let left: [&mut [T]; S] = std::array::from_fn(|i| halves[i].0.take().expect("split once"));
+    let right: [&mut [T]; S] = std::array::from_fn(|i| halves[i].1.take().expect("split once"));
     let (theta_left, theta_right) = theta.split_at_mut(mid);
     let (grad_left, grad_right) = grad.split_at(mid);
     rayon::join(
