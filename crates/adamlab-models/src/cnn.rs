@@ -1,9 +1,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use adamlab_data::MnistBatch;
+use adamlab_nn::conv2d_relu_max_pool;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Tensor};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
@@ -30,19 +30,20 @@ pub struct CnnConfig {
 /// ```
 ///
 /// Field names are the PyTorch program's `state_dict` prefixes (`conv1.weight`, `fc2.bias`, …).
+/// Each convolution block (the article's `conv`, `relu`, `pool` calls, its `nn.MaxPool2d(2, 2)`
+/// having no parameters) runs as one operation, [`conv2d_relu_max_pool`]: adamlab's own kernels
+/// on flex, burn's three operations elsewhere, equal to them (adamlab-nn's tests).
 #[derive(Module, Debug)]
 pub struct Cnn {
     /// `nn.Conv2d(1, 32, kernel_size=3, padding=1)`.
     pub conv1: Conv2d,
     /// `nn.Conv2d(32, 64, kernel_size=3, padding=1)`.
     pub conv2: Conv2d,
-    /// `nn.MaxPool2d(2, 2)`, shared by both blocks as in the article.
-    pub pool: MaxPool2d,
     /// `nn.Linear(64 * 7 * 7, 128)`.
     pub fc1: Linear,
     /// `nn.Linear(128, 10)`.
     pub fc2: Linear,
-    /// `nn.ReLU()`.
+    /// `nn.ReLU()` after fc1.
     pub relu: Relu,
 }
 
@@ -62,7 +63,6 @@ impl CnnConfig {
         Cnn {
             conv1: conv([1, 32]),
             conv2: conv([32, FEATURE_CHANNELS]),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             fc1: LinearConfig::new(FEATURE_CHANNELS * FEATURE_SIDE * FEATURE_SIDE, self.hidden)
                 .init(device),
             fc2: LinearConfig::new(self.hidden, self.classes).init(device),
@@ -74,8 +74,8 @@ impl CnnConfig {
 impl Cnn {
     /// `[batch, 1, 28, 28]` images → `[batch, classes]` logits.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(self.relu.forward(self.conv1.forward(images))); // [b, 32, 14, 14]
-        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x))); // [b, 64, 7, 7]
+        let x = conv2d_relu_max_pool(&self.conv1, images); // [b, 32, 14, 14]
+        let x = conv2d_relu_max_pool(&self.conv2, x); // [b, 64, 7, 7]
         let x = x.flatten::<2>(1, 3); // [b, 3136]
         let x = self.relu.forward(self.fc1.forward(x)); // [b, 128]
         self.fc2.forward(x) // [b, 10]
