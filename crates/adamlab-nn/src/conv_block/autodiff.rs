@@ -4,6 +4,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::AutodiffBackend;
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
@@ -16,15 +17,17 @@ impl<B: ConvBlockOps, C: CheckpointStrategy> ConvBlockOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
-    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+    ) -> (FloatTensor<Self>, IntTensor<Self>, FloatTensor<Self>) {
         #[derive(Debug)]
         struct ConvReluPool;
 
         impl<B: ConvBlockOps> Backward<B, 3> for ConvReluPool {
-            /// x and weight as checkpoints, the pooled output and its indices, stride, padding.
+            /// x and weight as checkpoints, what the backend saved, the pooled output and its
+            /// indices, stride, padding.
             type State = (
                 NodeId,
                 NodeId,
+                FloatTensor<B>,
                 FloatTensor<B>,
                 IntTensor<B>,
                 [usize; 2],
@@ -39,13 +42,14 @@ impl<B: ConvBlockOps, C: CheckpointStrategy> ConvBlockOps for Autodiff<B, C> {
             ) {
                 let [node_x, node_weight, node_bias] = ops.parents;
                 let output_grad = grads.consume::<B>(&ops.node);
-                let (x_state, weight_state, output, indices, stride, padding) = ops.state;
+                let (x_state, weight_state, saved, output, indices, stride, padding) = ops.state;
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
 
                 let (conv_grad, weight_grad, bias_grad) = B::conv_relu_pool_backward(
                     x.clone(),
                     weight.clone(),
+                    saved,
                     output,
                     indices,
                     output_grad,
@@ -74,25 +78,26 @@ impl<B: ConvBlockOps, C: CheckpointStrategy> ConvBlockOps for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let (output, indices) = B::conv_relu_pool(
+                let (output, indices, saved) = B::conv_relu_pool(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
                     stride,
                     padding,
                 );
-                let state = (x_state, weight_state, output.clone(), indices.clone(), stride, padding);
-                (prep.finish(state, output), indices)
+                let state =
+                    (x_state, weight_state, saved.clone(), output.clone(), indices.clone(), stride, padding);
+                (prep.finish(state, output), indices, Self::from_inner(saved))
             }
             OpsKind::UnTracked(prep) => {
-                let (output, indices) = B::conv_relu_pool(
+                let (output, indices, saved) = B::conv_relu_pool(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
                     stride,
                     padding,
                 );
-                (prep.finish(output), indices)
+                (prep.finish(output), indices, Self::from_inner(saved))
             }
         }
     }

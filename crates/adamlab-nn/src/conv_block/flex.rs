@@ -29,19 +29,22 @@ impl ConvBlockOps for Flex {
         bias: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
-    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+    ) -> (FloatTensor<Self>, IntTensor<Self>, FloatTensor<Self>) {
         if !all_f32(&[&x, &weight, &bias]) {
             return reference::conv_relu_pool::<Self>(x, weight, bias, stride, padding);
         }
         let geometry = Geometry::new(&x, &weight, stride, padding);
         let columns = geometry.im2col(values(&contiguous(x)));
-        let conv = matmul(geometry.weight_matrix(weight), columns); // [c_out, batch·h_out·w_out]
-        geometry.bias_relu_pool(values(&conv), values(&contiguous(bias)))
+        // [c_out, batch·h_out·w_out]; `columns` is a handle: the matrix itself is not copied.
+        let conv = matmul(geometry.weight_matrix(weight), columns.clone());
+        let (output, indices) = geometry.bias_relu_pool(values(&conv), values(&contiguous(bias)));
+        (output, indices, columns)
     }
 
     fn conv_relu_pool_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
         output: FloatTensor<Self>,
         indices: IntTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -59,7 +62,14 @@ impl ConvBlockOps for Flex {
             contiguous(indices).as_slice::<i32>().expect("contiguous"),
             values(&contiguous(output_grad)),
         );
-        let columns = geometry.im2col(values(&contiguous(x)));
+        // The forward's im2col matrix, or a new one if the forward took burn's path.
+        let columns = if saved.layout().shape().as_slice() == [geometry.rows(), geometry.columns()]
+            && saved.dtype() == DType::F32
+        {
+            saved
+        } else {
+            geometry.im2col(values(&contiguous(x)))
+        };
         // [c_out, batch·h_out·w_out] · [batch·h_out·w_out, c_in·k_h·k_w]
         let weight_grad = matmul(conv_grad.clone(), columns.transpose(0, 1));
         let weight_grad = weight_grad.reshape(weight.layout().shape().clone());
@@ -299,9 +309,17 @@ impl Geometry {
                         for o_y in y_first..y_last {
                             let i_y = o_y * self.stride[0] + k_y - self.padding[0];
                             let target = &mut target[i_y * self.width..][..self.width];
-                            let source = &source[o_y * self.w_out..][..self.w_out];
-                            for o_x in x_first..x_last {
-                                target[o_x * self.stride[1] + k_x - self.padding[1]] += source[o_x];
+                            let source = &source[o_y * self.w_out..][x_first..x_last];
+                            if self.stride[1] == 1 {
+                                let shift = x_first + k_x - self.padding[1];
+                                let target = &mut target[shift..shift + source.len()];
+                                for (target, source) in target.iter_mut().zip(source) {
+                                    *target += source;
+                                }
+                            } else {
+                                for (o_x, source) in (x_first..).zip(source) {
+                                    target[o_x * self.stride[1] + k_x - self.padding[1]] += source;
+                                }
                             }
                         }
                     }

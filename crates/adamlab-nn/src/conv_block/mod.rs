@@ -37,15 +37,17 @@ const POOL: [usize; 2] = [2, 2];
     Autodiff,
 )]
 pub trait ConvBlockOps: Backend {
-    /// The pooled output and, for each pooled element, the plane offset (`h·w_out + w`) in the
-    /// convolution's output of the element it came from.
+    /// The pooled output; for each pooled element, the plane offset (`h·w_out + w`) in the
+    /// convolution's output of the element it came from; and what the backend keeps for
+    /// [`conv_relu_pool_backward`](Self::conv_relu_pool_backward) (flex: the im2col matrix, which
+    /// the weight's gradient reads again; burn's operations: `x`).
     fn conv_relu_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
-    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+    ) -> (FloatTensor<Self>, IntTensor<Self>, FloatTensor<Self>) {
         reference::conv_relu_pool::<Self>(x, weight, bias, stride, padding)
     }
 
@@ -56,12 +58,14 @@ pub trait ConvBlockOps: Backend {
     fn conv_relu_pool_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
         output: FloatTensor<Self>,
         indices: IntTensor<Self>,
         output_grad: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = saved; // x, which burn's operations take as it is
         reference::conv_relu_pool_backward::<Self>(
             x, weight, output, indices, output_grad, stride, padding,
         )
@@ -115,7 +119,7 @@ pub fn conv2d_relu_max_pool(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     });
     match (covered, bias) {
         (Some(padding), Some(bias)) if routed(&x) => {
-            let (output, _indices) = <Dispatch as ConvBlockOps>::conv_relu_pool(
+            let (output, _indices, _saved) = <Dispatch as ConvBlockOps>::conv_relu_pool(
                 x.into_dispatch(),
                 conv.weight.val().into_dispatch(),
                 bias.into_dispatch(),

@@ -8,20 +8,20 @@ use burn::tensor::Shape;
 
 use super::POOL;
 
-/// `max_pool2d_with_indices(relu(conv2d(x)), 2, 2)`.
+/// `max_pool2d_with_indices(relu(conv2d(x)), 2, 2)`, and x for the backward.
 pub(crate) fn conv_relu_pool<B: Backend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     bias: FloatTensor<B>,
     stride: [usize; 2],
     padding: [usize; 2],
-) -> (FloatTensor<B>, IntTensor<B>) {
+) -> (FloatTensor<B>, IntTensor<B>, FloatTensor<B>) {
     let options = ConvOptions::new(stride, padding, [1, 1], 1);
-    let conv = B::conv2d(x, weight, Some(bias), options); // [b, c_out, h_out, w_out]
+    let conv = B::conv2d(x.clone(), weight, Some(bias), options); // [b, c_out, h_out, w_out]
     let int_dtype = get_or_init_device_settings::<B>(&conv.device()).int_dtype;
     let pooled =
         B::max_pool2d_with_indices(B::relu(conv), POOL, POOL, [0, 0], [1, 1], false, int_dtype);
-    (pooled.output, pooled.indices)
+    (pooled.output, pooled.indices, x)
 }
 
 /// The convolution's output gradient, the weight's and the bias's, by burn's backward operations.
