@@ -42,7 +42,7 @@ const fn case(
 
 const CASES: [Case; 8] = [
     case(3, [1, 32], [28, 28], [3, 3], [1, 1], [1, 1]), // the article's conv1
-    case(3, [32, 64], [14, 14], [3, 3], [1, 1], [1, 1]), // the article's conv2
+    case(9, [32, 64], [14, 14], [3, 3], [1, 1], [1, 1]), // conv2; 3 chunks of 4, 4, 1 images
     case(2, [2, 5], [9, 7], [3, 3], [1, 1], [0, 0]),    // 7×5 output, pooled 3×2
     case(2, [3, 4], [11, 10], [3, 3], [2, 2], [1, 1]),  // stride 2
     case(2, [2, 3], [8, 8], [5, 5], [1, 1], [2, 2]),    // 5×5, padding 2

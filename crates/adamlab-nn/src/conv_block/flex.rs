@@ -35,9 +35,11 @@ impl ConvBlockOps for Flex {
         }
         let geometry = Geometry::new(&x, &weight, stride, padding);
         let columns = geometry.im2col(values(&contiguous(x)));
-        // [c_out, batch·h_out·w_out]; `columns` is a handle: the matrix itself is not copied.
-        let conv = matmul(geometry.weight_matrix(weight), columns.clone());
-        let (output, indices) = geometry.bias_relu_pool(values(&conv), values(&contiguous(bias)));
+        let (output, indices) = geometry.forward(
+            &geometry.weight_matrix(weight),
+            &columns,
+            values(&contiguous(bias)),
+        );
         (output, indices, columns)
     }
 
@@ -90,9 +92,7 @@ impl ConvBlockOps for Flex {
         }
         let geometry = Geometry::new(&x, &weight, stride, padding);
         let conv_grad = geometry.channel_major(conv_grad);
-        // [c_in·k_h·k_w, c_out] · [c_out, batch·h_out·w_out]
-        let columns_grad = matmul(geometry.weight_matrix(weight).transpose(0, 1), conv_grad);
-        geometry.col2im(values(&columns_grad))
+        geometry.x_grad(&geometry.weight_matrix(weight), &conv_grad)
     }
 }
 
@@ -195,51 +195,76 @@ impl Geometry {
         matrix_tensor(matrix, [self.rows(), columns])
     }
 
-    /// The block's output from the convolution's (channel-major, without bias): bias, ReLU and
-    /// the 2×2 maximum in one pass, with torch's choice among equal values (the first in the
-    /// window's row-major order; a NaN wins).
-    fn bias_relu_pool(&self, conv: &[f32], bias: &[f32]) -> (FlexTensor, FlexTensor) {
+    /// Images per chunk of the forward and input-gradient passes: enough that a chunk's gemm
+    /// output (`[c_out or c_in·k_h·k_w, images · h_out · w_out]`) is about 1 MiB, so that it is
+    /// consumed from the cache by the pass that follows it instead of being a whole-batch matrix
+    /// (allocated, zeroed and paged in) that pass reads back from memory.
+    fn images_per_chunk(&self) -> usize {
+        let floats_per_image = self.c_out.max(self.rows()) * self.plane();
+        ((1 << 18) / floats_per_image.max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// The block's output and pooling indices: per chunk of images, the forward gemm
+    /// `weight · columns` then bias, ReLU and the 2×2 maximum in one pass over its result.
+    fn forward(&self, weight: &FlexTensor, columns: &FlexTensor, bias: &[f32]) -> (FlexTensor, FlexTensor) {
         let [p_h, p_w] = self.pooled();
-        let (plane, columns, w_out) = (self.plane(), self.columns(), self.w_out);
         let per_image = self.c_out * p_h * p_w;
+        let chunk = self.images_per_chunk();
         let mut output = vec![0f32; self.batch * per_image];
         let mut indices = vec![0i32; self.batch * per_image];
         output
-            .par_chunks_mut(per_image)
-            .zip(indices.par_chunks_mut(per_image))
+            .par_chunks_mut(chunk * per_image)
+            .zip(indices.par_chunks_mut(chunk * per_image))
             .enumerate()
-            .for_each(|(n, (output, indices))| {
-                for (channel, &bias) in bias.iter().enumerate() {
-                    let conv = &conv[channel * columns + n * plane..][..plane];
-                    let pooled = channel * p_h * p_w;
-                    for p_y in 0..p_h {
-                        for p_x in 0..p_w {
-                            let corner = POOL[0] * p_y * w_out + POOL[1] * p_x;
-                            let mut best = f32::NEG_INFINITY;
-                            let mut at = corner;
-                            for offset in [0, 1, w_out, w_out + 1] {
-                                let sum = conv[corner + offset] + bias;
-                                let value = if sum <= 0.0 { 0.0 } else { sum };
-                                if value > best || value.is_nan() {
-                                    best = value;
-                                    at = corner + offset;
-                                }
+            .for_each(|(index, (output, indices))| {
+                let images = output.len() / per_image;
+                let span = columns.narrow(1, index * chunk * self.plane(), images * self.plane());
+                let conv = matmul(weight.clone(), span); // [c_out, images · h_out · w_out]
+                self.bias_relu_pool(values(&conv), images, bias, output, indices);
+            });
+        let shape = Shape::new([self.batch, self.c_out, p_h, p_w]);
+        (
+            FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(shape.clone()), DType::F32),
+            FlexTensor::new(Bytes::from_elems(indices), Layout::contiguous(shape), DType::I32),
+        )
+    }
+
+    /// Bias, ReLU and the 2×2 maximum over the convolution of `images` images (channel-major,
+    /// without bias), with torch's choice among equal values (the first in the window's
+    /// row-major order; a NaN wins).
+    fn bias_relu_pool(
+        &self,
+        conv: &[f32],
+        images: usize,
+        bias: &[f32],
+        output: &mut [f32],
+        indices: &mut [i32],
+    ) {
+        let [p_h, p_w] = self.pooled();
+        let (plane, w_out) = (self.plane(), self.w_out);
+        for n in 0..images {
+            for (channel, &bias) in bias.iter().enumerate() {
+                let conv = &conv[(channel * images + n) * plane..][..plane];
+                let pooled = (n * self.c_out + channel) * p_h * p_w;
+                for p_y in 0..p_h {
+                    for p_x in 0..p_w {
+                        let corner = POOL[0] * p_y * w_out + POOL[1] * p_x;
+                        let mut best = f32::NEG_INFINITY;
+                        let mut at = corner;
+                        for offset in [0, 1, w_out, w_out + 1] {
+                            let sum = conv[corner + offset] + bias;
+                            let value = if sum <= 0.0 { 0.0 } else { sum };
+                            if value > best || value.is_nan() {
+                                best = value;
+                                at = corner + offset;
                             }
-                            output[pooled + p_y * p_w + p_x] = best;
-                            indices[pooled + p_y * p_w + p_x] = at as i32;
                         }
+                        output[pooled + p_y * p_w + p_x] = best;
+                        indices[pooled + p_y * p_w + p_x] = at as i32;
                     }
                 }
-            });
-        let shape = [self.batch, self.c_out, p_h, p_w];
-        (
-            matrix_tensor(output, shape),
-            FlexTensor::new(
-                Bytes::from_elems(indices),
-                Layout::contiguous(Shape::new(shape)),
-                DType::I32,
-            ),
-        )
+            }
+        }
     }
 
     /// The convolution's output gradient (channel-major) and the bias's, from the pooled output's
@@ -289,43 +314,55 @@ impl Geometry {
         contiguous(conv_grad.permute(&[1, 0, 2, 3])).reshape(Shape::new([self.c_out, self.columns()]))
     }
 
-    /// `[batch, c_in, height, width]` from the im2col matrix's gradient: each element sums the
-    /// entries of every kernel position that read it, kernel positions in order.
-    fn col2im(&self, columns_grad: &[f32]) -> FlexTensor {
-        let (columns, plane) = (self.columns(), self.plane());
+    /// `[batch, c_in, height, width]`, the input's gradient: per chunk of images, the gemm
+    /// `weightᵀ · conv_grad` gives the im2col matrix's gradient, which col2im folds back.
+    fn x_grad(&self, weight: &FlexTensor, conv_grad: &FlexTensor) -> FlexTensor {
+        let per_image = self.c_in * self.height * self.width;
+        let chunk = self.images_per_chunk();
+        let mut x_grad = vec![0f32; self.batch * per_image];
+        x_grad.par_chunks_mut(chunk * per_image).enumerate().for_each(|(index, x_grad)| {
+            let images = x_grad.len() / per_image;
+            let span = conv_grad.narrow(1, index * chunk * self.plane(), images * self.plane());
+            // [c_in·k_h·k_w, c_out] · [c_out, images · h_out · w_out]
+            let columns_grad = matmul(weight.clone().transpose(0, 1), span);
+            self.col2im(values(&columns_grad), images, x_grad);
+        });
+        matrix_tensor(x_grad, [self.batch, self.c_in, self.height, self.width])
+    }
+
+    /// Adds to `x_grad` (`images` images) the im2col matrix's gradient of those images
+    /// (`[c_in·k_h·k_w, images · h_out · w_out]`): each element sums the entries of every kernel
+    /// position that read it, kernel positions in order.
+    fn col2im(&self, columns_grad: &[f32], images: usize, x_grad: &mut [f32]) {
+        let (columns, plane) = (images * self.plane(), self.plane());
         let [k_h, k_w] = self.kernel;
-        let mut x_grad = vec![0f32; self.batch * self.c_in * self.height * self.width];
-        x_grad
-            .par_chunks_mut(self.height * self.width)
-            .enumerate()
-            .for_each(|(image_channel, target)| {
-                let (n, c) = (image_channel / self.c_in, image_channel % self.c_in);
-                for k_y in 0..k_h {
-                    let (y_first, y_last) = self.inside(0, k_y, self.h_out, self.height);
-                    for k_x in 0..k_w {
-                        let (x_first, x_last) = self.inside(1, k_x, self.w_out, self.width);
-                        let row = (c * k_h + k_y) * k_w + k_x;
-                        let source = &columns_grad[row * columns + n * plane..][..plane];
-                        for o_y in y_first..y_last {
-                            let i_y = o_y * self.stride[0] + k_y - self.padding[0];
-                            let target = &mut target[i_y * self.width..][..self.width];
-                            let source = &source[o_y * self.w_out..][x_first..x_last];
-                            if self.stride[1] == 1 {
-                                let shift = x_first + k_x - self.padding[1];
-                                let target = &mut target[shift..shift + source.len()];
-                                for (target, source) in target.iter_mut().zip(source) {
-                                    *target += source;
-                                }
-                            } else {
-                                for (o_x, source) in (x_first..).zip(source) {
-                                    target[o_x * self.stride[1] + k_x - self.padding[1]] += source;
-                                }
+        for (image_channel, target) in x_grad.chunks_mut(self.height * self.width).enumerate() {
+            let (n, c) = (image_channel / self.c_in, image_channel % self.c_in);
+            for k_y in 0..k_h {
+                let (y_first, y_last) = self.inside(0, k_y, self.h_out, self.height);
+                for k_x in 0..k_w {
+                    let (x_first, x_last) = self.inside(1, k_x, self.w_out, self.width);
+                    let row = (c * k_h + k_y) * k_w + k_x;
+                    let source = &columns_grad[row * columns + n * plane..][..plane];
+                    for o_y in y_first..y_last {
+                        let i_y = o_y * self.stride[0] + k_y - self.padding[0];
+                        let target = &mut target[i_y * self.width..][..self.width];
+                        let source = &source[o_y * self.w_out..][x_first..x_last];
+                        if self.stride[1] == 1 {
+                            let shift = x_first + k_x - self.padding[1];
+                            let target = &mut target[shift..shift + source.len()];
+                            for (target, source) in target.iter_mut().zip(source) {
+                                *target += source;
+                            }
+                        } else {
+                            for (o_x, source) in (x_first..).zip(source) {
+                                target[o_x * self.stride[1] + k_x - self.padding[1]] += source;
                             }
                         }
                     }
                 }
-            });
-        matrix_tensor(x_grad, [self.batch, self.c_in, self.height, self.width])
+            }
+        }
     }
 }
 
