@@ -1,10 +1,10 @@
+use adamlab_data::MnistBatch;
+use adamlab_nn::conv2d_relu_max_pool;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
-use adamlab_data::MnistBatch;
-use adamlab_nn::conv2d_relu_max_pool;
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 
@@ -130,6 +130,9 @@ mod tests {
     fn cnn_has_the_articles_parameter_count() {
         // conv1 32·9+32, conv2 64·32·9+64, fc1 3136·128+128, fc2 128·10+10, as torch counts them.
         let expected = (32 * 9 + 32) + (64 * 32 * 9 + 64) + (3136 * 128 + 128) + (128 * 10 + 10);
-        assert_eq!(CnnConfig::new().init(&Device::flex()).num_params(), expected);
+        assert_eq!(
+            CnnConfig::new().init(&Device::flex()).num_params(),
+            expected
+        );
     }
 }

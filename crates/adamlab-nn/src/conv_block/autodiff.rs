@@ -1,10 +1,10 @@
 //! The block under autodiff: one backward node for convolution, ReLU and pooling.
 
+use burn::backend::AutodiffBackend;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::AutodiffBackend;
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
@@ -17,18 +17,16 @@ impl<B: ConvBlockOps, C: CheckpointStrategy> ConvBlockOps for Autodiff<B, C> {
         bias: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
+        _for_backward: bool,
     ) -> (FloatTensor<Self>, IntTensor<Self>, FloatTensor<Self>) {
         #[derive(Debug)]
         struct ConvReluPool;
 
         impl<B: ConvBlockOps> Backward<B, 3> for ConvReluPool {
-            /// x and weight as checkpoints, what the backend saved, the pooled output and its
-            /// indices, stride, padding.
+            /// (x and weight as checkpoints, what the backend saved, the pooled output), the
+            /// pooling indices, stride, padding.
             type State = (
-                NodeId,
-                NodeId,
-                FloatTensor<B>,
-                FloatTensor<B>,
+                (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>),
                 IntTensor<B>,
                 [usize; 2],
                 [usize; 2],
@@ -42,7 +40,7 @@ impl<B: ConvBlockOps, C: CheckpointStrategy> ConvBlockOps for Autodiff<B, C> {
             ) {
                 let [node_x, node_weight, node_bias] = ops.parents;
                 let output_grad = grads.consume::<B>(&ops.node);
-                let (x_state, weight_state, saved, output, indices, stride, padding) = ops.state;
+                let ((x_state, weight_state, saved, output), indices, stride, padding) = ops.state;
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
 
@@ -70,33 +68,32 @@ impl<B: ConvBlockOps, C: CheckpointStrategy> ConvBlockOps for Autodiff<B, C> {
             }
         }
 
+        let forward =
+            |x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, tracked| {
+                let inner = |tensor: FloatTensor<Self>| tensor.into_primitive();
+                B::conv_relu_pool(
+                    inner(x),
+                    inner(weight),
+                    inner(bias),
+                    stride,
+                    padding,
+                    tracked,
+                )
+            };
         match ConvReluPool
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let (output, indices, saved) = B::conv_relu_pool(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                    stride,
-                    padding,
-                );
-                let state =
-                    (x_state, weight_state, saved.clone(), output.clone(), indices.clone(), stride, padding);
+                let (x_state, weight_state) = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                let (output, indices, saved) = forward(x, weight, bias, true);
+                let state = (x_state, weight_state, saved.clone(), output.clone());
+                let state = (state, indices.clone(), stride, padding);
                 (prep.finish(state, output), indices, Self::from_inner(saved))
             }
             OpsKind::UnTracked(prep) => {
-                let (output, indices, saved) = B::conv_relu_pool(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                    stride,
-                    padding,
-                );
+                let (output, indices, saved) = forward(x, weight, bias, false);
                 (prep.finish(output), indices, Self::from_inner(saved))
             }
         }

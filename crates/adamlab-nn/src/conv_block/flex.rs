@@ -19,6 +19,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::{Bytes, DType, Shape};
 use rayon::prelude::*;
+use std::ops::Range;
 
 use super::{ConvBlockOps, POOL, reference};
 
@@ -29,18 +30,29 @@ impl ConvBlockOps for Flex {
         bias: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
+        for_backward: bool,
     ) -> (FloatTensor<Self>, IntTensor<Self>, FloatTensor<Self>) {
         if !all_f32(&[&x, &weight, &bias]) {
             return reference::conv_relu_pool::<Self>(x, weight, bias, stride, padding);
         }
         let geometry = Geometry::new(&x, &weight, stride, padding);
-        let columns = geometry.im2col(values(&contiguous(x)));
-        let (output, indices) = geometry.forward(
-            &geometry.weight_matrix(weight),
-            &columns,
-            values(&contiguous(bias)),
+        let (weight, bias, x) = (
+            geometry.weight_matrix(weight),
+            contiguous(bias),
+            contiguous(x),
         );
-        (output, indices, columns)
+        if for_backward {
+            // The whole batch's im2col matrix, which the weight's gradient reads again.
+            let columns = geometry.im2col(values(&x), 0..geometry.batch);
+            let (output, indices) =
+                geometry.forward(&weight, Columns::Whole(&columns), values(&bias));
+            (output, indices, columns)
+        } else {
+            // Each chunk's own matrix: memory bounded by the chunk, not the batch.
+            let (output, indices) =
+                geometry.forward(&weight, Columns::PerChunk(values(&x)), values(&bias));
+            (output, indices, x)
+        }
     }
 
     fn conv_relu_pool_backward(
@@ -55,7 +67,13 @@ impl ConvBlockOps for Flex {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         if !all_f32(&[&x, &weight, &output, &output_grad]) || indices.dtype() != DType::I32 {
             return reference::conv_relu_pool_backward::<Self>(
-                x, weight, output, indices, output_grad, stride, padding,
+                x,
+                weight,
+                output,
+                indices,
+                output_grad,
+                stride,
+                padding,
             );
         }
         let geometry = Geometry::new(&x, &weight, stride, padding);
@@ -70,7 +88,7 @@ impl ConvBlockOps for Flex {
         {
             saved
         } else {
-            geometry.im2col(values(&contiguous(x)))
+            geometry.im2col(values(&contiguous(x)), 0..geometry.batch)
         };
         // [c_out, batch·h_out·w_out] · [batch·h_out·w_out, c_in·k_h·k_w]
         let weight_grad = matmul(conv_grad.clone(), columns.transpose(0, 1));
@@ -94,6 +112,15 @@ impl ConvBlockOps for Flex {
         let conv_grad = geometry.channel_major(conv_grad);
         geometry.x_grad(&geometry.weight_matrix(weight), &conv_grad)
     }
+}
+
+/// Where the forward gemm takes its im2col columns from.
+#[derive(Clone, Copy)]
+enum Columns<'a> {
+    /// The whole batch's matrix, of which each chunk is a slice.
+    Whole(&'a FlexTensor),
+    /// The input `x`, from which each chunk builds its own.
+    PerChunk(&'a [f32]),
 }
 
 /// The sizes of one block.
@@ -163,35 +190,39 @@ impl Geometry {
         (first, last.max(first))
     }
 
-    /// `[c_in·k_h·k_w, batch·h_out·w_out]`: row `(c, k_y, k_x)` holds, for every image and
-    /// output position, the input element that kernel position multiplies (0 in the padding).
-    fn im2col(&self, x: &[f32]) -> FlexTensor {
-        let columns = self.columns();
+    /// `[c_in·k_h·k_w, images·h_out·w_out]`: row `(c, k_y, k_x)` holds, for each of `images` and
+    /// each output position, the input element that kernel position multiplies (0 in the
+    /// padding).
+    fn im2col(&self, x: &[f32], images: Range<usize>) -> FlexTensor {
+        let columns = images.len() * self.plane();
         let [k_h, k_w] = self.kernel;
         let mut matrix = vec![0f32; self.rows() * columns];
-        matrix.par_chunks_mut(columns).enumerate().for_each(|(row, out)| {
-            let (c, k_y, k_x) = (row / (k_h * k_w), (row / k_w) % k_h, row % k_w);
-            let (y_first, y_last) = self.inside(0, k_y, self.h_out, self.height);
-            let (x_first, x_last) = self.inside(1, k_x, self.w_out, self.width);
-            for n in 0..self.batch {
-                let image = &x[(n * self.c_in + c) * self.height * self.width..];
-                let out = &mut out[n * self.plane()..];
-                for o_y in y_first..y_last {
-                    let i_y = o_y * self.stride[0] + k_y - self.padding[0];
-                    let source = &image[i_y * self.width..][..self.width];
-                    let target = &mut out[o_y * self.w_out..][..self.w_out];
-                    if self.stride[1] == 1 {
-                        let shift = x_first + k_x - self.padding[1];
-                        target[x_first..x_last]
-                            .copy_from_slice(&source[shift..shift + x_last - x_first]);
-                    } else {
-                        for o_x in x_first..x_last {
-                            target[o_x] = source[o_x * self.stride[1] + k_x - self.padding[1]];
+        matrix
+            .par_chunks_mut(columns)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let (c, k_y, k_x) = (row / (k_h * k_w), (row / k_w) % k_h, row % k_w);
+                let (y_first, y_last) = self.inside(0, k_y, self.h_out, self.height);
+                let (x_first, x_last) = self.inside(1, k_x, self.w_out, self.width);
+                for (column, n) in images.clone().enumerate() {
+                    let image = &x[(n * self.c_in + c) * self.height * self.width..];
+                    let out = &mut out[column * self.plane()..];
+                    for o_y in y_first..y_last {
+                        let i_y = o_y * self.stride[0] + k_y - self.padding[0];
+                        let source = &image[i_y * self.width..][..self.width];
+                        let target = &mut out[o_y * self.w_out..][..self.w_out];
+                        if self.stride[1] == 1 {
+                            let shift = x_first + k_x - self.padding[1];
+                            target[x_first..x_last]
+                                .copy_from_slice(&source[shift..shift + x_last - x_first]);
+                        } else {
+                            for o_x in x_first..x_last {
+                                target[o_x] = source[o_x * self.stride[1] + k_x - self.padding[1]];
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
         matrix_tensor(matrix, [self.rows(), columns])
     }
 
@@ -206,7 +237,12 @@ impl Geometry {
 
     /// The block's output and pooling indices: per chunk of images, the forward gemm
     /// `weight · columns` then bias, ReLU and the 2×2 maximum in one pass over its result.
-    fn forward(&self, weight: &FlexTensor, columns: &FlexTensor, bias: &[f32]) -> (FlexTensor, FlexTensor) {
+    fn forward(
+        &self,
+        weight: &FlexTensor,
+        columns: Columns,
+        bias: &[f32],
+    ) -> (FlexTensor, FlexTensor) {
         let [p_h, p_w] = self.pooled();
         let per_image = self.c_out * p_h * p_w;
         let chunk = self.images_per_chunk();
@@ -218,14 +254,28 @@ impl Geometry {
             .enumerate()
             .for_each(|(index, (output, indices))| {
                 let images = output.len() / per_image;
-                let span = columns.narrow(1, index * chunk * self.plane(), images * self.plane());
+                let first = index * chunk;
+                let span = match columns {
+                    Columns::Whole(columns) => {
+                        columns.narrow(1, first * self.plane(), images * self.plane())
+                    }
+                    Columns::PerChunk(x) => self.im2col(x, first..first + images),
+                };
                 let conv = matmul(weight.clone(), span); // [c_out, images · h_out · w_out]
                 self.bias_relu_pool(values(&conv), images, bias, output, indices);
             });
         let shape = Shape::new([self.batch, self.c_out, p_h, p_w]);
         (
-            FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(shape.clone()), DType::F32),
-            FlexTensor::new(Bytes::from_elems(indices), Layout::contiguous(shape), DType::I32),
+            FlexTensor::new(
+                Bytes::from_elems(output),
+                Layout::contiguous(shape.clone()),
+                DType::F32,
+            ),
+            FlexTensor::new(
+                Bytes::from_elems(indices),
+                Layout::contiguous(shape),
+                DType::I32,
+            ),
         )
     }
 
@@ -287,7 +337,7 @@ impl Geometry {
                     let outputs = output[window.clone()].iter().take(pooled);
                     let indices = indices[window.clone()].iter();
                     for ((&value, &index), &grad) in outputs.zip(indices).zip(&grad[window]) {
-                        if !(value <= 0.0) {
+                        if value > 0.0 || value.is_nan() {
                             row[index as usize] = grad;
                             sum += f64::from(grad);
                         }
@@ -311,7 +361,8 @@ impl Geometry {
     /// The inverse of [`batch_major`](Self::batch_major): free for the tensors it made, a copy
     /// for any other.
     fn channel_major(&self, conv_grad: FlexTensor) -> FlexTensor {
-        contiguous(conv_grad.permute(&[1, 0, 2, 3])).reshape(Shape::new([self.c_out, self.columns()]))
+        contiguous(conv_grad.permute(&[1, 0, 2, 3]))
+            .reshape(Shape::new([self.c_out, self.columns()]))
     }
 
     /// `[batch, c_in, height, width]`, the input's gradient: per chunk of images, the gemm
@@ -320,13 +371,16 @@ impl Geometry {
         let per_image = self.c_in * self.height * self.width;
         let chunk = self.images_per_chunk();
         let mut x_grad = vec![0f32; self.batch * per_image];
-        x_grad.par_chunks_mut(chunk * per_image).enumerate().for_each(|(index, x_grad)| {
-            let images = x_grad.len() / per_image;
-            let span = conv_grad.narrow(1, index * chunk * self.plane(), images * self.plane());
-            // [c_in·k_h·k_w, c_out] · [c_out, images · h_out · w_out]
-            let columns_grad = matmul(weight.clone().transpose(0, 1), span);
-            self.col2im(values(&columns_grad), images, x_grad);
-        });
+        x_grad
+            .par_chunks_mut(chunk * per_image)
+            .enumerate()
+            .for_each(|(index, x_grad)| {
+                let images = x_grad.len() / per_image;
+                let span = conv_grad.narrow(1, index * chunk * self.plane(), images * self.plane());
+                // [c_in·k_h·k_w, c_out] · [c_out, images · h_out · w_out]
+                let columns_grad = matmul(weight.clone().transpose(0, 1), span);
+                self.col2im(values(&columns_grad), images, x_grad);
+            });
         matrix_tensor(x_grad, [self.batch, self.c_in, self.height, self.width])
     }
 

@@ -39,15 +39,18 @@ const POOL: [usize; 2] = [2, 2];
 pub trait ConvBlockOps: Backend {
     /// The pooled output; for each pooled element, the plane offset (`h·w_out + w`) in the
     /// convolution's output of the element it came from; and what the backend keeps for
-    /// [`conv_relu_pool_backward`](Self::conv_relu_pool_backward) (flex: the im2col matrix, which
-    /// the weight's gradient reads again; burn's operations: `x`).
+    /// [`conv_relu_pool_backward`](Self::conv_relu_pool_backward) when `for_backward` (flex: the
+    /// im2col matrix, which the weight's gradient reads again; otherwise, and on burn's
+    /// operations, `x`). Autodiff sets `for_backward` itself, from whether the block is tracked.
     fn conv_relu_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         stride: [usize; 2],
         padding: [usize; 2],
+        for_backward: bool,
     ) -> (FloatTensor<Self>, IntTensor<Self>, FloatTensor<Self>) {
+        let _ = for_backward; // burn's operations keep x either way
         reference::conv_relu_pool::<Self>(x, weight, bias, stride, padding)
     }
 
@@ -55,6 +58,7 @@ pub trait ConvBlockOps: Backend {
     /// the pooled output. The first is `[batch, c_out, h_out, w_out]` in any memory layout (flex
     /// keeps it channel-major, the layout its kernels read): pass it to
     /// [`conv_relu_pool_x_backward`](Self::conv_relu_pool_x_backward) for the input's gradient.
+    #[allow(clippy::too_many_arguments)]
     fn conv_relu_pool_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -67,7 +71,13 @@ pub trait ConvBlockOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let _ = saved; // x, which burn's operations take as it is
         reference::conv_relu_pool_backward::<Self>(
-            x, weight, output, indices, output_grad, stride, padding,
+            x,
+            weight,
+            output,
+            indices,
+            output_grad,
+            stride,
+            padding,
         )
     }
 
@@ -125,6 +135,7 @@ pub fn conv2d_relu_max_pool(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
                 bias.into_dispatch(),
                 conv.stride,
                 padding,
+                false,
             );
             Tensor::from_dispatch(output)
         }

@@ -44,7 +44,14 @@ pub(crate) fn conv_relu_pool_backward<B: Backend>(
     // Pooling's backward reads only the shape of its input.
     let shape_only = B::float_zeros(conv_shape, &x.device(), x.dtype().into());
     let conv_grad = B::max_pool2d_with_indices_backward(
-        shape_only, POOL, POOL, [0, 0], [1, 1], false, output_grad, indices,
+        shape_only,
+        POOL,
+        POOL,
+        [0, 0],
+        [1, 1],
+        false,
+        output_grad,
+        indices,
     )
     .x_grad; // [b, c_out, h_out, w_out]
     let weight_grad = B::conv2d_weight_backward(x, weight, conv_grad.clone(), options);
