@@ -197,6 +197,14 @@ impl Workload {
     }
 }
 
+/// Most steps a tuning run or a tuned run may be asked for (`--tune-steps`, `--steps`): about half
+/// an hour of the fastest workload's steps, so that a mistyped count is refused instead of running
+/// for days.
+pub const MAX_STEPS: usize = 100_000_000;
+
+/// Most learning rates in a grid, and most seeds.
+pub const MAX_RUNS: usize = 1_000;
+
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct ShootoutConfig {
@@ -223,6 +231,27 @@ impl ShootoutConfig {
             return Err(BenchError::Invalid(
                 "--batch-size, --tune-steps, --steps and --eval-every must be at least 1".into(),
             ));
+        }
+        for (flag, steps) in [("--tune-steps", b.tune_steps), ("--steps", b.steps)] {
+            if steps > MAX_STEPS {
+                return Err(BenchError::Invalid(format!(
+                    "{flag} {steps}: at most {MAX_STEPS} steps (adamlab_bench::shootout::MAX_STEPS)"
+                )));
+            }
+        }
+        if b.batch_size > crate::train::MAX_BATCH_SIZE {
+            return Err(BenchError::Invalid(format!(
+                "--batch-size {}: at most {} (adamlab_bench::train::MAX_BATCH_SIZE)",
+                b.batch_size,
+                crate::train::MAX_BATCH_SIZE
+            )));
+        }
+        for (flag, runs) in [("--lr-grid", self.lr_grid.len()), ("--seeds", self.seeds.len())] {
+            if runs > MAX_RUNS {
+                return Err(BenchError::Invalid(format!(
+                    "{flag}: {runs} values, at most {MAX_RUNS} (adamlab_bench::shootout::MAX_RUNS)"
+                )));
+            }
         }
         if self.targets.is_empty() || self.optimizers.is_empty() || self.seeds.is_empty() || self.lr_grid.is_empty() {
             return Err(BenchError::Invalid("nothing to train: a list is empty".into()));
@@ -331,7 +360,16 @@ impl Datasets {
                 }
                 Ok(Self::Text { train, validation, test })
             }
-            Workload::Rosenbrock | Workload::Quadratic => Ok(Self::None),
+            Workload::Rosenbrock | Workload::Quadratic => {
+                let flags = [("--limit-train", source.limit_train), ("--limit-eval", source.limit_eval)];
+                match flags.iter().find(|(_, limit)| limit.is_some()) {
+                    Some((flag, _)) => Err(BenchError::Invalid(format!(
+                        "{flag} applies to models with data; {} has none",
+                        workload.name()
+                    ))),
+                    None => Ok(Self::None),
+                }
+            }
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Hostile inputs, round two (issue 18), the limits: files that are not files or are too large,
 //! sizes that cannot fit in memory, a keyword given twice, negative values after a flag, the
-//! checkpoint lock's lifetime, unwritable outputs, and `--init` files holding more than the
-//! model. Each refusal is one line with exit code 2, within seconds, with nothing allocated,
+//! checkpoint lock's lifetime, unwritable outputs, `--init` files holding more than the model,
+//! and the shoot-out's budgets. Each refusal is one line with exit code 2, within seconds, with nothing allocated,
 //! blocked on, or left behind.
 
 mod common;
 
+use adamlab_bench::shootout;
 use common::*;
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -145,6 +146,32 @@ fn sizes_that_cannot_fit_in_memory_are_refused_naming_their_bound() {
         let output = quick(&args);
         assert_user_error(&output, &needles);
         assert!(output.stdout.is_empty(), "{args:?}: measured before refusing");
+    }
+}
+
+#[test]
+fn shootout_budgets_beyond_their_bounds_and_data_limits_without_data_are_refused() {
+    let grid = vec!["1"; shootout::MAX_RUNS + 1].join(",");
+    let seeds = (0..=shootout::MAX_RUNS).map(|seed| seed.to_string()).collect::<Vec<_>>().join(",");
+    let quadratic = ["bench", "optimizers", "--model", "quadratic", "--optimizers", "adam"];
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        ([&quadratic[..], &["--steps", "100000000000"]].concat(), vec!["--steps 100000000000", "MAX_STEPS"]),
+        ([&quadratic[..], &["--tune-steps", "18446744073709551615"]].concat(), vec!["--tune-steps", "MAX_STEPS"]),
+        ([&quadratic[..], &["--lr-grid", &grid]].concat(), vec!["--lr-grid: 1001 values", "MAX_RUNS"]),
+        ([&quadratic[..], &["--seeds", &seeds]].concat(), vec!["--seeds: 1001 values", "MAX_RUNS"]),
+        ([&quadratic[..], &["--limit-eval", "5"]].concat(), vec!["--limit-eval applies to models with data", "quadratic has none"]),
+        ([&quadratic[..], &["--limit-train", "5"]].concat(), vec!["--limit-train applies to models with data"]),
+        (
+            vec!["bench", "optimizers", "--model", "softmax-regression", "--batch-size", "100000"],
+            vec!["--batch-size 100000", "MAX_BATCH_SIZE"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let mut args = args;
+        args.extend(["--backends", "flex"]);
+        let output = quick(&args);
+        assert_user_error(&output, &needles);
+        assert!(output.stdout.is_empty(), "{args:?}: trained before refusing");
     }
 }
 

@@ -347,9 +347,10 @@ impl Source<'_> {
 }
 
 /// The configuration a step row measures, the same for adamlab's fused and reference steps,
-/// burn's twin and PyTorch's rows: the spec without the `burn-` prefix and without adamlab's
-/// `fused` switch (`burn-adam(amsgrad=true)` and `adam(amsgrad=true, fused=false)` are both
-/// `adam(amsgrad=true)`). Specs are compared as `OptimizerSpec` prints them.
+/// burn's twin and PyTorch's rows: the spec without the `burn-` prefix and without adamlab's own
+/// keywords, `fused` and `state_dtype` (`burn-adam(amsgrad=true)` and `adam(amsgrad=true,
+/// fused=false)` are both `adam(amsgrad=true)`; `adamw(state_dtype=bf16)` is compared with torch's
+/// f32 AdamW). Specs are compared as `OptimizerSpec` prints them.
 pub fn configuration(optimizer: &str) -> String {
     let spec = optimizer.strip_prefix(crate::step::BURN_PREFIX).unwrap_or(optimizer);
     let (name, args) = match spec.split_once('(') {
@@ -360,7 +361,10 @@ pub fn configuration(optimizer: &str) -> String {
     let kept: Vec<&str> = args
         .split(',')
         .map(str::trim)
-        .filter(|arg| !arg.is_empty() && arg.split('=').next().map(str::trim) != Some("fused"))
+        .filter(|arg| {
+            let keyword = arg.split('=').next().map(str::trim).unwrap_or_default();
+            !arg.is_empty() && !crate::torch::ADAMLAB_ONLY.contains(&keyword)
+        })
         .collect();
     if kept.is_empty() {
         name.to_string()
@@ -511,6 +515,7 @@ mod tests {
             assert_eq!(configuration(spec), "adam(amsgrad=true)", "{spec}");
         }
         assert_eq!(configuration("adam(fused=false)"), "adam");
+        assert_eq!(configuration("adamw(state_dtype=bf16)"), "adamw", "compared with torch's f32 AdamW");
         assert_eq!(configuration("lion(betas=(0.9, 0.99), fused=false)"), "lion(betas=(0.9, 0.99))");
         assert_ne!(configuration("adam"), configuration("adam(amsgrad=true)"));
     }
