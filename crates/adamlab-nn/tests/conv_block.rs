@@ -239,3 +239,14 @@ fn flex_block_does_not_depend_on_the_number_of_threads() {
         .install(|| run(case, &device, false, true));
     assert_same(case, &many, &one, None);
 }
+
+#[test]
+fn an_empty_batch_gives_an_empty_output() {
+    // Not the kernels' case (their im2col matrix would have no columns): burn's path takes it.
+    let device = Device::flex().autodiff();
+    let conv: Conv2d = Conv2dConfig::new([2, 3], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let output = conv2d_relu_max_pool(&conv, Tensor::zeros([0, 2, 8, 8], &device));
+    assert_eq!(output.dims(), [0, 3, 4, 4]);
+}

@@ -117,15 +117,25 @@ pub fn conv2d_relu_max_pool(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         _ => None,
     };
     let bias = conv.bias.as_ref().map(|bias| bias.val());
-    let [_, _, height, width] = x.dims();
+    let [batch, channels, height, width] = x.dims();
+    let [c_out, c_in, _, _] = conv.weight.dims();
     let covered = padding.filter(|&[pad_h, pad_w]| {
-        let fits = |side: usize, pad: usize, kernel: usize, stride: usize| {
-            side + 2 * pad >= kernel && (side + 2 * pad - kernel) / stride + 1 >= POOL[0]
+        // The output side along one axis, when it is at least the pooling window.
+        let side = |side: usize, pad: usize, kernel: usize, stride: usize| {
+            (side + 2 * pad >= kernel)
+                .then(|| (side + 2 * pad - kernel) / stride + 1)
+                .filter(|&out| out >= POOL[0])
         };
+        let h_out = side(height, pad_h, conv.kernel_size[0], conv.stride[0]);
+        let w_out = side(width, pad_w, conv.kernel_size[1], conv.stride[1]);
         conv.dilation == [1, 1]
             && conv.groups == 1
-            && fits(height, pad_h, conv.kernel_size[0], conv.stride[0])
-            && fits(width, pad_w, conv.kernel_size[1], conv.stride[1])
+            // Empty tensors and a mismatched input (burn's error message) go to burn.
+            && batch > 0
+            && c_out > 0
+            && channels == c_in
+            // Pooling indices are i32 offsets within a plane.
+            && h_out.zip(w_out).is_some_and(|(h, w)| h * w <= i32::MAX as usize)
     });
     match (covered, bias) {
         (Some(padding), Some(bias)) if routed(&x) => {
