@@ -87,6 +87,11 @@ fn host_bits(tensor: &BridgeTensor, rank: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The fixture's optimizer, with its fused step or through the reference step.
+fn fixture_spec(fixture: &ReplayFixture, fused: bool) -> OptimizerSpec {
+    OptimizerSpec::parse(&fixture.spec).unwrap().with("fused", Value::Bool(fused)).unwrap()
+}
+
 /// Every adam8bit, adamw8bit and lion8bit fixture, fused and through the reference step, on flex and
 /// ndarray: after every one of the 200 steps, θ, the u8 codes (`state1`, `state2`) and the absmax
 /// per block equal the transcription's to the bit (the same IEEE f32 operations in the same
@@ -106,10 +111,7 @@ fn the_8bit_optimizers_replay_the_bitsandbytes_transcription_bit_for_bit_on_the_
         let device = device(backend).unwrap();
         for fixture in &fixtures {
             for fused in [true, false] {
-                let spec = OptimizerSpec::parse(&fixture.spec)
-                    .unwrap()
-                    .with("fused", Value::Bool(fused))
-                    .unwrap();
+                let spec = fixture_spec(fixture, fused);
                 runs += replay_each_step(backend, &device, fixture, &spec, &mut |step| {
                     let expected: Vec<u32> = step.param.params[step.index].iter().map(|x| x.to_bits()).collect();
                     assert_eq!(step.theta, expected, "{}", (step.what)("θ"));
@@ -435,10 +437,7 @@ fn the_bf16_state_cases_replay_torch() {
         println!("{backend}: bfloat16 moments stored as {storage:?}");
         for fixture in &fixtures {
             for fused in [true, false] {
-                let spec = OptimizerSpec::parse(&fixture.spec)
-                    .unwrap()
-                    .with("fused", Value::Bool(fused))
-                    .unwrap();
+                let spec = fixture_spec(fixture, fused);
                 let mut stray = Stray::default();
                 let scale = fixture
                     .params

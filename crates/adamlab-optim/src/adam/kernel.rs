@@ -449,11 +449,11 @@ pub(super) mod bf16 {
     /// bfloat16 Flex tensors, taken out of their [`Tensor`] for the loop.
     #[cfg(feature = "flex")]
     mod flex {
-        use burn::backend::flex::{FlexTensor, Layout};
+        use burn::backend::flex::FlexTensor;
         use burn::backend::{
             BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
         };
-        use burn::tensor::{Bytes, DType, Tensor, bf16};
+        use burn::tensor::{DType, Tensor, bf16};
 
         /// A bfloat16 Flex tensor.
         pub(super) struct Moment(FlexTensor);
@@ -474,21 +474,7 @@ pub(super) mod bf16 {
             /// The elements in row-major order, to update in place: the tensor's own buffer when
             /// no one else holds it and it is contiguous, else a contiguous copy first.
             pub(super) fn write(&mut self) -> &mut [bf16] {
-                let tensor = &mut self.0;
-                if !(tensor.is_unique() && tensor.layout().contiguous_offsets().is_some()) {
-                    let contiguous = tensor.to_contiguous();
-                    let values = contiguous.as_slice::<bf16>().expect("bfloat16").to_vec();
-                    let shape = tensor.layout().shape().clone();
-                    *tensor = FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::BF16);
-                }
-                let (start, end) = tensor
-                    .layout()
-                    .contiguous_offsets()
-                    .expect("contiguous: checked or just copied");
-                let storage = tensor
-                    .try_storage_mut::<bf16>()
-                    .expect("unique: checked or just copied");
-                &mut storage[start..end]
+                crate::fused::cpu::flex_elements_mut(&mut self.0)
             }
 
             /// Back into a [`Tensor`].

@@ -334,11 +334,9 @@ pub(crate) mod codes {
     use burn::tensor::{Int, Tensor};
 
     #[cfg(feature = "flex")]
-    use burn::backend::flex::{FlexTensor, Layout};
+    use burn::backend::flex::FlexTensor;
     #[cfg(feature = "ndarray")]
     use burn::backend::ndarray::NdArrayTensor;
-    #[cfg(feature = "flex")]
-    use burn::tensor::{Bytes, DType};
 
     /// A u8 int tensor of a CPU backend.
     pub(crate) enum Codes {
@@ -371,28 +369,7 @@ pub(crate) mod codes {
         pub(crate) fn write(&mut self) -> &mut [u8] {
             match self {
                 #[cfg(feature = "flex")]
-                Self::Flex(tensor) => {
-                    let in_place =
-                        tensor.is_unique() && tensor.layout().contiguous_offsets().is_some();
-                    if !in_place {
-                        let contiguous = tensor.to_contiguous();
-                        let values = contiguous.as_slice::<u8>().expect("u8 codes").to_vec();
-                        let shape = tensor.layout().shape().clone();
-                        *tensor = FlexTensor::new(
-                            Bytes::from_elems(values),
-                            Layout::contiguous(shape),
-                            DType::U8,
-                        );
-                    }
-                    let (start, end) = tensor
-                        .layout()
-                        .contiguous_offsets()
-                        .expect("contiguous: checked or just copied");
-                    let storage = tensor
-                        .try_storage_mut::<u8>()
-                        .expect("unique: checked or just copied");
-                    &mut storage[start..end]
-                }
+                Self::Flex(tensor) => crate::fused::cpu::flex_elements_mut(tensor),
                 #[cfg(feature = "ndarray")]
                 Self::NdArray(NdArrayTensor::U8(storage)) => {
                     let array = storage.ensure_owned();

@@ -20,7 +20,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 #[cfg(feature = "ndarray")]
 use burn::backend::ndarray::NdArrayTensor;
 #[cfg(feature = "flex")]
-use burn::tensor::{Bytes, DType};
+use burn::tensor::Bytes;
 
 /// Elements per task of the parallel loop: 64 KiB of each buffer, large enough to amortise
 /// rayon's scheduling, small enough to share a tensor of a few hundred thousand elements between
@@ -105,26 +105,7 @@ impl CpuTensor {
     pub(crate) fn write(&mut self) -> &mut [f32] {
         match self {
             #[cfg(feature = "flex")]
-            Self::Flex(tensor) => {
-                let in_place = tensor.is_unique() && tensor.layout().contiguous_offsets().is_some();
-                if !in_place {
-                    let values = flex_row_major(tensor);
-                    let shape = tensor.layout().shape().clone();
-                    *tensor = FlexTensor::new(
-                        Bytes::from_elems(values),
-                        Layout::contiguous(shape),
-                        DType::F32,
-                    );
-                }
-                let (start, end) = tensor
-                    .layout()
-                    .contiguous_offsets()
-                    .expect("contiguous: checked or just copied");
-                let storage = tensor
-                    .try_storage_mut::<f32>()
-                    .expect("unique: checked or just copied");
-                &mut storage[start..end]
-            }
+            Self::Flex(tensor) => flex_elements_mut(tensor),
             #[cfg(feature = "ndarray")]
             Self::NdArray(NdArrayTensor::F32(storage)) => {
                 // Copies only when shared (ndarray's copy-on-write) or borrowed from a file.
@@ -140,6 +121,38 @@ impl CpuTensor {
             Self::NdArray(_) => unreachable!("CpuTensor::take keeps only F32"),
         }
     }
+}
+
+/// The elements of a Flex tensor in row-major order, to update in place: the tensor's own buffer
+/// when no one else holds it and it is contiguous; otherwise the tensor first becomes a contiguous
+/// copy of itself (one allocation, and the other holders keep the old values). For f32 θ and
+/// moments, bfloat16 moments and 8-bit codes alike.
+#[cfg(feature = "flex")]
+pub(crate) fn flex_elements_mut<E>(tensor: &mut FlexTensor) -> &mut [E]
+where
+    E: burn::tensor::Element + bytemuck::Pod,
+{
+    if !(tensor.is_unique() && tensor.layout().contiguous_offsets().is_some()) {
+        let contiguous = tensor.to_contiguous();
+        let values = contiguous
+            .as_slice::<E>()
+            .expect("to_contiguous gives a contiguous tensor")
+            .to_vec();
+        let shape = tensor.layout().shape().clone();
+        *tensor = FlexTensor::new(
+            Bytes::from_elems(values),
+            Layout::contiguous(shape),
+            tensor.dtype(),
+        );
+    }
+    let (start, end) = tensor
+        .layout()
+        .contiguous_offsets()
+        .expect("contiguous: checked or just copied");
+    let storage = tensor
+        .try_storage_mut::<E>()
+        .expect("unique: checked or just copied");
+    &mut storage[start..end]
 }
 
 #[cfg(feature = "flex")]
