@@ -126,6 +126,17 @@ fn extra_tensors_are_refused_by_name_and_a_duplicated_key_is_named_as_one() {
     assert_user_error(&output, &["twice.st", "the key `fc.weight` twice"]);
 }
 
+/// Each `bench` command line, on flex, is a user error naming the needles, refused before it
+/// measured or trained anything.
+fn assert_bench_refuses_before_running(cases: Vec<(Vec<&str>, Vec<&str>)>) {
+    for (mut args, needles) in cases {
+        args.extend(["--backends", "flex"]);
+        let output = quick(&args);
+        assert_user_error(&output, &needles);
+        assert!(output.stdout.is_empty(), "{args:?}: ran before refusing");
+    }
+}
+
 #[test]
 fn sizes_that_cannot_fit_in_memory_are_refused_naming_their_bound() {
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
@@ -140,13 +151,7 @@ fn sizes_that_cannot_fit_in_memory_are_refused_naming_their_bound() {
         (vec!["bench", "train", "--model", "mlp", "--repeats", "18446744073709551615"], vec!["MAX_REPEATS"]),
         (vec!["bench", "train", "--model", "mlp", "--batch-size", "1e12"], vec!["MAX_BATCH_SIZE"]),
     ];
-    for (args, needles) in cases {
-        let mut args = args;
-        args.extend(["--backends", "flex"]);
-        let output = quick(&args);
-        assert_user_error(&output, &needles);
-        assert!(output.stdout.is_empty(), "{args:?}: measured before refusing");
-    }
+    assert_bench_refuses_before_running(cases);
 }
 
 #[test]
@@ -166,13 +171,7 @@ fn shootout_budgets_beyond_their_bounds_and_data_limits_without_data_are_refused
             vec!["--batch-size 100000", "MAX_BATCH_SIZE"],
         ),
     ];
-    for (args, needles) in cases {
-        let mut args = args;
-        args.extend(["--backends", "flex"]);
-        let output = quick(&args);
-        assert_user_error(&output, &needles);
-        assert!(output.stdout.is_empty(), "{args:?}: trained before refusing");
-    }
+    assert_bench_refuses_before_running(cases);
 }
 
 #[test]
