@@ -181,8 +181,8 @@ impl Geometry {
         contiguous(weight).reshape(Shape::new([self.c_out, self.rows()]))
     }
 
-    /// The columns range `[first, last)` of output positions along one axis whose input
-    /// coordinate `o·stride + k − padding` falls inside `[0, side)`.
+    /// The output positions `[first, last)` along one axis whose input coordinate
+    /// `o·stride + k − padding`, for kernel position `k`, falls inside `[0, side)`.
     fn inside(&self, axis: usize, k: usize, outputs: usize, side: usize) -> (usize, usize) {
         let [stride, pad] = [self.stride[axis], self.padding[axis]];
         let first = pad.saturating_sub(k).div_ceil(stride);
@@ -292,25 +292,41 @@ impl Geometry {
     ) {
         let [p_h, p_w] = self.pooled();
         let (plane, w_out) = (self.plane(), self.w_out);
+        // Offsets of a window's four elements from its corner, in torch's order.
+        let offsets = [0, 1, w_out as i32, w_out as i32 + 1];
         for n in 0..images {
             for (channel, &bias) in bias.iter().enumerate() {
                 let conv = &conv[(channel * images + n) * plane..][..plane];
                 let pooled = (n * self.c_out + channel) * p_h * p_w;
-                for p_y in 0..p_h {
-                    for p_x in 0..p_w {
-                        let corner = POOL[0] * p_y * w_out + POOL[1] * p_x;
-                        let mut best = f32::NEG_INFINITY;
-                        let mut at = corner;
-                        for offset in [0, 1, w_out, w_out + 1] {
-                            let sum = conv[corner + offset] + bias;
-                            let value = if sum <= 0.0 { 0.0 } else { sum };
-                            if value > best || value.is_nan() {
-                                best = value;
-                                at = corner + offset;
+                let output = output[pooled..][..p_h * p_w].chunks_exact_mut(p_w);
+                let indices = indices[pooled..][..p_h * p_w].chunks_exact_mut(p_w);
+                // Rows in pairs (an odd last row is floored away), and in each pair the windows.
+                let rows = conv.chunks_exact(POOL[0] * w_out).zip(output.zip(indices));
+                for (p_y, (rows, (output, indices))) in rows.enumerate() {
+                    let (top, bottom) = rows.split_at(w_out);
+                    let windows = top.chunks_exact(POOL[1]).zip(bottom.chunks_exact(POOL[1]));
+                    let targets = output.iter_mut().zip(indices.iter_mut());
+                    for (p_x, ((top, bottom), (output, index))) in windows.zip(targets).enumerate()
+                    {
+                        let relu = |x: f32| {
+                            let sum = x + bias;
+                            if sum <= 0.0 { 0.0 } else { sum }
+                        };
+                        let values = [relu(top[0]), relu(top[1]), relu(bottom[0]), relu(bottom[1])];
+                        // The first maximum: a strict `>` keeps the earlier of equal values. A
+                        // NaN (rare: the branch is predicted) wins over everything, the last one.
+                        let (mut best, mut at) = (values[0], offsets[0]);
+                        for (&value, &offset) in values[1..].iter().zip(&offsets[1..]) {
+                            if value > best {
+                                (best, at) = (value, offset);
                             }
                         }
-                        output[pooled + p_y * p_w + p_x] = best;
-                        indices[pooled + p_y * p_w + p_x] = at as i32;
+                        if values.iter().any(|value| value.is_nan()) {
+                            let last = values.iter().rposition(|value| value.is_nan()).unwrap_or(0);
+                            (best, at) = (values[last], offsets[last]);
+                        }
+                        *output = best;
+                        *index = (POOL[0] * p_y * w_out + POOL[1] * p_x) as i32 + at;
                     }
                 }
             }
