@@ -200,14 +200,20 @@ fn for_each_block(
 ) {
     let blocks = absmax1.len();
     if blocks <= BLOCKS_PER_TASK {
-        let chunks = theta
-            .chunks_mut(BLOCK)
-            .zip(grad.chunks(BLOCK))
-            .zip(codes1.chunks_mut(BLOCK).zip(codes2.chunks_mut(BLOCK)))
-            .zip(absmax1.iter_mut().zip(absmax2.iter_mut()));
-        for (((theta, grad), (codes1, codes2)), (absmax1, absmax2)) in chunks {
-            block(c, maps, theta, grad, codes1, codes2, absmax1, absmax2);
-        }
+        // Compiled for AVX2 where the CPU has it (the same bits: see `vectorized`).
+        crate::fused::cpu::vectorized(
+            #[inline(always)]
+            || {
+                let chunks = theta
+                    .chunks_mut(BLOCK)
+                    .zip(grad.chunks(BLOCK))
+                    .zip(codes1.chunks_mut(BLOCK).zip(codes2.chunks_mut(BLOCK)))
+                    .zip(absmax1.iter_mut().zip(absmax2.iter_mut()));
+                for (((theta, grad), (codes1, codes2)), (absmax1, absmax2)) in chunks {
+                    block(c, maps, theta, grad, codes1, codes2, absmax1, absmax2);
+                }
+            },
+        );
         return;
     }
     let mid = blocks / 2;

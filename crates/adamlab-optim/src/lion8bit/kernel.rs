@@ -134,13 +134,19 @@ fn for_each_block(
 ) {
     let blocks = absmax.len();
     if blocks <= BLOCKS_PER_TASK {
-        let chunks = theta
-            .chunks_mut(BLOCK)
-            .zip(grad.chunks(BLOCK))
-            .zip(codes.chunks_mut(BLOCK).zip(absmax.iter_mut()));
-        for ((theta, grad), (codes, absmax)) in chunks {
-            block(c, map, theta, grad, codes, absmax);
-        }
+        // Compiled for AVX2 where the CPU has it (the same bits: see `vectorized`).
+        crate::fused::cpu::vectorized(
+            #[inline(always)]
+            || {
+                let chunks = theta
+                    .chunks_mut(BLOCK)
+                    .zip(grad.chunks(BLOCK))
+                    .zip(codes.chunks_mut(BLOCK).zip(absmax.iter_mut()));
+                for ((theta, grad), (codes, absmax)) in chunks {
+                    block(c, map, theta, grad, codes, absmax);
+                }
+            },
+        );
         return;
     }
     let mid = blocks / 2;
