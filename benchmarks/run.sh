@@ -35,7 +35,7 @@ out=benchmarks
 
 # Training throughput, split into forward, backward and step; fused against the reference step.
 "$A" bench train --backends ndarray,flex --model cnn,mlp --optimizers 'adam,adam(fused=false),burn-adam' \
-    --batch-size 64 --torch --json "$out/train.json"
+    --batch-size 64 --repeats 30 --torch --json "$out/train.json"
 "$A" bench train --backends wgpu --model cnn --optimizers adam --batch-size 32 --warmup 1 --repeats 5 \
     --json "$out/train-wgpu.json"
 # The workloads' training steps beside PyTorch's on the same models (tools/reference/models.py): the
