@@ -223,7 +223,7 @@ impl Geometry {
                     }
                 }
             });
-        matrix_tensor(matrix, [self.rows(), columns])
+        f32_tensor(matrix, [self.rows(), columns])
     }
 
     /// Images per chunk of the forward and input-gradient passes: enough that a chunk's gemm
@@ -264,19 +264,13 @@ impl Geometry {
                 let conv = matmul(weight.clone(), span); // [c_out, images · h_out · w_out]
                 self.bias_relu_pool(values(&conv), images, bias, output, indices);
             });
-        let shape = Shape::new([self.batch, self.c_out, p_h, p_w]);
-        (
-            FlexTensor::new(
-                Bytes::from_elems(output),
-                Layout::contiguous(shape.clone()),
-                DType::F32,
-            ),
-            FlexTensor::new(
-                Bytes::from_elems(indices),
-                Layout::contiguous(shape),
-                DType::I32,
-            ),
-        )
+        let shape = [self.batch, self.c_out, p_h, p_w];
+        let indices = FlexTensor::new(
+            Bytes::from_elems(indices),
+            Layout::contiguous(Shape::new(shape)),
+            DType::I32,
+        );
+        (f32_tensor(output, shape), indices)
     }
 
     /// Bias, ReLU and the 2×2 maximum over the convolution of `images` images (channel-major,
@@ -362,8 +356,8 @@ impl Geometry {
                 *bias_grad = sum as f32;
             });
         (
-            matrix_tensor(conv_grad, [self.c_out, columns]),
-            matrix_tensor(bias_grad, [self.c_out]),
+            f32_tensor(conv_grad, [self.c_out, columns]),
+            f32_tensor(bias_grad, [self.c_out]),
         )
     }
 
@@ -397,7 +391,7 @@ impl Geometry {
                 let columns_grad = matmul(weight.clone().transpose(0, 1), span);
                 self.col2im(values(&columns_grad), images, x_grad);
             });
-        matrix_tensor(x_grad, [self.batch, self.c_in, self.height, self.width])
+        f32_tensor(x_grad, [self.batch, self.c_in, self.height, self.width])
     }
 
     /// Adds to `x_grad` (`images` images) the im2col matrix's gradient of those images
@@ -456,7 +450,7 @@ fn values(tensor: &FlexTensor) -> &[f32] {
 }
 
 /// A contiguous f32 tensor of `shape` owning `values`.
-fn matrix_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+fn f32_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(values),
         Layout::contiguous(Shape::new(shape)),

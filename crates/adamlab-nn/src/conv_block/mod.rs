@@ -121,13 +121,11 @@ pub fn conv2d_relu_max_pool(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [c_out, c_in, _, _] = conv.weight.dims();
     let covered = padding.filter(|&[pad_h, pad_w]| {
         // The output side along one axis, when it is at least the pooling window.
-        let side = |side: usize, pad: usize, kernel: usize, stride: usize| {
-            (side + 2 * pad >= kernel)
-                .then(|| (side + 2 * pad - kernel) / stride + 1)
-                .filter(|&out| out >= POOL[0])
+        let side = |axis: usize, side: usize, pad: usize| {
+            reference::output_side(side, conv.kernel_size[axis], conv.stride[axis], pad)
+                .filter(|&out| out >= POOL[axis])
         };
-        let h_out = side(height, pad_h, conv.kernel_size[0], conv.stride[0]);
-        let w_out = side(width, pad_w, conv.kernel_size[1], conv.stride[1]);
+        let (h_out, w_out) = (side(0, height, pad_h), side(1, width, pad_w));
         conv.dilation == [1, 1]
             && conv.groups == 1
             // Empty tensors and a mismatched input (burn's error message) go to burn.

@@ -74,7 +74,24 @@ pub(crate) fn conv_relu_pool_x_backward<B: Backend>(
     B::conv2d_x_backward(x, weight, conv_grad, options)
 }
 
+/// A convolution's output side along one axis, `(side + 2·padding − kernel) / stride + 1`, or
+/// `None` where the kernel does not fit in the padded side.
+pub(crate) fn output_side(
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Option<usize> {
+    (side + 2 * padding)
+        .checked_sub(kernel)
+        .map(|room| room / stride + 1)
+}
+
 /// `[batch, c_out, h_out, w_out]` of a convolution of `x_shape` by `weight_shape`.
+///
+/// # Panics
+/// Where the kernel does not fit in the padded input, which
+/// [`conv2d_relu_max_pool`](super::conv2d_relu_max_pool) hands to burn instead.
 pub(crate) fn conv_output_shape(
     x_shape: &Shape,
     weight_shape: &Shape,
@@ -82,7 +99,13 @@ pub(crate) fn conv_output_shape(
     padding: [usize; 2],
 ) -> Shape {
     let out = |axis: usize| {
-        (x_shape[axis + 2] + 2 * padding[axis] - weight_shape[axis + 2]) / stride[axis] + 1
+        output_side(
+            x_shape[axis + 2],
+            weight_shape[axis + 2],
+            stride[axis],
+            padding[axis],
+        )
+        .expect("the kernel fits in the padded input")
     };
     Shape::new([x_shape[0], weight_shape[0], out(0), out(1)])
 }
