@@ -239,13 +239,7 @@ impl ShootoutConfig {
                 )));
             }
         }
-        if b.batch_size > crate::train::MAX_BATCH_SIZE {
-            return Err(BenchError::Invalid(format!(
-                "--batch-size {}: at most {} (adamlab_bench::train::MAX_BATCH_SIZE)",
-                b.batch_size,
-                crate::train::MAX_BATCH_SIZE
-            )));
-        }
+        crate::train::check_batch_size(b.batch_size)?;
         for (flag, runs) in [("--lr-grid", self.lr_grid.len()), ("--seeds", self.seeds.len())] {
             if runs > MAX_RUNS {
                 return Err(BenchError::Invalid(format!(

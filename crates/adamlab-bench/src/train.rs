@@ -86,6 +86,16 @@ impl Model {
 /// 2 GiB. A larger one is refused before anything is allocated.
 pub const MAX_BATCH_SIZE: usize = 16_384;
 
+/// Refuses a batch above [`MAX_BATCH_SIZE`], naming the flag and the bound.
+pub(crate) fn check_batch_size(batch: usize) -> Result<(), BenchError> {
+    if batch > MAX_BATCH_SIZE {
+        return Err(BenchError::Invalid(format!(
+            "--batch-size {batch}: at most {MAX_BATCH_SIZE} (adamlab_bench::train::MAX_BATCH_SIZE)"
+        )));
+    }
+    Ok(())
+}
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -113,10 +123,8 @@ impl TrainConfig {
         if self.batch_sizes.contains(&0) {
             return Err(BenchError::Invalid("batch sizes must be at least 1".into()));
         }
-        if let Some(batch) = self.batch_sizes.iter().find(|&&b| b > MAX_BATCH_SIZE) {
-            return Err(BenchError::Invalid(format!(
-                "--batch-size {batch}: at most {MAX_BATCH_SIZE} (adamlab_bench::train::MAX_BATCH_SIZE)"
-            )));
+        for &batch in &self.batch_sizes {
+            check_batch_size(batch)?;
         }
         if self.targets.is_empty() || self.optimizers.is_empty() || self.models.is_empty() || self.batch_sizes.is_empty() {
             return Err(BenchError::Invalid("nothing to measure: a list is empty".into()));
