@@ -342,11 +342,12 @@ impl Geometry {
             .for_each(|(channel, (row, bias_grad))| {
                 let mut sum = 0f64;
                 for n in 0..self.batch {
-                    let window = (n * self.c_out + channel) * pooled..;
+                    // This image's and channel's pooled plane, in the three batch-major tensors.
+                    let start = (n * self.c_out + channel) * pooled;
+                    let span = start..start + pooled;
                     let row = &mut row[n * plane..][..plane];
-                    let outputs = output[window.clone()].iter().take(pooled);
-                    let indices = indices[window.clone()].iter();
-                    for ((&value, &index), &grad) in outputs.zip(indices).zip(&grad[window]) {
+                    let pooled_plane = output[span.clone()].iter().zip(&indices[span.clone()]);
+                    for ((&value, &index), &grad) in pooled_plane.zip(&grad[span]) {
                         if value > 0.0 || value.is_nan() {
                             row[index as usize] = grad;
                             sum += f64::from(grad);
