@@ -200,8 +200,9 @@ pub fn torch_class(spec: &OptimizerSpec) -> Option<&'static str> {
 
 /// Keywords of adamlab's own that no torch class takes: specs that differ only in them are one
 /// PyTorch measurement (`adamw(state_dtype=bf16)` is torch's f32 AdamW, measured once, as
-/// `adamw`), and reports compare each of them with it.
-pub(crate) const ADAMLAB_ONLY: [&str; 2] = ["fused", "state_dtype"];
+/// `adamw`), and reports compare each of them with it. (`bf16_stochastic_round` and its `seed`
+/// act on bfloat16 parameters only; the benches step f32 ones.)
+pub(crate) const ADAMLAB_ONLY: [&str; 4] = ["fused", "state_dtype", "bf16_stochastic_round", "seed"];
 
 /// The optimizers of `specs` that PyTorch has, as the script's configuration lists them.
 ///

@@ -45,6 +45,7 @@ pub mod schedule;
 pub mod schedule_free_adamw;
 pub mod sgd;
 pub mod spec;
+pub mod stochastic;
 pub mod torch_ops;
 
 pub use adam::{Adam, AdamConfig, AdamState};

@@ -262,6 +262,7 @@ impl<const D: usize> MuonState<D> {
             exp_avg: self.exp_avg?,
             exp_avg_sq: self.exp_avg_sq?,
             max_exp_avg_sq: self.max_exp_avg_sq,
+            rounding_stream: None,
         })
     }
 

@@ -155,51 +155,116 @@ pub mod bf16 {
     /// `x` rounded to the nearest bfloat16, ties to even, as torch's `.to(torch.bfloat16)`.
     ///
     /// With e the exponent of |x| (2ᵉ ≤ |x| < 2ᵉ⁺¹, e ≥ −126), bfloat16 keeps multiples of 2ᵉ⁻⁷:
-    /// `round(x·2⁷⁻ᵉ)·2ᵉ⁻⁷`, where both scalings are exact and `round` is half-to-even. The
-    /// exponent comes from log₂|x|, corrected by one either way against exact powers of two, so
-    /// the approximate logarithm of any backend is enough. 2⁷⁻ᵉ reaches 2¹³³, beyond f32, so it
-    /// is applied as two powers of two, each a normal f32 (the second is 1 unless |x| < 2⁻¹¹⁹);
-    /// on the way back the result, a multiple of 2⁻¹³³, is exact too, down to bfloat16's
-    /// subnormals, on a device that keeps f32 subnormals (a GPU may flush them to zero). Overflow
-    /// goes to infinity, as in torch; a NaN stays a NaN.
+    /// `round(x·2⁷⁻ᵉ)·2ᵉ⁻⁷`, where both scalings are exact ([`Scaled`]) and `round` is
+    /// half-to-even. Overflow goes to infinity, as in torch; a NaN stays a NaN.
     pub fn round<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-        let dims = x.dims();
-        let device = x.device();
-        let table = powers_of_two(&device);
-        let x: Tensor<1> = x.reshape([dims.iter().product::<usize>()]);
-        // A NaN takes the exponent of 1 (its integer conversion would fail) and stays a NaN.
-        let magnitude = x
+        let scaled = Scaled::new(x);
+        let rounded = scaled.value.clone().round();
+        scaled.back(rounded)
+    }
+
+    /// `x` rounded to one of its two bfloat16 neighbours at random, as torchao's
+    /// `_fp32_to_bf16_sr` rounds: away from zero when `random`, a whole number in [0, 2¹⁶) per
+    /// element, is below the 16 bits that bfloat16 drops from x's f32 bits, else towards zero.
+    /// Away from zero thus comes with probability (dropped bits)/2¹⁶, the distance to the lower
+    /// neighbour in units of the gap: the rounding is unbiased. [`round_stochastic_f32`] does the
+    /// same on the bits.
+    ///
+    /// Scaled by 2⁷⁻ᵉ ([`Scaled`]), x's integer part is the bits bfloat16 keeps and its fraction
+    /// times 2¹⁶ the bits it drops (exactly: the scaling and the subtraction are exact). A NaN
+    /// stays a NaN; ±∞ stay; the largest f32s round away to ∞ as the bits overflow into the
+    /// exponent; −0 stays −0.
+    pub fn round_stochastic<const D: usize>(x: Tensor<D>, random: Tensor<D>) -> Tensor<D> {
+        let random: Tensor<1> = random.reshape([x.dims().iter().product::<usize>()]);
+        let scaled = Scaled::new(x);
+        let value = scaled.value.clone();
+        let positive = value.clone().greater_equal_elem(0.0);
+        let towards_zero = value.clone().floor().mask_where(positive.clone().bool_not(), value.clone().ceil());
+        let away = towards_zero
             .clone()
-            .abs()
-            .clamp_min(f32::MIN_POSITIVE)
-            .mask_fill(x.clone().is_nan(), 1.0);
-        let estimate = magnitude
-            .clone()
-            .log()
-            .div_scalar(core::f64::consts::LN_2)
-            .floor()
-            .clamp(f64::from(MIN_EXP), 127.0)
-            .int();
-        let below = magnitude
-            .clone()
-            .lower(pow2(&table, estimate.clone()))
-            .int();
-        let above = magnitude
-            .greater_equal(pow2(&table, estimate.clone().add_scalar(1)))
-            .int();
-        let exponent = estimate.add(above).sub(below).clamp(MIN_EXP, 127);
-        // 7 − e, from −120 to 133, as a sum of a part up to 126 and the rest (0 to 7).
-        let shift = exponent.neg().add_scalar(MANTISSA_BITS);
-        let high = shift.clone().clamp_max(-MIN_EXP);
-        let low = shift.sub(high.clone());
-        let scaled = x
-            .mul(pow2(&table, high.clone()))
-            .mul(pow2(&table, low.clone()));
-        scaled
-            .round()
-            .mul(pow2(&table, low.neg()))
-            .mul(pow2(&table, high.neg()))
-            .reshape(dims)
+            .add_scalar(1.0)
+            .mask_where(positive.bool_not(), towards_zero.clone().sub_scalar(1.0));
+        let dropped = value.sub(towards_zero.clone()).abs().mul_scalar(65536.0);
+        let rounded = towards_zero.mask_where(random.lower(dropped), away);
+        scaled.back(rounded)
+    }
+
+    /// `x` rounded stochastically to bfloat16 as [`round_stochastic`], on its bits: `random` is
+    /// the whole number in [0, 2¹⁶) drawn for it.
+    #[inline(always)]
+    pub fn round_stochastic_f32(x: f32, random: u32) -> f32 {
+        let bits = x.to_bits();
+        let towards_zero = bits & 0xFFFF_0000;
+        let rounded = if random < (bits & 0xFFFF) { towards_zero + 0x1_0000 } else { towards_zero };
+        let nan = (bits | 0x0040_0000) & 0xFFFF_0000;
+        f32::from_bits(if x.is_nan() { nan } else { rounded })
+    }
+
+    /// A flattened f32 tensor scaled by 2⁷⁻ᵉ, e the exponent of each element (at least −126,
+    /// bfloat16's and f32's smallest normal one): its integer part is what bfloat16 keeps of
+    /// it. [`back`](Self::back) undoes the scaling.
+    ///
+    /// The exponent comes from log₂|x|, corrected by one either way against exact powers of
+    /// two, so the approximate logarithm of any backend is enough. 2⁷⁻ᵉ reaches 2¹³³, beyond
+    /// f32, so it is applied as two powers of two, each a normal f32 (the second is 1 unless
+    /// |x| < 2⁻¹¹⁹); on the way back the result, a multiple of 2⁻¹³³, is exact too, down to
+    /// bfloat16's subnormals, on a device that keeps f32 subnormals (a GPU may flush them to
+    /// zero). A NaN takes the exponent of 1.
+    struct Scaled<const D: usize> {
+        /// x·2⁷⁻ᵉ, flattened.
+        value: Tensor<1>,
+        /// The two parts of 7 − e, each within f32's normal powers of two.
+        high: Tensor<1, Int>,
+        low: Tensor<1, Int>,
+        /// [`powers_of_two`] on x's device.
+        table: Tensor<1>,
+        /// x's shape.
+        dims: [usize; D],
+    }
+
+    impl<const D: usize> Scaled<D> {
+        fn new(x: Tensor<D>) -> Self {
+            let dims = x.dims();
+            let device = x.device();
+            let table = powers_of_two(&device);
+            let x: Tensor<1> = x.reshape([dims.iter().product::<usize>()]);
+            // A NaN takes the exponent of 1 (its integer conversion would fail) and stays a NaN.
+            let magnitude = x
+                .clone()
+                .abs()
+                .clamp_min(f32::MIN_POSITIVE)
+                .mask_fill(x.clone().is_nan(), 1.0);
+            let estimate = magnitude
+                .clone()
+                .log()
+                .div_scalar(core::f64::consts::LN_2)
+                .floor()
+                .clamp(f64::from(MIN_EXP), 127.0)
+                .int();
+            let below = magnitude
+                .clone()
+                .lower(pow2(&table, estimate.clone()))
+                .int();
+            let above = magnitude
+                .greater_equal(pow2(&table, estimate.clone().add_scalar(1)))
+                .int();
+            let exponent = estimate.add(above).sub(below).clamp(MIN_EXP, 127);
+            // 7 − e, from −120 to 133, as a sum of a part up to 126 and the rest (0 to 7).
+            let shift = exponent.neg().add_scalar(MANTISSA_BITS);
+            let high = shift.clone().clamp_max(-MIN_EXP);
+            let low = shift.sub(high.clone());
+            let value = x
+                .mul(pow2(&table, high.clone()))
+                .mul(pow2(&table, low.clone()));
+            Self { value, high, low, table, dims }
+        }
+
+        /// `kept`, whole multiples of the scaled gap, scaled back by 2ᵉ⁻⁷ to x's shape.
+        fn back(self, kept: Tensor<1>) -> Tensor<D> {
+            kept.mul(pow2(&self.table, self.low.neg()))
+                .mul(pow2(&self.table, self.high.neg()))
+                .reshape(self.dims)
+        }
     }
 
     /// `beta·c + t` rounded once to f32, as an FMA computes it, for `c` holding bfloat16 values:
@@ -229,7 +294,47 @@ pub mod bf16 {
 
 #[cfg(test)]
 mod tests {
-    use super::bf16::round_f32;
+    use super::bf16::{round_f32, round_stochastic, round_stochastic_f32};
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    /// The tensor-op stochastic rounding equals the one on the bits, to the bit, on the CPU
+    /// backends: on every 65 537th f32 bit pattern (65 536 values, both signs, subnormals,
+    /// infinities and NaNs among them) and the edges (±0, the largest f32, the smallest
+    /// subnormal, a bfloat16 value, which has nothing to round), each with a draw that moves it
+    /// up, one that keeps it, and one from the stream.
+    #[test]
+    fn round_stochastic_on_tensors_is_round_stochastic_on_bits() {
+        let edges = [0x0000_0000u32, 0x8000_0000, 0x7F7F_FFFF, 0xFF7F_FFFF, 0x0000_0001, 0x3F80_0000, 0x7F80_0000];
+        let bits: Vec<u32> = (0..=u32::MAX).step_by(65_537).chain(edges).collect();
+        let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+        let draws = [
+            bits.iter().map(|_| 0).collect::<Vec<u32>>(),
+            bits.iter().map(|_| 0xFFFF).collect(),
+            (0..bits.len() as u64).map(|i| crate::stochastic::bits16(42, i)).collect(),
+        ];
+        let mut devices = Vec::<Device>::new();
+        #[cfg(feature = "flex")]
+        devices.push(Device::flex());
+        #[cfg(feature = "ndarray")]
+        devices.push(Device::ndarray());
+        for device in &devices {
+            for draw in &draws {
+                let tensor = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [bits.len()]), device);
+                let random = tensor(draw.iter().map(|&r| r as f32).collect());
+                let rounded = round_stochastic(tensor(values.clone()), random).into_data().try_to_vec::<f32>().unwrap();
+                for ((x, r), y) in values.iter().zip(draw).zip(&rounded) {
+                    let expected = round_stochastic_f32(*x, *r);
+                    let same = expected.to_bits() == y.to_bits() || (expected.is_nan() && y.is_nan());
+                    assert!(same, "{device:?}: {:#010x} with draw {r}: {:#010x}, not {:#010x}", x.to_bits(), y.to_bits(), expected.to_bits());
+                }
+            }
+        }
+        // A value with dropped bits d rounds away from zero exactly when the draw is below d.
+        let x = f32::from_bits(0x3F80_1234);
+        assert_eq!(round_stochastic_f32(x, 0x1233).to_bits(), 0x3F81_0000);
+        assert_eq!(round_stochastic_f32(x, 0x1234).to_bits(), 0x3F80_0000);
+        assert_eq!(round_stochastic_f32(-x, 0).to_bits(), 0xBF81_0000);
+    }
 
     /// `round_f32` equals `half`'s conversion (burn's cast) to the bit: on every 997th f32 bit
     /// pattern (4.3 million, both signs, subnormals, infinities and NaNs among them) and on the

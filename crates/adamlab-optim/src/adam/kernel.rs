@@ -151,6 +151,7 @@ impl FusedStep<3> for Adam {
             exp_avg,
             exp_avg_sq,
             max_exp_avg_sq,
+            rounding_stream: None,
         })
     }
 
@@ -367,14 +368,14 @@ pub(super) mod bf16 {
         // `prepare` starts missing moments as f32 zeros; as bfloat16 they are zeros too.
         let mut moments = buffers
             .tensors
-            .map(|t| t.map(|t| flex::Moment::take(t.cast(DType::BF16))));
+            .map(|t| t.map(|t| flex::Moment::take(t.cast(DType::BF16), DType::BF16)));
         let amsgrad = moments[2].is_some();
         let mut theta = CpuTensor::take(theta);
         let grad = CpuTensor::take(grad);
         let g = grad.read();
         let [m, v, v_max] = moments
             .each_mut()
-            .map(|b| b.as_mut().map_or(Default::default(), flex::Moment::write));
+            .map(|b| b.as_mut().map_or(Default::default(), |b| b.write::<burn::tensor::bf16>()));
         let (t, g_slice) = (theta.write(), &g[..]);
         if amsgrad {
             for_each_chunk(t, [m, v, v_max], g_slice, &|t, [m, v, v_max], g| {
@@ -446,44 +447,230 @@ pub(super) mod bf16 {
         Err((theta, grad, state))
     }
 
-    /// bfloat16 Flex tensors, taken out of their [`Tensor`] for the loop.
+    /// Flex tensors of one dtype, taken out of their [`Tensor`] for a loop.
     #[cfg(feature = "flex")]
-    mod flex {
+    pub(super) mod flex {
         use burn::backend::flex::FlexTensor;
         use burn::backend::{
             BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
         };
-        use burn::tensor::{DType, Tensor, bf16};
+        use burn::tensor::{DType, Tensor};
 
-        /// A bfloat16 Flex tensor.
-        pub(super) struct Moment(FlexTensor);
+        /// A Flex tensor of a dtype its taker checked.
+        pub(in super::super) struct Moment(FlexTensor);
 
         impl Moment {
-            /// The primitive of `tensor`, which the caller checked to be a bfloat16 Flex tensor
+            /// The primitive of `tensor`, which the caller checked to be a Flex tensor of `dtype`
             /// without autodiff.
-            pub(super) fn take<const D: usize>(tensor: Tensor<D>) -> Self {
+            pub(in super::super) fn take<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Self {
                 #[allow(unreachable_patterns)]
                 match tensor.into_dispatch().kind {
-                    DispatchTensorKind::Flex(BackendTensor::Float(t)) if t.dtype() == DType::BF16 => {
-                        Self(t)
-                    }
-                    _ => panic!("bfloat16 step on a moment that is not a bfloat16 Flex tensor: checked by try_step"),
+                    DispatchTensorKind::Flex(BackendTensor::Float(t)) if t.dtype() == dtype => Self(t),
+                    _ => panic!("fused step on a tensor that is not a {dtype:?} Flex tensor: checked by try_step"),
                 }
             }
 
             /// The elements in row-major order, to update in place: the tensor's own buffer when
             /// no one else holds it and it is contiguous, else a contiguous copy first.
-            pub(super) fn write(&mut self) -> &mut [bf16] {
+            pub(in super::super) fn write<E: burn::tensor::Element + bytemuck::Pod>(&mut self) -> &mut [E] {
                 crate::fused::cpu::flex_elements_mut(&mut self.0)
             }
 
             /// Back into a [`Tensor`].
-            pub(super) fn into_tensor<const D: usize>(self) -> Tensor<D> {
+            pub(in super::super) fn into_tensor<const D: usize>(self) -> Tensor<D> {
                 Tensor::from_dispatch(DispatchTensor {
                     kind: DispatchTensorKind::Flex(BackendTensor::Float(self.0)),
                     autodiff: DispatchAutodiffContext::Disabled,
                 })
             }
+        }
+    }
+}
+
+/// The fused CPU step of a bfloat16 θ with `bf16_stochastic_round` (Flex, the backend that stores
+/// bfloat16): θ and the gradient as bfloat16 slices, the moments as f32 or bfloat16 ones
+/// (`state_dtype`), in one pass: each element widened to f32 (exact), stepped by
+/// [`Adam::element`](FusedStep::element), and θ rounded back by
+/// [`round_stochastic_f32`](crate::torch_ops::bf16::round_stochastic_f32) with its draw
+/// [`bits16`](crate::stochastic::bits16)`(key, index)`: the bits of the tensor-op path.
+pub(super) mod bf16_params {
+    use burn::optim::LearningRate;
+    use burn::tensor::Tensor;
+
+    use super::super::{Adam, AdamState};
+    #[cfg(feature = "flex")]
+    use super::AdamCoefficients;
+    #[cfg(feature = "flex")]
+    use crate::fused::{FusedStep, keeps};
+
+    /// θ and the state after a step, or the step's inputs back when this loop does not take them.
+    type Tried<const D: usize> = Result<
+        (Tensor<D>, Option<AdamState<D>>),
+        (Tensor<D>, Tensor<D>, Option<AdamState<D>>),
+    >;
+
+    /// The step, when θ and the gradient are bfloat16 Flex tensors without autodiff and the
+    /// moments are tensors of the `state_dtype` on the same device (or not there yet);
+    /// otherwise the inputs back.
+    #[cfg(feature = "flex")]
+    pub(crate) fn try_step<const D: usize>(
+        adam: &Adam,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+        key: u64,
+    ) -> Tried<D> {
+        use burn::backend::DispatchDevice;
+        use burn::tensor::{DType, bf16};
+
+        use super::super::StateDtype;
+        use super::bf16::flex::Moment;
+        use crate::fused::cpu::{for_each_chunk_at, vectorized};
+
+        let device = theta.device();
+        let fits = |t: &Tensor<D>, dtype: DType| {
+            t.dtype() == dtype && !t.device().is_autodiff() && t.device() == device
+        };
+        let moment_dtype = match adam.config.state_dtype {
+            StateDtype::F32 => DType::F32,
+            StateDtype::Bf16 => DType::BF16,
+        };
+        let on_flex = matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+            && fits(&theta, DType::BF16)
+            && fits(&grad, DType::BF16);
+        let moments_fit = state.as_ref().is_none_or(|s| {
+            <Adam as FusedStep<3>>::buffers(s).into_iter().flatten().all(|t| fits(t, moment_dtype))
+        });
+        if !on_flex || !moments_fit {
+            return Err((theta, grad, state));
+        }
+        if let Err(err) = crate::hyper::check_learning_rate(lr) {
+            panic!("{err}");
+        }
+        // `prepare` starts missing moments as zeros of θ's dtype; in the moments' they are zeros too.
+        let (c, buffers) = adam.prepare(lr, &theta, state);
+        let mut moments = buffers
+            .tensors
+            .map(|t| t.map(|t| Moment::take(t.cast(moment_dtype), moment_dtype)));
+        let amsgrad = moments[2].is_some();
+        let mut theta = Moment::take(theta, DType::BF16);
+        let mut grad = Moment::take(grad, DType::BF16);
+        let (t, g) = (theta.write::<bf16>(), &grad.write::<bf16>()[..]);
+        match (moment_dtype, amsgrad) {
+            (DType::F32, true) => chunks::<f32, 0b111>(&c, key, t, g, &mut moments),
+            (DType::F32, false) => chunks::<f32, 0b011>(&c, key, t, g, &mut moments),
+            (_, true) => chunks::<bf16, 0b111>(&c, key, t, g, &mut moments),
+            (_, false) => chunks::<bf16, 0b011>(&c, key, t, g, &mut moments),
+        }
+        let state = <Adam as FusedStep<3>>::state(crate::fused::Buffers {
+            step: buffers.step,
+            tensors: moments.map(|b| b.map(Moment::into_tensor)),
+        });
+        return Ok((theta.into_tensor(), state));
+
+        /// The loop over every chunk, in parallel, with moments stored as `M`.
+        fn chunks<M: Stored, const KEPT: u32>(
+            c: &AdamCoefficients,
+            key: u64,
+            theta: &mut [bf16],
+            grad: &[bf16],
+            moments: &mut [Option<Moment>; 3],
+        ) {
+            let [m, v, v_max] = moments
+                .each_mut()
+                .map(|b| b.as_mut().map_or(Default::default(), |b| b.write::<M>()));
+            for_each_chunk_at(0, theta, [m, v, v_max], grad, &|offset, t, [m, v, v_max], g| {
+                vectorized_chunk::<M, KEPT>(c, key, offset, t, g, m, v, v_max)
+            });
+        }
+
+        /// [`Adam::element`](FusedStep::element) over one chunk starting at element `offset`,
+        /// compiled for the widest SIMD level the machine has.
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        fn vectorized_chunk<M: Stored, const KEPT: u32>(
+            c: &AdamCoefficients,
+            key: u64,
+            offset: usize,
+            theta: &mut [bf16],
+            grad: &[bf16],
+            m: &mut [M],
+            v: &mut [M],
+            v_max: &mut [M],
+        ) {
+            let c = *c;
+            vectorized(
+                #[inline(always)]
+                move || {
+                    let len = theta.len();
+                    let (grad, m, v) = (&grad[..len], &mut m[..len], &mut v[..len]);
+                    let v_max = if keeps(KEPT, 2) { &mut v_max[..len] } else { &mut v_max[..] };
+                    for i in 0..len {
+                        let stored_max = if keeps(KEPT, 2) { v_max[i].widen() } else { 0.0 };
+                        let (next, [mi, vi, max_i]) = <Adam as FusedStep<3>>::element::<KEPT>(
+                            &c,
+                            theta[i].widen(),
+                            grad[i].widen(),
+                            [m[i].widen(), v[i].widen(), stored_max],
+                        );
+                        let random = crate::stochastic::bits16(key, (offset + i) as u64);
+                        theta[i] = bf16::narrow(crate::torch_ops::bf16::round_stochastic_f32(next, random));
+                        m[i] = M::narrow(mi);
+                        v[i] = M::narrow(vi);
+                        if keeps(KEPT, 2) {
+                            v_max[i] = M::narrow(max_i);
+                        }
+                    }
+                },
+            )
+        }
+    }
+
+    /// Without Flex, no backend stores bfloat16 parameters for this loop.
+    #[cfg(not(feature = "flex"))]
+    pub(crate) fn try_step<const D: usize>(
+        _adam: &Adam,
+        _lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+        _key: u64,
+    ) -> Tried<D> {
+        Err((theta, grad, state))
+    }
+
+    /// An element as a loop stores it: f32, or bfloat16, the top half of an f32.
+    #[cfg(feature = "flex")]
+    trait Stored: burn::tensor::Element + bytemuck::Pod + Send + Sync {
+        /// The f32 it is (exact).
+        fn widen(self) -> f32;
+        /// `x`, which holds a value of this type already (rounded by the step), stored.
+        fn narrow(x: f32) -> Self;
+    }
+
+    #[cfg(feature = "flex")]
+    impl Stored for f32 {
+        #[inline(always)]
+        fn widen(self) -> f32 {
+            self
+        }
+        #[inline(always)]
+        fn narrow(x: f32) -> Self {
+            x
+        }
+    }
+
+    /// Widening appends zeros (a NaN stays a NaN); narrowing drops the zeros a rounded value has.
+    #[cfg(feature = "flex")]
+    impl Stored for burn::tensor::bf16 {
+        #[inline(always)]
+        fn widen(self) -> f32 {
+            f32::from_bits(u32::from(self.to_bits()) << 16)
+        }
+        #[inline(always)]
+        fn narrow(x: f32) -> Self {
+            Self::from_bits((x.to_bits() >> 16) as u16)
         }
     }
 }

@@ -8,7 +8,8 @@
 //! keyword picks between them.
 //!
 //! `state_dtype=bf16` keeps the moments in bfloat16 ([`StateDtype`]): half the state's bytes, the
-//! same f32 update.
+//! same f32 update. `bf16_stochastic_round` steps bfloat16 parameters in f32 and rounds them back
+//! at random, as torchao's optimizers do ([`Adam::step`]).
 
 mod kernel;
 
@@ -19,6 +20,7 @@ use burn::tensor::{DType, Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
+use crate::stochastic::{self, Streams};
 use crate::hyper::{ConfigError, CycledMomentum, HyperParam, HyperValue, Keyword, Kind, Value};
 use crate::keywords::{
     BETAS, DECOUPLED_WEIGHT_DECAY, EPS, FUSED, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECAY_L2_OR_DECOUPLED,
@@ -67,6 +69,17 @@ crate::hyper_config! {
             /// backend has one, else with the tensor-op reference step; the numbers are the same
             /// (torch's `fused` defaults to False).
             fused: bool = true,
+        }
+        BF16_STOCHASTIC_ROUND => {
+            /// bfloat16 parameters are stepped in f32 (θ and g widened, f32 moments unless
+            /// `state_dtype` says otherwise) and θ is rounded back to bfloat16 stochastically, as
+            /// torchao's `bf16_stochastic_round` does: updates smaller than half of θ's bfloat16
+            /// gap still move it on average. No effect on parameters of other dtypes.
+            bf16_stochastic_round: bool = false,
+        }
+        SEED => {
+            /// Seed of the stochastic rounding's random draws ([`crate::stochastic`]).
+            seed: usize = 0,
         }
         @other {
             /// The dtype the moments are kept in between steps (keyword `state_dtype`, which the
@@ -137,6 +150,21 @@ pub fn state_storage(device: &Device) -> DType {
     }
 }
 
+/// `bf16_stochastic_round`: torchao's keyword (its Adam and AdamW optimizers).
+pub const BF16_STOCHASTIC_ROUND: Keyword = Keyword {
+    name: "bf16_stochastic_round",
+    kind: Kind::Bool,
+    help: "step bfloat16 parameters in f32 and round them back to bfloat16 at random, unbiased \
+           (torchao's keyword; no effect on f32 parameters)",
+};
+
+/// `seed`: adamlab's keyword (torchao draws from torch's global generator).
+pub const SEED: Keyword = Keyword {
+    name: "seed",
+    kind: Kind::Int { min: 0, max: i64::MAX },
+    help: "seed of bf16_stochastic_round's random draws",
+};
+
 /// `amsgrad`.
 pub const AMSGRAD: Keyword = Keyword {
     name: "amsgrad",
@@ -180,6 +208,8 @@ pub const ADAMW: OptimizerEntry = OptimizerEntry {
         param(AdamConfig::PARAMS, "amsgrad"),
         param(AdamConfig::PARAMS, "maximize"),
         param(AdamConfig::PARAMS, "fused"),
+        param(AdamConfig::PARAMS, "bf16_stochastic_round"),
+        param(AdamConfig::PARAMS, "seed"),
         STATE_DTYPE,
     ],
     build: |args| {
@@ -207,6 +237,7 @@ impl AdamConfig {
         Ok(Adam {
             config: self.clone(),
             cycled_beta1: None,
+            streams: Streams::default(),
         })
     }
 
@@ -250,6 +281,8 @@ pub struct Adam {
     config: AdamConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
     cycled_beta1: Option<CycledMomentum>,
+    /// The random streams of `bf16_stochastic_round`, one per parameter.
+    streams: Streams,
 }
 
 /// The state Adam keeps for one parameter. Names follow torch.optim's `state` dict.
@@ -263,6 +296,9 @@ pub struct AdamState<const D: usize> {
     pub exp_avg_sq: Tensor<D>,
     /// Running maximum of v, with AMSGrad (torch's `max_exp_avg_sq`).
     pub max_exp_avg_sq: Option<Tensor<D>>,
+    /// The random stream of `bf16_stochastic_round` ([`crate::stochastic`]): the parameter's
+    /// number among those the optimizer rounded stochastically; `None` for the others.
+    pub rounding_stream: Option<u64>,
 }
 
 impl Adam {
@@ -305,6 +341,8 @@ impl Adam {
             amsgrad,
             maximize,
             fused: _,
+            bf16_stochastic_round: _,
+            seed: _,
             state_dtype,
         } = self.config;
         let beta1 = self.beta1();
@@ -366,8 +404,49 @@ impl Adam {
             exp_avg: store(m),
             exp_avg_sq: store(v),
             max_exp_avg_sq: v_max.map(store),
+            rounding_stream: None,
         };
         (theta, Some(state))
+    }
+
+    /// One step of a bfloat16 θ with `bf16_stochastic_round`, as torchao's `single_param_adam`
+    /// takes it: θ and g widened to f32 (exact), the f32 step of [`reference_step`](Self::reference_step)
+    /// (torch.optim.Adam's arithmetic; the moments in `state_dtype`), and θ rounded back to
+    /// bfloat16 by [`round_stochastic`](crate::torch_ops::bf16::round_stochastic), element `i`
+    /// drawing [`bits16`](crate::stochastic::bits16) of the key of (`seed`, the parameter's
+    /// stream, t). The fused step (Flex, bfloat16 θ and g) computes the same bits in one pass;
+    /// anything else takes these tensor ops.
+    fn step_rounding_stochastically<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
+        let stream = match state.as_ref().and_then(|s| s.rounding_stream) {
+            Some(stream) => {
+                self.streams.taken(stream);
+                stream
+            }
+            None => self.streams.next(),
+        };
+        let t = state.as_ref().map_or(1, |s| s.step + 1);
+        let key = stochastic::key(self.config.seed as u64, stream, t as u64);
+        let with_stream = |state: Option<AdamState<D>>| {
+            state.map(|s| AdamState { rounding_stream: Some(stream), ..s })
+        };
+        let (theta, grad, state) = if self.config.fused {
+            match kernel::bf16_params::try_step(self, lr, theta, grad, state, key) {
+                Ok((theta, state)) => return (theta, with_stream(state)),
+                Err(inputs) => inputs,
+            }
+        } else {
+            (theta, grad, state)
+        };
+        let (theta, state) = self.reference_step(lr, theta.cast(DType::F32), grad.cast(DType::F32), state);
+        let random = stochastic::bits16_tensor(key, theta.dims(), &theta.device());
+        let theta = crate::torch_ops::bf16::round_stochastic(theta, random).cast(DType::BF16);
+        (theta, with_stream(state))
     }
 
     /// `state` with its moments in the dtype the step keeps them in: with `state_dtype=bf16`, f32
@@ -386,6 +465,7 @@ impl Adam {
             exp_avg: cast(state.exp_avg),
             exp_avg_sq: cast(state.exp_avg_sq),
             max_exp_avg_sq: state.max_exp_avg_sq.map(cast),
+            rounding_stream: state.rounding_stream,
         })
     }
 }
@@ -419,6 +499,9 @@ impl Optimizer for Adam {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let state = self.stored(state);
+        if self.config.bf16_stochastic_round && theta.dtype() == DType::BF16 {
+            return self.step_rounding_stochastically(lr, theta, grad, state);
+        }
         if self.config.state_dtype == StateDtype::Bf16 && self.config.fused {
             // bfloat16 buffers (Flex) have a loop of their own; f32 ones holding bfloat16
             // values (NdArray) take the f32 loop, which rounds them.
@@ -441,6 +524,7 @@ impl Optimizer for Adam {
             exp_avg: to(state.exp_avg),
             exp_avg_sq: to(state.exp_avg_sq),
             max_exp_avg_sq: state.max_exp_avg_sq.map(to),
+            rounding_stream: state.rounding_stream,
         }
     }
 }

@@ -298,13 +298,28 @@ pub(crate) fn for_each_chunk<T: Send, const S: usize, F>(
 ) where
     F: Fn(&mut [f32], [&mut [T]; S], &[f32]) + Sync,
 {
+    for_each_chunk_at(0, theta, buffers, grad, &|_, theta, buffers, grad| update(theta, buffers, grad));
+}
+
+/// [`for_each_chunk`] over slices of any element types, telling `update` where its chunk starts
+/// (`offset` plus the chunk's index in the slices): for a step whose elements draw random bits
+/// by their index.
+pub(crate) fn for_each_chunk_at<A: Send, B: Sync, T: Send, const S: usize, F>(
+    offset: usize,
+    theta: &mut [A],
+    buffers: [&mut [T]; S],
+    grad: &[B],
+    update: &F,
+) where
+    F: Fn(usize, &mut [A], [&mut [T]; S], &[B]) + Sync,
+{
     let len = grad.len();
     assert!(
         theta.len() == len && buffers.iter().all(|b| b.len() == len || b.is_empty()),
         "fused step on buffers of different lengths"
     );
     if len <= CHUNK {
-        update(theta, buffers, grad);
+        update(offset, theta, buffers, grad);
         return;
     }
     // Halves that are whole multiples of 64 elements keep every chunk but the last aligned
@@ -320,7 +335,7 @@ pub(crate) fn for_each_chunk<T: Send, const S: usize, F>(
     let (theta_left, theta_right) = theta.split_at_mut(mid);
     let (grad_left, grad_right) = grad.split_at(mid);
     rayon::join(
-        || for_each_chunk(theta_left, left, grad_left, update),
-        || for_each_chunk(theta_right, right, grad_right, update),
+        || for_each_chunk_at(offset, theta_left, left, grad_left, update),
+        || for_each_chunk_at(offset + mid, theta_right, right, grad_right, update),
     );
 }
