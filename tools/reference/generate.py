@@ -122,6 +122,9 @@ class Case:
     # Called after the last step as final(opt, params); returns extra tensors to store by name, for
     # example `eval.<i>`, the evaluation weights of a schedule-free optimizer.
     final: Optional[Callable] = None
+    # The parameters' dtype: "bfloat16" makes them (and their gradients) bfloat16 tensors, stored
+    # as float32 (exact) with the metadata `param_dtype`.
+    param_dtype: str = "float32"
 
 
 def spec_value(v):
@@ -165,14 +168,15 @@ def case_seed(case):
 def replay_case(case):
     index = case_seed(case)
     gen = torch.Generator().manual_seed(1_000 + index)
-    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in case.shapes]
+    dtype = getattr(torch, case.param_dtype)
+    params = [torch.randn(s, generator=gen).to(dtype).requires_grad_(True) for s in case.shapes]
     initial = [p.detach().clone() for p in params]
     opt = case.make(params, **case.kwargs)
     grads_seen = [[] for _ in params]
     params_seen = [[] for _ in params]
     states_seen = [dict() for _ in params]
     for step in range(1, REPLAY_STEPS + 1):
-        grads = [gradient(step, s, 7 * index + k, case.gradients) for k, s in enumerate(case.shapes)]
+        grads = [gradient(step, s, 7 * index + k, case.gradients).to(dtype) for k, s in enumerate(case.shapes)]
         for p, g in zip(params, grads):
             p.grad = g.clone()
         opt.step()
@@ -183,9 +187,9 @@ def replay_case(case):
                 states_seen[i].setdefault(key, []).append(value)
     tensors = {}
     for i in range(len(params)):
-        tensors[f"initial.{i}"] = initial[i].contiguous()
-        tensors[f"grad.{i}"] = torch.stack(grads_seen[i]).contiguous()
-        tensors[f"param.{i}"] = torch.stack(params_seen[i]).contiguous()
+        tensors[f"initial.{i}"] = initial[i].float().contiguous()
+        tensors[f"grad.{i}"] = torch.stack(grads_seen[i]).float().contiguous()
+        tensors[f"param.{i}"] = torch.stack(params_seen[i]).float().contiguous()
         for key, values in states_seen[i].items():
             if len(values) != REPLAY_STEPS:
                 raise ValueError(f"{case.optimizer}/{case.name}: state {key} missing at some steps")
@@ -205,6 +209,8 @@ def replay_case(case):
         "params": str(len(params)),
         "generator": GENERATOR,
     }
+    if case.param_dtype != "float32":
+        metadata["param_dtype"] = case.param_dtype
     return tensors, metadata
 
 

@@ -64,7 +64,8 @@ impl Streams {
     /// Records that `stream` is taken (a state loaded from a checkpoint), so that a parameter
     /// that starts after a resume gets a stream of its own.
     pub fn taken(&self, stream: u64) {
-        self.0.fetch_max(stream.saturating_add(1), Ordering::Relaxed);
+        self.0
+            .fetch_max(stream.saturating_add(1), Ordering::Relaxed);
     }
 }
 
@@ -76,7 +77,11 @@ mod tests {
     /// three times): [`bits16`] takes position `index + 1` of that stream.
     #[test]
     fn bits16_is_the_top_of_splitmix64s_stream() {
-        let outputs = [0xE220_A839_7B1D_CDAFu64, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F];
+        let outputs = [
+            0xE220_A839_7B1D_CDAFu64,
+            0x6E78_9E6A_A1B9_65F4,
+            0x06C4_5D18_8009_454F,
+        ];
         for (index, output) in outputs.into_iter().enumerate() {
             assert_eq!(bits16(0, index as u64), (output >> 48) as u32);
         }
