@@ -20,11 +20,14 @@ each of torch's implementations the class accepts: fused=True (`torch-fused`), f
 workload: char-gpt, softmax-regression, rosenbrock, quadratic from tools/reference/models.py, which
 adamlab writes beside this script; run by hand, copy it here) on a random batch with the
 optimizer's default implementation, split into forward, backward and step; the peak RSS is VmHWM reset through /proc/self/clear_refs before each measurement, as adamlab does.
-Keywords the torch class does not take (adamlab's own) are dropped. CUDA is measured too when
+Keywords the torch class does not take (adamlab's own) are dropped. An optimizer whose
+reference is a bitsandbytes class (`"module": "bitsandbytes.optim"`) runs that class, on the CPU
+too, labelled `bitsandbytes`, where this Python can import it (else it is skipped, said on stderr). CUDA is measured too when
 torch sees a GPU. The thread count is adamlab's (torch.set_num_threads).
 """
 
 import argparse
+import importlib
 import inspect
 import json
 import statistics
@@ -71,7 +74,22 @@ def sync(device):
 
 
 def optimizer_class(entry):
-    return getattr(torch.optim, entry["class"])
+    """The entry's class, or None (said on stderr) where its module does not import."""
+    module = entry.get("module", "torch.optim")
+    try:
+        return getattr(importlib.import_module(module), entry["class"])
+    except ImportError as err:
+        log(f"torch: {entry['spec']}: cannot import {module} ({err}); skipped")
+        return None
+
+
+def implementations(entry):
+    """torch's three implementations for a torch.optim class; for another library's class (a
+    bitsandbytes 8-bit optimizer) its one step, labelled with the library's name."""
+    module = entry.get("module", "torch.optim")
+    if module == "torch.optim":
+        return IMPLEMENTATIONS
+    return [(module.split(".")[0], {})]
 
 
 def accepted(cls):
@@ -139,9 +157,11 @@ def bench_step(config):
     for backend, device, device_name in devices(config):
         for entry in config["optimizers"]:
             cls = optimizer_class(entry)
+            if cls is None:
+                continue
             kwargs = kwargs_for(cls, entry["kwargs"])
             takes = accepted(cls)
-            for implementation, flags in IMPLEMENTATIONS:
+            for implementation, flags in implementations(entry):
                 # An implementation needs the switches it turns on; those it turns off are passed
                 # only where the class has them (a class without `fused` still has a for-loop).
                 needed = [k for k, v in flags.items() if v]
@@ -239,10 +259,15 @@ def batch_sizes(config, model_name):
 def bench_train(config):
     for backend, device, device_name in devices(config):
         # torch's default: the for-loop on the CPU, foreach on CUDA.
-        implementation = "torch-foreach" if device == "cuda" else "torch-forloop"
+        default = "torch-foreach" if device == "cuda" else "torch-forloop"
         for model_name in config["models"]:
             for entry in config["optimizers"]:
                 cls = optimizer_class(entry)
+                if cls is None:
+                    continue
+                # Another library's class has one step of its own.
+                torch_optim = entry.get("module", "torch.optim") == "torch.optim"
+                implementation = default if torch_optim else implementations(entry)[0][0]
                 kwargs = kwargs_for(cls, entry["kwargs"])
                 for batch in batch_sizes(config, model_name):
                     log(f"torch: train {model_name} {entry['spec']} {device} batch {batch}")

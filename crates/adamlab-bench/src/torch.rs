@@ -189,13 +189,21 @@ pub fn torch_devices(backends: impl IntoIterator<Item = BackendKind>) -> Vec<&'s
     [(cpu, "cpu"), (gpu, "cuda")].into_iter().filter(|&(wanted, _)| wanted).map(|(_, d)| d).collect()
 }
 
-/// The torch class name of a spec's reference, `torch.optim.NAME (…)` → `NAME`; `None` when its
-/// reference is not torch.optim.
-pub fn torch_class(spec: &OptimizerSpec) -> Option<&'static str> {
+/// The Python modules whose optimizer classes the script runs: torch's own, and bitsandbytes'
+/// (its 8-bit optimizers run on the CPU too, where the script's Python can import it).
+pub const REFERENCE_MODULES: [&str; 2] = ["torch.optim", "bitsandbytes.optim"];
+
+/// The Python module and class of a spec's reference, `torch.optim.NAME (…)` → (`torch.optim`,
+/// `NAME`), `bitsandbytes.optim.NAME (…)` likewise; `None` for a reference in no module of
+/// [`REFERENCE_MODULES`].
+pub fn reference_class(spec: &OptimizerSpec) -> Option<(&'static str, &'static str)> {
     let reference = spec.entry().reference;
     let path = reference.split_whitespace().next()?;
-    path.strip_prefix("torch.optim.")
-        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    REFERENCE_MODULES.into_iter().find_map(|module| {
+        let name = path.strip_prefix(module)?.strip_prefix('.')?;
+        let identifier = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        identifier.then_some((module, name))
+    })
 }
 
 /// Keywords of adamlab's own that no torch class takes: specs that differ only in them are one
@@ -216,7 +224,7 @@ pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
     specs
         .iter()
         .filter_map(|spec| {
-            let class = torch_class(spec)?;
+            let (module, class) = reference_class(spec)?;
             let kwargs: Map<String, Json> = spec
                 .args()
                 .values()
@@ -231,6 +239,7 @@ pub fn optimizers_json(specs: &[OptimizerSpec]) -> Vec<Json> {
             Some(json!({
                 "spec": crate::report::configuration(&spec.to_string()),
                 "reference": spec.entry().reference,
+                "module": module,
                 "class": class,
                 "kwargs": kwargs,
             }))
@@ -262,12 +271,15 @@ mod tests {
     }
 
     #[test]
-    fn torch_classes_come_from_the_registry_reference() {
+    fn reference_classes_come_from_the_registry_reference() {
         for entry in adamlab_optim::registry() {
             let spec = OptimizerSpec::parse(entry.name).unwrap();
-            let expected = entry.reference.starts_with("torch.optim.");
-            assert_eq!(torch_class(&spec).is_some(), expected, "{}", entry.name);
+            let expected = ["torch.optim.", "bitsandbytes.optim."].iter().any(|m| entry.reference.starts_with(m));
+            assert_eq!(reference_class(&spec).is_some(), expected, "{}", entry.name);
         }
+        let spec = OptimizerSpec::parse("adamw8bit").unwrap();
+        assert_eq!(reference_class(&spec), Some(("bitsandbytes.optim", "AdamW8bit")));
+        assert_eq!(optimizers_json(&[spec])[0]["module"], "bitsandbytes.optim");
     }
 
     #[test]

@@ -442,9 +442,11 @@ impl Busy {
         if r.backend.starts_with("torch") { self.torch } else { self.adamlab }
     }
 
-    /// A ratio cell, marked when `busy`.
+    /// A ratio cell, marked when `busy`: two decimals, or two significant digits below 0.1 (the
+    /// 8-bit step against bitsandbytes' CPU step is 0.003 or so, which two decimals would show as 0).
     fn ratio(self, value: Option<f64>, busy: bool) -> String {
-        value.map_or("—".into(), |x| marked(format!("{x:.2}"), busy))
+        let text = |x: f64| if x != 0.0 && x.abs() < 0.1 { format!("{x:.1e}") } else { format!("{x:.2}") };
+        value.map_or("—".into(), |x| marked(text(x), busy))
     }
 }
 
