@@ -142,9 +142,9 @@ fn whole_block(
         let vi = vi * c.beta2 + c.one_minus_beta2 * g * g;
         let mi = m[i] * old_absmax1;
         let mi = mi * c.beta1 + c.one_minus_beta1 * g;
-        let finite = g.is_finite();
-        v[i] = if finite { vi } else { 0.0 };
-        m[i] = if finite { mi } else { 0.0 };
+        let keep = finite_mask(g);
+        v[i] = f32::from_bits(vi.to_bits() & keep);
+        m[i] = f32::from_bits(mi.to_bits() & keep);
     }
     let (new_absmax1, new_absmax2) = (absmax_of(&m), absmax_of(&v));
     match c.decay {
@@ -178,8 +178,18 @@ fn update_theta<const DECAY: bool>(
         if DECAY {
             t = t * factor;
         }
-        theta[i] = if grad[i].is_finite() { t } else { theta[i] };
+        let keep = finite_mask(grad[i]);
+        theta[i] = f32::from_bits((t.to_bits() & keep) | (theta[i].to_bits() & !keep));
     }
+}
+
+/// All ones where `g` is finite, else 0: a select by bit masks (`x & keep` is x or +0), which
+/// the compiler vectorizes. `if g.is_finite() { x } else { 0.0 }` compiled to a branch per
+/// element, and the moments' loop ran one element at a time (perf annotate: about a third of
+/// the 8-bit step).
+#[inline(always)]
+fn finite_mask(g: f32) -> u32 {
+    u32::from((g.to_bits() & 0x7FFF_FFFF) < 0x7F80_0000).wrapping_neg()
 }
 
 /// Blocks per task of the parallel loop: 64 of them, 16 Ki elements.
