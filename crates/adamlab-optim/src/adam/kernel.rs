@@ -311,19 +311,21 @@ fn adam_kernel<N: Size>(
     }
 }
 
-/// The fused CPU step on bfloat16 moments (`state_dtype=bf16` on Flex, the backend that stores
-/// bfloat16): θ and the gradient as f32 slices, the moments as bfloat16 slices, updated in place
-/// by [`Adam::element`](FusedStep::element), each moment widened to f32 (exact) before it and
-/// stored after it (exact too: `element` rounded it already), without branches.
+/// The fused CPU steps where bfloat16 is stored (Flex, the backend that stores it), in one pass
+/// that widens each stored value to f32 (exact), steps it by [`Adam::element`](FusedStep::element)
+/// and stores it back, without branches:
+///
+/// - [`try_step`]: bfloat16 moments (`state_dtype=bf16`) of an f32 θ; `element` rounded them to
+///   bfloat16 values already, so storing drops zeros.
+/// - [`try_step_rounding`]: a bfloat16 θ with `bf16_stochastic_round`, f32 or bfloat16 moments; θ
+///   is rounded back by [`round_stochastic_f32`](crate::torch_ops::bf16::round_stochastic_f32)
+///   with its draw [`bits16`](crate::stochastic::bits16)`(key, index)`, the bits of the tensor-op
+///   path.
 pub(super) mod bf16 {
     use burn::optim::LearningRate;
     use burn::tensor::Tensor;
 
     use super::super::{Adam, AdamState};
-    #[cfg(feature = "flex")]
-    use super::AdamCoefficients;
-    #[cfg(feature = "flex")]
-    use crate::fused::{FusedStep, keeps};
 
     /// θ and the state after a step, or the step's inputs back when this loop does not take them.
     type Tried<const D: usize> = Result<
@@ -331,9 +333,9 @@ pub(super) mod bf16 {
         (Tensor<D>, Tensor<D>, Option<AdamState<D>>),
     >;
 
-    /// The step, when θ and the gradient are f32 Flex tensors without autodiff and the moments
-    /// are bfloat16 tensors on the same device (or not there yet, on a device that stores
-    /// bfloat16); otherwise the inputs back.
+    /// The step of bfloat16 moments, when θ and the gradient are f32 Flex tensors without
+    /// autodiff and the moments are bfloat16 tensors on the same device (or not there yet);
+    /// otherwise the inputs back.
     #[cfg(feature = "flex")]
     pub(crate) fn try_step<const D: usize>(
         adam: &Adam,
@@ -342,100 +344,39 @@ pub(super) mod bf16 {
         grad: Tensor<D>,
         state: Option<AdamState<D>>,
     ) -> Tried<D> {
-        use burn::backend::DispatchDevice;
-        use burn::tensor::DType;
+        use burn::tensor::{DType, bf16};
+        let keep = |x: f32, _: usize| x;
+        flex::step::<f32, bf16, _, D>(adam, lr, (theta, grad, state), [DType::F32, DType::BF16], &keep)
+    }
 
-        use crate::fused::cpu::{CpuTensor, for_each_chunk, vectorized};
-        use crate::fused::{Kernel, kernel_for};
+    /// The step of a bfloat16 θ rounded stochastically with the draws of `key`, when θ and the
+    /// gradient are bfloat16 Flex tensors without autodiff and the moments are tensors of the
+    /// `state_dtype` on the same device (or not there yet); otherwise the inputs back.
+    #[cfg(feature = "flex")]
+    pub(crate) fn try_step_rounding<const D: usize>(
+        adam: &Adam,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+        key: u64,
+    ) -> Tried<D> {
+        use super::super::StateDtype;
+        use burn::tensor::{DType, bf16};
+        use flex::Stored;
 
-        let device = theta.device();
-        let on_flex = matches!(device.as_dispatch(), DispatchDevice::Flex(_))
-            && kernel_for([&theta, &grad]) == Some(Kernel::Cpu)
-            && device.supports_dtype(DType::BF16);
-        let moments_fit = state.as_ref().is_none_or(|s| {
-            let fits = |t: &Tensor<D>| {
-                t.dtype() == DType::BF16 && !t.device().is_autodiff() && t.device() == device
-            };
-            <Adam as FusedStep<3>>::buffers(s).into_iter().flatten().all(fits)
-        });
-        if !on_flex || !moments_fit {
-            return Err((theta, grad, state));
-        }
-        if let Err(err) = crate::hyper::check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        let (c, buffers) = adam.prepare(lr, &theta, state);
-        // `prepare` starts missing moments as f32 zeros; as bfloat16 they are zeros too.
-        let mut moments = buffers
-            .tensors
-            .map(|t| t.map(|t| flex::Moment::take(t.cast(DType::BF16), DType::BF16)));
-        let amsgrad = moments[2].is_some();
-        let mut theta = CpuTensor::take(theta);
-        let grad = CpuTensor::take(grad);
-        let g = grad.read();
-        let [m, v, v_max] = moments
-            .each_mut()
-            .map(|b| b.as_mut().map_or(Default::default(), |b| b.write::<burn::tensor::bf16>()));
-        let (t, g_slice) = (theta.write(), &g[..]);
-        if amsgrad {
-            for_each_chunk(t, [m, v, v_max], g_slice, &|t, [m, v, v_max], g| {
-                vectorized_chunk::<0b111>(&c, t, g, m, v, v_max)
-            });
-        } else {
-            for_each_chunk(t, [m, v, v_max], g_slice, &|t, [m, v, v_max], g| {
-                vectorized_chunk::<0b011>(&c, t, g, m, v, v_max)
-            });
-        }
-        drop(g);
-        let state = <Adam as FusedStep<3>>::state(crate::fused::Buffers {
-            step: buffers.step,
-            tensors: moments.map(|b| b.map(flex::Moment::into_tensor)),
-        });
-        return Ok((theta.into_tensor(), state));
-
-        /// [`Adam::element`](FusedStep::element) over one chunk, compiled for the widest SIMD
-        /// level the machine has.
-        #[inline(always)]
-        fn vectorized_chunk<const KEPT: u32>(
-            c: &AdamCoefficients,
-            theta: &mut [f32],
-            grad: &[f32],
-            m: &mut [burn::tensor::bf16],
-            v: &mut [burn::tensor::bf16],
-            v_max: &mut [burn::tensor::bf16],
-        ) {
-            let c = *c;
-            vectorized(
-                #[inline(always)]
-                move || {
-                    let len = theta.len();
-                    let (grad, m, v) = (&grad[..len], &mut m[..len], &mut v[..len]);
-                    let v_max = if keeps(KEPT, 2) { &mut v_max[..len] } else { &mut v_max[..] };
-                    // bfloat16 is the top half of an f32: widening appends zeros (a NaN stays
-                    // a NaN), and storing a value `element` rounded drops zeros.
-                    let widen = |x: burn::tensor::bf16| f32::from_bits(u32::from(x.to_bits()) << 16);
-                    let narrow = |x: f32| burn::tensor::bf16::from_bits((x.to_bits() >> 16) as u16);
-                    for i in 0..len {
-                        let stored_max = if keeps(KEPT, 2) { widen(v_max[i]) } else { 0.0 };
-                        let (next, [mi, vi, max_i]) = <Adam as FusedStep<3>>::element::<KEPT>(
-                            &c,
-                            theta[i],
-                            grad[i],
-                            [widen(m[i]), widen(v[i]), stored_max],
-                        );
-                        theta[i] = next;
-                        m[i] = narrow(mi);
-                        v[i] = narrow(vi);
-                        if keeps(KEPT, 2) {
-                            v_max[i] = narrow(max_i);
-                        }
-                    }
-                },
-            )
+        let round = move |x: f32, index: usize| {
+            let random = crate::stochastic::bits16(key, index as u64);
+            bf16::narrow(crate::torch_ops::bf16::round_stochastic_f32(x, random))
+        };
+        let inputs = (theta, grad, state);
+        match adam.config.state_dtype {
+            StateDtype::F32 => flex::step::<bf16, f32, _, D>(adam, lr, inputs, [DType::BF16, DType::F32], &round),
+            StateDtype::Bf16 => flex::step::<bf16, bf16, _, D>(adam, lr, inputs, [DType::BF16, DType::BF16], &round),
         }
     }
 
-    /// Without Flex, no backend stores bfloat16 moments for this loop.
+    /// Without Flex, no backend stores bfloat16 for these loops.
     #[cfg(not(feature = "flex"))]
     pub(crate) fn try_step<const D: usize>(
         _adam: &Adam,
@@ -447,157 +388,104 @@ pub(super) mod bf16 {
         Err((theta, grad, state))
     }
 
-    /// Flex tensors of one dtype, taken out of their [`Tensor`] for a loop.
-    #[cfg(feature = "flex")]
-    pub(super) mod flex {
-        use burn::backend::flex::FlexTensor;
-        use burn::backend::{
-            BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
-        };
-        use burn::tensor::{DType, Tensor};
-
-        /// A Flex tensor of a dtype its taker checked.
-        pub(in super::super) struct Moment(FlexTensor);
-
-        impl Moment {
-            /// The primitive of `tensor`, which the caller checked to be a Flex tensor of `dtype`
-            /// without autodiff.
-            pub(in super::super) fn take<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Self {
-                #[allow(unreachable_patterns)]
-                match tensor.into_dispatch().kind {
-                    DispatchTensorKind::Flex(BackendTensor::Float(t)) if t.dtype() == dtype => Self(t),
-                    _ => panic!("fused step on a tensor that is not a {dtype:?} Flex tensor: checked by try_step"),
-                }
-            }
-
-            /// The elements in row-major order, to update in place: the tensor's own buffer when
-            /// no one else holds it and it is contiguous, else a contiguous copy first.
-            pub(in super::super) fn write<E: burn::tensor::Element + bytemuck::Pod>(&mut self) -> &mut [E] {
-                crate::fused::cpu::flex_elements_mut(&mut self.0)
-            }
-
-            /// Back into a [`Tensor`].
-            pub(in super::super) fn into_tensor<const D: usize>(self) -> Tensor<D> {
-                Tensor::from_dispatch(DispatchTensor {
-                    kind: DispatchTensorKind::Flex(BackendTensor::Float(self.0)),
-                    autodiff: DispatchAutodiffContext::Disabled,
-                })
-            }
-        }
-    }
-}
-
-/// The fused CPU step of a bfloat16 θ with `bf16_stochastic_round` (Flex, the backend that stores
-/// bfloat16): θ and the gradient as bfloat16 slices, the moments as f32 or bfloat16 ones
-/// (`state_dtype`), in one pass: each element widened to f32 (exact), stepped by
-/// [`Adam::element`](FusedStep::element), and θ rounded back by
-/// [`round_stochastic_f32`](crate::torch_ops::bf16::round_stochastic_f32) with its draw
-/// [`bits16`](crate::stochastic::bits16)`(key, index)`: the bits of the tensor-op path.
-pub(super) mod bf16_params {
-    use burn::optim::LearningRate;
-    use burn::tensor::Tensor;
-
-    use super::super::{Adam, AdamState};
-    #[cfg(feature = "flex")]
-    use super::AdamCoefficients;
-    #[cfg(feature = "flex")]
-    use crate::fused::{FusedStep, keeps};
-
-    /// θ and the state after a step, or the step's inputs back when this loop does not take them.
-    type Tried<const D: usize> = Result<
-        (Tensor<D>, Option<AdamState<D>>),
-        (Tensor<D>, Tensor<D>, Option<AdamState<D>>),
-    >;
-
-    /// The step, when θ and the gradient are bfloat16 Flex tensors without autodiff and the
-    /// moments are tensors of the `state_dtype` on the same device (or not there yet);
-    /// otherwise the inputs back.
-    #[cfg(feature = "flex")]
-    pub(crate) fn try_step<const D: usize>(
-        adam: &Adam,
-        lr: LearningRate,
+    /// Without Flex, no backend stores bfloat16 for these loops.
+    #[cfg(not(feature = "flex"))]
+    pub(crate) fn try_step_rounding<const D: usize>(
+        _adam: &Adam,
+        _lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
         state: Option<AdamState<D>>,
-        key: u64,
+        _key: u64,
     ) -> Tried<D> {
-        use burn::backend::DispatchDevice;
-        use burn::tensor::{DType, bf16};
+        Err((theta, grad, state))
+    }
 
-        use super::super::StateDtype;
-        use super::bf16::flex::Moment;
+    /// The loop over Flex tensors taken out of their [`Tensor`]s.
+    #[cfg(feature = "flex")]
+    mod flex {
+        use burn::backend::flex::FlexTensor;
+        use burn::backend::{
+            BackendTensor, DispatchAutodiffContext, DispatchDevice, DispatchTensor, DispatchTensorKind,
+        };
+        use burn::optim::LearningRate;
+        use burn::tensor::{DType, Tensor};
+
+        use super::super::super::{Adam, AdamState};
+        use super::super::AdamCoefficients;
+        use super::Tried;
         use crate::fused::cpu::{for_each_chunk_at, vectorized};
+        use crate::fused::{Buffers, FusedStep, keeps};
 
-        let device = theta.device();
-        let fits = |t: &Tensor<D>, dtype: DType| {
-            t.dtype() == dtype && !t.device().is_autodiff() && t.device() == device
-        };
-        let moment_dtype = match adam.config.state_dtype {
-            StateDtype::F32 => DType::F32,
-            StateDtype::Bf16 => DType::BF16,
-        };
-        let on_flex = matches!(device.as_dispatch(), DispatchDevice::Flex(_))
-            && fits(&theta, DType::BF16)
-            && fits(&grad, DType::BF16);
-        let moments_fit = state.as_ref().is_none_or(|s| {
-            <Adam as FusedStep<3>>::buffers(s).into_iter().flatten().all(|t| fits(t, moment_dtype))
-        });
-        if !on_flex || !moments_fit {
-            return Err((theta, grad, state));
-        }
-        if let Err(err) = crate::hyper::check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        // `prepare` starts missing moments as zeros of θ's dtype; in the moments' they are zeros too.
-        let (c, buffers) = adam.prepare(lr, &theta, state);
-        let mut moments = buffers
-            .tensors
-            .map(|t| t.map(|t| Moment::take(t.cast(moment_dtype), moment_dtype)));
-        let amsgrad = moments[2].is_some();
-        let mut theta = Moment::take(theta, DType::BF16);
-        let mut grad = Moment::take(grad, DType::BF16);
-        let (t, g) = (theta.write::<bf16>(), &grad.write::<bf16>()[..]);
-        match (moment_dtype, amsgrad) {
-            (DType::F32, true) => chunks::<f32, 0b111>(&c, key, t, g, &mut moments),
-            (DType::F32, false) => chunks::<f32, 0b011>(&c, key, t, g, &mut moments),
-            (_, true) => chunks::<bf16, 0b111>(&c, key, t, g, &mut moments),
-            (_, false) => chunks::<bf16, 0b011>(&c, key, t, g, &mut moments),
-        }
-        let state = <Adam as FusedStep<3>>::state(crate::fused::Buffers {
-            step: buffers.step,
-            tensors: moments.map(|b| b.map(Moment::into_tensor)),
-        });
-        return Ok((theta.into_tensor(), state));
-
-        /// The loop over every chunk, in parallel, with moments stored as `M`.
-        fn chunks<M: Stored, const KEPT: u32>(
-            c: &AdamCoefficients,
-            key: u64,
-            theta: &mut [bf16],
-            grad: &[bf16],
-            moments: &mut [Option<Moment>; 3],
-        ) {
+        /// The step with θ and the gradient stored as `T` and the moments as `M`, of the dtypes
+        /// `[θ's, the moments']`, when every tensor is a Flex tensor of its dtype without autodiff
+        /// on θ's device (missing moments start as zeros); otherwise the inputs back.
+        ///
+        /// `round` stores θ back as `T` from the f32 that `element` returned and the element's
+        /// index in the tensor (a generic, so that it is inlined into the vectorized loop).
+        pub(super) fn step<T: Stored, M: Stored, R: Fn(f32, usize) -> T + Sync, const D: usize>(
+            adam: &Adam,
+            lr: LearningRate,
+            (theta, grad, state): (Tensor<D>, Tensor<D>, Option<AdamState<D>>),
+            [theta_dtype, moment_dtype]: [DType; 2],
+            round: &R,
+        ) -> Tried<D> {
+            let device = theta.device();
+            let fits = |t: &Tensor<D>, dtype: DType| {
+                t.dtype() == dtype && !t.device().is_autodiff() && t.device() == device
+            };
+            let on_flex = matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+                && device.supports_dtype(DType::BF16)
+                && fits(&theta, theta_dtype)
+                && fits(&grad, theta_dtype);
+            let moments_fit = state.as_ref().is_none_or(|s| {
+                <Adam as FusedStep<3>>::buffers(s).into_iter().flatten().all(|t| fits(t, moment_dtype))
+            });
+            if !on_flex || !moments_fit {
+                return Err((theta, grad, state));
+            }
+            if let Err(err) = crate::hyper::check_learning_rate(lr) {
+                panic!("{err}");
+            }
+            // `prepare` starts missing moments as zeros of θ's dtype; in the moments' they are zeros too.
+            let (c, buffers) = adam.prepare(lr, &theta, state);
+            let mut moments = buffers
+                .tensors
+                .map(|t| t.map(|t| Buffer::take(t.cast(moment_dtype), moment_dtype)));
+            let amsgrad = moments[2].is_some();
+            let mut theta = Buffer::take(theta, theta_dtype);
+            let grad = Buffer::take(grad, theta_dtype);
+            let g = grad.read::<T>();
+            let (t, g) = (theta.write::<T>(), &g[..]);
             let [m, v, v_max] = moments
                 .each_mut()
                 .map(|b| b.as_mut().map_or(Default::default(), |b| b.write::<M>()));
-            for_each_chunk_at(0, theta, [m, v, v_max], grad, &|offset, t, [m, v, v_max], g| {
-                vectorized_chunk::<M, KEPT>(c, key, offset, t, g, m, v, v_max)
+            if amsgrad {
+                for_each_chunk_at(0, t, [m, v, v_max], g, &|offset, t, [m, v, v_max], g| {
+                    vectorized_chunk::<T, M, R, 0b111>(&c, round, offset, t, g, [m, v, v_max])
+                });
+            } else {
+                for_each_chunk_at(0, t, [m, v, v_max], g, &|offset, t, [m, v, v_max], g| {
+                    vectorized_chunk::<T, M, R, 0b011>(&c, round, offset, t, g, [m, v, v_max])
+                });
+            }
+            let state = <Adam as FusedStep<3>>::state(Buffers {
+                step: buffers.step,
+                tensors: moments.map(|b| b.map(Buffer::into_tensor)),
             });
+            Ok((theta.into_tensor(), state))
         }
 
         /// [`Adam::element`](FusedStep::element) over one chunk starting at element `offset`,
         /// compiled for the widest SIMD level the machine has.
         #[inline(always)]
-        #[allow(clippy::too_many_arguments)]
-        fn vectorized_chunk<M: Stored, const KEPT: u32>(
+        fn vectorized_chunk<T: Stored, M: Stored, R: Fn(f32, usize) -> T, const KEPT: u32>(
             c: &AdamCoefficients,
-            key: u64,
+            round: &R,
             offset: usize,
-            theta: &mut [bf16],
-            grad: &[bf16],
-            m: &mut [M],
-            v: &mut [M],
-            v_max: &mut [M],
+            theta: &mut [T],
+            grad: &[T],
+            [m, v, v_max]: [&mut [M]; 3],
         ) {
             let c = *c;
             vectorized(
@@ -614,8 +502,7 @@ pub(super) mod bf16_params {
                             grad[i].widen(),
                             [m[i].widen(), v[i].widen(), stored_max],
                         );
-                        let random = crate::stochastic::bits16(key, (offset + i) as u64);
-                        theta[i] = bf16::narrow(crate::torch_ops::bf16::round_stochastic_f32(next, random));
+                        theta[i] = round(next, offset + i);
                         m[i] = M::narrow(mi);
                         v[i] = M::narrow(vi);
                         if keeps(KEPT, 2) {
@@ -625,52 +512,77 @@ pub(super) mod bf16_params {
                 },
             )
         }
-    }
 
-    /// Without Flex, no backend stores bfloat16 parameters for this loop.
-    #[cfg(not(feature = "flex"))]
-    pub(crate) fn try_step<const D: usize>(
-        _adam: &Adam,
-        _lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamState<D>>,
-        _key: u64,
-    ) -> Tried<D> {
-        Err((theta, grad, state))
-    }
-
-    /// An element as a loop stores it: f32, or bfloat16, the top half of an f32.
-    #[cfg(feature = "flex")]
-    trait Stored: burn::tensor::Element + bytemuck::Pod + Send + Sync {
-        /// The f32 it is (exact).
-        fn widen(self) -> f32;
-        /// `x`, which holds a value of this type already (rounded by the step), stored.
-        fn narrow(x: f32) -> Self;
-    }
-
-    #[cfg(feature = "flex")]
-    impl Stored for f32 {
-        #[inline(always)]
-        fn widen(self) -> f32 {
-            self
+        /// An element as a loop stores it: f32, or bfloat16, the top half of an f32.
+        pub(in super::super) trait Stored: burn::tensor::Element + bytemuck::Pod + Send + Sync {
+            /// The f32 it is (exact).
+            fn widen(self) -> f32;
+            /// `x`, which holds a value of this type already (rounded by the step), stored.
+            fn narrow(x: f32) -> Self;
         }
-        #[inline(always)]
-        fn narrow(x: f32) -> Self {
-            x
-        }
-    }
 
-    /// Widening appends zeros (a NaN stays a NaN); narrowing drops the zeros a rounded value has.
-    #[cfg(feature = "flex")]
-    impl Stored for burn::tensor::bf16 {
-        #[inline(always)]
-        fn widen(self) -> f32 {
-            f32::from_bits(u32::from(self.to_bits()) << 16)
+        impl Stored for f32 {
+            #[inline(always)]
+            fn widen(self) -> f32 {
+                self
+            }
+            #[inline(always)]
+            fn narrow(x: f32) -> Self {
+                x
+            }
         }
-        #[inline(always)]
-        fn narrow(x: f32) -> Self {
-            Self::from_bits((x.to_bits() >> 16) as u16)
+
+        /// Widening appends zeros (a NaN stays a NaN); narrowing drops the zeros a rounded value has.
+        impl Stored for burn::tensor::bf16 {
+            #[inline(always)]
+            fn widen(self) -> f32 {
+                f32::from_bits(u32::from(self.to_bits()) << 16)
+            }
+            #[inline(always)]
+            fn narrow(x: f32) -> Self {
+                Self::from_bits((x.to_bits() >> 16) as u16)
+            }
+        }
+
+        /// A Flex tensor of a dtype its taker checked, its elements read or updated in place.
+        struct Buffer(FlexTensor);
+
+        impl Buffer {
+            /// The primitive of `tensor`, which the caller checked to be a Flex tensor of `dtype`
+            /// without autodiff.
+            fn take<const D: usize>(tensor: Tensor<D>, dtype: DType) -> Self {
+                #[allow(unreachable_patterns)]
+                match tensor.into_dispatch().kind {
+                    DispatchTensorKind::Flex(BackendTensor::Float(t)) if t.dtype() == dtype => Self(t),
+                    _ => panic!("fused step on a tensor that is not a {dtype:?} Flex tensor: checked by step"),
+                }
+            }
+
+            /// The elements in row-major order: borrowed when the tensor is contiguous (another
+            /// holder of the buffer, as a gradient reused step after step, costs no copy), else
+            /// copied.
+            fn read<E: burn::tensor::Element + bytemuck::Pod>(&self) -> std::borrow::Cow<'_, [E]> {
+                match self.0.as_slice::<E>() {
+                    Some(slice) => std::borrow::Cow::Borrowed(slice),
+                    None => std::borrow::Cow::Owned(
+                        self.0.to_contiguous().as_slice::<E>().expect("contiguous").to_vec(),
+                    ),
+                }
+            }
+
+            /// The elements in row-major order, to update in place: the tensor's own buffer when
+            /// no one else holds it and it is contiguous, else a contiguous copy first.
+            fn write<E: burn::tensor::Element + bytemuck::Pod>(&mut self) -> &mut [E] {
+                crate::fused::cpu::flex_elements_mut(&mut self.0)
+            }
+
+            /// Back into a [`Tensor`].
+            fn into_tensor<const D: usize>(self) -> Tensor<D> {
+                Tensor::from_dispatch(DispatchTensor {
+                    kind: DispatchTensorKind::Flex(BackendTensor::Float(self.0)),
+                    autodiff: DispatchAutodiffContext::Disabled,
+                })
+            }
         }
     }
 }

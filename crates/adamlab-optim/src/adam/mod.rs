@@ -436,7 +436,7 @@ impl Adam {
             state.map(|s| AdamState { rounding_stream: Some(stream), ..s })
         };
         let (theta, grad, state) = if self.config.fused {
-            match kernel::bf16_params::try_step(self, lr, theta, grad, state, key) {
+            match kernel::bf16::try_step_rounding(self, lr, theta, grad, state, key) {
                 Ok((theta, state)) => return (theta, with_stream(state)),
                 Err(inputs) => inputs,
             }
