@@ -26,7 +26,8 @@ out=benchmarks
 # The same 1e7 parameters split into 100 tensors: the per-tensor overhead.
 "$A" bench step --backends ndarray,flex --params 1e7 --tensors 100 --torch --rounds 3 \
     --optimizers 'adam,adam(fused=false),burn-adam' --json "$out/step-100-tensors.json"
-# Low-bit states against PyTorch's fused f32 AdamW: 8-bit moments and bfloat16 moments.
+# Low-bit states against PyTorch's fused f32 AdamW: 8-bit moments and bfloat16 moments; and the
+# 8-bit steps against bitsandbytes' own (0.50.2, its CPU path) where that Python imports it.
 "$A" bench step --backends flex --params 1e7,1e8 --torch --warmup 1 --repeats 5 --rounds 2 \
     --optimizers 'adamw,adamw8bit,adamw(state_dtype=bf16),lion,lion8bit' --json "$out/step-low-bit.json"
 # wgpu (llvmpipe here: the "GPU" is the same two cores).
