@@ -15,7 +15,7 @@ use cubecl::prelude::*;
 use super::{AdaBelief, AdaBeliefState, Update, decay_factor};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, keeps};
 #[cfg(cube_kernels)]
 use crate::torch_ops::mul_add_vector;
 use crate::torch_ops::{self, mul_add};
@@ -56,19 +56,7 @@ pub(crate) struct AdaBeliefCoefficients {
 impl FusedStep<3> for AdaBelief {
     type Coefficients = AdaBeliefCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdaBeliefState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &AdaBeliefState<D>) -> [Option<&Tensor<D>>; 3] {
         [

@@ -14,7 +14,7 @@ use cubecl::prelude::*;
 use super::{Adagrad, AdagradState, decayed_lr};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped};
+use crate::fused::{Buffers, FusedStep};
 
 /// The scalars of one Adagrad step, as [`Adagrad::reference_step`] hands them to its tensor
 /// ops: each computed in f64 and rounded once to f32.
@@ -33,19 +33,7 @@ pub(crate) struct AdagradCoefficients {
 impl FusedStep<1> for Adagrad {
     type Coefficients = AdagradCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdagradState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &AdagradState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.sum)]

@@ -20,7 +20,7 @@ use super::{Adam, AdamConfig, AdamState, StateDtype};
 use crate::torch_ops::bf16::round_f32;
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Kernel, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, Kernel, keeps};
 
 /// The slot of v_max in Adam's state, whose slots are [m, v, v_max].
 const MAX_EXP_AVG_SQ: usize = 2;
@@ -86,9 +86,7 @@ impl AdamCoefficients {
 impl FusedStep<3> for Adam {
     type Coefficients = AdamCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
+    crate::fused::keyword_and_reference!();
 
     /// The CubeCL kernel keeps f32 moments only: with bfloat16 ones, wgpu takes the reference.
     fn runs_on(&self, kernel: Kernel) -> bool {
@@ -98,16 +96,6 @@ impl FusedStep<3> for Adam {
             Kernel::Cube => self.config.state_dtype == StateDtype::F32,
             _ => true,
         }
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
     }
 
     fn buffers<const D: usize>(state: &AdamState<D>) -> [Option<&Tensor<D>>; 3] {

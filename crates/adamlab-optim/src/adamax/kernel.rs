@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 use super::{Adamax, AdamaxState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped};
+use crate::fused::{Buffers, FusedStep};
 use crate::torch_ops::{self, mul_add};
 #[cfg(cube_kernels)]
 use crate::torch_ops::mul_add_vector;
@@ -55,19 +55,7 @@ pub(crate) struct AdamaxCoefficients {
 impl FusedStep<2> for Adamax {
     type Coefficients = AdamaxCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamaxState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &AdamaxState<D>) -> [Option<&Tensor<D>>; 2] {
         [Some(&state.exp_avg), Some(&state.exp_inf)]

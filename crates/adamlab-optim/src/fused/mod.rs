@@ -96,7 +96,8 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
     /// coefficients are equal can share a launch ([`step_many_dyn`]).
     type Coefficients: Copy + Send + Sync + PartialEq;
 
-    /// Whether the configuration asks for the fused step (its `fused` keyword).
+    /// Whether the configuration asks for the fused step (its `fused` keyword). Written by
+    /// [`keyword_and_reference!`], as is [`reference`](Self::reference).
     fn fused(&self) -> bool;
 
     /// Whether this configuration's step can run on `kernel` (else the reference runs): every
@@ -155,6 +156,29 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
         kept: [bool; S],
     );
 }
+
+/// The two [`FusedStep`] methods that every fused optimizer would write alike, written inside
+/// its `impl FusedStep`: [`fused`](FusedStep::fused) reads the `fused` keyword of the
+/// optimizer's `config` field, and [`reference`](FusedStep::reference) is its inherent
+/// `reference_step`, the tensor-op step its documentation shows.
+macro_rules! keyword_and_reference {
+    () => {
+        fn fused(&self) -> bool {
+            self.config.fused
+        }
+
+        fn reference<const D: usize>(
+            &self,
+            lr: ::burn::optim::LearningRate,
+            theta: ::burn::tensor::Tensor<D>,
+            grad: ::burn::tensor::Tensor<D>,
+            state: Option<Self::State<D>>,
+        ) -> $crate::fused::Stepped<Self, D> {
+            self.reference_step(lr, theta, grad, state)
+        }
+    };
+}
+pub(crate) use keyword_and_reference;
 
 /// The state buffers of one fused step, by slot, and the step's number.
 pub(crate) struct Buffers<const D: usize, const S: usize> {

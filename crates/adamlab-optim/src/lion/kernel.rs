@@ -14,7 +14,7 @@ use cubecl::prelude::*;
 use super::{Lion, LionState, decay_factor};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped};
+use crate::fused::{Buffers, FusedStep};
 
 /// The scalars of one Lion step, as [`Lion::reference_step`] hands them to its tensor ops: each
 /// computed in f64 and rounded once to f32.
@@ -49,19 +49,7 @@ fn sign(x: f32) -> f32 {
 impl FusedStep<1> for Lion {
     type Coefficients = LionCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<LionState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &LionState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.exp_avg)]

@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 use super::{RmsProp, RmsPropState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The slots of RMSprop's state, [v, ḡ, b]: ḡ kept when centered, b with momentum.
 const GRAD_AVG: usize = 1;
@@ -69,19 +69,7 @@ pub(crate) struct RmsPropCoefficients {
 impl FusedStep<3> for RmsProp {
     type Coefficients = RmsPropCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<RmsPropState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &RmsPropState<D>) -> [Option<&Tensor<D>>; 3] {
         [

@@ -14,7 +14,7 @@ use cubecl::prelude::*;
 use super::{Sgd, SgdState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The one slot of SGD's state, the momentum buffer b, kept when the momentum is not 0.
 const MOMENTUM_BUFFER: usize = 0;
@@ -43,19 +43,7 @@ pub(crate) struct SgdCoefficients {
 impl FusedStep<1> for Sgd {
     type Coefficients = SgdCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<SgdState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &SgdState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.momentum_buffer)]
