@@ -121,38 +121,30 @@ struct AdagradScalars {
     eps: f32,
 }
 
-/// [`Adagrad::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-fn adagrad_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    s: &mut Sequence<Box<[Vector<f32, N>]>>,
-    scalars: &AdagradScalars,
-    #[comptime] maximize: bool,
-    #[comptime] weight_decay: bool,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let g = cube::gradient::<N>(
-                grad[k][i],
-                theta[k][i],
-                scalars.weight_decay,
-                maximize,
-                weight_decay,
-            );
-            let theta_i = theta[k][i];
-            let s_i = s[k][i] + g * g;
-            let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
-            (&mut theta[k])[i] = theta_i - g * Vector::new(scalars.clr) / std;
-            (&mut s[k])[i] = s_i;
-        }
-        start = end;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`Adagrad::element`](FusedStep::element) on a vector of elements.
+    fn adagrad_kernel(
+        theta,
+        grad,
+        [s],
+        scalars: &AdagradScalars,
+        #[comptime] maximize: bool,
+        #[comptime] weight_decay: bool,
+    )
+    for (k, i) {
+        let g = cube::gradient::<N>(
+            grad[k][i],
+            theta[k][i],
+            scalars.weight_decay,
+            maximize,
+            weight_decay,
+        );
+        let theta_i = theta[k][i];
+        let s_i = s[k][i] + g * g;
+        let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
+        (&mut theta[k])[i] = theta_i - g * Vector::new(scalars.clr) / std;
+        (&mut s[k])[i] = s_i;
     }
 }
