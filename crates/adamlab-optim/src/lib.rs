@@ -45,6 +45,8 @@ pub mod schedule;
 pub mod schedule_free_adamw;
 pub mod sgd;
 pub mod spec;
+#[cfg(test)]
+mod testing;
 pub mod torch_ops;
 
 pub use adam::{Adam, AdamConfig, AdamState};

@@ -213,30 +213,14 @@ pub struct AdagradState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::thetas;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    /// θ after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: AdagradConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
-        let adagrad = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = adagrad.step(LR, theta.clone(), tensor(*g), state.take());
-                theta.to_data()
-            })
-            .collect()
+        thetas(&config.build().unwrap(), LR, grads)
     }
 
     // f32 holds these values to ~2e-7; 1e-6 leaves room for the order of operations only.

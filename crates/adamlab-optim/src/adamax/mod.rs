@@ -225,30 +225,14 @@ impl Optimizer for Adamax {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{device, tensor, thetas};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    /// θ after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: AdamaxConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
-        let adamax = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = adamax.step(LR, theta.clone(), tensor(*g), state.take());
-                theta.to_data()
-            })
-            .collect()
+        thetas(&config.build().unwrap(), LR, grads)
     }
 
     /// Hand-computed in f64 (lr 0.1, torch's defaults):

@@ -223,38 +223,21 @@ impl Optimizer for Lion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` at learning rate `lr` over `grads` from θ₀ = [1, −2], returning θ and m
-    /// after each step.
+    /// θ and m after each of `grads` at learning rate `lr`, from θ₀ = [1, −2].
     fn trajectory(
         config: LionConfig,
         lr: f64,
         grads: &[[f32; 2]],
     ) -> Vec<(TensorData, TensorData)> {
-        let lion = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                let (next, next_state) = lion.step(lr, theta.clone(), tensor(*g), state.take());
-                theta = next;
-                let m = next_state.as_ref().unwrap().exp_avg.to_data();
-                state = next_state;
-                (theta.to_data(), m)
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&LionState<1>>| {
+            (theta.to_data(), state.unwrap().exp_avg.to_data())
+        };
+        testing::trajectory(&config.build().unwrap(), lr, grads, look)
     }
 
     /// Hand-computed (lr 0.1, β = (0.9, 0.99)):

@@ -257,34 +257,17 @@ impl Optimizer for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, tensor};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the momentum
-    /// buffer (if any) after each step.
+    /// θ and the momentum buffer (if any) after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: SgdConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, Option<TensorData>)> {
-        let sgd = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = sgd.step(LR, theta.clone(), tensor(*g), state.take());
-                let buffer = state
-                    .as_ref()
-                    .map(|s: &SgdState<1>| s.momentum_buffer.to_data());
-                (theta.to_data(), buffer)
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&SgdState<1>>| {
+            (theta.to_data(), state.map(|s| s.momentum_buffer.to_data()))
+        };
+        testing::trajectory(&config.build().unwrap(), LR, grads, look)
     }
 
     /// θ after each step, against hand-computed values. f32 holds these to ~1e-7; 1e-6 leaves
