@@ -32,7 +32,7 @@ use std::any::Any;
 
 use burn::optim::{DynOptimizer, DynState, LearningRate, Optimizer};
 use burn::tensor::kind::BridgeTensor;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::hyper::check_learning_rate;
 
@@ -179,6 +179,70 @@ macro_rules! keyword_and_reference {
     };
 }
 pub(crate) use keyword_and_reference;
+
+/// A fused optimizer's `impl Optimizer`, and its [`EvalWeights`](crate::registry::EvalWeights)
+/// (the weights trained): `step` is [`step`], and `to_device` moves the state's tensor fields
+/// (named after the state type; a tensor or an optional one, see [`ToDevice`]) and keeps the
+/// others. `impl_optimizer!(Sgd, SgdState { momentum_buffer })`.
+macro_rules! impl_optimizer {
+    ($optimizer:ident, $state:ident { $($tensor:ident),+ $(,)? }) => {
+        impl $crate::registry::EvalWeights for $optimizer {}
+
+        impl ::burn::optim::Optimizer for $optimizer {
+            type State<const D: usize> = $state<D>;
+
+            /// One step for one parameter tensor: the fused step where the configuration and
+            /// the tensors allow it, else the reference step (see
+            /// [`fused::step`](crate::fused::step)); the optimizer's documentation gives the
+            /// update rule.
+            ///
+            /// # Panics
+            /// If `lr` is negative or not finite: burn's optimizer interface cannot return an
+            /// error, so callers that take the learning rate from a user check it first with
+            /// [`check_learning_rate`](crate::check_learning_rate).
+            fn step<const D: usize>(
+                &self,
+                lr: ::burn::optim::LearningRate,
+                theta: ::burn::tensor::Tensor<D>,
+                grad: ::burn::tensor::Tensor<D>,
+                state: Option<Self::State<D>>,
+            ) -> $crate::fused::Stepped<Self, D> {
+                $crate::fused::step(self, lr, theta, grad, state)
+            }
+
+            #[allow(clippy::needless_update)]
+            fn to_device<const D: usize>(
+                state: Self::State<D>,
+                device: &::burn::tensor::Device,
+            ) -> Self::State<D> {
+                $state {
+                    $($tensor: $crate::fused::ToDevice::to_device(state.$tensor, device),)+
+                    ..state
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_optimizer;
+
+/// A field of an optimizer's state that [`Optimizer::to_device`] moves: a tensor, or an
+/// optional one.
+pub(crate) trait ToDevice {
+    /// This field on `device`.
+    fn to_device(self, device: &Device) -> Self;
+}
+
+impl<const D: usize> ToDevice for Tensor<D> {
+    fn to_device(self, device: &Device) -> Self {
+        Tensor::to_device(self, device)
+    }
+}
+
+impl<T: ToDevice> ToDevice for Option<T> {
+    fn to_device(self, device: &Device) -> Self {
+        self.map(|t| t.to_device(device))
+    }
+}
 
 /// The state buffers of one fused step, by slot, and the step's number.
 pub(crate) struct Buffers<const D: usize, const S: usize> {

@@ -8,20 +8,20 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::fused;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, Value};
 use crate::keywords::{self, FUSED_ADAMLAB};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Lion`], with `lion_pytorch.Lion`'s defaults.
     ///
-    /// The learning rate is passed to every [`step`](Optimizer::step), as burn does; `init_lr` is
-    /// the one lion-pytorch was constructed with, which only its decoupled weight decay reads.
+    /// The learning rate is passed to every [`step`](burn::optim::Optimizer::step), as burn
+    /// does; `init_lr` is the one lion-pytorch was constructed with, which only its decoupled
+    /// weight decay reads.
     pub struct LionConfig {
         LR => 1e-4;
         Keyword {
@@ -192,33 +192,7 @@ impl Lion {
     }
 }
 
-impl EvalWeights for Lion {}
-
-impl Optimizer for Lion {
-    type State<const D: usize> = LionState<D>;
-
-    /// One Lion step for one parameter tensor; see [`Lion`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        LionState {
-            exp_avg: state.exp_avg.to_device(device),
-        }
-    }
-}
+crate::fused::impl_optimizer!(Lion, LionState { exp_avg });
 
 #[cfg(test)]
 mod tests {

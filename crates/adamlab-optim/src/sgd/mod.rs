@@ -33,20 +33,20 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::fused;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, CycledMomentum};
 use crate::keywords::{FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
+    /// [`step`](burn::optim::Optimizer::step).
+    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct SgdConfig {
         LR => 0.001;
@@ -226,37 +226,12 @@ impl Sgd {
     }
 }
 
-impl EvalWeights for Sgd {}
-
-impl Optimizer for Sgd {
-    type State<const D: usize> = SgdState<D>;
-
-    /// One SGD step for one parameter tensor; see [`Sgd`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        SgdState {
-            momentum_buffer: state.momentum_buffer.to_device(device),
-        }
-    }
-}
+crate::fused::impl_optimizer!(Sgd, SgdState { momentum_buffer });
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::Optimizer;
     use crate::testing::{self, tensor};
     use burn::tensor::{TensorData, Tolerance};
 
