@@ -185,17 +185,10 @@ pub struct AdadeltaState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use burn::tensor::{TensorData, Tolerance};
 
     const GRADS: [[f32; 2]; 2] = [[0.5, -1.0], [0.25, 0.5]];
-
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
 
     /// θ, v and u after one step.
     struct Step {
@@ -204,23 +197,17 @@ mod tests {
         acc_delta: TensorData,
     }
 
-    /// Runs `config` at `lr` over the gradients `grads` from θ₀ = [1, −2].
+    /// θ, v and u after each of `grads` at learning rate `lr`, from θ₀ = [1, −2].
     fn trajectory(config: AdadeltaConfig, lr: f64, grads: &[[f32; 2]]) -> Vec<Step> {
-        let adadelta = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state: Option<AdadeltaState<1>> = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = adadelta.step(lr, theta.clone(), tensor(*g), state.take());
-                let s = state.as_ref().unwrap();
-                Step {
-                    theta: theta.to_data(),
-                    square_avg: s.square_avg.to_data(),
-                    acc_delta: s.acc_delta.to_data(),
-                }
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&AdadeltaState<1>>| {
+            let s = state.unwrap();
+            Step {
+                theta: theta.to_data(),
+                square_avg: s.square_avg.to_data(),
+                acc_delta: s.acc_delta.to_data(),
+            }
+        };
+        testing::trajectory(&config.build().unwrap(), lr, grads, look)
     }
 
     /// θ ~ 1 in f32 holds ~1e-7; 1e-6 leaves room for the order of operations only.

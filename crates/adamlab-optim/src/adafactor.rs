@@ -283,30 +283,14 @@ fn machine_epsilon<const D: usize>(theta: &Tensor<D>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{device, tensor as vector, thetas};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.01;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn vector(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    /// θ after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: AdafactorConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
-        let adafactor = config.build().unwrap();
-        let mut theta = vector([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = adafactor.step(LR, theta.clone(), vector(*g), state.take());
-                theta.to_data()
-            })
-            .collect()
+        thetas(&config.build().unwrap(), LR, grads)
     }
 
     // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.

@@ -213,31 +213,17 @@ impl Optimizer for Asgd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the state
-    /// after each step.
+    /// θ and the state after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: AsgdConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, AsgdState<1>)> {
-        let asgd = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = asgd.step(LR, theta.clone(), tensor(*g), state.take());
-                (theta.to_data(), state.clone().unwrap())
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&AsgdState<1>>| {
+            (theta.to_data(), state.unwrap().clone())
+        };
+        testing::trajectory(&config.build().unwrap(), LR, grads, look)
     }
 
     // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.

@@ -46,6 +46,8 @@ pub mod schedule_free_adamw;
 pub mod sgd;
 pub mod spec;
 pub mod stochastic;
+#[cfg(test)]
+mod testing;
 pub mod torch_ops;
 
 pub use adam::{Adam, AdamConfig, AdamState};

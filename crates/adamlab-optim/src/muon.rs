@@ -410,11 +410,8 @@ fn newton_schulz(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::device;
     use burn::tensor::{FloatDType, TensorData, Tolerance};
-
-    fn device() -> Device {
-        Device::flex()
-    }
 
     fn values(tensor: Tensor<2>) -> Vec<f32> {
         tensor.to_data().try_to_vec::<f32>().unwrap()

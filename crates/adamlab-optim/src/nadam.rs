@@ -257,31 +257,17 @@ impl Optimizer for NAdam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, tensor};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the state after
-    /// each step.
+    /// θ and the state after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: NAdamConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, NAdamState<1>)> {
-        let nadam = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = nadam.step(LR, theta.clone(), tensor(*g), state.take());
-                (theta.to_data(), state.clone().unwrap())
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&NAdamState<1>>| {
+            (theta.to_data(), state.unwrap().clone())
+        };
+        testing::trajectory(&config.build().unwrap(), LR, grads, look)
     }
 
     /// Hand-computed in f64 (lr 0.1, torch's defaults, ψ = 0.004):

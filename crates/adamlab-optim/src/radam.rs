@@ -248,30 +248,14 @@ impl Optimizer for RAdam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{tensor, thetas};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    /// θ after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: RAdamConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
-        let radam = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = radam.step(LR, theta.clone(), tensor(*g), state.take());
-                theta.to_data()
-            })
-            .collect()
+        thetas(&config.build().unwrap(), LR, grads)
     }
 
     /// ρₜ with torch's defaults (β₂ = 0.999): ρ∞ = 1999, and ρₜ first exceeds 5 at t = 6.

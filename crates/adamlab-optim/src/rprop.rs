@@ -199,36 +199,21 @@ impl Optimizer for Rprop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, tensor};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` at learning rates `lrs` over the gradients `grads` from θ₀ = [1, −2],
-    /// returning θ and the state after each step.
+    /// θ and the state after each of `grads` at the learning rates `lrs`, from θ₀ = [1, −2].
     fn trajectory(
         config: RpropConfig,
         lrs: &[f64],
         grads: &[[f32; 2]],
     ) -> Vec<(TensorData, RpropState<1>)> {
-        let rprop = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .zip(lrs)
-            .map(|(g, lr)| {
-                (theta, state) = rprop.step(*lr, theta.clone(), tensor(*g), state.take());
-                (theta.to_data(), state.clone().unwrap())
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&RpropState<1>>| {
+            (theta.to_data(), state.unwrap().clone())
+        };
+        testing::trajectory_at(&config.build().unwrap(), lrs.iter().copied(), grads, look)
     }
 
     // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.

@@ -272,20 +272,13 @@ impl Optimizer for ScheduleFreeAdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, device};
     use crate::registry::{AnyOptimizer, eval_weights};
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::GradientsParams;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
-
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
 
     /// The group scalars are f64 sums of a few products: equal to 1e-15 relative.
     fn assert_close(actual: f64, expected: f64) {
@@ -295,23 +288,15 @@ mod tests {
         );
     }
 
-    /// Runs `config` over `grads` from y₀ = [1, −2], returning y and the state after each step.
+    /// y and the state after each of `grads`, from y₀ = [1, −2].
     fn trajectory(
         config: ScheduleFreeAdamWConfig,
         grads: &[[f32; 2]],
     ) -> Vec<(TensorData, ScheduleFreeAdamWState<1>)> {
-        let optimizer = config.build().unwrap();
-        let mut y = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                let (next, next_state) = optimizer.step(LR, y.clone(), tensor(*g), state.take());
-                y = next;
-                state = next_state;
-                (y.to_data(), state.clone().unwrap())
-            })
-            .collect()
+        let look = |y: &Tensor<1>, state: Option<&ScheduleFreeAdamWState<1>>| {
+            (y.to_data(), state.unwrap().clone())
+        };
+        testing::trajectory(&config.build().unwrap(), LR, grads, look)
     }
 
     /// Hand-computed in f64 (lr 0.1, defaults):

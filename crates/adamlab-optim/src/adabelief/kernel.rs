@@ -15,7 +15,7 @@ use cubecl::prelude::*;
 use super::{AdaBelief, AdaBeliefState, Update, decay_factor};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, keeps};
 #[cfg(cube_kernels)]
 use crate::torch_ops::mul_add_vector;
 use crate::torch_ops::{self, mul_add};
@@ -56,19 +56,7 @@ pub(crate) struct AdaBeliefCoefficients {
 impl FusedStep<3> for AdaBelief {
     type Coefficients = AdaBeliefCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdaBeliefState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &AdaBeliefState<D>) -> [Option<&Tensor<D>>; 3] {
         [
@@ -245,76 +233,65 @@ struct AdaBeliefOptions {
     single_rounding: bool,
 }
 
-/// [`AdaBelief::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-fn adabelief_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    m: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s_max: &mut Sequence<Box<[Vector<f32, N>]>>,
-    scalars: &AdaBeliefScalars,
-    #[comptime] options: AdaBeliefOptions,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let rounding = options.single_rounding;
-            let mut theta_i = theta[k][i];
-            let mut g = grad[k][i];
-            if comptime![options.decoupled] {
-                theta_i = theta_i * Vector::new(scalars.decay);
-            }
-            if comptime![options.l2] {
-                g = mul_add_vector::<N>(theta_i, Vector::new(scalars.decay), g, rounding);
-            }
-            let m_i = mul_add_vector::<N>(
-                g,
-                Vector::new(scalars.one_minus_beta1),
-                m[k][i] * Vector::new(scalars.beta1),
-                rounding,
-            );
-            let r = g - m_i;
-            let s_i = mul_add_vector::<N>(
-                r * Vector::new(scalars.one_minus_beta2),
-                r,
-                s[k][i] * Vector::new(scalars.beta2),
-                rounding,
-            ) + Vector::new(scalars.eps);
-            let mut v = s_i;
-            if comptime![options.amsgrad] {
-                // `max_pair` as the reference computes it: `s_max < s ? s : s_max`.
-                let previous = s_max[k][i];
-                let s_max_i = select_many(previous.less_than(&s_i), s_i, previous);
-                (&mut s_max[k])[i] = s_max_i;
-                if comptime![options.update == ADAM] {
-                    v = s_max_i;
-                }
-            }
-            let step = Vector::new(scalars.step);
-            if comptime![options.update == ADAM] {
-                theta_i = theta_i
-                    + m_i * step
-                        / (Vector::sqrt(v) / Vector::new(scalars.sqrt_bias_correction2) + Vector::new(scalars.eps));
-            }
-            if comptime![options.update == RECTIFIED] {
-                theta_i = theta_i + m_i * step / (Vector::sqrt(s_i) + Vector::new(scalars.eps));
-            }
-            if comptime![options.update == MOMENTUM] {
-                theta_i = mul_add_vector::<N>(m_i, step, theta_i, rounding);
-            }
-            (&mut theta[k])[i] = theta_i;
-            (&mut m[k])[i] = m_i;
-            (&mut s[k])[i] = s_i;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`AdaBelief::element`](FusedStep::element) on a vector of elements.
+    fn adabelief_kernel(
+        theta,
+        grad,
+        [m, s, s_max],
+        scalars: &AdaBeliefScalars,
+        #[comptime] options: AdaBeliefOptions,
+    )
+    for (k, i) {
+        let rounding = options.single_rounding;
+        let mut theta_i = theta[k][i];
+        let mut g = grad[k][i];
+        if comptime![options.decoupled] {
+            theta_i = theta_i * Vector::new(scalars.decay);
         }
-        start = end;
+        if comptime![options.l2] {
+            g = mul_add_vector::<N>(theta_i, Vector::new(scalars.decay), g, rounding);
+        }
+        let m_i = mul_add_vector::<N>(
+            g,
+            Vector::new(scalars.one_minus_beta1),
+            m[k][i] * Vector::new(scalars.beta1),
+            rounding,
+        );
+        let r = g - m_i;
+        let s_i = mul_add_vector::<N>(
+            r * Vector::new(scalars.one_minus_beta2),
+            r,
+            s[k][i] * Vector::new(scalars.beta2),
+            rounding,
+        ) + Vector::new(scalars.eps);
+        let mut v = s_i;
+        if comptime![options.amsgrad] {
+            // `max_pair` as the reference computes it: `s_max < s ? s : s_max`.
+            let previous = s_max[k][i];
+            let s_max_i = select_many(previous.less_than(&s_i), s_i, previous);
+            (&mut s_max[k])[i] = s_max_i;
+            if comptime![options.update == ADAM] {
+                v = s_max_i;
+            }
+        }
+        let step = Vector::new(scalars.step);
+        if comptime![options.update == ADAM] {
+            theta_i = theta_i
+                + m_i * step
+                    / (Vector::sqrt(v) / Vector::new(scalars.sqrt_bias_correction2) + Vector::new(scalars.eps));
+        }
+        if comptime![options.update == RECTIFIED] {
+            theta_i = theta_i + m_i * step / (Vector::sqrt(s_i) + Vector::new(scalars.eps));
+        }
+        if comptime![options.update == MOMENTUM] {
+            theta_i = mul_add_vector::<N>(m_i, step, theta_i, rounding);
+        }
+        (&mut theta[k])[i] = theta_i;
+        (&mut m[k])[i] = m_i;
+        (&mut s[k])[i] = s_i;
     }
 }
 

@@ -1,6 +1,6 @@
 //! AdaBelief, with the semantics and defaults of its authors' `adabelief-pytorch` 0.2.1.
 //!
-//! [`AdaBelief::step`](Optimizer::step) is written twice: the tensor-op
+//! [`AdaBelief::step`](burn::optim::Optimizer::step) is written twice: the tensor-op
 //! [reference](AdaBelief::reference_step), and the fused step beside it ([`kernel`]; on Flex,
 //! NdArray and CubeCL tensors), one in-place pass over θ, g, m, s (and s_max). The `fused`
 //! keyword picks between them; it is adamlab's (the reference has none), default true, and the
@@ -8,17 +8,16 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::adam::AMSGRAD;
-use crate::fused;
 use crate::hyper::{ConfigError, CycledMomentum, Interval, Keyword, Kind};
 use crate::keywords::{
     BETAS, EPS_OR_ZERO, FIXED_DECAY, FUSED_ADAMLAB, LR, WEIGHT_DECAY, WEIGHT_DECOUPLE,
 };
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 use crate::torch_ops;
 
 crate::hyper_config! {
@@ -26,7 +25,7 @@ crate::hyper_config! {
     /// eps 1e-8 and neither decoupled decay nor rectification).
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step) (the reference's default is 1e-3).
+    /// [`step`](burn::optim::Optimizer::step) (the reference's default is 1e-3).
     pub struct AdaBeliefConfig {
         LR => 0.001;
         BETAS.help("decay rates of m and of the belief s, the moving average of (g − m)²") => {
@@ -261,38 +260,13 @@ fn decay_factor(config: &AdaBeliefConfig, lr: f64) -> f64 {
     1.0 - if config.fixed_decay { config.weight_decay } else { lr * config.weight_decay }
 }
 
-impl EvalWeights for AdaBelief {}
-
-impl Optimizer for AdaBelief {
-    type State<const D: usize> = AdaBeliefState<D>;
-
-    /// One AdaBelief step for one parameter tensor; see [`AdaBelief`].
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite (see [`check_learning_rate`](crate::check_learning_rate)).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AdaBeliefState {
-            step: state.step,
-            exp_avg: state.exp_avg.to_device(device),
-            exp_avg_var: state.exp_avg_var.to_device(device),
-            max_exp_avg_var: state.max_exp_avg_var.map(|t| t.to_device(device)),
-        }
-    }
-}
+crate::fused::impl_optimizer!(AdaBelief, AdaBeliefState { exp_avg, exp_avg_var, max_exp_avg_var });
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::Optimizer;
+    use burn::tensor::Device;
     use burn::tensor::{TensorData, Tolerance};
 
     fn step(config: AdaBeliefConfig, grads: &[[f32; 2]]) -> (TensorData, AdaBeliefState<1>) {

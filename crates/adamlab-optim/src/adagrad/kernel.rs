@@ -14,7 +14,7 @@ use cubecl::prelude::*;
 use super::{Adagrad, AdagradState, decayed_lr};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped};
+use crate::fused::{Buffers, FusedStep};
 
 /// The scalars of one Adagrad step, as [`Adagrad::reference_step`] hands them to its tensor
 /// ops: each computed in f64 and rounded once to f32.
@@ -33,19 +33,7 @@ pub(crate) struct AdagradCoefficients {
 impl FusedStep<1> for Adagrad {
     type Coefficients = AdagradCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdagradState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &AdagradState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.sum)]
@@ -133,38 +121,30 @@ struct AdagradScalars {
     eps: f32,
 }
 
-/// [`Adagrad::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-fn adagrad_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    s: &mut Sequence<Box<[Vector<f32, N>]>>,
-    scalars: &AdagradScalars,
-    #[comptime] maximize: bool,
-    #[comptime] weight_decay: bool,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let g = cube::gradient::<N>(
-                grad[k][i],
-                theta[k][i],
-                scalars.weight_decay,
-                maximize,
-                weight_decay,
-            );
-            let theta_i = theta[k][i];
-            let s_i = s[k][i] + g * g;
-            let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
-            (&mut theta[k])[i] = theta_i - g * Vector::new(scalars.clr) / std;
-            (&mut s[k])[i] = s_i;
-        }
-        start = end;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`Adagrad::element`](FusedStep::element) on a vector of elements.
+    fn adagrad_kernel(
+        theta,
+        grad,
+        [s],
+        scalars: &AdagradScalars,
+        #[comptime] maximize: bool,
+        #[comptime] weight_decay: bool,
+    )
+    for (k, i) {
+        let g = cube::gradient::<N>(
+            grad[k][i],
+            theta[k][i],
+            scalars.weight_decay,
+            maximize,
+            weight_decay,
+        );
+        let theta_i = theta[k][i];
+        let s_i = s[k][i] + g * g;
+        let std = Vector::sqrt(s_i) + Vector::new(scalars.eps);
+        (&mut theta[k])[i] = theta_i - g * Vector::new(scalars.clr) / std;
+        (&mut s[k])[i] = s_i;
     }
 }

@@ -27,20 +27,20 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::fused;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind};
 use crate::keywords::{EPS_OR_ZERO, FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Adagrad`], with `torch.optim.Adagrad`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
+    /// [`step`](burn::optim::Optimizer::step).
+    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct AdagradConfig {
         LR => 0.01;
@@ -172,34 +172,7 @@ impl Adagrad {
     }
 }
 
-impl EvalWeights for Adagrad {}
-
-impl Optimizer for Adagrad {
-    type State<const D: usize> = AdagradState<D>;
-
-    /// One Adagrad step for one parameter tensor; see the [module](self) for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AdagradState {
-            step: state.step,
-            sum: state.sum.to_device(device),
-        }
-    }
-}
+crate::fused::impl_optimizer!(Adagrad, AdagradState { sum });
 
 /// The state Adagrad keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
@@ -213,30 +186,14 @@ pub struct AdagradState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::thetas;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    /// θ after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: AdagradConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
-        let adagrad = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = adagrad.step(LR, theta.clone(), tensor(*g), state.take());
-                theta.to_data()
-            })
-            .collect()
+        thetas(&config.build().unwrap(), LR, grads)
     }
 
     // f32 holds these values to ~2e-7; 1e-6 leaves room for the order of operations only.

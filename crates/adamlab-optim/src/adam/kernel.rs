@@ -20,7 +20,7 @@ use super::{Adam, AdamConfig, AdamState, StateDtype};
 use crate::torch_ops::bf16::round_f32;
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Kernel, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, Kernel, keeps};
 
 /// The slot of v_max in Adam's state, whose slots are [m, v, v_max].
 const MAX_EXP_AVG_SQ: usize = 2;
@@ -86,9 +86,7 @@ impl AdamCoefficients {
 impl FusedStep<3> for Adam {
     type Coefficients = AdamCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
+    crate::fused::keyword_and_reference!();
 
     /// The CubeCL kernel keeps f32 moments only: with bfloat16 ones, wgpu takes the reference.
     fn runs_on(&self, kernel: Kernel) -> bool {
@@ -98,16 +96,6 @@ impl FusedStep<3> for Adam {
             Kernel::Cube => self.config.state_dtype == StateDtype::F32,
             _ => true,
         }
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
     }
 
     fn buffers<const D: usize>(state: &AdamState<D>) -> [Option<&Tensor<D>>; 3] {
@@ -263,51 +251,34 @@ struct AdamOptions {
     first_v_max: bool,
 }
 
-/// [`Adam::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-fn adam_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    m: &mut Sequence<Box<[Vector<f32, N>]>>,
-    v: &mut Sequence<Box<[Vector<f32, N>]>>,
-    v_max: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s: &AdamScalars,
-    #[comptime] options: AdamOptions,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            // L2 or decoupled decay, never both.
-            let mut theta_i = theta[k][i];
-            let l2 = options.decay == DECAY_L2;
-            let g = cube::gradient::<N>(grad[k][i], theta_i, s.decay, options.maximize, l2);
-            if comptime![options.decay == DECAY_DECOUPLED] {
-                theta_i = theta_i * Vector::new(s.decay);
-            }
-            let m_i = m[k][i] + (g - m[k][i]) * Vector::new(s.one_minus_beta1);
-            let v_i = v[k][i] * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2) * g;
-            let mut v_used = v_i;
-            if comptime![options.amsgrad] {
-                // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
-                if comptime![!options.first_v_max] {
-                    let previous = v_max[k][i];
-                    v_used = select_many(previous.less_than(&v_i), v_i, previous);
-                }
-                (&mut v_max[k])[i] = v_used;
-            }
-            let denom = Vector::sqrt(v_used) / Vector::new(s.sqrt_bias_correction2) + Vector::new(s.eps);
-            (&mut theta[k])[i] = theta_i - m_i * Vector::new(s.step_size) / denom;
-            (&mut m[k])[i] = m_i;
-            (&mut v[k])[i] = v_i;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`Adam::element`](FusedStep::element) on a vector of elements.
+    fn adam_kernel(theta, grad, [m, v, v_max], s: &AdamScalars, #[comptime] options: AdamOptions)
+    for (k, i) {
+        // L2 or decoupled decay, never both.
+        let mut theta_i = theta[k][i];
+        let l2 = options.decay == DECAY_L2;
+        let g = cube::gradient::<N>(grad[k][i], theta_i, s.decay, options.maximize, l2);
+        if comptime![options.decay == DECAY_DECOUPLED] {
+            theta_i = theta_i * Vector::new(s.decay);
         }
-        start = end;
+        let m_i = m[k][i] + (g - m[k][i]) * Vector::new(s.one_minus_beta1);
+        let v_i = v[k][i] * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2) * g;
+        let mut v_used = v_i;
+        if comptime![options.amsgrad] {
+            // `max_pair` as the reference computes it: `v_max < v ? v : v_max`.
+            if comptime![!options.first_v_max] {
+                let previous = v_max[k][i];
+                v_used = select_many(previous.less_than(&v_i), v_i, previous);
+            }
+            (&mut v_max[k])[i] = v_used;
+        }
+        let denom = Vector::sqrt(v_used) / Vector::new(s.sqrt_bias_correction2) + Vector::new(s.eps);
+        (&mut theta[k])[i] = theta_i - m_i * Vector::new(s.step_size) / denom;
+        (&mut m[k])[i] = m_i;
+        (&mut v[k])[i] = v_i;
     }
 }
 

@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 use super::{Adamax, AdamaxState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped};
+use crate::fused::{Buffers, FusedStep};
 use crate::torch_ops::{self, mul_add};
 #[cfg(cube_kernels)]
 use crate::torch_ops::mul_add_vector;
@@ -55,19 +55,7 @@ pub(crate) struct AdamaxCoefficients {
 impl FusedStep<2> for Adamax {
     type Coefficients = AdamaxCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamaxState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &AdamaxState<D>) -> [Option<&Tensor<D>>; 2] {
         [Some(&state.exp_avg), Some(&state.exp_inf)]
@@ -206,46 +194,31 @@ struct AdamaxOptions {
     single_rounding: bool,
 }
 
-/// [`Adamax::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-fn adamax_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    m: &mut Sequence<Box<[Vector<f32, N>]>>,
-    u: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s: &AdamaxScalars,
-    #[comptime] options: AdamaxOptions,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let theta_i = theta[k][i];
-            // Its L2 decay rounds once (below), not as `cube::gradient` rounds it.
-            let mut g = cube::gradient::<N>(grad[k][i], theta_i, 0.0, options.maximize, false);
-            if comptime![options.weight_decay] {
-                g = mul_add_vector::<N>(theta_i, Vector::new(s.weight_decay), g, options.single_rounding);
-            }
-            let m_before = m[k][i];
-            let diff = g - m_before;
-            let mut start = m_before;
-            if comptime![options.lerp_from_end] {
-                start = g;
-            }
-            let m_i = mul_add_vector::<N>(diff, Vector::new(s.lerp_weight), start, options.single_rounding);
-            // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
-            let decayed = u[k][i] * Vector::new(s.beta2);
-            let norm = Vector::abs(g) + Vector::new(s.eps);
-            let u_i = select_many(decayed.less_than(&norm), norm, decayed);
-            (&mut theta[k])[i] = theta_i + m_i * Vector::new(s.neg_step_size) / u_i;
-            (&mut m[k])[i] = m_i;
-            (&mut u[k])[i] = u_i;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`Adamax::element`](FusedStep::element) on a vector of elements.
+    fn adamax_kernel(theta, grad, [m, u], s: &AdamaxScalars, #[comptime] options: AdamaxOptions)
+    for (k, i) {
+        let theta_i = theta[k][i];
+        // Its L2 decay rounds once (below), not as `cube::gradient` rounds it.
+        let mut g = cube::gradient::<N>(grad[k][i], theta_i, 0.0, options.maximize, false);
+        if comptime![options.weight_decay] {
+            g = mul_add_vector::<N>(theta_i, Vector::new(s.weight_decay), g, options.single_rounding);
         }
-        start = end;
+        let m_before = m[k][i];
+        let diff = g - m_before;
+        let mut start = m_before;
+        if comptime![options.lerp_from_end] {
+            start = g;
+        }
+        let m_i = mul_add_vector::<N>(diff, Vector::new(s.lerp_weight), start, options.single_rounding);
+        // `max_pair` as the reference computes it: `β₂·u < |g| + ε ? |g| + ε : β₂·u`.
+        let decayed = u[k][i] * Vector::new(s.beta2);
+        let norm = Vector::abs(g) + Vector::new(s.eps);
+        let u_i = select_many(decayed.less_than(&norm), norm, decayed);
+        (&mut theta[k])[i] = theta_i + m_i * Vector::new(s.neg_step_size) / u_i;
+        (&mut m[k])[i] = m_i;
+        (&mut u[k])[i] = u_i;
     }
 }

@@ -1,6 +1,6 @@
 //! Adamax, with torch.optim.Adamax's semantics and defaults.
 //!
-//! [`Adamax::step`](Optimizer::step) is written twice: the tensor-op
+//! [`Adamax::step`](burn::optim::Optimizer::step) is written twice: the tensor-op
 //! [reference](Adamax::reference_step), and the fused step beside it ([`kernel`]; on Flex,
 //! NdArray and CubeCL tensors), one in-place pass over θ, g, m and u computing the reference's
 //! arithmetic in its order, its single roundings of torch's fused multiply-adds included (see
@@ -9,21 +9,20 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::fused;
 use crate::hyper::{ConfigError, CycledMomentum};
 use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 use crate::torch_ops;
 
 crate::hyper_config! {
     /// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step) (torch's default is 2e-3).
+    /// [`step`](burn::optim::Optimizer::step) (torch's default is 2e-3).
     pub struct AdamaxConfig {
         LR => 0.002;
         BETAS.help("decay rates of the first moment and of the infinity norm") => {
@@ -192,63 +191,20 @@ impl Adamax {
     }
 }
 
-impl EvalWeights for Adamax {}
-
-impl Optimizer for Adamax {
-    type State<const D: usize> = AdamaxState<D>;
-
-    /// One Adamax step for one parameter tensor; see [`Adamax`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AdamaxState {
-            step: state.step,
-            exp_avg: state.exp_avg.to_device(device),
-            exp_inf: state.exp_inf.to_device(device),
-        }
-    }
-}
+crate::fused::impl_optimizer!(Adamax, AdamaxState { exp_avg, exp_inf });
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::Optimizer;
+    use crate::testing::{device, tensor, thetas};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ after each step.
+    /// θ after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: AdamaxConfig, grads: &[[f32; 2]]) -> Vec<TensorData> {
-        let adamax = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = adamax.step(LR, theta.clone(), tensor(*g), state.take());
-                theta.to_data()
-            })
-            .collect()
+        thetas(&config.build().unwrap(), LR, grads)
     }
 
     /// Hand-computed in f64 (lr 0.1, torch's defaults):

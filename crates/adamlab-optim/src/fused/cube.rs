@@ -213,6 +213,53 @@ macro_rules! launch {
 }
 pub(crate) use launch;
 
+/// An optimizer's CubeCL kernel: the function `$name<N: Size>` that the caller's
+/// `#[cube(launch)]` (written first, then the doc comment) compiles. Its buffers are sequences
+/// of vectors of `N` f32 elements, θ's and the gradient's, then the slots' (written in place),
+/// then come the kernel's own arguments (its scalars and `#[comptime]` options). A launch lays
+/// its tensors end to end and each unit steps the element at its position: the kernel runs
+/// `$body` for element `$i` of tensor `$k` (a comptime index, since CubeCL indexes a sequence
+/// only with one), and nothing where the position is past the last element.
+///
+/// A macro rather than a `#[cube]` helper, which could not hand the body tensor `k` out of a
+/// sequence: it expands before `#[cube]` reads the function. The attribute is the caller's
+/// because `#[cube]` binds its `scope` variable with the attribute's hygiene, and the body
+/// (the caller's tokens) must see it.
+macro_rules! kernel {
+    (
+        $hash:tt $cube:tt
+        $(#[doc = $doc:expr])*
+        fn $name:ident($theta:ident, $grad:ident, [$($slot:ident),+], $($arg:tt)*)
+        for ($k:ident, $i:ident) { $($body:tt)* }
+    ) => {
+        $(#[doc = $doc])*
+        $hash $cube
+        #[allow(clippy::too_many_arguments)]
+        fn $name<N: Size>(
+            $theta: &mut Sequence<Box<[Vector<f32, N>]>>,
+            $grad: &Sequence<Box<[Vector<f32, N>]>>,
+            $($slot: &mut Sequence<Box<[Vector<f32, N>]>>,)+
+            $($arg)*
+        ) {
+            let pos = ABSOLUTE_POS;
+            // 0, where the first tensor starts. Not the literal `0usize`: `#[cube]` expands a
+            // mutable local's literal start with the literal's hygiene, this macro's, where the
+            // caller's `scope` is not visible.
+            let mut start = pos - pos;
+            #[unroll]
+            for $k in 0..$theta.len() {
+                let end = start + (&$theta[$k]).len();
+                if pos >= start && pos < end {
+                    let $i = pos - start;
+                    $($body)*
+                }
+                start = end;
+            }
+        }
+    };
+}
+pub(crate) use kernel;
+
 /// The launch geometry of an elementwise kernel: one unit per vector of elements, over every
 /// tensor of the launch.
 pub(crate) struct Geometry {

@@ -32,7 +32,7 @@ use std::any::Any;
 
 use burn::optim::{DynOptimizer, DynState, LearningRate, Optimizer};
 use burn::tensor::kind::BridgeTensor;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::hyper::check_learning_rate;
 
@@ -96,7 +96,8 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
     /// coefficients are equal can share a launch ([`step_many_dyn`]).
     type Coefficients: Copy + Send + Sync + PartialEq;
 
-    /// Whether the configuration asks for the fused step (its `fused` keyword).
+    /// Whether the configuration asks for the fused step (its `fused` keyword). Written by
+    /// [`keyword_and_reference!`], as is [`reference`](Self::reference).
     fn fused(&self) -> bool;
 
     /// Whether this configuration's step can run on `kernel` (else the reference runs): every
@@ -154,6 +155,93 @@ pub(crate) trait FusedStep<const S: usize>: Optimizer {
         state: [cube::Buffers; S],
         kept: [bool; S],
     );
+}
+
+/// The two [`FusedStep`] methods that every fused optimizer would write alike, written inside
+/// its `impl FusedStep`: [`fused`](FusedStep::fused) reads the `fused` keyword of the
+/// optimizer's `config` field, and [`reference`](FusedStep::reference) is its inherent
+/// `reference_step`, the tensor-op step its documentation shows.
+macro_rules! keyword_and_reference {
+    () => {
+        fn fused(&self) -> bool {
+            self.config.fused
+        }
+
+        fn reference<const D: usize>(
+            &self,
+            lr: ::burn::optim::LearningRate,
+            theta: ::burn::tensor::Tensor<D>,
+            grad: ::burn::tensor::Tensor<D>,
+            state: Option<Self::State<D>>,
+        ) -> $crate::fused::Stepped<Self, D> {
+            self.reference_step(lr, theta, grad, state)
+        }
+    };
+}
+pub(crate) use keyword_and_reference;
+
+/// A fused optimizer's `impl Optimizer`, and its [`EvalWeights`](crate::registry::EvalWeights)
+/// (the weights trained): `step` is [`step`], and `to_device` moves the state's tensor fields
+/// (named after the state type; a tensor or an optional one, see [`ToDevice`]) and keeps the
+/// others. `impl_optimizer!(Sgd, SgdState { momentum_buffer })`.
+macro_rules! impl_optimizer {
+    ($optimizer:ident, $state:ident { $($tensor:ident),+ $(,)? }) => {
+        impl $crate::registry::EvalWeights for $optimizer {}
+
+        impl ::burn::optim::Optimizer for $optimizer {
+            type State<const D: usize> = $state<D>;
+
+            /// One step for one parameter tensor: the fused step where the configuration and
+            /// the tensors allow it, else the reference step (see
+            /// [`fused::step`](crate::fused::step)); the optimizer's documentation gives the
+            /// update rule.
+            ///
+            /// # Panics
+            /// If `lr` is negative or not finite: burn's optimizer interface cannot return an
+            /// error, so callers that take the learning rate from a user check it first with
+            /// [`check_learning_rate`](crate::check_learning_rate).
+            fn step<const D: usize>(
+                &self,
+                lr: ::burn::optim::LearningRate,
+                theta: ::burn::tensor::Tensor<D>,
+                grad: ::burn::tensor::Tensor<D>,
+                state: Option<Self::State<D>>,
+            ) -> $crate::fused::Stepped<Self, D> {
+                $crate::fused::step(self, lr, theta, grad, state)
+            }
+
+            #[allow(clippy::needless_update)]
+            fn to_device<const D: usize>(
+                state: Self::State<D>,
+                device: &::burn::tensor::Device,
+            ) -> Self::State<D> {
+                $state {
+                    $($tensor: $crate::fused::ToDevice::to_device(state.$tensor, device),)+
+                    ..state
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_optimizer;
+
+/// A field of an optimizer's state that [`Optimizer::to_device`] moves: a tensor, or an
+/// optional one.
+pub(crate) trait ToDevice {
+    /// This field on `device`.
+    fn to_device(self, device: &Device) -> Self;
+}
+
+impl<const D: usize> ToDevice for Tensor<D> {
+    fn to_device(self, device: &Device) -> Self {
+        Tensor::to_device(self, device)
+    }
+}
+
+impl<T: ToDevice> ToDevice for Option<T> {
+    fn to_device(self, device: &Device) -> Self {
+        self.map(|t| t.to_device(device))
+    }
 }
 
 /// The state buffers of one fused step, by slot, and the step's number.

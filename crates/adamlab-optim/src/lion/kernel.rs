@@ -14,7 +14,7 @@ use cubecl::prelude::*;
 use super::{Lion, LionState, decay_factor};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped};
+use crate::fused::{Buffers, FusedStep};
 
 /// The scalars of one Lion step, as [`Lion::reference_step`] hands them to its tensor ops: each
 /// computed in f64 and rounded once to f32.
@@ -49,19 +49,7 @@ fn sign(x: f32) -> f32 {
 impl FusedStep<1> for Lion {
     type Coefficients = LionCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<LionState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &LionState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.exp_avg)]
@@ -155,41 +143,27 @@ struct LionScalars {
     lr: f32,
 }
 
-/// [`Lion::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-fn lion_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    m: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s: &LionScalars,
-    #[comptime] decay: bool,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let g = grad[k][i];
-            let m_i = m[k][i];
-            let mut theta_i = theta[k][i];
-            if comptime![decay] {
-                theta_i = theta_i * Vector::new(s.decay);
-            }
-            let c = m_i * Vector::new(s.beta1) + g * Vector::new(s.one_minus_beta1);
-            // sign(c) as burn's backends compute it: ±1, and 0 for ±0 and NaN.
-            let zero = Vector::new(0.0f32);
-            let sign = select_many(
-                c.greater_than(&zero),
-                Vector::new(1.0f32),
-                select_many(c.less_than(&zero), Vector::new(-1.0f32), zero),
-            );
-            (&mut theta[k])[i] = theta_i - sign * Vector::new(s.lr);
-            (&mut m[k])[i] = m_i * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2);
+cube::kernel! {
+    #[cube(launch)]
+    /// [`Lion::element`](FusedStep::element) on a vector of elements.
+    fn lion_kernel(theta, grad, [m], s: &LionScalars, #[comptime] decay: bool)
+    for (k, i) {
+        let g = grad[k][i];
+        let m_i = m[k][i];
+        let mut theta_i = theta[k][i];
+        if comptime![decay] {
+            theta_i = theta_i * Vector::new(s.decay);
         }
-        start = end;
+        let c = m_i * Vector::new(s.beta1) + g * Vector::new(s.one_minus_beta1);
+        // sign(c) as burn's backends compute it: ±1, and 0 for ±0 and NaN.
+        let zero = Vector::new(0.0f32);
+        let sign = select_many(
+            c.greater_than(&zero),
+            Vector::new(1.0f32),
+            select_many(c.less_than(&zero), Vector::new(-1.0f32), zero),
+        );
+        (&mut theta[k])[i] = theta_i - sign * Vector::new(s.lr);
+        (&mut m[k])[i] = m_i * Vector::new(s.beta2) + g * Vector::new(s.one_minus_beta2);
     }
 }

@@ -8,20 +8,20 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::fused;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, Value};
 use crate::keywords::{self, FUSED_ADAMLAB};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Lion`], with `lion_pytorch.Lion`'s defaults.
     ///
-    /// The learning rate is passed to every [`step`](Optimizer::step), as burn does; `init_lr` is
-    /// the one lion-pytorch was constructed with, which only its decoupled weight decay reads.
+    /// The learning rate is passed to every [`step`](burn::optim::Optimizer::step), as burn
+    /// does; `init_lr` is the one lion-pytorch was constructed with, which only its decoupled
+    /// weight decay reads.
     pub struct LionConfig {
         LR => 1e-4;
         Keyword {
@@ -192,69 +192,26 @@ impl Lion {
     }
 }
 
-impl EvalWeights for Lion {}
-
-impl Optimizer for Lion {
-    type State<const D: usize> = LionState<D>;
-
-    /// One Lion step for one parameter tensor; see [`Lion`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        LionState {
-            exp_avg: state.exp_avg.to_device(device),
-        }
-    }
-}
+crate::fused::impl_optimizer!(Lion, LionState { exp_avg });
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` at learning rate `lr` over `grads` from θ₀ = [1, −2], returning θ and m
-    /// after each step.
+    /// θ and m after each of `grads` at learning rate `lr`, from θ₀ = [1, −2].
     fn trajectory(
         config: LionConfig,
         lr: f64,
         grads: &[[f32; 2]],
     ) -> Vec<(TensorData, TensorData)> {
-        let lion = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                let (next, next_state) = lion.step(lr, theta.clone(), tensor(*g), state.take());
-                theta = next;
-                let m = next_state.as_ref().unwrap().exp_avg.to_data();
-                state = next_state;
-                (theta.to_data(), m)
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&LionState<1>>| {
+            (theta.to_data(), state.unwrap().exp_avg.to_data())
+        };
+        testing::trajectory(&config.build().unwrap(), lr, grads, look)
     }
 
     /// Hand-computed (lr 0.1, β = (0.9, 0.99)):

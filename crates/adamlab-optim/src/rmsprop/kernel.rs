@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 use super::{RmsProp, RmsPropState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The slots of RMSprop's state, [v, ḡ, b]: ḡ kept when centered, b with momentum.
 const GRAD_AVG: usize = 1;
@@ -69,19 +69,7 @@ pub(crate) struct RmsPropCoefficients {
 impl FusedStep<3> for RmsProp {
     type Coefficients = RmsPropCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<RmsPropState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &RmsPropState<D>) -> [Option<&Tensor<D>>; 3] {
         [
@@ -241,57 +229,46 @@ struct RmsPropOptions {
     momentum: bool,
 }
 
-/// [`RmsProp::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-fn rmsprop_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    v: &mut Sequence<Box<[Vector<f32, N>]>>,
-    g_avg: &mut Sequence<Box<[Vector<f32, N>]>>,
-    b: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s: &RmsPropScalars,
-    #[comptime] options: RmsPropOptions,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let theta_i = theta[k][i];
-            let g = cube::gradient::<N>(
-                grad[k][i],
-                theta_i,
-                s.weight_decay,
-                options.maximize,
-                options.weight_decay,
-            );
-            let v_i = v[k][i] * Vector::new(s.alpha) + g * Vector::new(s.one_minus_alpha) * g;
-            let mut root = Vector::sqrt(v_i);
-            if comptime![options.centered] {
-                let diff = g - g_avg[k][i];
-                let g_avg_i = if comptime![options.lerp_from_end] {
-                    g - diff * Vector::new(s.lerp_weight)
-                } else {
-                    g_avg[k][i] + diff * Vector::new(s.lerp_weight)
-                };
-                root = Vector::sqrt(v_i - g_avg_i * g_avg_i);
-                (&mut g_avg[k])[i] = g_avg_i;
-            }
-            let d = root + Vector::new(s.eps);
-            if comptime![options.momentum] {
-                let b_i = b[k][i] * Vector::new(s.momentum) + g / d;
-                (&mut theta[k])[i] = theta_i - b_i * Vector::new(s.lr);
-                (&mut b[k])[i] = b_i;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`RmsProp::element`](FusedStep::element) on a vector of elements.
+    fn rmsprop_kernel(
+        theta,
+        grad,
+        [v, g_avg, b],
+        s: &RmsPropScalars,
+        #[comptime] options: RmsPropOptions,
+    )
+    for (k, i) {
+        let theta_i = theta[k][i];
+        let g = cube::gradient::<N>(
+            grad[k][i],
+            theta_i,
+            s.weight_decay,
+            options.maximize,
+            options.weight_decay,
+        );
+        let v_i = v[k][i] * Vector::new(s.alpha) + g * Vector::new(s.one_minus_alpha) * g;
+        let mut root = Vector::sqrt(v_i);
+        if comptime![options.centered] {
+            let diff = g - g_avg[k][i];
+            let g_avg_i = if comptime![options.lerp_from_end] {
+                g - diff * Vector::new(s.lerp_weight)
             } else {
-                (&mut theta[k])[i] = theta_i - g * Vector::new(s.lr) / d;
-            }
-            (&mut v[k])[i] = v_i;
+                g_avg[k][i] + diff * Vector::new(s.lerp_weight)
+            };
+            root = Vector::sqrt(v_i - g_avg_i * g_avg_i);
+            (&mut g_avg[k])[i] = g_avg_i;
         }
-        start = end;
+        let d = root + Vector::new(s.eps);
+        if comptime![options.momentum] {
+            let b_i = b[k][i] * Vector::new(s.momentum) + g / d;
+            (&mut theta[k])[i] = theta_i - b_i * Vector::new(s.lr);
+            (&mut b[k])[i] = b_i;
+        } else {
+            (&mut theta[k])[i] = theta_i - g * Vector::new(s.lr) / d;
+        }
+        (&mut v[k])[i] = v_i;
     }
 }

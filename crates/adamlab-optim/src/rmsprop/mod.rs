@@ -34,21 +34,21 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::torch_ops::lerp_two_roundings;
-use crate::fused;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind};
 use crate::keywords::{EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`RmsProp`], with `torch.optim.RMSprop`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
+    /// [`step`](burn::optim::Optimizer::step).
+    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct RmsPropConfig {
         LR => 0.01;
@@ -221,36 +221,7 @@ impl RmsProp {
     }
 }
 
-impl EvalWeights for RmsProp {}
-
-impl Optimizer for RmsProp {
-    type State<const D: usize> = RmsPropState<D>;
-
-    /// One RMSprop step for one parameter tensor; see the [module](self) for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        RmsPropState {
-            step: state.step,
-            square_avg: state.square_avg.to_device(device),
-            momentum_buffer: state.momentum_buffer.map(|b| b.to_device(device)),
-            grad_avg: state.grad_avg.map(|g| g.to_device(device)),
-        }
-    }
-}
+crate::fused::impl_optimizer!(RmsProp, RmsPropState { square_avg, momentum_buffer, grad_avg });
 
 /// The state RMSprop keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
@@ -268,32 +239,18 @@ pub struct RmsPropState<const D: usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.01;
     const GRADS: [[f32; 2]; 2] = [[0.5, -1.0], [0.25, 0.5]];
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the state
-    /// after each step.
+    /// θ and the state after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: RmsPropConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, RmsPropState<1>)> {
-        let rmsprop = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = rmsprop.step(LR, theta.clone(), tensor(*g), state.take());
-                (theta.to_data(), state.clone().unwrap())
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&RmsPropState<1>>| {
+            (theta.to_data(), state.unwrap().clone())
+        };
+        testing::trajectory(&config.build().unwrap(), LR, grads, look)
     }
 
     /// θ ~ 1 in f32 holds ~1e-7; 1e-6 leaves room for the order of operations only.

@@ -14,7 +14,7 @@ use cubecl::prelude::*;
 use super::{Sgd, SgdState};
 #[cfg(cube_kernels)]
 use crate::fused::cube;
-use crate::fused::{Buffers, FusedStep, Stepped, keeps};
+use crate::fused::{Buffers, FusedStep, keeps};
 
 /// The one slot of SGD's state, the momentum buffer b, kept when the momentum is not 0.
 const MOMENTUM_BUFFER: usize = 0;
@@ -43,19 +43,7 @@ pub(crate) struct SgdCoefficients {
 impl FusedStep<1> for Sgd {
     type Coefficients = SgdCoefficients;
 
-    fn fused(&self) -> bool {
-        self.config.fused
-    }
-
-    fn reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<SgdState<D>>,
-    ) -> Stepped<Self, D> {
-        self.reference_step(lr, theta, grad, state)
-    }
+    crate::fused::keyword_and_reference!();
 
     fn buffers<const D: usize>(state: &SgdState<D>) -> [Option<&Tensor<D>>; 1] {
         [Some(&state.momentum_buffer)]
@@ -174,40 +162,26 @@ struct SgdOptions {
     first: bool,
 }
 
-/// [`Sgd::element`](FusedStep::element) on a vector of elements.
 #[cfg(cube_kernels)]
-#[cube(launch)]
-fn sgd_kernel<N: Size>(
-    theta: &mut Sequence<Box<[Vector<f32, N>]>>,
-    grad: &Sequence<Box<[Vector<f32, N>]>>,
-    b: &mut Sequence<Box<[Vector<f32, N>]>>,
-    s: &SgdScalars,
-    #[comptime] options: SgdOptions,
-) {
-    // The tensors of the launch, end to end: each unit steps the element at its position.
-    let pos = ABSOLUTE_POS;
-    let mut start = 0usize;
-    #[unroll]
-    for k in 0..theta.len() {
-        let end = start + (&theta[k]).len();
-        if pos >= start && pos < end {
-            let i = pos - start;
-            let (maximize, weight_decay) = (options.maximize, options.weight_decay);
-            let mut g = cube::gradient::<N>(grad[k][i], theta[k][i], s.weight_decay, maximize, weight_decay);
-            if comptime![options.momentum] {
-                let mut b_i = g;
-                if comptime![!options.first] {
-                    b_i = b[k][i] * Vector::new(s.momentum) + g * Vector::new(s.one_minus_dampening);
-                }
-                if comptime![options.nesterov] {
-                    g = g + b_i * Vector::new(s.momentum);
-                } else {
-                    g = b_i;
-                }
-                (&mut b[k])[i] = b_i;
+cube::kernel! {
+    #[cube(launch)]
+    /// [`Sgd::element`](FusedStep::element) on a vector of elements.
+    fn sgd_kernel(theta, grad, [b], s: &SgdScalars, #[comptime] options: SgdOptions)
+    for (k, i) {
+        let (maximize, weight_decay) = (options.maximize, options.weight_decay);
+        let mut g = cube::gradient::<N>(grad[k][i], theta[k][i], s.weight_decay, maximize, weight_decay);
+        if comptime![options.momentum] {
+            let mut b_i = g;
+            if comptime![!options.first] {
+                b_i = b[k][i] * Vector::new(s.momentum) + g * Vector::new(s.one_minus_dampening);
             }
-            (&mut theta[k])[i] = theta[k][i] - g * Vector::new(s.lr);
+            if comptime![options.nesterov] {
+                g = g + b_i * Vector::new(s.momentum);
+            } else {
+                g = b_i;
+            }
+            (&mut b[k])[i] = b_i;
         }
-        start = end;
+        (&mut theta[k])[i] = theta[k][i] - g * Vector::new(s.lr);
     }
 }

@@ -33,20 +33,20 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::fused;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, CycledMomentum};
 use crate::keywords::{FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
     ///
     /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
+    /// [`step`](burn::optim::Optimizer::step).
+    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
     /// from a user.
     pub struct SgdConfig {
         LR => 0.001;
@@ -226,65 +226,23 @@ impl Sgd {
     }
 }
 
-impl EvalWeights for Sgd {}
-
-impl Optimizer for Sgd {
-    type State<const D: usize> = SgdState<D>;
-
-    /// One SGD step for one parameter tensor; see [`Sgd`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        fused::step(self, lr, theta, grad, state)
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        SgdState {
-            momentum_buffer: state.momentum_buffer.to_device(device),
-        }
-    }
-}
+crate::fused::impl_optimizer!(Sgd, SgdState { momentum_buffer });
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::Optimizer;
+    use crate::testing::{self, tensor};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
 
-    fn device() -> Device {
-        Device::flex()
-    }
-
-    fn tensor(values: [f32; 2]) -> Tensor<1> {
-        Tensor::from_floats(values, &device())
-    }
-
-    /// Runs `config` over the gradients `grads` from θ₀ = [1, −2], returning θ and the momentum
-    /// buffer (if any) after each step.
+    /// θ and the momentum buffer (if any) after each of `grads`, from θ₀ = [1, −2].
     fn trajectory(config: SgdConfig, grads: &[[f32; 2]]) -> Vec<(TensorData, Option<TensorData>)> {
-        let sgd = config.build().unwrap();
-        let mut theta = tensor([1.0, -2.0]);
-        let mut state = None;
-        grads
-            .iter()
-            .map(|g| {
-                (theta, state) = sgd.step(LR, theta.clone(), tensor(*g), state.take());
-                let buffer = state
-                    .as_ref()
-                    .map(|s: &SgdState<1>| s.momentum_buffer.to_data());
-                (theta.to_data(), buffer)
-            })
-            .collect()
+        let look = |theta: &Tensor<1>, state: Option<&SgdState<1>>| {
+            (theta.to_data(), state.map(|s| s.momentum_buffer.to_data()))
+        };
+        testing::trajectory(&config.build().unwrap(), LR, grads, look)
     }
 
     /// θ after each step, against hand-computed values. f32 holds these to ~1e-7; 1e-6 leaves
