@@ -535,9 +535,7 @@ pub(super) mod bf16 {
             fn read<E: burn::tensor::Element + bytemuck::Pod>(&self) -> std::borrow::Cow<'_, [E]> {
                 match self.0.as_slice::<E>() {
                     Some(slice) => std::borrow::Cow::Borrowed(slice),
-                    None => std::borrow::Cow::Owned(
-                        self.0.to_contiguous().as_slice::<E>().expect("contiguous").to_vec(),
-                    ),
+                    None => std::borrow::Cow::Owned(crate::fused::cpu::flex_row_major(&self.0)),
                 }
             }
 

@@ -155,12 +155,13 @@ where
     &mut storage[start..end]
 }
 
+/// A contiguous copy of a Flex tensor's elements, row-major, for one that is not contiguous.
 #[cfg(feature = "flex")]
-fn flex_row_major(tensor: &FlexTensor) -> Vec<f32> {
+pub(crate) fn flex_row_major<E: burn::tensor::Element + bytemuck::Pod>(tensor: &FlexTensor) -> Vec<E> {
     let contiguous = tensor.to_contiguous();
     contiguous
-        .as_slice::<f32>()
-        .expect("to_contiguous gives a contiguous f32 tensor")
+        .as_slice::<E>()
+        .expect("to_contiguous gives a contiguous tensor of its dtype")
         .to_vec()
 }
 

@@ -15,7 +15,7 @@ use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use super::{Coefficients, Lion8bit, Lion8bitState};
-use crate::adam8bit::kernel::absmax_of;
+use crate::adam8bit::kernel::{absmax_of, for_each_block};
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
 
 /// θ and the state after a step, or the step's inputs back when no kernel takes them.
@@ -120,47 +120,6 @@ fn whole_block<const DECAY: bool>(
     *absmax = new_absmax;
 }
 
-/// Blocks per task of the parallel loop: 64 of them, 16 Ki elements.
-const BLOCKS_PER_TASK: usize = 64;
-
-/// Runs [`block`] over every block, in parallel once there is more than one task.
-fn for_each_block(
-    c: &Coefficients,
-    map: &[f32; 256],
-    theta: &mut [f32],
-    grad: &[f32],
-    codes: &mut [u8],
-    absmax: &mut [f32],
-) {
-    let blocks = absmax.len();
-    if blocks <= BLOCKS_PER_TASK {
-        // Compiled for AVX2 where the CPU has it (the same bits: see `vectorized`).
-        crate::fused::cpu::vectorized(
-            #[inline(always)]
-            || {
-                let chunks = theta
-                    .chunks_mut(BLOCK)
-                    .zip(grad.chunks(BLOCK))
-                    .zip(codes.chunks_mut(BLOCK).zip(absmax.iter_mut()));
-                for ((theta, grad), (codes, absmax)) in chunks {
-                    block(c, map, theta, grad, codes, absmax);
-                }
-            },
-        );
-        return;
-    }
-    let mid = blocks / 2;
-    let at = mid * BLOCK;
-    let (theta_l, theta_r) = theta.split_at_mut(at);
-    let (grad_l, grad_r) = grad.split_at(at);
-    let (codes_l, codes_r) = codes.split_at_mut(at);
-    let (absmax_l, absmax_r) = absmax.split_at_mut(mid);
-    rayon::join(
-        || for_each_block(c, map, theta_l, grad_l, codes_l, absmax_l),
-        || for_each_block(c, map, theta_r, grad_r, codes_r, absmax_r),
-    );
-}
-
 /// The fused step, when every tensor of it is an f32 (codes: u8) Flex or NdArray tensor without
 /// autodiff on one device; otherwise the inputs back.
 #[cfg(any(feature = "flex", feature = "ndarray"))]
@@ -209,7 +168,9 @@ pub(super) fn try_step<const D: usize>(
         Momentum::Blockwise { state1, absmax1 } => {
             let (mut codes, mut absmax) = (Codes::take(state1), CpuTensor::take(absmax1));
             let map = quantize::values(&quantize::DYNAMIC_SIGNED);
-            for_each_block(&c, &map, theta.write(), &g, codes.write(), absmax.write());
+            for_each_block(theta.write(), &g, [codes.write()], [absmax.write()], #[inline(always)] |theta, grad, [codes], [absmax]| {
+                block(&c, &map, theta, grad, codes, absmax)
+            });
             drop(g);
             Momentum::Blockwise {
                 state1: codes.into_tensor(),
