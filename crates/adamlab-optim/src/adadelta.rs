@@ -20,20 +20,18 @@
 //! arithmetic of the single-tensor path this file follows). Values that are infinite are
 //! refused, where torch only refuses negative ones.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
-use crate::keywords::{EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::{Interval, Keyword, Kind};
+use crate::keywords::{EPS_OR_ZERO, LR};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Adadelta`], with `torch.optim.Adadelta`'s defaults.
     ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). torch's default is 1.0, the paper's method;
-    /// [`check_learning_rate`] validates it for callers that take it from a user.
+    /// torch's default learning rate, 1.0, is the paper's method.
     pub struct AdadeltaConfig {
         LR => 1.0;
         Keyword {
@@ -48,14 +46,8 @@ crate::hyper_config! {
             /// Added inside both square roots.
             eps: f64 = 1e-6,
         }
-        WEIGHT_DECAY => {
-            /// L2 weight decay λ, added to the gradient as `λθ`.
-            weight_decay: f64 = 0.0,
-        }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        WEIGHT_DECAY;
+        MAXIMIZE;
     }
 }
 
@@ -65,23 +57,8 @@ pub const ADADELTA: OptimizerEntry = OptimizerEntry {
     summary: "Adadelta (Zeiler, 2012): steps scaled by RMS of past updates over RMS of gradients",
     reference: "torch.optim.Adadelta (torch 2.15)",
     params: AdadeltaConfig::PARAMS,
-    build: |args| Ok(Box::new(AdadeltaConfig::new().with_args(args).build()?)),
+    build: AdadeltaConfig::build_entry,
 };
-
-impl AdadeltaConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adadelta, ConfigError> {
-        self.validate()?;
-        Ok(Adadelta {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Adadelta, computed as `torch.optim.Adadelta` computes it; see the [module
 /// documentation](self) for the update rule.
@@ -93,34 +70,17 @@ pub struct Adadelta {
     config: AdadeltaConfig,
 }
 
+crate::builds!(AdadeltaConfig => Adadelta);
+
 impl Adadelta {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &AdadeltaConfig {
-        &self.config
-    }
-}
-
-impl EvalWeights for Adadelta {}
-
-impl Optimizer for Adadelta {
-    type State<const D: usize> = AdadeltaState<D>;
-
-    /// One Adadelta step for one parameter tensor.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One Adadelta step for one parameter tensor, with tensor operations.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<AdadeltaState<D>>,
+    ) -> (Tensor<D>, Option<AdadeltaState<D>>) {
         let AdadeltaConfig {
             rho,
             eps,
@@ -161,15 +121,9 @@ impl Optimizer for Adadelta {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AdadeltaState {
-            step: state.step,
-            square_avg: state.square_avg.to_device(device),
-            acc_delta: state.acc_delta.to_device(device),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(Adadelta, AdadeltaState { square_avg, acc_delta }, unfused);
 
 /// The state Adadelta keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]

@@ -1,21 +1,20 @@
 //! Adafactor, with torch.optim.Adafactor's semantics and defaults.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::torch_ops::lerp_two_roundings;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
-use crate::keywords::{LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::{Interval, Keyword, Kind};
+use crate::keywords::{LR, WEIGHT_DECAY};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Adafactor`], with `torch.optim.Adafactor`'s defaults (torch ≥ 2.5).
     ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). Adafactor uses it twice, as torch does: as the cap of the
-    /// relative step size, `ρₜ = min(lr, 1/√t)`, and as the coefficient of the decoupled weight
-    /// decay. Its torch default is 1e-2, the paper's cap.
+    /// Adafactor uses the learning rate twice, as torch does: as the cap of the relative step
+    /// size, `ρₜ = min(lr, 1/√t)`, and as the coefficient of the decoupled weight decay. Its torch
+    /// default is 1e-2, the paper's cap.
     pub struct AdafactorConfig {
         LR => 0.01;
         Keyword {
@@ -54,10 +53,7 @@ crate::hyper_config! {
             /// Decoupled weight decay λ: `θ ← θ·(1 − lr·λ)`.
             weight_decay: f64 = 0.0,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        MAXIMIZE;
     }
 }
 
@@ -67,23 +63,8 @@ pub const ADAFACTOR: OptimizerEntry = OptimizerEntry {
     summary: "Adafactor (Shazeer & Stern, 2018) as torch has it: factored second moments, relative step, update clipping",
     reference: "torch.optim.Adafactor (torch 2.15)",
     params: AdafactorConfig::PARAMS,
-    build: |args| Ok(Box::new(AdafactorConfig::new().with_args(args).build()?)),
+    build: AdafactorConfig::build_entry,
 };
-
-impl AdafactorConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adafactor, ConfigError> {
-        self.validate()?;
-        Ok(Adafactor {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Adafactor (Shazeer & Stern, 2018, <https://arxiv.org/abs/1804.04235>), computed as
 /// `torch.optim.Adafactor` computes it (its single-tensor path), so that the same gradients give
@@ -123,6 +104,8 @@ pub struct Adafactor {
     config: AdafactorConfig,
 }
 
+crate::builds!(AdafactorConfig => Adafactor);
+
 /// The state Adafactor keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
 pub struct AdafactorState<const D: usize> {
@@ -137,33 +120,15 @@ pub struct AdafactorState<const D: usize> {
 }
 
 impl Adafactor {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &AdafactorConfig {
-        &self.config
-    }
-}
-
-impl EvalWeights for Adafactor {}
-
-impl Optimizer for Adafactor {
-    type State<const D: usize> = AdafactorState<D>;
-
-    /// One Adafactor step for one parameter tensor; see [`Adafactor`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One Adafactor step for one parameter tensor, with tensor operations; see [`Adafactor`] for the
+    /// update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<AdafactorState<D>>,
+    ) -> (Tensor<D>, Option<AdafactorState<D>>) {
         let AdafactorConfig {
             beta2_decay,
             eps1,
@@ -252,16 +217,9 @@ impl Optimizer for Adafactor {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AdafactorState {
-            step: state.step,
-            row_var: state.row_var.map(|t| t.to_device(device)),
-            col_var: state.col_var.map(|t| t.to_device(device)),
-            variance: state.variance.map(|t| t.to_device(device)),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(Adafactor, AdafactorState { row_var, col_var, variance }, unfused);
 
 /// RMS(x) = ‖x‖₂/√numel, as torch's `x.norm(2).item() / (x.numel() ** 0.5)`: the norm in the
 /// tensor's precision, read back, the division in f64.
@@ -279,10 +237,10 @@ fn machine_epsilon<const D: usize>(theta: &Tensor<D>) -> f64 {
         .map_or(f64::from(f32::EPSILON), |info| info.epsilon)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::Optimizer;
     use crate::testing::{device, tensor as vector, thetas};
     use burn::tensor::{TensorData, Tolerance};
 

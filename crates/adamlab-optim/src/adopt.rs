@@ -1,21 +1,18 @@
 //! ADOPT, with the semantics and defaults of pytorch-optimizer 4.1.0's `ADOPT`.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, CycledMomentum, check_learning_rate};
+use crate::hyper::CycledMomentum;
 use crate::keywords::{
-    BETAS, EPS_OR_ZERO, FIXED_DECAY, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECOUPLE,
+    BETAS, EPS_OR_ZERO, FIXED_DECAY, LR, WEIGHT_DECAY, WEIGHT_DECOUPLE,
 };
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 use crate::torch_ops;
 
 crate::hyper_config! {
     /// Configuration of [`Adopt`], with pytorch-optimizer 4.1.0's defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step) (the reference's default is 1e-3).
     pub struct AdoptConfig {
         LR => 0.001;
         BETAS.help("decay rates of the first moment (of the normalised gradient) and of v") => {
@@ -40,10 +37,7 @@ crate::hyper_config! {
             /// Lower bound of `√v` in the normalisation `g / max(√v, ε)`.
             eps: f64 = 1e-6,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        MAXIMIZE;
     }
 }
 
@@ -53,24 +47,8 @@ pub const ADOPT: OptimizerEntry = OptimizerEntry {
     summary: "ADOPT (Taniguchi et al., 2024): momentum of g normalised by the previous steps' v",
     reference: "pytorch_optimizer.ADOPT (pytorch-optimizer 4.1.0)",
     params: AdoptConfig::PARAMS,
-    build: |args| {
-        let adopt = AdoptConfig::new().with_args(args).build()?;
-        Ok(Box::new(adopt.with_cycled_beta1(args.cycled_momentum())))
-    },
+    build: AdoptConfig::build_entry,
 };
-
-impl AdoptConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adopt, ConfigError> {
-        self.validate()?;
-        Ok(Adopt { config: self.clone(), cycled_beta1: None })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// ADOPT (Taniguchi et al., 2024, "ADOPT: Modified Adam Can Converge with Any β₂ with the
 /// Optimal Rate", <https://arxiv.org/abs/2411.02853>), computed as pytorch-optimizer 4.1.0's
@@ -102,6 +80,8 @@ pub struct Adopt {
     cycled_beta1: Option<CycledMomentum>,
 }
 
+crate::builds!(AdoptConfig => Adopt { cycled_beta1 });
+
 /// The state ADOPT keeps for one parameter, named as the reference's `state` dict.
 #[derive(RecordState, Clone)]
 pub struct AdoptState<const D: usize> {
@@ -114,34 +94,16 @@ pub struct AdoptState<const D: usize> {
 }
 
 impl Adopt {
-    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
-    /// momentum cycling writes `group["betas"]`, which the reference reads at every step).
-    pub fn with_cycled_beta1(self, beta1: Option<CycledMomentum>) -> Self {
-        Self { cycled_beta1: beta1, ..self }
-    }
-}
-
-impl EvalWeights for Adopt {}
-
-impl Optimizer for Adopt {
-    type State<const D: usize> = AdoptState<D>;
-
-    /// One ADOPT step for one parameter tensor; see [`Adopt`].
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite (see [`check_learning_rate`]).
-    fn step<const D: usize>(
+    /// One ADOPT step for one parameter tensor, with tensor operations; see [`Adopt`].
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        let AdoptConfig { beta1, beta2, weight_decay, eps, maximize, .. } = self.config;
-        let beta1 = self.cycled_beta1.as_ref().and_then(CycledMomentum::get).unwrap_or(beta1);
+        state: Option<AdoptState<D>>,
+    ) -> (Tensor<D>, Option<AdoptState<D>>) {
+        let AdoptConfig { beta2, weight_decay, eps, maximize, .. } = self.config;
+        let beta1 = self.beta1();
         let (mut theta, mut g) = (theta, if maximize { grad.neg() } else { grad });
         if weight_decay != 0.0 && self.config.weight_decouple {
             let scale = if self.config.fixed_decay { 1.0 } else { lr };
@@ -169,19 +131,16 @@ impl Optimizer for Adopt {
         let v = torch_ops::mul_add_one_rounding(g.clone().mul_scalar(1.0 - beta2), g, v);
         (theta, Some(AdoptState { step: t, exp_avg: m, exp_avg_sq: v }))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AdoptState {
-            step: state.step,
-            exp_avg: state.exp_avg.to_device(device),
-            exp_avg_sq: state.exp_avg_sq.to_device(device),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(Adopt, AdoptState { exp_avg, exp_avg_sq }, unfused);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
+    use burn::optim::Optimizer;
+    use burn::tensor::Device;
     use burn::tensor::{TensorData, Tolerance};
 
     /// θ after each of `grads` (lr 0.1, from θ₀ = [1, −2]), and the last state.
@@ -202,11 +161,10 @@ mod tests {
     #[test]
     fn the_first_step_only_sets_v_and_the_second_divides_by_it() {
         let (thetas, state) = run(&[[0.5, -1.0], [0.25, 0.5]]);
-        let tolerance = Tolerance::absolute(1e-6);
-        thetas[0].assert_approx_eq::<f32>(&TensorData::from([1.0f32, -2.0]), tolerance);
-        thetas[1].assert_approx_eq::<f32>(&TensorData::from([0.995f32, -2.005]), tolerance);
+        testing::assert_near(&thetas[0], [1.0, -2.0]);
+        testing::assert_near(&thetas[1], [0.995, -2.005]);
         let v = state.exp_avg_sq.to_data();
-        v.assert_approx_eq::<f32>(&TensorData::from([0.249_981_25f32, 0.999_925]), tolerance);
+        testing::assert_near(&v, [0.249_981_25, 0.999_925]);
     }
 
     /// g₂ = [5, 0] after g₁ = [0.5, −1]: ĝ = 10 is clipped to 2^¼ = 1.18920712, so

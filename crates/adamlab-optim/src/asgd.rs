@@ -34,20 +34,16 @@
 //! sets the next η. torch's `foreach`, `capturable` and `differentiable` select implementations
 //! of the same arithmetic and have no counterpart here.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
-use crate::keywords::{LR, MAXIMIZE, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::{Interval, Keyword, Kind};
+use crate::keywords::LR;
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Asgd`], with `torch.optim.ASGD`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step). [`check_learning_rate`] validates it for callers that take it
-    /// from a user.
     pub struct AsgdConfig {
         LR => 0.01;
         Keyword {
@@ -74,14 +70,8 @@ crate::hyper_config! {
             /// The step t₀ after which `ax` averages the iterates (torch accepts any number).
             t0: f64 = 1e6,
         }
-        WEIGHT_DECAY => {
-            /// L2 weight decay λ_wd (`g ← g + λ_wd·θ`).
-            weight_decay: f64 = 0.0,
-        }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        WEIGHT_DECAY;
+        MAXIMIZE;
     }
 }
 
@@ -91,29 +81,16 @@ pub const ASGD: OptimizerEntry = OptimizerEntry {
     summary: "averaged SGD (Polyak & Juditsky, 1992) with torch.optim.ASGD's decaying step size",
     reference: "torch.optim.ASGD (torch 2.15)",
     params: AsgdConfig::PARAMS,
-    build: |args| Ok(Box::new(AsgdConfig::new().with_args(args).build()?)),
+    build: AsgdConfig::build_entry,
 };
-
-impl AsgdConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Asgd, ConfigError> {
-        self.validate()?;
-        Ok(Asgd {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// ASGD, computed as `torch.optim.ASGD` computes it; see the [module](self) for the update rule.
 #[derive(Clone, Debug)]
 pub struct Asgd {
     config: AsgdConfig,
 }
+
+crate::builds!(AsgdConfig => Asgd);
 
 /// The state ASGD keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
@@ -129,33 +106,15 @@ pub struct AsgdState<const D: usize> {
 }
 
 impl Asgd {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &AsgdConfig {
-        &self.config
-    }
-}
-
-impl EvalWeights for Asgd {}
-
-impl Optimizer for Asgd {
-    type State<const D: usize> = AsgdState<D>;
-
-    /// One ASGD step for one parameter tensor; see [`Asgd`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One ASGD step for one parameter tensor, with tensor operations; see [`Asgd`] for the
+    /// update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<AsgdState<D>>,
+    ) -> (Tensor<D>, Option<AsgdState<D>>) {
         let AsgdConfig {
             lambd,
             alpha,
@@ -201,14 +160,9 @@ impl Optimizer for Asgd {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        AsgdState {
-            ax: state.ax.to_device(device),
-            ..state
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(Asgd, AsgdState { ax }, unfused);
 
 #[cfg(test)]
 mod tests {

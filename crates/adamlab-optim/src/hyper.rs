@@ -595,9 +595,98 @@ impl HyperValue for Option<f64> {
 /// `with_args` (the fields set from the registry's resolved values). Fields listed under `@other`
 /// are configuration that is no keyword (set by the entry's build); `@nested` lists the keywords of
 /// a nested configuration (Muon's AdamW), which the entry's build sets and checks.
+///
+/// The keywords every optimizer states alike are written as the keyword alone, and the macro
+/// writes their fields: `BETAS;` (`beta1` 0.9 and `beta2` 0.999, torch's Adam's), `WEIGHT_DECAY;`
+/// (L2, 0), `WEIGHT_DECAY_L2_OR_DECOUPLED;` (`weight_decay` 0), `DECOUPLED_WEIGHT_DECAY;`
+/// (`decoupled_weight_decay: bool = false`), `MAXIMIZE;` (`maximize: bool = false`), `FUSED;`
+/// (torch's `fused`, default true) and `FUSED_ADAMLAB;` (the same keyword where the reference has
+/// none). The configuration's doc gets a paragraph on the learning rate and its default.
 #[macro_export]
 macro_rules! hyper_config {
     (
+        $(#[$meta:meta])*
+        pub struct $config:ident {
+            $lr_keyword:expr => $lr:literal;
+            $($body:tt)*
+        }
+    ) => {
+        $crate::hyper_config!(
+            @munch [$(#[$meta])* pub struct $config] [$lr_keyword => $lr;] $($body)*
+        );
+    };
+    // The shared keywords' fields, written once here.
+    (@munch $head:tt [$($done:tt)*] MAXIMIZE; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::MAXIMIZE => {
+                /// Maximise the objective instead of minimising it (the gradient is negated).
+                maximize: bool = false,
+            }
+        ] $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] BETAS; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::BETAS => {
+                /// Decay rate of the first-moment (mean) estimate, β₁.
+                beta1: f64 = 0.9,
+                /// Decay rate of the second-moment (uncentred variance) estimate, β₂.
+                beta2: f64 = 0.999,
+            }
+        ] $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] WEIGHT_DECAY; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::WEIGHT_DECAY => {
+                /// L2 weight decay λ, added to the gradient: `g ← g + λθ`.
+                weight_decay: f64 = 0.0,
+            }
+        ] $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] WEIGHT_DECAY_L2_OR_DECOUPLED; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::WEIGHT_DECAY_L2_OR_DECOUPLED => {
+                /// Weight decay λ: coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
+                weight_decay: f64 = 0.0,
+            }
+        ] $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] FUSED; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::FUSED => {
+                /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+                /// backend has one, else with the tensor-op reference step; the numbers are the
+                /// same. torch's keyword; its default is False or None, adamlab's true.
+                fused: bool = true,
+            }
+        ] $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] FUSED_ADAMLAB; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::FUSED_ADAMLAB => {
+                /// Step with the fused kernel (one pass over memory, in place) where the tensors'
+                /// backend has one, else with the tensor-op reference step; the numbers are the
+                /// same. adamlab's keyword: the reference has none.
+                fused: bool = true,
+            }
+        ] $($rest)*);
+    };
+    (@munch $head:tt [$($done:tt)*] DECOUPLED_WEIGHT_DECAY; $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)*
+            $crate::keywords::DECOUPLED_WEIGHT_DECAY => {
+                /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`, the "W" of AdamW, Loshchilov &
+                /// Hutter) instead of adding `λθ` to the gradient.
+                decoupled_weight_decay: bool = false,
+            }
+        ] $($rest)*);
+    };
+    (@munch [$($head:tt)*] [$($done:tt)*] $(@ $($tail:tt)*)?) => {
+        $crate::hyper_config!(@build $($head)* { $($done)* $(@ $($tail)*)? });
+    };
+    (@munch $head:tt [$($done:tt)*] $keyword:expr => { $($fields:tt)* } $($rest:tt)*) => {
+        $crate::hyper_config!(@munch $head [$($done)* $keyword => { $($fields)* }] $($rest)*);
+    };
+    (
+        @build
         $(#[$meta:meta])*
         pub struct $config:ident {
             $lr_keyword:expr => $lr:literal;
@@ -613,6 +702,13 @@ macro_rules! hyper_config {
         }
     ) => {
         $(#[$meta])*
+        ///
+        #[doc = concat!(
+            "The learning rate (default `", stringify!($lr), "`) is not part of the \
+             configuration: burn passes it to every [`step`](burn::optim::Optimizer::step), so that \
+             a schedule can change it. [`check_learning_rate`](crate::check_learning_rate) checks \
+             it for callers that take it from a user."
+        )]
         #[derive(burn::config::Config, Debug)]
         pub struct $config {
             $($(
@@ -676,6 +772,97 @@ macro_rules! hyper_config {
                 )+
             }
             other => unreachable!("{other} is checked to be a tuple"),
+        }
+    };
+}
+
+/// Writes what every configuration and its optimizer have alike, given the optimizer's fields
+/// besides `config` (each starts at its `Default`):
+///
+/// - on the configuration, `build` (validate, then the optimizer), `init` (the optimizer for a
+///   whole module) and `build_entry` (the registry entry's build: the defaults, the spec's
+///   keywords, then `build`, boxed);
+/// - on the optimizer, `config()`;
+/// - where the optimizer has a `cycled_beta1` field (β₁ set by a schedule at every step,
+///   OneCycleLR's momentum cycling), `with_cycled_beta1` and `beta1()`, and `build_entry` hands
+///   the spec's cycled momentum over.
+///
+/// A check of fields that are wrong only together follows `check =`, a function (or closure) of
+/// the configuration run after `validate`:
+/// `builds!(SgdConfig => Sgd { cycled_momentum }, check = nesterov_needs_momentum)`.
+#[macro_export]
+macro_rules! builds {
+    ($config:ident => $optimizer:ident { cycled_beta1 $(, $field:ident)* } $(, check = $check:expr)?) => {
+        $crate::builds!(@common $config => $optimizer { cycled_beta1 $(, $field)* } $(, check = $check)?);
+
+        impl $config {
+            /// The registry entry's build: these defaults, the spec's keywords, and β₁ from the
+            /// schedule where one cycles it. (An entry that starts from other defaults, as AdamW
+            /// does, writes its own.)
+            #[allow(dead_code)]
+            pub(crate) fn build_entry(
+                args: &$crate::hyper::Args,
+            ) -> Result<Box<dyn $crate::registry::AnyOptimizer>, $crate::hyper::ConfigError> {
+                let optimizer = Self::new().with_args(args).build()?;
+                Ok(Box::new(optimizer.with_cycled_beta1(args.cycled_momentum())))
+            }
+        }
+
+        impl $optimizer {
+            /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
+            /// momentum cycling; torch writes `group["betas"]` before each step).
+            pub fn with_cycled_beta1(mut self, beta1: Option<$crate::hyper::CycledMomentum>) -> Self {
+                self.cycled_beta1 = beta1;
+                self
+            }
+
+            /// β₁ for the coming step: the schedule's when one cycles it, else the configuration's.
+            fn beta1(&self) -> f64 {
+                self.cycled_beta1
+                    .as_ref()
+                    .and_then($crate::hyper::CycledMomentum::get)
+                    .unwrap_or(self.config.beta1)
+            }
+        }
+    };
+    ($config:ident => $optimizer:ident $({ $($field:ident),* $(,)? })? $(, check = $check:expr)?) => {
+        $crate::builds!(@common $config => $optimizer { $($($field),*)? } $(, check = $check)?);
+
+        impl $config {
+            /// The registry entry's build: these defaults, then the spec's keywords. (An entry
+            /// that starts from other defaults, as AdamW does, writes its own.)
+            #[allow(dead_code)]
+            pub(crate) fn build_entry(
+                args: &$crate::hyper::Args,
+            ) -> Result<Box<dyn $crate::registry::AnyOptimizer>, $crate::hyper::ConfigError> {
+                Ok(Box::new(Self::new().with_args(args).build()?))
+            }
+        }
+    };
+    (@common $config:ident => $optimizer:ident { $($field:ident),* } $(, check = $check:expr)?) => {
+        impl $config {
+            /// The bare optimizer, for [`ModuleOptimizer::with_group`](burn::optim::ModuleOptimizer::with_group)
+            /// or a hand-written loop.
+            pub fn build(&self) -> Result<$optimizer, $crate::hyper::ConfigError> {
+                self.validate()?;
+                $( ($check)(self)?; )?
+                Ok($optimizer {
+                    config: self.clone(),
+                    $( $field: Default::default(), )*
+                })
+            }
+
+            /// The optimizer for a whole module.
+            pub fn init(&self) -> Result<burn::optim::ModuleOptimizer, $crate::hyper::ConfigError> {
+                Ok(burn::optim::ModuleOptimizer::from(self.build()?))
+            }
+        }
+
+        impl $optimizer {
+            /// The configuration this optimizer was built from.
+            pub fn config(&self) -> &$config {
+                &self.config
+            }
         }
     };
 }

@@ -69,6 +69,13 @@ pub const FIXED_DECAY: Keyword = Keyword {
     help: "with weight_decouple, θ ← θ·(1 − λ), independent of lr",
 };
 
+/// `momentum`: μ ≥ 0, as torch checks (SGD, RMSprop).
+pub const MOMENTUM: Keyword = Keyword {
+    name: "momentum",
+    kind: Kind::Float(Interval::NON_NEGATIVE),
+    help: "momentum factor μ (0: no momentum buffer)",
+};
+
 /// `maximize`.
 pub const MAXIMIZE: Keyword = Keyword {
     name: "maximize",

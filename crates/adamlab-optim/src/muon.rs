@@ -3,16 +3,16 @@
 
 use burn::config::Config;
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::torch_ops::{bf16, lerp_two_roundings};
 use crate::adam::{Adam, AdamConfig, AdamState};
 use crate::hyper::{
-    ConfigError, HyperParam, HyperValue, Interval, Keyword, Kind, Value, check_learning_rate,
+    ConfigError, HyperParam, HyperValue, Interval, Keyword, Kind, Value,
 };
 use crate::keywords::{EPS, LR, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 /// How Muon scales the learning rate by the shape of the matrix (A = fan-out, B = fan-in), as
 /// torch's `adjust_lr_fn`.
@@ -57,8 +57,7 @@ crate::hyper_config! {
     /// Configuration of [`Muon`], with `torch.optim.Muon`'s defaults for the 2-D parameters and
     /// `torch.optim.AdamW`'s for the others.
     ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step), and both parts share it (torch's defaults are both 1e-3).
+    /// Both parts share the learning rate.
     pub struct MuonConfig {
         LR => 0.001;
         WEIGHT_DECAY.help("decoupled weight decay λ of the 2-D parameters: θ ← θ·(1 − lr·λ)") => {
@@ -284,27 +283,15 @@ impl Muon {
     }
 }
 
-impl EvalWeights for Muon {}
-
-impl Optimizer for Muon {
-    type State<const D: usize> = MuonState<D>;
-
+impl Muon {
     /// One step for one parameter tensor: Muon if it is 2-D, AdamW otherwise; see [`Muon`].
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<MuonState<D>>,
+    ) -> (Tensor<D>, Option<MuonState<D>>) {
         if D != 2 {
             let (theta, state) =
                 self.adamw
@@ -359,17 +346,13 @@ impl Optimizer for Muon {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        MuonState {
-            step: state.step,
-            momentum_buffer: state.momentum_buffer.map(|t| t.to_device(device)),
-            exp_avg: state.exp_avg.map(|t| t.to_device(device)),
-            exp_avg_sq: state.exp_avg_sq.map(|t| t.to_device(device)),
-            max_exp_avg_sq: state.max_exp_avg_sq.map(|t| t.to_device(device)),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(
+    Muon,
+    MuonState { momentum_buffer, exp_avg, exp_avg_sq, max_exp_avg_sq },
+    unfused
+);
 
 /// torch's `_zeropower_via_newtonschulz` on `update` (`[fan_in, fan_out]`, burn's layout), every
 /// step rounded to bfloat16 as torch's bfloat16 tensors are.
@@ -405,11 +388,10 @@ fn newton_schulz(
     if transposed { x.transpose() } else { x }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
     use crate::testing::device;
     use burn::tensor::{FloatDType, TensorData, Tolerance};
 

@@ -1,38 +1,24 @@
 //! NAdam, with torch.optim.NAdam's semantics and defaults.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::torch_ops;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, CycledMomentum, check_learning_rate};
-use crate::keywords::{
-    BETAS, DECOUPLED_WEIGHT_DECAY, EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY_L2_OR_DECOUPLED,
-};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::{Interval, Keyword, Kind, CycledMomentum};
+use crate::keywords::{EPS_OR_ZERO, LR};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`NAdam`], with `torch.optim.NAdam`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step) (torch's default is 2e-3).
     pub struct NAdamConfig {
         LR => 0.002;
-        BETAS => {
-            /// Decay rate of the first-moment (mean) estimate, β₁; also the scale of the
-            /// momentum schedule μₜ.
-            beta1: f64 = 0.9,
-            /// Decay rate of the second-moment estimate, β₂.
-            beta2: f64 = 0.999,
-        }
+        BETAS;
         EPS_OR_ZERO.help("added to the denominator √v̂ for numerical stability") => {
             /// Added to the bias-corrected `√v̂`, outside the square root (torch accepts 0).
             eps: f64 = 1e-8,
         }
-        WEIGHT_DECAY_L2_OR_DECOUPLED => {
-            /// Weight decay λ. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
-            weight_decay: f64 = 0.0,
-        }
+        WEIGHT_DECAY_L2_OR_DECOUPLED;
         Keyword {
             name: "momentum_decay",
             kind: Kind::Float(Interval::NON_NEGATIVE),
@@ -41,15 +27,8 @@ crate::hyper_config! {
             /// Momentum decay ψ of the schedule `μₜ = β₁·(1 − ½·0.96^(t·ψ))`.
             momentum_decay: f64 = 4e-3,
         }
-        DECOUPLED_WEIGHT_DECAY => {
-            /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`, NAdamW) instead of adding `λθ`
-            /// to the gradient.
-            decoupled_weight_decay: bool = false,
-        }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        DECOUPLED_WEIGHT_DECAY;
+        MAXIMIZE;
     }
 }
 
@@ -59,30 +38,8 @@ pub const NADAM: OptimizerEntry = OptimizerEntry {
     summary: "NAdam (Dozat, 2016): Adam with Nesterov momentum and a momentum schedule",
     reference: "torch.optim.NAdam (torch 2.15)",
     params: NAdamConfig::PARAMS,
-    build: |args| {
-        let nadam = NAdamConfig::new()
-            .with_args(args)
-            .build()?
-            .with_cycled_beta1(args.cycled_momentum());
-        Ok(Box::new(nadam))
-    },
+    build: NAdamConfig::build_entry,
 };
-
-impl NAdamConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<NAdam, ConfigError> {
-        self.validate()?;
-        Ok(NAdam {
-            config: self.clone(),
-            cycled_beta1: None,
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// NAdam (Dozat, 2016, "Incorporating Nesterov Momentum into Adam",
 /// <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>), computed as `torch.optim.NAdam`
@@ -107,19 +64,19 @@ impl NAdamConfig {
 /// Precision follows torch's: μₜ, μₜ₊₁, the bias correction and both step sizes are f64 (Python
 /// floats); `Πₜ` is an f32 tensor in torch's state, so it is kept in f32 here and multiplied by μₜ
 /// rounded to f32, as torch's in-place `mu_product *= mu` does; `Πₜ·μₜ₊₁` then reads it back as
-/// f64. (Over long runs `Πₜ` underflows to 0 in f32, as in torch.) The first moment follows
-/// torch's `lerp` (`m + w·(g − m)` with w = 1 − β₁ when w < 0.5, `g − (g − m)·(1 − w)`
-/// otherwise), and it, the second moment's `v·β₂ + ((1 − β₂)·g)·g` and the weight decay
-/// `g + λ·θ` are each rounded once, as torch's fused kernels round them (see
-/// [`torch_ops`](crate::torch_ops)). torch's CPU `sqrt` is not correctly rounded (it differs by
-/// an ulp on about a fifth of f32 inputs on an AVX2 build), so the denominators, and the
-/// parameters after them, agree with torch's to an ulp, not bit for bit.
+/// f64. (Over long runs `Πₜ` underflows to 0 in f32, as in torch.)
+/// The first moment (torch's `lerp`), the second moment and the L2 decay are each rounded once
+/// ([`torch_ops`](crate::torch_ops)'s one-rounding policy, torch's CPU kernels'). torch's CPU
+/// `sqrt` is not correctly rounded (an ulp off on about a fifth of f32 inputs, AVX2), so the
+/// parameters agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]
 pub struct NAdam {
     config: NAdamConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
     cycled_beta1: Option<CycledMomentum>,
 }
+
+crate::builds!(NAdamConfig => NAdam { cycled_beta1 });
 
 /// The state NAdam keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
@@ -135,42 +92,17 @@ pub struct NAdamState<const D: usize> {
 }
 
 impl NAdam {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &NAdamConfig {
-        &self.config
-    }
-
-    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
-    /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
-        self.cycled_beta1 = beta1;
-        self
-    }
-}
-
-impl EvalWeights for NAdam {}
-
-impl Optimizer for NAdam {
-    type State<const D: usize> = NAdamState<D>;
-
-    /// One NAdam step for one parameter tensor; see [`NAdam`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One NAdam step for one parameter tensor, with tensor operations; see [`NAdam`] for the
+    /// update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<NAdamState<D>>,
+    ) -> (Tensor<D>, Option<NAdamState<D>>) {
         let NAdamConfig {
-            mut beta1,
+            beta1: _,
             beta2,
             eps,
             weight_decay,
@@ -178,11 +110,9 @@ impl Optimizer for NAdam {
             decoupled_weight_decay,
             maximize,
         } = self.config;
-        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(CycledMomentum::get) {
-            beta1 = cycled;
-        }
+        let beta1 = self.beta1();
 
-        let mut g = if maximize { grad.neg() } else { grad };
+        let g = if maximize { grad.neg() } else { grad };
         let (t, mu_product, m, v) = match state {
             Some(state) => (
                 state.step + 1,
@@ -195,15 +125,7 @@ impl Optimizer for NAdam {
         let step = t as f64;
         let bias_correction2 = 1.0 - beta2.powf(step);
 
-        let mut theta = theta;
-        if weight_decay != 0.0 {
-            if decoupled_weight_decay {
-                theta = theta.mul_scalar(1.0 - lr * weight_decay);
-            } else {
-                // As torch's `g.add(θ, alpha=λ)`: one rounding.
-                g = torch_ops::mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
-            }
-        }
+        let (theta, g) = torch_ops::weight_decay(theta, g, lr, weight_decay, decoupled_weight_decay);
 
         // μₜ and μₜ₊₁ in f64, as Python evaluates them.
         let mu = beta1 * (1.0 - 0.5 * 0.96f64.powf(step * momentum_decay));
@@ -243,21 +165,14 @@ impl Optimizer for NAdam {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        NAdamState {
-            step: state.step,
-            mu_product: state.mu_product,
-            exp_avg: state.exp_avg.to_device(device),
-            exp_avg_sq: state.exp_avg_sq.to_device(device),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(NAdam, NAdamState { exp_avg, exp_avg_sq }, unfused);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{self, tensor};
+    use crate::testing;
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -280,16 +195,8 @@ mod tests {
     #[test]
     fn first_two_steps_match_hand_computed_values() {
         let steps = trajectory(NAdamConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
-        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
-        let tolerance = Tolerance::absolute(1e-6);
-        steps[0].0.assert_approx_eq::<f32>(
-            &TensorData::from([0.894_354_82f32, -1.894_354_82]),
-            tolerance,
-        );
-        steps[1].0.assert_approx_eq::<f32>(
-            &TensorData::from([0.841_962_49f32, -1.935_465_79]),
-            tolerance,
-        );
+        testing::assert_near(&steps[0].0, [0.894_354_82, -1.894_354_82]);
+        testing::assert_near(&steps[1].0, [0.841_962_49, -1.935_465_79]);
         let mu = |t: f64| 0.9 * (1.0 - 0.5 * 0.96f64.powf(t * 0.004));
         assert_eq!(steps[0].1.mu_product, mu(1.0) as f32);
         assert_eq!(steps[1].1.mu_product, mu(1.0) as f32 * mu(2.0) as f32);
@@ -301,29 +208,18 @@ mod tests {
     /// Decoupled decay first shrinks θ₀ by (1 − 0.1·0.5) and keeps m = 0.1·g.
     #[test]
     fn weight_decay_is_coupled_or_decoupled_as_torch() {
-        let tolerance = Tolerance::absolute(1e-6);
         let l2 = trajectory(NAdamConfig::new().with_weight_decay(0.5), &[[0.5, -1.0]]);
-        l2[0].0.assert_approx_eq::<f32>(
-            &TensorData::from([0.894_354_82f32, -1.894_354_82]),
-            tolerance,
-        );
-        l2[0]
-            .1
-            .exp_avg
-            .to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.1f32, -0.2]), tolerance);
+        testing::assert_near(&l2[0].0, [0.894_354_82, -1.894_354_82]);
+        testing::assert_near(&l2[0].1.exp_avg.to_data(), [0.1, -0.2]);
         let decoupled = trajectory(
             NAdamConfig::new()
                 .with_weight_decay(0.5)
                 .with_decoupled_weight_decay(true),
             &[[0.5, -1.0]],
         );
-        decoupled[0].0.assert_approx_eq::<f32>(
-            &TensorData::from([0.844_354_82f32, -1.794_354_82]),
-            tolerance,
-        );
+        testing::assert_near(&decoupled[0].0, [0.844_354_82, -1.794_354_82]);
         let m = decoupled[0].1.exp_avg.to_data();
-        m.assert_approx_eq::<f32>(&TensorData::from([0.05f32, -0.1]), tolerance);
+        testing::assert_near(&m, [0.05, -0.1]);
     }
 
     /// ψ = 0 freezes the schedule at μ = β₁/2 = 0.45, so Π₁ = 0.45 and the first step is
@@ -347,25 +243,4 @@ mod tests {
             .0
             .assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
     }
-
-    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
-    #[test]
-    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
-        let cell = CycledMomentum::default();
-        let cycled = NAdamConfig::new()
-            .build()
-            .unwrap()
-            .with_cycled_beta1(Some(cell.clone()));
-        let first_moment = |optimizer: &NAdam| {
-            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
-            state.unwrap().exp_avg.to_data()
-        };
-        let plain = NAdamConfig::new().build().unwrap();
-        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
-        cell.set(0.5);
-        let half = NAdamConfig::new().with_beta1(0.5).build().unwrap();
-        first_moment(&cycled).assert_eq(&first_moment(&half), true);
-        assert_ne!(first_moment(&cycled), first_moment(&plain));
-    }
-
 }

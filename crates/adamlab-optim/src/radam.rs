@@ -1,47 +1,26 @@
 //! RAdam, with torch.optim.RAdam's semantics and defaults.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::torch_ops;
-use crate::hyper::{ConfigError, CycledMomentum, check_learning_rate};
-use crate::keywords::{
-    BETAS, DECOUPLED_WEIGHT_DECAY, EPS_OR_ZERO, LR, MAXIMIZE, WEIGHT_DECAY_L2_OR_DECOUPLED,
-};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::CycledMomentum;
+use crate::keywords::{EPS_OR_ZERO, LR};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`RAdam`], with `torch.optim.RAdam`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step) (torch's default is 1e-3).
     pub struct RAdamConfig {
         LR => 0.001;
-        BETAS => {
-            /// Decay rate of the first-moment (mean) estimate, β₁.
-            beta1: f64 = 0.9,
-            /// Decay rate of the second-moment estimate, β₂; it also sets the length
-            /// ρ∞ = 2/(1 − β₂) − 1 of the approximated simple moving average.
-            beta2: f64 = 0.999,
-        }
+        BETAS;
         EPS_OR_ZERO.help("added to √v in the adaptive learning rate √(1 − β₂ᵗ)/(√v + eps)") => {
             /// Added to `√v` (not to `√v̂`) in the adaptive learning rate (torch accepts 0).
             eps: f64 = 1e-8,
         }
-        WEIGHT_DECAY_L2_OR_DECOUPLED => {
-            /// Weight decay λ. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
-            weight_decay: f64 = 0.0,
-        }
-        DECOUPLED_WEIGHT_DECAY => {
-            /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`, RAdamW) instead of adding `λθ`
-            /// to the gradient.
-            decoupled_weight_decay: bool = false,
-        }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        WEIGHT_DECAY_L2_OR_DECOUPLED;
+        DECOUPLED_WEIGHT_DECAY;
+        MAXIMIZE;
     }
 }
 
@@ -51,31 +30,8 @@ pub const RADAM: OptimizerEntry = OptimizerEntry {
     summary: "RAdam (Liu et al., 2020): Adam with the variance of its adaptive rate rectified",
     reference: "torch.optim.RAdam (torch 2.15)",
     params: RAdamConfig::PARAMS,
-    build: |args| {
-        let radam = RAdamConfig::new()
-            .with_args(args)
-            .build()?
-            .with_cycled_beta1(args.cycled_momentum());
-        Ok(Box::new(radam))
-    },
+    build: RAdamConfig::build_entry,
 };
-
-impl RAdamConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<RAdam, ConfigError> {
-        self.validate()?;
-        Ok(RAdam {
-            config: self.clone(),
-            cycled_beta1: None,
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
-
 
 /// RAdam (Liu et al., 2020, "On the Variance of the Adaptive Learning Rate and Beyond",
 /// <https://arxiv.org/abs/1908.03265>), computed as `torch.optim.RAdam` computes it.
@@ -102,19 +58,19 @@ impl RAdamConfig {
 /// As torch does, ε is added to `√v` before the bias correction `√(1 − β₂ᵗ)` multiplies it in
 /// (the paper adds it to `√v̂`). The bias corrections, ρₜ and r are f64 (Python floats), and the
 /// tensor products run in torch's order: `((m̂·lr)·l)·r`, with `l` as torch's
-/// `√(1 − β₂ᵗ) / (√v + ε)` evaluates it, `(√v + ε)⁻¹·√(1 − β₂ᵗ)`. The first moment follows
-/// torch's `lerp` (`m + w·(g − m)` with w = 1 − β₁ when w < 0.5, `g − (g − m)·(1 − w)`
-/// otherwise), and it, the second moment's `v·β₂ + ((1 − β₂)·g)·g` and the weight decay
-/// `g + λ·θ` are each rounded once, as torch's fused kernels round them (see
-/// [`torch_ops`](crate::torch_ops)). torch's CPU `sqrt` is not correctly rounded (it differs by
-/// an ulp on about a fifth of f32 inputs on an AVX2 build), so the denominators, and the
-/// parameters after them, agree with torch's to an ulp, not bit for bit.
+/// `√(1 − β₂ᵗ) / (√v + ε)` evaluates it, `(√v + ε)⁻¹·√(1 − β₂ᵗ)`.
+/// The first moment (torch's `lerp`), the second moment and the L2 decay are each rounded once
+/// ([`torch_ops`](crate::torch_ops)'s one-rounding policy, torch's CPU kernels'). torch's CPU
+/// `sqrt` is not correctly rounded (an ulp off on about a fifth of f32 inputs, AVX2), so the
+/// parameters agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]
 pub struct RAdam {
     config: RAdamConfig,
     /// β₁ set by a schedule at every step (OneCycleLR), when one cycles it.
     cycled_beta1: Option<CycledMomentum>,
 }
+
+crate::builds!(RAdamConfig => RAdam { cycled_beta1 });
 
 /// The state RAdam keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
@@ -127,20 +83,6 @@ pub struct RAdamState<const D: usize> {
     pub exp_avg_sq: Tensor<D>,
 }
 
-impl RAdam {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &RAdamConfig {
-        &self.config
-    }
-
-    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
-    /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
-        self.cycled_beta1 = beta1;
-        self
-    }
-}
-
 /// ρₜ, the length of the approximated simple moving average at step t, with ρ∞; in f64 and in
 /// torch's order.
 fn sma_lengths(beta2: f64, step: f64) -> (f64, f64) {
@@ -149,49 +91,28 @@ fn sma_lengths(beta2: f64, step: f64) -> (f64, f64) {
     (rho_inf, rho_t)
 }
 
-impl EvalWeights for RAdam {}
-
-impl Optimizer for RAdam {
-    type State<const D: usize> = RAdamState<D>;
-
-    /// One RAdam step for one parameter tensor; see [`RAdam`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+impl RAdam {
+    /// One RAdam step for one parameter tensor, with tensor operations; see [`RAdam`] for the
+    /// update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<RAdamState<D>>,
+    ) -> (Tensor<D>, Option<RAdamState<D>>) {
         let RAdamConfig {
-            mut beta1,
+            beta1: _,
             beta2,
             eps,
             weight_decay,
             decoupled_weight_decay,
             maximize,
         } = self.config;
-        if let Some(cycled) = self.cycled_beta1.as_ref().and_then(CycledMomentum::get) {
-            beta1 = cycled;
-        }
+        let beta1 = self.beta1();
 
-        let mut g = if maximize { grad.neg() } else { grad };
-        let mut theta = theta;
-        if weight_decay != 0.0 {
-            if decoupled_weight_decay {
-                theta = theta.mul_scalar(1.0 - lr * weight_decay);
-            } else {
-                // As torch's `g.add(θ, alpha=λ)`: one rounding.
-                g = torch_ops::mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
-            }
-        }
+        let g = if maximize { grad.neg() } else { grad };
+        let (theta, g) = torch_ops::weight_decay(theta, g, lr, weight_decay, decoupled_weight_decay);
 
         let (t, m, v) = match state {
             Some(state) => (state.step + 1, state.exp_avg, state.exp_avg_sq),
@@ -235,20 +156,14 @@ impl Optimizer for RAdam {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        RAdamState {
-            step: state.step,
-            exp_avg: state.exp_avg.to_device(device),
-            exp_avg_sq: state.exp_avg_sq.to_device(device),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(RAdam, RAdamState { exp_avg, exp_avg_sq }, unfused);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{tensor, thetas};
+    use crate::testing::{self, thetas};
     use burn::tensor::{TensorData, Tolerance};
 
     const LR: f64 = 0.1;
@@ -281,13 +196,8 @@ mod tests {
     #[test]
     fn early_steps_are_sgd_with_bias_corrected_momentum() {
         let thetas = trajectory(RAdamConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
-        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
-        let tolerance = Tolerance::absolute(1e-6);
-        thetas[0].assert_approx_eq::<f32>(&TensorData::from([0.95f32, -1.9]), tolerance);
-        thetas[1].assert_approx_eq::<f32>(
-            &TensorData::from([0.913_157_89f32, -1.878_947_37]),
-            tolerance,
-        );
+        testing::assert_near(&thetas[0], [0.95, -1.9]);
+        testing::assert_near(&thetas[1], [0.913_157_89, -1.878_947_37]);
     }
 
     /// With a constant gradient g, m̂ = g and √v̂ = |g| exactly in real arithmetic, so while
@@ -320,55 +230,24 @@ mod tests {
     /// m₂ = [0.07, −0.04], θ₂ = [0.81815789, −1.68894737].
     #[test]
     fn weight_decay_is_coupled_or_decoupled_as_torch() {
-        let tolerance = Tolerance::absolute(1e-6);
         let grads = [[0.5, -1.0], [0.25, 0.5]];
         let l2 = trajectory(RAdamConfig::new().with_weight_decay(0.5), &grads);
-        l2[0].assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.8]), tolerance);
-        l2[1].assert_approx_eq::<f32>(
-            &TensorData::from([0.815_789_46f32, -1.684_210_54]),
-            tolerance,
-        );
+        testing::assert_near(&l2[0], [0.9, -1.8]);
+        testing::assert_near(&l2[1], [0.815_789_46, -1.684_210_54]);
         let decoupled = trajectory(
             RAdamConfig::new()
                 .with_weight_decay(0.5)
                 .with_decoupled_weight_decay(true),
             &grads,
         );
-        decoupled[0].assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.8]), tolerance);
-        decoupled[1].assert_approx_eq::<f32>(
-            &TensorData::from([0.818_157_85f32, -1.688_947_32]),
-            tolerance,
-        );
+        testing::assert_near(&decoupled[0], [0.9, -1.8]);
+        testing::assert_near(&decoupled[1], [0.818_157_85, -1.688_947_32]);
     }
 
     /// `maximize` climbs: its first step moves along +g instead of −g.
     #[test]
     fn maximize_moves_along_the_gradient() {
         let thetas = trajectory(RAdamConfig::new().with_maximize(true), &[[0.5, -1.0]]);
-        thetas[0].assert_approx_eq::<f32>(
-            &TensorData::from([1.05f32, -2.1]),
-            Tolerance::absolute(1e-6),
-        );
+        testing::assert_near(&thetas[0], [1.05, -2.1]);
     }
-
-    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
-    #[test]
-    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
-        let cell = CycledMomentum::default();
-        let cycled = RAdamConfig::new()
-            .build()
-            .unwrap()
-            .with_cycled_beta1(Some(cell.clone()));
-        let first_moment = |optimizer: &RAdam| {
-            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
-            state.unwrap().exp_avg.to_data()
-        };
-        let plain = RAdamConfig::new().build().unwrap();
-        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
-        cell.set(0.5);
-        let half = RAdamConfig::new().with_beta1(0.5).build().unwrap();
-        first_moment(&cycled).assert_eq(&first_moment(&half), true);
-        assert_ne!(first_moment(&cycled), first_moment(&plain));
-    }
-
 }

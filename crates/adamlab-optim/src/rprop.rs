@@ -31,19 +31,18 @@
 //! torch accepts, is refused: specs take finite numbers. torch's `foreach`, `capturable` and
 //! `differentiable` select implementations of the same arithmetic and have no counterpart here.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{Device, Tensor};
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
-use crate::keywords::{self, MAXIMIZE};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::{Interval, Keyword, Kind};
+use crate::keywords;
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Rprop`], with `torch.optim.Rprop`'s defaults.
     ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step), and Rprop reads only the first one, as the initial step size.
+    /// Rprop reads only the first step's learning rate, as its initial step size.
     pub struct RpropConfig {
         keywords::LR
             .help("initial step size s: only the first step's lr is read (a schedule has no effect)")
@@ -71,10 +70,7 @@ crate::hyper_config! {
             /// Largest step size.
             step_size_max: f64 = 50.0,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
+        MAXIMIZE;
     }
 }
 
@@ -84,23 +80,8 @@ pub const RPROP: OptimizerEntry = OptimizerEntry {
     summary: "Rprop (Riedmiller & Braun, 1993): per-weight step sizes driven by gradient signs",
     reference: "torch.optim.Rprop (torch 2.15)",
     params: RpropConfig::PARAMS,
-    build: |args| Ok(Box::new(RpropConfig::new().with_args(args).build()?)),
+    build: RpropConfig::build_entry,
 };
-
-impl RpropConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Rprop, ConfigError> {
-        self.validate()?;
-        Ok(Rprop {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Rprop, computed as `torch.optim.Rprop` computes it; see the [module](self) for the update
 /// rule.
@@ -108,6 +89,8 @@ impl RpropConfig {
 pub struct Rprop {
     config: RpropConfig,
 }
+
+crate::builds!(RpropConfig => Rprop);
 
 /// The state Rprop keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
@@ -121,33 +104,15 @@ pub struct RpropState<const D: usize> {
 }
 
 impl Rprop {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &RpropConfig {
-        &self.config
-    }
-}
-
-impl EvalWeights for Rprop {}
-
-impl Optimizer for Rprop {
-    type State<const D: usize> = RpropState<D>;
-
-    /// One Rprop step for one parameter tensor; see [`Rprop`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`].
-    fn step<const D: usize>(
+    /// One Rprop step for one parameter tensor, with tensor operations; see [`Rprop`] for the
+    /// update rule.
+    pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,
         theta: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
+        state: Option<RpropState<D>>,
+    ) -> (Tensor<D>, Option<RpropState<D>>) {
         let RpropConfig {
             etaminus,
             etaplus,
@@ -186,19 +151,14 @@ impl Optimizer for Rprop {
         };
         (theta, Some(state))
     }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        RpropState {
-            step: state.step,
-            prev: state.prev.to_device(device),
-            step_size: state.step_size.to_device(device),
-        }
-    }
 }
+
+crate::fused::impl_optimizer!(Rprop, RpropState { prev, step_size }, unfused);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::Optimizer;
     use crate::testing::{self, tensor};
     use burn::tensor::{TensorData, Tolerance};
 

@@ -1,11 +1,11 @@
 //! Schedule-Free AdamW, with schedulefree 1.4.1's semantics and defaults.
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 
 use crate::RecordState;
 use crate::torch_ops::lerp_two_roundings;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, check_learning_rate};
+use crate::hyper::{Interval, Keyword, Kind, check_learning_rate};
 use crate::keywords::{EPS, LR, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -78,23 +78,8 @@ pub const SCHEDULE_FREE_ADAMW: OptimizerEntry = OptimizerEntry {
     summary: "Schedule-Free AdamW (Defazio et al., 2024): no schedule; evaluate at the average x",
     reference: "schedulefree.AdamWScheduleFree (schedulefree 1.4.1)",
     params: ScheduleFreeAdamWConfig::PARAMS,
-    build: |args| Ok(Box::new(ScheduleFreeAdamWConfig::new().with_args(args).build()?)),
+    build: ScheduleFreeAdamWConfig::build_entry,
 };
-
-impl ScheduleFreeAdamWConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<ScheduleFreeAdamW, ConfigError> {
-        self.validate()?;
-        Ok(ScheduleFreeAdamW {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Schedule-Free AdamW (Defazio et al., 2024, "The Road Less Scheduled",
 /// <https://arxiv.org/abs/2405.15682>), computed as `schedulefree.AdamWScheduleFree`'s
@@ -143,6 +128,8 @@ pub struct ScheduleFreeAdamW {
     config: ScheduleFreeAdamWConfig,
 }
 
+crate::builds!(ScheduleFreeAdamWConfig => ScheduleFreeAdamW);
+
 /// The state Schedule-Free AdamW keeps for one parameter: the reference's per-parameter `z` and
 /// `exp_avg_sq`, and scalar copies of its per-group `k`, `lr_max` and `weight_sum`.
 #[derive(RecordState, Clone)]
@@ -158,14 +145,6 @@ pub struct ScheduleFreeAdamWState<const D: usize> {
     /// Sum of the average's weights so far (the group's `weight_sum`).
     pub weight_sum: f64,
 }
-
-impl ScheduleFreeAdamW {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &ScheduleFreeAdamWConfig {
-        &self.config
-    }
-}
-
 
 impl EvalWeights for ScheduleFreeAdamW {
     const HAS_EVAL_WEIGHTS: bool = true;
@@ -311,17 +290,14 @@ mod tests {
         let steps = trajectory(ScheduleFreeAdamWConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
         // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations and the six
         // digits written above.
-        let tolerance = Tolerance::absolute(1e-6);
         let (y1, s1) = &steps[0];
-        y1.assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
-        s1.z.to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        testing::assert_near(&y1, [0.9, -1.9]);
+        testing::assert_near(&s1.z.to_data(), [0.9, -1.9]);
         assert_eq!((s1.k, s1.lr_max), (1, LR));
         assert_close(s1.weight_sum, LR * LR);
         let (y2, s2) = &steps[1];
-        y2.assert_approx_eq::<f32>(&TensorData::from([0.865_209f32, -1.934_791]), tolerance);
-        s2.z.to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.836_744f32, -1.963_256]), tolerance);
+        testing::assert_near(&y2, [0.865_209, -1.934_791]);
+        testing::assert_near(&s2.z.to_data(), [0.836_744, -1.963_256]);
         s2.exp_avg_sq.to_data().assert_approx_eq::<f32>(
             &TensorData::from([3.1225e-4f32, 1.249e-3]),
             Tolerance::absolute(1e-9),
@@ -337,10 +313,7 @@ mod tests {
             &[[0.5, -1.0]],
         );
         let (y1, s1) = &steps[0];
-        y1.assert_approx_eq::<f32>(
-            &TensorData::from([0.975f32, -1.975]),
-            Tolerance::absolute(1e-6),
-        );
+        testing::assert_near(&y1, [0.975, -1.975]);
         assert_eq!(s1.lr_max, LR / 4.0);
     }
 
@@ -352,10 +325,7 @@ mod tests {
             ScheduleFreeAdamWConfig::new().with_weight_decay(0.5),
             &[[0.5, -1.0]],
         );
-        steps[0].0.assert_approx_eq::<f32>(
-            &TensorData::from([0.85f32, -1.8]),
-            Tolerance::absolute(1e-6),
-        );
+        testing::assert_near(&steps[0].0, [0.85, -1.8]);
     }
 
     /// r and weight_lr_power change the average's weights: with r = 1 the second step weighs 2

@@ -53,3 +53,9 @@ pub(crate) fn thetas<O: Optimizer>(
 ) -> Vec<TensorData> {
     trajectory(optimizer, lr, grads, |theta, _| theta.to_data())
 }
+
+/// Asserts that `theta` holds `expected`, hand-computed in f64, to 1e-6: f32 holds such values
+/// to ~1e-7, and 1e-6 leaves room for the order of operations only.
+pub(crate) fn assert_near(theta: &TensorData, expected: [f32; 2]) {
+    theta.assert_approx_eq::<f32>(&TensorData::from(expected), burn::tensor::Tolerance::absolute(1e-6));
+}

@@ -20,6 +20,26 @@
 
 use burn::tensor::{DType, FloatDType, Tensor};
 
+/// Weight decay λ as torch's NAdam and RAdam apply it, returning (θ, g): with `decoupled`,
+/// `θ ← θ·(1 − lr·λ)` (the factor a Python float, rounded to f32 by the multiply); otherwise L2,
+/// `g ← g + λθ` rounded once, as torch's `g.add(θ, alpha=λ)`. Nothing when λ = 0.
+pub fn weight_decay<const D: usize>(
+    theta: Tensor<D>,
+    g: Tensor<D>,
+    lr: f64,
+    weight_decay: f64,
+    decoupled: bool,
+) -> (Tensor<D>, Tensor<D>) {
+    match (weight_decay, decoupled) {
+        (0.0, _) => (theta, g),
+        (_, true) => (theta.mul_scalar(1.0 - lr * weight_decay), g),
+        (_, false) => {
+            let g = mul_add_scalar_one_rounding(theta.clone(), weight_decay as f32, g);
+            (theta, g)
+        }
+    }
+}
+
 /// `a·b + c` rounded once, for a scalar `b`: torch's `c.add(a, alpha=b)`.
 ///
 /// The product of two f32s is exact in f64, so the sum evaluated in f64 and rounded to f32

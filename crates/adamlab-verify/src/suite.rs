@@ -6,7 +6,7 @@
 //! adding its registry line; an optimizer defined in another crate can run them on its own entry
 //! (see `examples/custom_optimizer.rs`).
 
-use adamlab_optim::{Args, Kind, OptimizerEntry, OptimizerSpec, Value};
+use adamlab_optim::{Args, CycledMomentum, Kind, OptimizerEntry, OptimizerSpec, Value};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -224,6 +224,50 @@ pub fn maximize_is_a_step_on_the_negated_gradient(spec: &OptimizerSpec, device: 
     Ok(())
 }
 
+/// Where a schedule can cycle `spec`'s momentum (OneCycleLR: β₁ of `betas`, or SGD's
+/// `momentum`), the cycled value is ignored until set, then replaces the configured one: the
+/// steps with it unset equal the spec's own, bit for bit; set, they equal those of the spec with
+/// that value configured, and differ from the spec's own. Eight steps: a rectified optimizer
+/// (AdaBelief without its SGD fallback) leaves θ unchanged for its first five. Nothing to check
+/// for an optimizer whose momentum no schedule cycles.
+pub fn a_cycled_momentum_replaces_the_configured_one(spec: &OptimizerSpec, device: &Device) -> Result<(), String> {
+    let cell = CycledMomentum::default();
+    let Ok(cycled) = spec.build_cycling_momentum(cell.clone()) else {
+        return Ok(());
+    };
+    let has_betas = spec.entry().params.iter().any(|p| p.name == "betas");
+    let (configured, beta2) = if has_betas { spec.args().pair("betas") } else { (spec.args().f64("momentum"), 0.0) };
+    let value = if configured == 0.5 { 0.6 } else { 0.5 };
+    let set = if has_betas {
+        spec.with("betas", Value::Tuple(vec![Value::Number(value), Value::Number(beta2)]))
+    } else {
+        spec.with("momentum", Value::Number(value))
+    }
+    .map_err(|err| format!("{spec}: configuring the momentum {value}: {err}"))?;
+    let case = LinearCase::new(device);
+    let run = |mut optimizer: ModuleOptimizer| {
+        let mut model = case.model.clone();
+        for scale in [1.0, -0.3, 2.0, 0.5, -1.0, 1.5, 0.7, -0.2] {
+            let g = case.grads(&model, scale);
+            model = optimizer.step(spec.lr(), model, g);
+        }
+        weights(&model).iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    };
+    let own = run(module_optimizer(spec));
+    if run(cycled.module_optimizer()) != own {
+        return Err(format!("{spec}: an unset cycled momentum changes the steps"));
+    }
+    cell.set(value);
+    let cycled = run(cycled.module_optimizer());
+    if cycled != run(module_optimizer(&set)) {
+        return Err(format!("{spec}: the cycled momentum {value} steps otherwise than {set}"));
+    }
+    if cycled == own {
+        return Err(format!("{spec}: the cycled momentum {value} changes nothing"));
+    }
+    Ok(())
+}
+
 /// Values outside the range of each keyword of `spec`'s optimizer, one keyword at a time, are
 /// errors naming the optimizer and the keyword, in one line: through the spec (`with`), and
 /// through the entry's build handed the value unchecked (so the configuration's own validation
@@ -343,6 +387,7 @@ fn in_range(kind: Kind) -> Value {
 pub const SPEC_PROPERTIES: &[(&str, fn(&OptimizerSpec, &Device) -> Result<(), String>)] = &[
     ("resumes the same update after save and load", resumes_the_same_update),
     ("maximize is a step on −g", maximize_is_a_step_on_the_negated_gradient),
+    ("a cycled momentum replaces the configured one once set", a_cycled_momentum_replaces_the_configured_one),
     ("out-of-range values are errors naming the keyword", out_of_range_values_are_errors_naming_the_keyword),
 ];
 

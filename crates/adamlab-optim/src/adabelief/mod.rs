@@ -8,14 +8,14 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::adam::AMSGRAD;
-use crate::hyper::{ConfigError, CycledMomentum, Interval, Keyword, Kind};
+use crate::hyper::{CycledMomentum, Interval, Keyword, Kind};
 use crate::keywords::{
-    BETAS, EPS_OR_ZERO, FIXED_DECAY, FUSED_ADAMLAB, LR, WEIGHT_DECAY, WEIGHT_DECOUPLE,
+    BETAS, EPS_OR_ZERO, FIXED_DECAY, LR, WEIGHT_DECAY, WEIGHT_DECOUPLE,
 };
 use crate::registry::OptimizerEntry;
 use crate::torch_ops;
@@ -23,9 +23,6 @@ use crate::torch_ops;
 crate::hyper_config! {
     /// Configuration of [`AdaBelief`], with adabelief-pytorch 0.2.1's defaults (its 0.0.5 had
     /// eps 1e-8 and neither decoupled decay nor rectification).
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](burn::optim::Optimizer::step) (the reference's default is 1e-3).
     pub struct AdaBeliefConfig {
         LR => 0.001;
         BETAS.help("decay rates of m and of the belief s, the moving average of (g − m)²") => {
@@ -69,11 +66,7 @@ crate::hyper_config! {
             /// With `rectify`, take a momentum step while ρₜ < 5 instead of leaving θ alone.
             degenerated_to_sgd: bool = true,
         }
-        FUSED_ADAMLAB => {
-            /// Step with the fused kernel where the tensors' backend has one, else with the
-            /// tensor-op reference step; the numbers are the same.
-            fused: bool = true,
-        }
+        FUSED_ADAMLAB;
     }
 }
 
@@ -83,24 +76,8 @@ pub const ADABELIEF: OptimizerEntry = OptimizerEntry {
     summary: "AdaBelief (Zhuang et al., 2020): Adam dividing by the spread of g around m",
     reference: "adabelief_pytorch.AdaBelief (adabelief-pytorch 0.2.1)",
     params: AdaBeliefConfig::PARAMS,
-    build: |args| {
-        let adabelief = AdaBeliefConfig::new().with_args(args).build()?;
-        Ok(Box::new(adabelief.with_cycled_beta1(args.cycled_momentum())))
-    },
+    build: AdaBeliefConfig::build_entry,
 };
-
-impl AdaBeliefConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<AdaBelief, ConfigError> {
-        self.validate()?;
-        Ok(AdaBelief { config: self.clone(), cycled_beta1: None })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// AdaBelief (Zhuang et al., 2020, "AdaBelief Optimizer: Adapting Stepsizes by the Belief in
 /// Observed Gradients", <https://arxiv.org/abs/2010.07468>), computed as the authors'
@@ -136,6 +113,8 @@ pub struct AdaBelief {
     cycled_beta1: Option<CycledMomentum>,
 }
 
+crate::builds!(AdaBeliefConfig => AdaBelief { cycled_beta1 });
+
 /// The state AdaBelief keeps for one parameter, named as the reference's `state` dict.
 #[derive(RecordState, Clone)]
 pub struct AdaBeliefState<const D: usize> {
@@ -163,18 +142,6 @@ enum Update {
 }
 
 impl AdaBelief {
-    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
-    /// momentum cycling writes `group["betas"]`, which the reference reads at every step).
-    pub fn with_cycled_beta1(self, beta1: Option<CycledMomentum>) -> Self {
-        Self { cycled_beta1: beta1, ..self }
-    }
-
-    /// β₁ for the coming step: the schedule's when one cycles it, else the configuration's.
-    fn beta1(&self) -> f64 {
-        let cycled = self.cycled_beta1.as_ref().and_then(CycledMomentum::get);
-        cycled.unwrap_or(self.config.beta1)
-    }
-
     /// The update of step `t` at learning rate `lr`, in f64 as Python computes it.
     fn update(&self, lr: f64, t: usize) -> Update {
         let (beta1, beta2, t) = (self.beta1(), self.config.beta2, t as f64);
@@ -265,6 +232,7 @@ crate::fused::impl_optimizer!(AdaBelief, AdaBeliefState { exp_avg, exp_avg_var, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
     use burn::optim::Optimizer;
     use burn::tensor::Device;
     use burn::tensor::{TensorData, Tolerance};
@@ -286,7 +254,7 @@ mod tests {
     fn the_first_step_is_a_momentum_step_or_adams_with_the_belief() {
         let tolerance = Tolerance::absolute(1e-6);
         let (theta, state) = step(AdaBeliefConfig::new(), &[[0.5, -1.0]]);
-        theta.assert_approx_eq::<f32>(&TensorData::from([0.95f32, -1.9]), tolerance);
+        testing::assert_near(&theta, [0.95, -1.9]);
         let s = state.exp_avg_var.to_data();
         let expected = TensorData::from([2.025e-4f32, 8.1e-4]);
         s.assert_approx_eq::<f32>(&expected, Tolerance::relative(1e-6));

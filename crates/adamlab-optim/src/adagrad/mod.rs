@@ -27,21 +27,16 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind};
-use crate::keywords::{EPS_OR_ZERO, FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
+use crate::hyper::{Interval, Keyword, Kind};
+use crate::keywords::{EPS_OR_ZERO, LR};
 use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Adagrad`], with `torch.optim.Adagrad`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](burn::optim::Optimizer::step).
-    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
-    /// from a user.
     pub struct AdagradConfig {
         LR => 0.01;
         Keyword {
@@ -52,10 +47,7 @@ crate::hyper_config! {
             /// Step-size decay: step t uses `lr / (1 + (t − 1)·lr_decay)`.
             lr_decay: f64 = 0.0,
         }
-        WEIGHT_DECAY => {
-            /// L2 weight decay λ, added to the gradient as `λθ`.
-            weight_decay: f64 = 0.0,
-        }
+        WEIGHT_DECAY;
         Keyword {
             name: "initial_accumulator_value",
             kind: Kind::Float(Interval::NON_NEGATIVE),
@@ -69,16 +61,8 @@ crate::hyper_config! {
             /// to 1e-5).
             eps: f64 = 1e-10,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
-        FUSED => {
-            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
-            /// backend has one, else with the tensor-op reference step; the numbers are the same
-            /// (torch's `fused` defaults to None, the for-loop on the CPU).
-            fused: bool = true,
-        }
+        MAXIMIZE;
+        FUSED;
     }
 }
 
@@ -88,23 +72,8 @@ pub const ADAGRAD: OptimizerEntry = OptimizerEntry {
     summary: "Adagrad (Duchi et al., 2011): steps scaled by the root of the summed squared gradients",
     reference: "torch.optim.Adagrad (torch 2.15)",
     params: AdagradConfig::PARAMS,
-    build: |args| Ok(Box::new(AdagradConfig::new().with_args(args).build()?)),
+    build: AdagradConfig::build_entry,
 };
-
-impl AdagradConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adagrad, ConfigError> {
-        self.validate()?;
-        Ok(Adagrad {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Adagrad, computed as `torch.optim.Adagrad` computes it on dense gradients; see the
 /// [module documentation](self) for the update rule.
@@ -116,17 +85,14 @@ pub struct Adagrad {
     config: AdagradConfig,
 }
 
+crate::builds!(AdagradConfig => Adagrad);
+
 /// η_t = lr / (1 + (t − 1)·lr_decay), in f64 as torch's Python float.
 fn decayed_lr(config: &AdagradConfig, lr: f64, t: usize) -> f64 {
     lr / (1.0 + (t - 1) as f64 * config.lr_decay)
 }
 
 impl Adagrad {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &AdagradConfig {
-        &self.config
-    }
-
     /// One Adagrad step for one parameter tensor, written with tensor operations: the readable
     /// reference that the fused kernels must equal. Every backend and dtype runs it; see the
     /// [module](self) for the update rule.

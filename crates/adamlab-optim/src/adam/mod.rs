@@ -14,62 +14,36 @@
 mod kernel;
 
 use crate::hyper::param;
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::LearningRate;
 use burn::config::Config;
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::RecordState;
 use crate::fused;
 use crate::stochastic::{self, Streams};
-use crate::hyper::{ConfigError, CycledMomentum, HyperParam, HyperValue, Keyword, Kind, Value};
-use crate::keywords::{
-    BETAS, DECOUPLED_WEIGHT_DECAY, EPS, FUSED, LR, MAXIMIZE, WEIGHT_DECAY, WEIGHT_DECAY_L2_OR_DECOUPLED,
-};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::hyper::{CycledMomentum, HyperParam, HyperValue, Keyword, Kind, Value};
+use crate::keywords::{EPS, LR, WEIGHT_DECAY};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Adam`], with `torch.optim.Adam`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](Optimizer::step), so that schedulers can change it. [`check_learning_rate`](crate::check_learning_rate)
-    /// validates it for callers that take it from a user.
     pub struct AdamConfig {
         LR => 0.001;
-        BETAS => {
-            /// Decay rate of the first-moment (mean) estimate, β₁.
-            beta1: f64 = 0.9,
-            /// Decay rate of the second-moment (uncentred variance) estimate, β₂.
-            beta2: f64 = 0.999,
-        }
+        BETAS;
         EPS => {
             /// Added to the bias-corrected `√v̂` for numerical stability, outside the square
             /// root (torch's default; burn's own Adam defaults to 1e-5).
             eps: f64 = 1e-8,
         }
-        WEIGHT_DECAY_L2_OR_DECOUPLED => {
-            /// Weight decay λ. Coupled L2 (`g ← g + λθ`) unless `decoupled_weight_decay`.
-            weight_decay: f64 = 0.0,
-        }
-        DECOUPLED_WEIGHT_DECAY => {
-            /// Decay the weights directly (`θ ← θ·(1 − lr·λ)`) instead of adding `λθ` to the
-            /// gradient: AdamW (Loshchilov & Hutter).
-            decoupled_weight_decay: bool = false,
-        }
+        WEIGHT_DECAY_L2_OR_DECOUPLED;
+        DECOUPLED_WEIGHT_DECAY;
         AMSGRAD => {
             /// Use AMSGrad: the denominator takes the running maximum of the raw second moment
             /// `v`.
             amsgrad: bool = false,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
-        FUSED => {
-            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
-            /// backend has one, else with the tensor-op reference step; the numbers are the same
-            /// (torch's `fused` defaults to False).
-            fused: bool = true,
-        }
+        MAXIMIZE;
+        FUSED;
         BF16_STOCHASTIC_ROUND => {
             /// bfloat16 parameters are stepped in f32 (θ and g widened, f32 moments unless
             /// `state_dtype` says otherwise) and θ is rounded back to bfloat16 stochastically, as
@@ -230,21 +204,6 @@ impl AdamConfig {
             .with_decoupled_weight_decay(true)
             .with_weight_decay(ADAMW_WEIGHT_DECAY)
     }
-
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adam, ConfigError> {
-        self.validate()?;
-        Ok(Adam {
-            config: self.clone(),
-            cycled_beta1: None,
-            streams: Streams::default(),
-        })
-    }
-
-    /// The optimizer for a whole module, as burn's `AdamConfig::init` gives it.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
 }
 
 /// Adam (Kingma & Ba, 2015, <https://arxiv.org/abs/1412.6980>), computed as `torch.optim.Adam`
@@ -285,6 +244,8 @@ pub struct Adam {
     streams: Streams,
 }
 
+crate::builds!(AdamConfig => Adam { cycled_beta1, streams });
+
 /// The state Adam keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
 pub struct AdamState<const D: usize> {
@@ -302,26 +263,6 @@ pub struct AdamState<const D: usize> {
 }
 
 impl Adam {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
-
-    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
-    /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
-        self.cycled_beta1 = beta1;
-        self
-    }
-
-    /// β₁ for the coming step: the schedule's when one cycles it, else the configuration's.
-    fn beta1(&self) -> f64 {
-        self.cycled_beta1
-            .as_ref()
-            .and_then(CycledMomentum::get)
-            .unwrap_or(self.config.beta1)
-    }
-
     /// One Adam step for one parameter tensor, written with tensor operations: the readable
     /// reference that the fused kernels must equal. Every backend and dtype runs it; see
     /// [`Adam`] for the update rule.
@@ -480,41 +421,9 @@ fn to_bf16<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-impl EvalWeights for Adam {}
-
-impl Optimizer for Adam {
-    type State<const D: usize> = AdamState<D>;
-
-    /// One Adam step for one parameter tensor; see [`Adam`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-    /// callers that take the learning rate from a user check it first with
-    /// [`check_learning_rate`](crate::check_learning_rate).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let state = self.stored(state);
-        if self.config.bf16_stochastic_round && theta.dtype() == DType::BF16 {
-            return self.step_rounding_stochastically(lr, theta, grad, state);
-        }
-        if self.config.state_dtype == StateDtype::Bf16 && self.config.fused {
-            // bfloat16 buffers (Flex) have a loop of their own; f32 ones holding bfloat16
-            // values (NdArray) take the f32 loop, which rounds them.
-            return match kernel::bf16::try_step(self, lr, theta, grad, state) {
-                Ok(stepped) => stepped,
-                Err((theta, grad, state)) => fused::step(self, lr, theta, grad, state),
-            };
-        }
-        fused::step(self, lr, theta, grad, state)
-    }
-
+impl Adam {
     /// Moves the state; a bfloat16 moment goes to a device without bfloat16 as f32 (exact).
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+    fn state_to_device<const D: usize>(state: AdamState<D>, device: &Device) -> AdamState<D> {
         let to = |t: Tensor<D>| {
             let dtype = if t.dtype() == DType::BF16 { state_storage(device) } else { t.dtype() };
             t.cast(dtype).to_device(device)
@@ -529,10 +438,33 @@ impl Optimizer for Adam {
     }
 }
 
+fused::impl_optimizer!(Adam, AdamState, to_device = Adam::state_to_device, step =
+    /// One Adam step for one parameter tensor; see [`Adam`] for the update rule: bfloat16
+    /// parameters rounded stochastically, bfloat16 moments on Flex and everything else by
+    /// [`fused::step`].
+    |adam, lr, theta, grad, state| {
+        let state = adam.stored(state);
+        if adam.config.bf16_stochastic_round && theta.dtype() == DType::BF16 {
+            return adam.step_rounding_stochastically(lr, theta, grad, state);
+        }
+        if adam.config.state_dtype == StateDtype::Bf16 && adam.config.fused {
+            // bfloat16 buffers (Flex) have a loop of their own; f32 ones holding bfloat16
+            // values (NdArray) take the f32 loop, which rounds them.
+            return match kernel::bf16::try_step(adam, lr, theta, grad, state) {
+                Ok(stepped) => stepped,
+                Err((theta, grad, state)) => fused::step(adam, lr, theta, grad, state),
+            };
+        }
+        fused::step(adam, lr, theta, grad, state)
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{TensorData, Tolerance};
+    use burn::optim::Optimizer;
+    use crate::testing;
+    use burn::tensor::TensorData;
 
     const LR: f64 = 0.1;
 
@@ -565,13 +497,8 @@ mod tests {
     #[test]
     fn first_two_steps_match_hand_computed_values() {
         let thetas = trajectory(AdamConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
-        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
-        let tolerance = Tolerance::absolute(1e-6);
-        thetas[0].assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
-        thetas[1].assert_approx_eq::<f32>(
-            &TensorData::from([0.806_782_04f32, -1.873_366_3]),
-            tolerance,
-        );
+        testing::assert_near(&thetas[0], [0.9, -1.9]);
+        testing::assert_near(&thetas[1], [0.806_782_04, -1.873_366_3]);
     }
 
     /// First step with λ = 0.5: L2 turns g = [0.5, −1] into g + λθ₀ = [1, −2], whose Adam step is
@@ -579,16 +506,15 @@ mod tests {
     /// [0.95, −1.9], then the step on the raw gradient gives [0.85, −1.8].
     #[test]
     fn first_step_applies_l2_and_decoupled_weight_decay_as_torch() {
-        let tolerance = Tolerance::absolute(1e-6);
         let l2 = trajectory(AdamConfig::new().with_weight_decay(0.5), &[[0.5, -1.0]]);
-        l2[0].assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        testing::assert_near(&l2[0], [0.9, -1.9]);
         let decoupled = trajectory(
             AdamConfig::new()
                 .with_weight_decay(0.5)
                 .with_decoupled_weight_decay(true),
             &[[0.5, -1.0]],
         );
-        decoupled[0].assert_approx_eq::<f32>(&TensorData::from([0.85f32, -1.8]), tolerance);
+        testing::assert_near(&decoupled[0], [0.85, -1.8]);
     }
 
     /// AMSGrad keeps max(v): after a large then a small gradient its denominator stays larger
@@ -634,7 +560,7 @@ mod tests {
     #[test]
     fn maximize_moves_along_the_gradient() {
         let thetas = trajectory(AdamConfig::new().with_maximize(true), &[[0.5, -1.0]]);
-        thetas[0].assert_approx_eq::<f32>(&TensorData::from([1.1f32, -2.1]), Tolerance::absolute(1e-6));
+        testing::assert_near(&thetas[0], [1.1, -2.1]);
     }
 
 }

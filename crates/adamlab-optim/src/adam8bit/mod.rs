@@ -17,7 +17,7 @@
 pub(crate) mod kernel;
 pub mod quantize;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
+use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate, param};
@@ -118,7 +118,7 @@ pub const ADAM8BIT: OptimizerEntry = OptimizerEntry {
     summary: "Adam with 8-bit blockwise moments (Dettmers et al., 2022), bitsandbytes' Adam8bit",
     reference: "bitsandbytes.optim.Adam8bit (bitsandbytes 0.50.2, its CUDA kernels transcribed)",
     params: Adam8bitConfig::PARAMS,
-    build: |args| Ok(Box::new(Adam8bitConfig::new().with_args(args).build()?)),
+    build: Adam8bitConfig::build_entry,
 };
 
 /// The registry's `adamw8bit`: `bitsandbytes.optim.AdamW8bit`, Adam8bit with weight decay 1e-2.
@@ -146,32 +146,29 @@ impl Adam8bitConfig {
         Self::new().with_weight_decay(ADAMW8BIT_WEIGHT_DECAY)
     }
 
-    /// The bare optimizer. Refuses what bitsandbytes refuses (`amsgrad=true`) and what adamlab
-    /// does not implement (`is_paged=true`).
-    pub fn build(&self) -> Result<Adam8bit, ConfigError> {
-        self.validate()?;
+    /// What bitsandbytes refuses (`amsgrad=true`) and what adamlab does not implement
+    /// (`is_paged=true`), which `build` refuses.
+    fn supported(&self) -> Result<(), ConfigError> {
         if self.amsgrad {
             return Err(ConfigError::Incompatible(
                 "amsgrad=true is not supported by 8-bit Adam (bitsandbytes' Adam8bit refuses it too)"
                     .into(),
             ));
         }
-        if self.is_paged {
-            return Err(ConfigError::Incompatible(
-                "is_paged=true is not implemented: bitsandbytes pages states through CUDA unified \
-                 memory, which adamlab's backends do not have"
-                    .into(),
-            ));
-        }
-        Ok(Adam8bit {
-            config: self.clone(),
-        })
+        not_paged(self.is_paged)
     }
+}
 
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
+/// `is_paged=true` refused: bitsandbytes' paged states are CUDA unified memory.
+pub(crate) fn not_paged(is_paged: bool) -> Result<(), ConfigError> {
+    if is_paged {
+        return Err(ConfigError::Incompatible(
+            "is_paged=true is not implemented: bitsandbytes pages states through CUDA unified \
+             memory, which adamlab's backends do not have"
+                .into(),
+        ));
     }
+    Ok(())
 }
 
 /// Adam with 8-bit blockwise states (Dettmers, Lewis, Shleifer & Zettlemoyer, "8-bit Optimizers via
@@ -206,6 +203,8 @@ impl Adam8bitConfig {
 pub struct Adam8bit {
     config: Adam8bitConfig,
 }
+
+crate::builds!(Adam8bitConfig => Adam8bit, check = Adam8bitConfig::supported);
 
 /// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
 #[derive(Clone)]
@@ -352,11 +351,6 @@ impl Coefficients {
 }
 
 impl Adam8bit {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &Adam8bitConfig {
-        &self.config
-    }
-
     /// The state of a parameter like `theta` before its first step: codes 0 and absmax 0 (which
     /// dequantize to 0), or f32 zeros below `min_8bit_size` elements, as bitsandbytes starts.
     fn initial_state<const D: usize>(&self, theta: &Tensor<D>) -> Adam8bitState<D> {

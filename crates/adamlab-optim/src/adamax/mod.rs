@@ -9,20 +9,17 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, CycledMomentum};
-use crate::keywords::{BETAS, EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
+use crate::hyper::CycledMomentum;
+use crate::keywords::{BETAS, EPS_OR_ZERO, LR};
 use crate::registry::OptimizerEntry;
 use crate::torch_ops;
 
 crate::hyper_config! {
     /// Configuration of [`Adamax`], with `torch.optim.Adamax`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](burn::optim::Optimizer::step) (torch's default is 2e-3).
     pub struct AdamaxConfig {
         LR => 0.002;
         BETAS.help("decay rates of the first moment and of the infinity norm") => {
@@ -35,20 +32,9 @@ crate::hyper_config! {
             /// Added to `|g|` inside the maximum that updates `u`, so that `u` is never 0.
             eps: f64 = 1e-8,
         }
-        WEIGHT_DECAY => {
-            /// L2 weight decay λ (`g ← g + λθ`; torch's Adamax has no decoupled form).
-            weight_decay: f64 = 0.0,
-        }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
-        FUSED_ADAMLAB => {
-            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
-            /// backend has one, else with the tensor-op reference step; the numbers are the
-            /// same. adamlab's keyword: torch's Adamax has none.
-            fused: bool = true,
-        }
+        WEIGHT_DECAY;
+        MAXIMIZE;
+        FUSED_ADAMLAB;
     }
 }
 
@@ -58,30 +44,8 @@ pub const ADAMAX: OptimizerEntry = OptimizerEntry {
     summary: "Adamax (Kingma & Ba, 2015): Adam with the infinity norm in place of the second moment",
     reference: "torch.optim.Adamax (torch 2.15)",
     params: AdamaxConfig::PARAMS,
-    build: |args| {
-        let adamax = AdamaxConfig::new()
-            .with_args(args)
-            .build()?
-            .with_cycled_beta1(args.cycled_momentum());
-        Ok(Box::new(adamax))
-    },
+    build: AdamaxConfig::build_entry,
 };
-
-impl AdamaxConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Adamax, ConfigError> {
-        self.validate()?;
-        Ok(Adamax {
-            config: self.clone(),
-            cycled_beta1: None,
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Adamax (Kingma & Ba, 2015, section 7.1, <https://arxiv.org/abs/1412.6980>), computed as
 /// `torch.optim.Adamax` computes it.
@@ -108,6 +72,8 @@ pub struct Adamax {
     cycled_beta1: Option<CycledMomentum>,
 }
 
+crate::builds!(AdamaxConfig => Adamax { cycled_beta1 });
+
 /// The state Adamax keeps for one parameter. Names follow torch.optim's `state` dict.
 #[derive(RecordState, Clone)]
 pub struct AdamaxState<const D: usize> {
@@ -120,26 +86,6 @@ pub struct AdamaxState<const D: usize> {
 }
 
 impl Adamax {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &AdamaxConfig {
-        &self.config
-    }
-
-    /// This optimizer, taking β₁ from `beta1` at every step once it is set (OneCycleLR's
-    /// momentum cycling; torch writes `group["betas"]` before each step).
-    pub fn with_cycled_beta1(mut self, beta1: Option<CycledMomentum>) -> Self {
-        self.cycled_beta1 = beta1;
-        self
-    }
-
-    /// β₁ for the coming step: the schedule's when one cycles it, else the configuration's.
-    fn beta1(&self) -> f64 {
-        self.cycled_beta1
-            .as_ref()
-            .and_then(CycledMomentum::get)
-            .unwrap_or(self.config.beta1)
-    }
-
     /// One Adamax step for one parameter tensor, written with tensor operations: the readable
     /// reference that the fused kernels must equal. Every backend and dtype runs it; see
     /// [`Adamax`] for the update rule.
@@ -197,8 +143,8 @@ crate::fused::impl_optimizer!(Adamax, AdamaxState { exp_avg, exp_inf });
 mod tests {
     use super::*;
     use burn::optim::Optimizer;
-    use crate::testing::{device, tensor, thetas};
-    use burn::tensor::{TensorData, Tolerance};
+    use crate::testing::{self, device, tensor, thetas};
+    use burn::tensor::TensorData;
 
     const LR: f64 = 0.1;
 
@@ -216,16 +162,8 @@ mod tests {
     #[test]
     fn first_two_steps_match_hand_computed_values() {
         let thetas = trajectory(AdamaxConfig::new(), &[[0.5, -1.0], [0.25, 0.5]]);
-        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
-        let tolerance = Tolerance::absolute(1e-6);
-        thetas[0].assert_approx_eq::<f32>(
-            &TensorData::from([0.900_000_02f32, -1.900_000_01]),
-            tolerance,
-        );
-        thetas[1].assert_approx_eq::<f32>(
-            &TensorData::from([0.826_242_03f32, -1.878_926_30]),
-            tolerance,
-        );
+        testing::assert_near(&thetas[0], [0.900_000_02, -1.900_000_01]);
+        testing::assert_near(&thetas[1], [0.826_242_03, -1.878_926_30]);
     }
 
     /// The infinity norm: after a large gradient, u decays by β₂ per step rather than dropping to
@@ -237,10 +175,7 @@ mod tests {
         let (_, state) = adamax.step(LR, theta, tensor([0.0, 2.0]), state);
         let u = state.unwrap().exp_inf.to_data();
         // [max(0.999·4, 0 + ε), max(0.999·0.5, 2 + ε)].
-        u.assert_approx_eq::<f32>(
-            &TensorData::from([3.996f32, 2.0]),
-            Tolerance::absolute(1e-6),
-        );
+        testing::assert_near(&u, [3.996, 2.0]);
     }
 
     /// First step with λ = 0.5: g + λθ₀ = [1, −2]; Adamax's first step is ±lr·|g|/(|g| + ε), so
@@ -249,27 +184,17 @@ mod tests {
     fn weight_decay_is_added_to_the_gradient() {
         let adamax = AdamaxConfig::new().with_weight_decay(0.5).build().unwrap();
         let (theta, state) = adamax.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
-        let tolerance = Tolerance::absolute(1e-6);
-        theta
-            .to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        testing::assert_near(&theta.to_data(), [0.9, -1.9]);
         let state = state.unwrap();
-        state
-            .exp_avg
-            .to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.1f32, -0.2]), tolerance);
-        state
-            .exp_inf
-            .to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([1.0f32, 2.0]), tolerance);
+        testing::assert_near(&state.exp_avg.to_data(), [0.1, -0.2]);
+        testing::assert_near(&state.exp_inf.to_data(), [1.0, 2.0]);
     }
 
     /// `maximize` climbs: its first step moves along +g instead of −g.
     #[test]
     fn maximize_moves_along_the_gradient() {
         let thetas = trajectory(AdamaxConfig::new().with_maximize(true), &[[0.5, -1.0]]);
-        thetas[0]
-            .assert_approx_eq::<f32>(&TensorData::from([1.1f32, -2.1]), Tolerance::absolute(1e-6));
+        testing::assert_near(&thetas[0], [1.1, -2.1]);
     }
 
     /// With β₁ < 0.5 torch's lerp takes its other form, `g − (g − m)·β₁`; the first step still
@@ -278,12 +203,9 @@ mod tests {
     fn small_beta1_uses_the_other_lerp_form_with_the_same_value() {
         let adamax = AdamaxConfig::new().with_beta1(0.3).build().unwrap();
         let (theta, state) = adamax.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
-        let tolerance = Tolerance::absolute(1e-6);
-        theta
-            .to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
+        testing::assert_near(&theta.to_data(), [0.9, -1.9]);
         let m = state.unwrap().exp_avg.to_data();
-        m.assert_approx_eq::<f32>(&TensorData::from([0.35f32, -0.7]), tolerance);
+        testing::assert_near(&m, [0.35, -0.7]);
     }
 
     /// The fused helpers equal Rust's `f32::mul_add` (one rounding) element for element, where
@@ -320,25 +242,4 @@ mod tests {
         assert_ne!(values(t(&a).mul_scalar(w).add(t(&c))), fma_scalar);
         assert_ne!(values(t(&a).mul(t(&b)).add(t(&c))), fma);
     }
-
-    /// A cycled β₁ (OneCycleLR) is ignored until set, then replaces the configured β₁.
-    #[test]
-    fn a_cycled_beta1_replaces_the_configured_one_once_set() {
-        let cell = CycledMomentum::default();
-        let cycled = AdamaxConfig::new()
-            .build()
-            .unwrap()
-            .with_cycled_beta1(Some(cell.clone()));
-        let first_moment = |optimizer: &Adamax| {
-            let (_, state) = optimizer.step(LR, tensor([1.0, -2.0]), tensor([0.5, -1.0]), None);
-            state.unwrap().exp_avg.to_data()
-        };
-        let plain = AdamaxConfig::new().build().unwrap();
-        first_moment(&cycled).assert_eq(&first_moment(&plain), true);
-        cell.set(0.5);
-        let half = AdamaxConfig::new().with_beta1(0.5).build().unwrap();
-        first_moment(&cycled).assert_eq(&first_moment(&half), true);
-        assert_ne!(first_moment(&cycled), first_moment(&plain));
-    }
-
 }

@@ -180,21 +180,54 @@ macro_rules! keyword_and_reference {
 }
 pub(crate) use keyword_and_reference;
 
-/// A fused optimizer's `impl Optimizer`, and its [`EvalWeights`](crate::registry::EvalWeights)
-/// (the weights trained): `step` is [`step`], and `to_device` moves the state's tensor fields
-/// (named after the state type; a tensor or an optional one, see [`ToDevice`]) and keeps the
-/// others. `impl_optimizer!(Sgd, SgdState { momentum_buffer })`.
+/// An optimizer's `impl Optimizer`, and its [`EvalWeights`](crate::registry::EvalWeights) (the
+/// weights trained). `step` checks the learning rate, then is [`step`] (the fused step where the
+/// configuration and the tensors allow it, else the inherent `reference_step`), or, for an
+/// optimizer written only with tensor operations (`unfused`), its `reference_step`, or a step of
+/// its own written in the call; `to_device` moves the state's tensor fields (named after the state
+/// type; a tensor or an optional one, see [`ToDevice`]) and keeps the others, or is a function of
+/// the optimizer's.
+///
+/// - `impl_optimizer!(Sgd, SgdState { momentum_buffer })`
+/// - `impl_optimizer!(NAdam, NAdamState { exp_avg, exp_avg_sq }, unfused)`
+/// - `impl_optimizer!(Adam, AdamState, to_device = Adam::state_to_device, step =
+///   /// doc
+///   |adam, lr, theta, grad, state| …)`
 macro_rules! impl_optimizer {
     ($optimizer:ident, $state:ident { $($tensor:ident),+ $(,)? }) => {
+        $crate::fused::impl_optimizer!(@impl $optimizer, $state, { $($tensor),+ },
+            /// One step for one parameter tensor: the fused step where the configuration and
+            /// the tensors allow it, else the reference step (see
+            /// [`fused::step`](crate::fused::step)); the optimizer's documentation gives the
+            /// update rule.
+            |optimizer, lr, theta, grad, state| $crate::fused::step(optimizer, lr, theta, grad, state)
+        );
+    };
+    ($optimizer:ident, $state:ident { $($tensor:ident),+ $(,)? }, unfused) => {
+        $crate::fused::impl_optimizer!(@impl $optimizer, $state, { $($tensor),+ },
+            /// One step for one parameter tensor: the optimizer's `reference_step`, written with
+            /// tensor operations (it has no fused step); its documentation gives the update rule.
+            |optimizer, lr, theta, grad, state| optimizer.reference_step(lr, theta, grad, state)
+        );
+    };
+    (
+        $optimizer:ident, $state:ident, to_device = $to_device:path, step =
+        $(#[$doc:meta])* |$o:ident, $lr:ident, $theta:ident, $grad:ident, $st:ident| $step:expr
+    ) => {
+        $crate::fused::impl_optimizer!(@impl $optimizer, $state, $to_device,
+            $(#[$doc])* |$o, $lr, $theta, $grad, $st| $step
+        );
+    };
+    (@impl $optimizer:ident, $state:ident, $to_device:tt,
+        $(#[$doc:meta])*
+        |$o:ident, $lr:ident, $theta:ident, $grad:ident, $st:ident| $step:expr
+    ) => {
         impl $crate::registry::EvalWeights for $optimizer {}
 
         impl ::burn::optim::Optimizer for $optimizer {
             type State<const D: usize> = $state<D>;
 
-            /// One step for one parameter tensor: the fused step where the configuration and
-            /// the tensors allow it, else the reference step (see
-            /// [`fused::step`](crate::fused::step)); the optimizer's documentation gives the
-            /// update rule.
+            $(#[$doc])*
             ///
             /// # Panics
             /// If `lr` is negative or not finite: burn's optimizer interface cannot return an
@@ -207,7 +240,11 @@ macro_rules! impl_optimizer {
                 grad: ::burn::tensor::Tensor<D>,
                 state: Option<Self::State<D>>,
             ) -> $crate::fused::Stepped<Self, D> {
-                $crate::fused::step(self, lr, theta, grad, state)
+                if let Err(err) = $crate::check_learning_rate(lr) {
+                    panic!("{err}");
+                }
+                let ($o, $lr, $theta, $grad, $st) = (self, lr, theta, grad, state);
+                $step
             }
 
             #[allow(clippy::needless_update)]
@@ -215,12 +252,18 @@ macro_rules! impl_optimizer {
                 state: Self::State<D>,
                 device: &::burn::tensor::Device,
             ) -> Self::State<D> {
-                $state {
-                    $($tensor: $crate::fused::ToDevice::to_device(state.$tensor, device),)+
-                    ..state
-                }
+                $crate::fused::impl_optimizer!(@to_device $state, state, device, $to_device)
             }
         }
+    };
+    (@to_device $state:ident, $s:ident, $d:ident, { $($tensor:ident),+ }) => {
+        $state {
+            $($tensor: $crate::fused::ToDevice::to_device($s.$tensor, $d),)+
+            ..$s
+        }
+    };
+    (@to_device $state:ident, $s:ident, $d:ident, $to_device:path) => {
+        $to_device($s, $d)
     };
 }
 pub(crate) use impl_optimizer;

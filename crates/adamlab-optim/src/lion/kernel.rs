@@ -34,9 +34,10 @@ pub(crate) struct LionCoefficients {
     lr: f32,
 }
 
-/// `sign(x)` as burn's backends compute it: ±1, and 0 for ±0 and NaN.
+/// `sign(x)` as burn's backends compute it: ±1, and 0 for ±0 and NaN (also bitsandbytes'
+/// kernels' `sgn`, `(0 < x) − (x < 0)`, which Lion8bit's kernel takes from here).
 #[inline(always)]
-fn sign(x: f32) -> f32 {
+pub(crate) fn sign(x: f32) -> f32 {
     if x > 0.0 {
         1.0
     } else if x < 0.0 {

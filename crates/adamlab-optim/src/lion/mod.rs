@@ -6,14 +6,14 @@
 //! in its order. The `fused` keyword picks between them; it is adamlab's (lion-pytorch has
 //! none), default true, and the numbers are the same.
 
-mod kernel;
+pub(crate) mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use crate::RecordState;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind, Value};
-use crate::keywords::{self, FUSED_ADAMLAB};
+use crate::hyper::{Interval, Keyword, Kind, Value};
+use crate::keywords;
 use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
@@ -48,12 +48,7 @@ crate::hyper_config! {
             /// that at the initial learning rate each step shrinks θ by λ itself.
             decoupled_weight_decay: bool = false,
         }
-        FUSED_ADAMLAB => {
-            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
-            /// backend has one, else with the tensor-op reference step; the numbers are the
-            /// same. adamlab's keyword: lion-pytorch has none.
-            fused: bool = true,
-        }
+        FUSED_ADAMLAB;
         @other {
             /// The learning rate lion-pytorch was constructed with (its `lr` argument, kept as
             /// `_init_lr`), by which `decoupled_weight_decay` divides λ. Must be > 0, as
@@ -86,22 +81,6 @@ pub const LION: OptimizerEntry = OptimizerEntry {
     },
 };
 
-impl LionConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<Lion, ConfigError> {
-        self.validate()?;
-        LR.check(&Value::Number(self.init_lr))?;
-        Ok(Lion {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
-
 /// Lion, EvoLved Sign Momentum (Chen et al., 2023, "Symbolic Discovery of Optimization
 /// Algorithms", <https://arxiv.org/abs/2302.06675>), computed as `lion_pytorch.Lion` computes it.
 ///
@@ -128,6 +107,8 @@ pub struct Lion {
     config: LionConfig,
 }
 
+crate::builds!(LionConfig => Lion, check = |config: &LionConfig| LR.check(&Value::Number(config.init_lr)));
+
 /// The state Lion keeps for one parameter. Names follow lion-pytorch's `state` dict.
 #[derive(RecordState, Clone)]
 pub struct LionState<const D: usize> {
@@ -147,11 +128,6 @@ fn decay_factor(config: &LionConfig, lr: f64) -> f64 {
 }
 
 impl Lion {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &LionConfig {
-        &self.config
-    }
-
     /// One Lion step for one parameter tensor, written with tensor operations: the readable
     /// reference that the fused kernels must equal. Every backend and dtype runs it; see
     /// [`Lion`] for the update rule.
@@ -198,7 +174,7 @@ crate::fused::impl_optimizer!(Lion, LionState { exp_avg });
 mod tests {
     use super::*;
     use crate::testing;
-    use burn::tensor::{TensorData, Tolerance};
+    use burn::tensor::TensorData;
 
     const LR: f64 = 0.1;
 
@@ -223,20 +199,10 @@ mod tests {
     #[test]
     fn first_two_steps_match_hand_computed_values() {
         let steps = trajectory(LionConfig::new(), LR, &[[0.5, -1.0], [-0.25, 0.05]]);
-        // f32 holds these to ~1e-7; 1e-6 leaves room for the order of operations only.
-        let tolerance = Tolerance::absolute(1e-6);
-        steps[0]
-            .0
-            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), tolerance);
-        steps[0]
-            .1
-            .assert_approx_eq::<f32>(&TensorData::from([0.005f32, -0.01]), tolerance);
-        steps[1]
-            .0
-            .assert_approx_eq::<f32>(&TensorData::from([1.0f32, -1.8]), tolerance);
-        steps[1]
-            .1
-            .assert_approx_eq::<f32>(&TensorData::from([0.00245f32, -0.0094]), tolerance);
+        testing::assert_near(&steps[0].0, [0.9, -1.9]);
+        testing::assert_near(&steps[0].1, [0.005, -0.01]);
+        testing::assert_near(&steps[1].0, [1.0, -1.8]);
+        testing::assert_near(&steps[1].1, [0.00245, -0.0094]);
     }
 
     /// A zero gradient on a zero momentum has sign 0: the parameter stays where it is.
@@ -253,24 +219,17 @@ mod tests {
     /// half the initial lr the factor is 1 − 0.05·5 = 0.75: [0.75, −1.5], then [0.7, −1.45].
     #[test]
     fn weight_decay_and_decoupled_weight_decay_scale_as_lion_pytorch() {
-        let tolerance = Tolerance::absolute(1e-6);
         let g = [[0.5, -1.0]];
         let coupled = trajectory(LionConfig::new().with_weight_decay(0.5), LR, &g);
-        coupled[0]
-            .0
-            .assert_approx_eq::<f32>(&TensorData::from([0.85f32, -1.8]), tolerance);
+        testing::assert_near(&coupled[0].0, [0.85, -1.8]);
         let decoupled = LionConfig::new()
             .with_weight_decay(0.5)
             .with_decoupled_weight_decay(true)
             .with_init_lr(LR);
         let at_init_lr = trajectory(decoupled.clone(), LR, &g);
-        at_init_lr[0]
-            .0
-            .assert_approx_eq::<f32>(&TensorData::from([0.4f32, -0.9]), tolerance);
+        testing::assert_near(&at_init_lr[0].0, [0.4, -0.9]);
         let at_half_lr = trajectory(decoupled, LR / 2.0, &g);
-        at_half_lr[0]
-            .0
-            .assert_approx_eq::<f32>(&TensorData::from([0.7f32, -1.45]), tolerance);
+        testing::assert_near(&at_half_lr[0].0, [0.7, -1.45]);
     }
 
     /// β₁ = 0 is signSGD: the second step follows the new gradient's sign alone (compare the
@@ -282,9 +241,7 @@ mod tests {
             LR,
             &[[0.5, -1.0], [-0.25, 0.05]],
         );
-        steps[1]
-            .0
-            .assert_approx_eq::<f32>(&TensorData::from([1.0f32, -2.0]), Tolerance::absolute(1e-6));
+        testing::assert_near(&steps[1].0, [1.0, -2.0]);
     }
 
 }

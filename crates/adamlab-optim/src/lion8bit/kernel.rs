@@ -17,22 +17,11 @@ use burn::tensor::Tensor;
 use super::{Coefficients, Lion8bit, Lion8bitState};
 use crate::adam8bit::kernel::{absmax_of, for_each_block};
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
+use crate::lion::kernel::sign as sgn;
 
 /// θ and the state after a step, or the step's inputs back when no kernel takes them.
 type Tried<const D: usize> =
     Result<(Tensor<D>, Option<Lion8bitState<D>>), (Tensor<D>, Tensor<D>, Lion8bitState<D>)>;
-
-/// The kernels' `sgn`: `(0 < x) − (x < 0)`, 0 for 0 and NaN.
-#[inline(always)]
-fn sgn(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
 
 /// One f32-momentum element (the 32-bit kernel): θ and m after the step from θ, g, m before.
 #[inline(always)]

@@ -14,14 +14,14 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
+use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::adam8bit::code_dtype;
+use crate::adam8bit::{code_dtype, not_paged};
 use crate::adam8bit::quantize::{
     self, BLOCK, DYNAMIC_SIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
 };
-use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate};
+use crate::hyper::{Keyword, Kind, check_learning_rate};
 use crate::keywords::{BETAS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
 
@@ -78,30 +78,8 @@ pub const LION8BIT: OptimizerEntry = OptimizerEntry {
     summary: "Lion with an 8-bit blockwise momentum, bitsandbytes' Lion8bit",
     reference: "bitsandbytes.optim.Lion8bit (bitsandbytes 0.50.2, its CUDA kernels transcribed)",
     params: Lion8bitConfig::PARAMS,
-    build: |args| Ok(Box::new(Lion8bitConfig::new().with_args(args).build()?)),
+    build: Lion8bitConfig::build_entry,
 };
-
-impl Lion8bitConfig {
-    /// The bare optimizer; refuses `is_paged=true`, which adamlab does not implement.
-    pub fn build(&self) -> Result<Lion8bit, ConfigError> {
-        self.validate()?;
-        if self.is_paged {
-            return Err(ConfigError::Incompatible(
-                "is_paged=true is not implemented: bitsandbytes pages states through CUDA unified \
-                 memory, which adamlab's backends do not have"
-                    .into(),
-            ));
-        }
-        Ok(Lion8bit {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023,
 /// <https://arxiv.org/abs/2302.06675>) with an 8-bit blockwise momentum, as bitsandbytes' CUDA
@@ -126,6 +104,8 @@ impl Lion8bitConfig {
 pub struct Lion8bit {
     config: Lion8bitConfig,
 }
+
+crate::builds!(Lion8bitConfig => Lion8bit, check = |config: &Lion8bitConfig| not_paged(config.is_paged));
 
 /// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
 #[derive(Clone)]
@@ -215,11 +195,6 @@ impl Coefficients {
 }
 
 impl Lion8bit {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &Lion8bitConfig {
-        &self.config
-    }
-
     /// The state before the first step: code 0 and absmax 0 (dequantizing to 0), or an f32 zero
     /// momentum below `min_8bit_size` elements, as bitsandbytes starts.
     fn initial_state<const D: usize>(&self, theta: &Tensor<D>) -> Lion8bitState<D> {

@@ -34,22 +34,17 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::torch_ops::lerp_two_roundings;
-use crate::hyper::{ConfigError, Interval, Keyword, Kind};
-use crate::keywords::{EPS_OR_ZERO, FUSED_ADAMLAB, LR, MAXIMIZE, WEIGHT_DECAY};
+use crate::hyper::{Interval, Keyword, Kind};
+use crate::keywords::{EPS_OR_ZERO, LR, MOMENTUM};
 use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`RmsProp`], with `torch.optim.RMSprop`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](burn::optim::Optimizer::step).
-    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
-    /// from a user.
     pub struct RmsPropConfig {
         LR => 0.01;
         ALPHA => {
@@ -60,11 +55,8 @@ crate::hyper_config! {
             /// Added to the root, outside it (torch's default; burn's RmsProp defaults to 1e-5).
             eps: f64 = 1e-8,
         }
-        WEIGHT_DECAY => {
-            /// L2 weight decay λ, added to the gradient as `λθ`.
-            weight_decay: f64 = 0.0,
-        }
-        MOMENTUM => {
+        WEIGHT_DECAY;
+        MOMENTUM.help("momentum μ of the buffer b ← μ·b + g/d (0: none)") => {
             /// Momentum μ; 0 keeps no buffer (torch's default; burn's RmsProp defaults to 0.9).
             momentum: f64 = 0.0,
         }
@@ -72,16 +64,8 @@ crate::hyper_config! {
             /// Divide by `√(v − ḡ²)` instead of `√v`.
             centered: bool = false,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
-        FUSED_ADAMLAB => {
-            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
-            /// backend has one, else with the tensor-op reference step; the numbers are the
-            /// same. adamlab's keyword: torch's RMSprop has none.
-            fused: bool = true,
-        }
+        MAXIMIZE;
+        FUSED_ADAMLAB;
     }
 }
 
@@ -90,12 +74,6 @@ pub const ALPHA: Keyword = Keyword {
     name: "alpha",
     kind: Kind::Float(Interval::NON_NEGATIVE),
     help: "smoothing constant α of the running average of g² (and of g when centered)",
-};
-/// `momentum`: heavy-ball momentum on the normalised gradient.
-pub const MOMENTUM: Keyword = Keyword {
-    name: "momentum",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    help: "momentum μ of the buffer b ← μ·b + g/d (0: none)",
 };
 /// `centered`: normalise by an estimate of the variance rather than the raw second moment.
 pub const CENTERED: Keyword = Keyword {
@@ -110,23 +88,8 @@ pub const RMSPROP: OptimizerEntry = OptimizerEntry {
     summary: "RMSprop (Hinton, 2012): steps scaled by a running RMS of the gradient; centered, momentum",
     reference: "torch.optim.RMSprop (torch 2.15)",
     params: RmsPropConfig::PARAMS,
-    build: |args| Ok(Box::new(RmsPropConfig::new().with_args(args).build()?)),
+    build: RmsPropConfig::build_entry,
 };
-
-impl RmsPropConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop.
-    pub fn build(&self) -> Result<RmsProp, ConfigError> {
-        self.validate()?;
-        Ok(RmsProp {
-            config: self.clone(),
-        })
-    }
-
-    /// The optimizer for a whole module.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
-}
 
 /// RMSprop, computed as `torch.optim.RMSprop` computes it; see the [module documentation](self)
 /// for the update rule.
@@ -141,12 +104,9 @@ pub struct RmsProp {
     config: RmsPropConfig,
 }
 
-impl RmsProp {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &RmsPropConfig {
-        &self.config
-    }
+crate::builds!(RmsPropConfig => RmsProp);
 
+impl RmsProp {
     /// One RMSprop step for one parameter tensor, written with tensor operations: the readable
     /// reference that the fused kernels must equal. Every backend and dtype runs it; see the
     /// [module](self) for the update rule.

@@ -33,24 +33,19 @@
 
 mod kernel;
 
-use burn::optim::{LearningRate, ModuleOptimizer};
+use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use crate::RecordState;
 use crate::hyper::{ConfigError, Interval, Keyword, Kind, CycledMomentum};
-use crate::keywords::{FUSED, LR, MAXIMIZE, WEIGHT_DECAY};
+use crate::keywords::{LR, MOMENTUM};
 use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Sgd`], with `torch.optim.SGD`'s defaults.
-    ///
-    /// The learning rate is not part of the configuration: burn passes it to every
-    /// [`step`](burn::optim::Optimizer::step).
-    /// [`check_learning_rate`](crate::check_learning_rate) validates it for callers that take it
-    /// from a user.
     pub struct SgdConfig {
         LR => 0.001;
-        MOMENTUM => {
+        MOMENTUM.help("momentum factor μ (0: plain SGD, no momentum buffer)") => {
             /// Momentum factor μ (0: plain SGD, no state).
             momentum: f64 = 0.0,
         }
@@ -58,34 +53,17 @@ crate::hyper_config! {
             /// Dampening τ of the gradient added to the momentum buffer.
             dampening: f64 = 0.0,
         }
-        WEIGHT_DECAY => {
-            /// L2 weight decay λ (`g ← g + λθ`).
-            weight_decay: f64 = 0.0,
-        }
+        WEIGHT_DECAY;
         NESTEROV => {
             /// Nesterov momentum: step along `g + μ·b` instead of `b`. Requires a momentum and
             /// zero dampening, as torch does.
             nesterov: bool = false,
         }
-        MAXIMIZE => {
-            /// Maximise the objective instead of minimising it (the gradient is negated).
-            maximize: bool = false,
-        }
-        FUSED => {
-            /// Step with the fused kernel (one pass over memory, in place) where the tensors'
-            /// backend has one, else with the tensor-op reference step; the numbers are the same
-            /// (torch's `fused` defaults to False).
-            fused: bool = true,
-        }
+        MAXIMIZE;
+        FUSED;
     }
 }
 
-/// `momentum`: μ ≥ 0, as torch checks.
-pub const MOMENTUM: Keyword = Keyword {
-    name: "momentum",
-    kind: Kind::Float(Interval::NON_NEGATIVE),
-    help: "momentum factor μ (0: plain SGD, no momentum buffer)",
-};
 /// `dampening`: torch accepts any number.
 pub const DAMPENING: Keyword = Keyword {
     name: "dampening",
@@ -114,27 +92,14 @@ pub const SGD: OptimizerEntry = OptimizerEntry {
     },
 };
 
-impl SgdConfig {
-    /// The bare optimizer, for [`ModuleOptimizer::with_group`] or a hand-written loop; an error
-    /// for a value outside its range, or for Nesterov momentum without a momentum or with
-    /// dampening (torch's own check).
-    pub fn build(&self) -> Result<Sgd, ConfigError> {
-        self.validate()?;
-        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(ConfigError::Incompatible(
-                "Nesterov momentum requires a momentum and zero dampening".to_string(),
-            ));
-        }
-        Ok(Sgd {
-            config: self.clone(),
-            cycled_momentum: None,
-        })
+/// Nesterov momentum without a momentum or with dampening is an error (torch's own check).
+fn nesterov_needs_momentum(config: &SgdConfig) -> Result<(), ConfigError> {
+    if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
+        return Err(ConfigError::Incompatible(
+            "Nesterov momentum requires a momentum and zero dampening".to_string(),
+        ));
     }
-
-    /// The optimizer for a whole module, as burn's `SgdConfig::init` gives it.
-    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
-        Ok(ModuleOptimizer::from(self.build()?))
-    }
+    Ok(())
 }
 
 /// SGD with momentum, computed as `torch.optim.SGD` computes it; see the [module](self) for the
@@ -146,6 +111,8 @@ pub struct Sgd {
     cycled_momentum: Option<CycledMomentum>,
 }
 
+crate::builds!(SgdConfig => Sgd { cycled_momentum }, check = nesterov_needs_momentum);
+
 /// The state SGD keeps for one parameter, only when the momentum is not 0. Named as torch's
 /// `state` dict names it.
 #[derive(RecordState, Clone)]
@@ -155,11 +122,6 @@ pub struct SgdState<const D: usize> {
 }
 
 impl Sgd {
-    /// The configuration this optimizer was built from.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
-
     /// This optimizer, taking μ from `momentum` at every step once it is set (OneCycleLR's
     /// momentum cycling; torch writes `group["momentum"]` before each step).
     pub fn with_cycled_momentum(mut self, momentum: Option<CycledMomentum>) -> Self {
@@ -277,10 +239,9 @@ mod tests {
         let config = SgdConfig::new().with_momentum(0.9).with_dampening(0.5);
         assert_thetas(config.clone(), &G, &[[0.95, -1.9], [0.8925, -1.835]]);
         let steps = trajectory(config, &G);
-        let tolerance = Tolerance::absolute(1e-6);
         let buffer = |i: usize| steps[i].1.clone().unwrap();
-        buffer(0).assert_approx_eq::<f32>(&TensorData::from([0.5f32, -1.0]), tolerance);
-        buffer(1).assert_approx_eq::<f32>(&TensorData::from([0.575f32, -0.65]), tolerance);
+        testing::assert_near(&buffer(0), [0.5, -1.0]);
+        testing::assert_near(&buffer(1), [0.575, -0.65]);
     }
 
     /// Nesterov, μ = 0.9. Step 1: b = g₁, g = 1.9·g₁ = [0.95, −1.9], θ₁ = [0.905, −1.81].
@@ -325,9 +286,7 @@ mod tests {
         let (theta, state) = sgd.step(LR, tensor([1.0, -2.0]), tensor(G[0]), None);
         cycled.set(0.5);
         let (theta, _) = sgd.step(LR, theta, tensor(G[1]), state);
-        theta
-            .to_data()
-            .assert_approx_eq::<f32>(&TensorData::from([0.9f32, -1.9]), Tolerance::absolute(1e-6));
+        testing::assert_near(&theta.to_data(), [0.9, -1.9]);
     }
 
 }
