@@ -12,7 +12,7 @@
 use adamlab::backend::{BackendKind, compiled, device};
 use adamlab::optim::adam8bit::quantize::{DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
 use adamlab::optim::adam::{AdamConfig, StateDtype, state_storage};
-use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Blockwise, Moments};
+use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Blockwise, Codes, Moments, packs};
 use adamlab::optim::{OptimizerSpec, Value};
 use adamlab::verify::replay::{BF16_STATE_RTOL, REPLAY_FIXTURES, ReplayFixture, ReplayParam, replay_fixtures};
 use burn::nn::{Linear, LinearConfig};
@@ -192,12 +192,13 @@ fn leaves(bytes: &burn::tensor::Bytes) -> Vec<(String, String, Vec<usize>, Vec<u
     leaves
 }
 
-/// Saved after three steps, adamw8bit's file holds the weight's codes as u8; loaded into a fresh
-/// optimizer, every state leaf has the saved values; the resumed optimizer's next steps equal the
-/// uninterrupted one's bit for bit, and so does its saved state after them; a fresh optimizer's step
-/// differs (the state matters). On every backend compiled in. (burn loads a state onto its
-/// default device and moves it to the parameter's at the next step: with wgpu compiled in, which
-/// has no u8 on llvmpipe, the loaded codes are i32 until that step makes them u8 again.)
+/// Saved after three steps, adamw8bit's file holds the weight's codes as u8, one per element, on
+/// every backend (wgpu's packed words are unpacked); loaded into a fresh optimizer, every state
+/// leaf has the saved values; the resumed optimizer's next steps equal the uninterrupted one's bit
+/// for bit, and so does its saved state after them; a fresh optimizer's step differs (the state
+/// matters). On every backend compiled in. (burn loads a state onto its default device and moves
+/// it to the parameter's at the next step: with wgpu compiled in, the loaded codes are packed
+/// until that step moves them to a CPU backend's u8 layout.)
 #[test]
 fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
     for backend in compiled() {
@@ -209,9 +210,7 @@ fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
         let mut u8_tensors = 0;
         for tensor in reader.into_tensors().unwrap() {
             let (name, dtype, shape, _, _) = tensor.into_parts().unwrap();
-            if (name.ends_with(".state1") || name.ends_with(".state2"))
-                && device.supports_dtype(DType::U8)
-            {
+            if name.ends_with(".state1") || name.ends_with(".state2") {
                 let elements: usize = shape.iter().product();
                 if elements == 64 * 80 {
                     assert_eq!(dtype, DType::U8, "{backend}: {name} is saved as {dtype:?}");
@@ -219,9 +218,7 @@ fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
                 }
             }
         }
-        if device.supports_dtype(DType::U8) {
-            assert_eq!(u8_tensors, 2, "{backend}: the weight's two code tensors");
-        }
+        assert_eq!(u8_tensors, 2, "{backend}: the weight's two code tensors");
         let restored = spec
             .build()
             .unwrap()
@@ -282,53 +279,60 @@ fn resumes_exactly(
     assert_eq!(b, a, "{what}: the states after resuming");
 }
 
-/// Bytes of state per parameter element, as held in memory after a step on a parameter of
-/// 1 000 000 elements: the dtype and length of each state tensor the optimizer holds (not of a
-/// copy), on every backend compiled in. 8-bit: two u8 codes per element and two f32 absmax per
-/// block of 256, 2 + 8/256 = 2.03125 bytes per element, a quarter of Adam's 8 (plus 8 bytes of
-/// step count per tensor), where the backend stores u8.
+/// Bytes of state per parameter element, as held in memory after two steps (the second from the
+/// stored state) on a parameter of 1 000 000 elements, fused and by the reference: the dtype and
+/// length of each state tensor the optimizer holds (not of a copy), on every backend compiled in.
+/// 8-bit: two codes per element, u8 on the CPU backends and four to a u32 word on wgpu, and two
+/// f32 absmax per block of 256, 2 + 8/256 = 2.03125 bytes per element, a quarter of Adam's 8
+/// (plus 8 bytes of step count per tensor).
 #[test]
 fn the_8bit_state_is_two_bytes_per_element_and_two_floats_per_block() {
     const N: usize = 1_000_000;
     for backend in compiled() {
         let device = device(backend).unwrap();
-        let optimizer = Adam8bitConfig::new().build().unwrap();
-        let theta = Tensor::<1>::zeros([N], &device);
-        let grad = Tensor::<1>::ones([N], &device);
-        let (_, state) = optimizer.step(1e-3, theta, grad, None);
-        let Adam8bitState {
-            moments:
-                Moments::Blockwise(Blockwise {
-                    state1,
-                    state2,
-                    absmax1,
-                    absmax2,
-                }),
-            ..
-        } = state.unwrap()
-        else {
-            panic!("{backend}: a parameter of {N} elements keeps 8-bit moments");
-        };
-        let bytes = |dtype: DType, len: usize| dtype.size() * len;
-        let total = bytes(state1.dtype(), state1.shape().num_elements())
-            + bytes(state2.dtype(), state2.shape().num_elements())
-            + bytes(absmax1.dtype(), absmax1.shape().num_elements())
-            + bytes(absmax2.dtype(), absmax2.shape().num_elements());
-        let per_element = total as f64 / N as f64;
-        println!(
-            "{backend}: codes {:?}, absmax {:?}: {total} bytes, {per_element} bytes per element",
-            state1.dtype(),
-            absmax1.dtype()
-        );
-        assert_eq!(absmax1.shape().num_elements(), N.div_ceil(256));
-        assert_eq!(absmax1.dtype(), DType::F32);
-        if device.supports_dtype(DType::U8) {
-            assert_eq!(
-                (state1.dtype(), state2.dtype()),
-                (DType::U8, DType::U8),
-                "{backend}"
+        for fused in [true, false] {
+            let optimizer = Adam8bitConfig::new().with_fused(fused).build().unwrap();
+            let (theta, state) =
+                optimizer.step(1e-3, Tensor::<1>::zeros([N], &device), Tensor::ones([N], &device), None);
+            let (_, state) = optimizer.step(1e-3, theta, Tensor::ones([N], &device), state);
+            let Adam8bitState {
+                moments:
+                    Moments::Blockwise(Blockwise {
+                        state1,
+                        state2,
+                        absmax1,
+                        absmax2,
+                    }),
+                ..
+            } = state.unwrap()
+            else {
+                panic!("{backend}: a parameter of {N} elements keeps 8-bit moments");
+            };
+            let bytes = |t: &Tensor<1>| t.dtype().size() * t.shape().num_elements();
+            let total = state1.bytes() + state2.bytes() + bytes(&absmax1) + bytes(&absmax2);
+            let per_element = total as f64 / N as f64;
+            let layout = |codes: &Codes<1>| match codes {
+                Codes::Bytes(t) => format!("{:?} [{}]", t.dtype(), t.shape().num_elements()),
+                Codes::Packed { words, .. } => format!("packed {:?} [{}]", words.dtype(), words.shape().num_elements()),
+            };
+            println!(
+                "{backend} fused={fused}: codes {}, absmax {:?}: {total} bytes, {per_element} bytes per element",
+                layout(&state1),
+                absmax1.dtype()
             );
-            assert_eq!(total, 2 * N + 8 * N.div_ceil(256), "{backend}");
+            assert_eq!(absmax1.shape().num_elements(), N.div_ceil(256));
+            assert_eq!(absmax1.dtype(), DType::F32);
+            for codes in [&state1, &state2] {
+                match codes {
+                    Codes::Bytes(t) => assert_eq!(t.dtype(), DType::U8, "{backend}"),
+                    Codes::Packed { words, .. } => {
+                        assert_eq!(words.dtype(), DType::U32, "{backend}");
+                        assert_eq!(words.shape().num_elements(), N.div_ceil(4), "{backend}");
+                    }
+                }
+            }
+            assert_eq!(packs(&device), matches!(state1, Codes::Packed { .. }), "{backend}");
+            assert_eq!(total, 2 * N + 8 * N.div_ceil(256), "{backend} fused={fused}");
         }
     }
 }
