@@ -14,6 +14,8 @@
 //! updates and requantizes one block at a time, in place. The `fused` keyword picks between them;
 //! on wgpu (and any other backend) the reference runs.
 
+#[cfg(cube_kernels)]
+pub(crate) mod cube;
 pub(crate) mod kernel;
 pub mod layout;
 pub mod quantize;
@@ -520,6 +522,11 @@ impl Optimizer for Adam8bit {
             return self.reference_step(lr, theta, grad, state);
         }
         let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        #[cfg(cube_kernels)]
+        let (theta, grad, state) = match cube::try_step(self, lr, theta, grad, state) {
+            Ok(stepped) => return stepped,
+            Err(inputs) => inputs,
+        };
         match kernel::try_step(self, lr, theta, grad, state) {
             Ok(stepped) => stepped,
             Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),

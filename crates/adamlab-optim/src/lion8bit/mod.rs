@@ -12,6 +12,8 @@
 //! [reference](Lion8bit::reference_step), and the fused CPU step of [`kernel`], one pass per
 //! block, in place. The `fused` keyword picks between them; wgpu runs the reference.
 
+#[cfg(cube_kernels)]
+mod cube;
 mod kernel;
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
@@ -357,6 +359,11 @@ impl Optimizer for Lion8bit {
             return self.reference_step(lr, theta, grad, state);
         }
         let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        #[cfg(cube_kernels)]
+        let (theta, grad, state) = match cube::try_step(self, lr, theta, grad, state) {
+            Ok(stepped) => return stepped,
+            Err(inputs) => inputs,
+        };
         match kernel::try_step(self, lr, theta, grad, state) {
             Ok(stepped) => stepped,
             Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
