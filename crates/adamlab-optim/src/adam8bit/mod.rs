@@ -9,10 +9,12 @@
 //! sign fix), so the fixtures come from a NumPy transcription of the kernels
 //! (`tools/reference/bnb_blockwise.py`), which this module equals bit for bit on the CPU.
 //!
-//! [`Adam8bit::step`] is written twice, as the other fused optimizers are: the tensor-op
-//! [reference](Adam8bit::reference_step), and the fused CPU step of [`kernel`], which dequantizes,
-//! updates and requantizes one block at a time, in place. The `fused` keyword picks between them;
-//! on wgpu (and any other backend) the reference runs.
+//! [`Adam8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
+//! [reference](Adam8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray), which
+//! dequantizes, updates and requantizes one block at a time, in place, and the fused CubeCL step of
+//! `cube` (wgpu), one cube per block. The `fused` keyword picks between them; any other backend,
+//! and f32 moments on wgpu, take the reference. The codes are u8 on the CPU backends and packed
+//! four to a u32 word on wgpu ([`layout`]).
 
 #[cfg(cube_kernels)]
 pub(crate) mod cube;
@@ -71,8 +73,9 @@ crate::hyper_config! {
             is_paged: bool = false,
         }
         FUSED_ADAMLAB => {
-            /// Step with the fused CPU kernel on f32 Flex and NdArray tensors (one pass per
-            /// block, in place), else with the tensor-op reference step; the numbers are the same.
+            /// Step with the fused kernel on f32 Flex and NdArray tensors (a CPU loop) and on wgpu
+            /// (a CubeCL kernel), one pass per block, in place, else with the tensor-op reference
+            /// step; the numbers are the same.
             fused: bool = true,
         }
     }

@@ -8,9 +8,10 @@
 //! `tools/reference/bnb_blockwise.py` (why not bitsandbytes' CPU path: see
 //! [`crate::adam8bit`]). The blockwise quantization is [`crate::adam8bit::quantize`]'s.
 //!
-//! [`Lion8bit::step`] is written twice, as the other fused optimizers are: the tensor-op
-//! [reference](Lion8bit::reference_step), and the fused CPU step of [`kernel`], one pass per
-//! block, in place. The `fused` keyword picks between them; wgpu runs the reference.
+//! [`Lion8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
+//! [reference](Lion8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray) and the
+//! fused CubeCL step of `cube` (wgpu), one pass per block, in place. The `fused` keyword picks
+//! between them; any other backend, and an f32 momentum on wgpu, take the reference.
 
 #[cfg(cube_kernels)]
 mod cube;
@@ -50,8 +51,9 @@ crate::hyper_config! {
             is_paged: bool = false,
         }
         FUSED_ADAMLAB => {
-            /// Step with the fused CPU kernel on f32 Flex and NdArray tensors, else with the
-            /// tensor-op reference step; the numbers are the same.
+            /// Step with the fused kernel on f32 Flex and NdArray tensors (a CPU loop) and on
+            /// wgpu (a CubeCL kernel), else with the tensor-op reference step; the numbers are the
+            /// same.
             fused: bool = true,
         }
     }
