@@ -18,8 +18,9 @@
 //! bit for bit (tested); a hardware GPU's shader compiler may contract `a·b + c` and round division
 //! and square root differently (see `adamlab_verify::fused`), and a code can then differ by one.
 //!
-//! Parameters with f32 moments (below `min_8bit_size`), and tensors the kernel does not take
-//! (autodiff, another dtype), take the reference step.
+//! A parameter with f32 moments (below `min_8bit_size`) takes the 32-bit kernel's update in an
+//! elementwise kernel of its own, one unit per element. Tensors the kernels do not take
+//! (autodiff, another dtype) take the reference step.
 
 use burn::optim::LearningRate;
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -37,8 +38,9 @@ pub(crate) const UNITS: usize = BLOCK / 4;
 type Tried<const D: usize> =
     Result<(Tensor<D>, Option<Adam8bitState<D>>), (Tensor<D>, Tensor<D>, Adam8bitState<D>)>;
 
-/// The fused step on wgpu, when θ, the gradient and the absmax are f32 CubeCL tensors without
-/// autodiff on one device and the codes are packed u32 words there; otherwise the inputs back.
+/// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 moments) are f32
+/// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
+/// otherwise the inputs back.
 pub(super) fn try_step<const D: usize>(
     optimizer: &Adam8bit,
     lr: LearningRate,
@@ -55,13 +57,27 @@ pub(super) fn try_step<const D: usize>(
                 && packed_on(&b.state1, &device)
                 && packed_on(&b.state2, &device)
         }
-        Moments::Full { .. } => false,
+        Moments::Full { state1, state2 } => {
+            kernel_for([&theta, &grad, state1, state2]) == Some(Kernel::Cube)
+        }
     };
     if !takes {
         return Err((theta, grad, state));
     }
-    let Moments::Blockwise(b) = state.moments else {
-        unreachable!("checked above");
+    let t = state.step + 1;
+    let c = Coefficients::new(&optimizer.config, lr, t);
+    let b = match state.moments {
+        Moments::Blockwise(b) => b,
+        Moments::Full { state1, state2 } => {
+            let moments = full_step(&c, theta, grad, state1, state2);
+            return Ok((
+                moments.0,
+                Some(Adam8bitState {
+                    step: t,
+                    moments: moments.1,
+                }),
+            ));
+        }
     };
     let (
         Codes::Packed {
@@ -73,8 +89,6 @@ pub(super) fn try_step<const D: usize>(
     else {
         unreachable!("checked above");
     };
-    let t = state.step + 1;
-    let c = Coefficients::new(&optimizer.config, lr, t);
     let theta = cube::take_mut(theta);
     let grad = cube::take(grad);
     let (words1, words2) = (take_words(words1), take_words(words2));
@@ -95,15 +109,7 @@ pub(super) fn try_step<const D: usize>(
         arg(&absmax2),
         arg(&signed),
         arg(&unsigned),
-        Adam8bitScalarsLaunch::new(
-            c.beta1,
-            c.beta2,
-            c.one_minus_beta1,
-            c.one_minus_beta2,
-            c.step_size,
-            c.eps_correction2,
-            c.decay.unwrap_or(1.0),
-        ),
+        scalars(&c),
         c.decay.is_some(),
     );
     let moments = Moments::Blockwise(Blockwise {
@@ -122,6 +128,59 @@ pub(super) fn try_step<const D: usize>(
         cube::into_tensor(theta),
         Some(Adam8bitState { step: t, moments }),
     ))
+}
+
+/// The 32-bit kernel's step (`kOptimizer32bit2State`) for f32 moments, a parameter below
+/// `min_8bit_size`: one launch, one unit per element, θ, m and v updated in place.
+fn full_step<const D: usize>(
+    c: &Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    m: Tensor<D>,
+    v: Tensor<D>,
+) -> (Tensor<D>, Moments<D>) {
+    let (theta, grad) = (cube::take_mut(theta), cube::take(grad));
+    let (m, v) = (cube::take_mut(m), cube::take_mut(v));
+    let (cube_count, cube_dim) = elementwise_geometry(&theta);
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
+    adam32bit_kernel::launch(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        arg(&theta),
+        arg(&grad),
+        arg(&m),
+        arg(&v),
+        scalars(c),
+        c.decay.is_some(),
+    );
+    let moments = Moments::Full {
+        state1: cube::into_tensor(m),
+        state2: cube::into_tensor(v),
+    };
+    (cube::into_tensor(theta), moments)
+}
+
+/// One unit per element of `theta`, as the elementwise fused kernels launch.
+pub(crate) fn elementwise_geometry(theta: &CubeTensor) -> (CubeCount, CubeDim) {
+    let units = theta.meta.num_elements();
+    let cube_dim = CubeDim::new(&theta.client, units);
+    let cube_count = cubecl::calculate_cube_count_elemwise(&theta.client, units, cube_dim);
+    (cube_count, cube_dim)
+}
+
+/// [`Coefficients`] as the kernels take them.
+fn scalars(c: &Coefficients) -> Adam8bitScalarsLaunch {
+    Adam8bitScalarsLaunch::new(
+        c.beta1,
+        c.beta2,
+        c.one_minus_beta1,
+        c.one_minus_beta2,
+        c.step_size,
+        c.eps_correction2,
+        c.decay.unwrap_or(1.0),
+    )
 }
 
 /// Whether `codes` are packed u32 words on `device`.
@@ -269,6 +328,32 @@ pub(crate) fn cube_max(shared: &mut [f32], local: f32) -> f32 {
         sync_cube();
     }
     shared[0]
+}
+
+/// The 32-bit kernel's step on f32 moments, one unit per element:
+/// [`Adam8bit::reference_step`](super::Adam8bit::reference_step)'s `Full` arm.
+#[cube(launch)]
+fn adam32bit_kernel(
+    theta: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &Adam8bitScalars,
+    #[comptime] decay: bool,
+) {
+    let i = ABSOLUTE_POS;
+    if i < theta.len() {
+        let g = grad[i];
+        let mi = m[i] * s.beta1 + g * s.one_minus_beta1;
+        let vi = v[i] * s.beta2 + (g * g) * s.one_minus_beta2;
+        let mut t = theta[i] + (mi / (f32::sqrt(vi) + s.eps_correction2)) * s.step_size;
+        if comptime![decay] {
+            t = t * s.decay;
+        }
+        theta[i] = t;
+        m[i] = mi;
+        v[i] = vi;
+    }
 }
 
 /// The 8-bit Adam step of one block per cube; see the module's documentation.

@@ -5,8 +5,8 @@
 //! module); the arithmetic is [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s,
 //! operation for operation and in its order, equal to it bit for bit on llvmpipe (tested).
 //!
-//! A parameter with an f32 momentum (below `min_8bit_size`), and tensors the kernel does not take,
-//! take the reference step.
+//! A parameter with an f32 momentum (below `min_8bit_size`) takes the 32-bit kernel's update in an
+//! elementwise kernel of its own; tensors the kernels do not take take the reference step.
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 use super::{Coefficients, Lion8bit, Lion8bitState, Momentum};
 use crate::adam8bit::Codes;
 use crate::adam8bit::cube::{
-    cube_max, geometry, maps, packed_on, quantize_keeping_sign, take_words,
+    cube_max, elementwise_geometry, geometry, maps, packed_on, quantize_keeping_sign, take_words,
 };
 use crate::fused::{Kernel, cube, kernel_for};
 
@@ -24,8 +24,9 @@ use crate::fused::{Kernel, cube, kernel_for};
 type Tried<const D: usize> =
     Result<(Tensor<D>, Option<Lion8bitState<D>>), (Tensor<D>, Tensor<D>, Lion8bitState<D>)>;
 
-/// The fused step on wgpu, when θ, the gradient and the absmax are f32 CubeCL tensors without
-/// autodiff on one device and the codes are packed u32 words there; otherwise the inputs back.
+/// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
+/// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
+/// otherwise the inputs back.
 pub(super) fn try_step<const D: usize>(
     optimizer: &Lion8bit,
     lr: LearningRate,
@@ -41,19 +42,24 @@ pub(super) fn try_step<const D: usize>(
                 && absmax1.device() == device
                 && packed_on(state1, &device)
         }
-        Momentum::Full(_) => false,
+        Momentum::Full(m) => kernel_for([&theta, &grad, m]) == Some(Kernel::Cube),
     };
     if !takes {
         return Err((theta, grad, state));
     }
-    let Momentum::Blockwise {
-        state1: Codes::Packed { words, shape },
-        absmax1,
-    } = state.momentum
-    else {
-        unreachable!("checked above");
-    };
     let c = Coefficients::new(&optimizer.config, lr);
+    let step = state.step + 1;
+    let (words, shape, absmax1) = match state.momentum {
+        Momentum::Blockwise {
+            state1: Codes::Packed { words, shape },
+            absmax1,
+        } => (words, shape, absmax1),
+        Momentum::Full(m) => {
+            let (theta, momentum) = full_step(&c, theta, grad, m);
+            return Ok((theta, Some(Lion8bitState { step, momentum })));
+        }
+        Momentum::Blockwise { .. } => unreachable!("checked above"),
+    };
     let theta = cube::take_mut(theta);
     let grad = cube::take(grad);
     let words = take_words(words);
@@ -71,14 +77,7 @@ pub(super) fn try_step<const D: usize>(
         arg(&words),
         arg(&absmax),
         arg(&signed),
-        Lion8bitScalarsLaunch::new(
-            c.lr,
-            c.beta1,
-            c.beta2,
-            c.one_minus_beta1,
-            c.one_minus_beta2,
-            c.decay.unwrap_or(1.0),
-        ),
+        scalars(&c),
         c.decay.is_some(),
     );
     let momentum = Momentum::Blockwise {
@@ -88,11 +87,83 @@ pub(super) fn try_step<const D: usize>(
         },
         absmax1: cube::into_tensor(absmax),
     };
-    let state = Lion8bitState {
-        step: state.step + 1,
-        momentum,
-    };
+    let state = Lion8bitState { step, momentum };
     Ok((cube::into_tensor(theta), Some(state)))
+}
+
+/// The 32-bit kernel's step (`kOptimizer32bit1State`) for an f32 momentum, a parameter below
+/// `min_8bit_size`: one launch, one unit per element, θ and m updated in place.
+fn full_step<const D: usize>(
+    c: &Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    m: Tensor<D>,
+) -> (Tensor<D>, Momentum<D>) {
+    let (theta, grad, m) = (cube::take_mut(theta), cube::take(grad), cube::take_mut(m));
+    let (cube_count, cube_dim) = elementwise_geometry(&theta);
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
+    lion32bit_kernel::launch(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        arg(&theta),
+        arg(&grad),
+        arg(&m),
+        scalars(c),
+        c.decay.is_some(),
+    );
+    (
+        cube::into_tensor(theta),
+        Momentum::Full(cube::into_tensor(m)),
+    )
+}
+
+/// [`Coefficients`] as the kernels take them.
+fn scalars(c: &Coefficients) -> Lion8bitScalarsLaunch {
+    Lion8bitScalarsLaunch::new(
+        c.lr,
+        c.beta1,
+        c.beta2,
+        c.one_minus_beta1,
+        c.one_minus_beta2,
+        c.decay.unwrap_or(1.0),
+    )
+}
+
+/// The kernels' `sgn`: `(0 < x) − (x < 0)`, 0 for 0 and NaN.
+#[cube]
+fn sgn(x: f32) -> f32 {
+    let mut sign = 0.0f32;
+    if x > 0.0f32 {
+        sign = 1.0f32;
+    } else if x < 0.0f32 {
+        sign = -1.0f32;
+    }
+    sign
+}
+
+/// The 32-bit kernel's step on an f32 momentum, one unit per element:
+/// [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s `Full` arm.
+#[cube(launch)]
+fn lion32bit_kernel(
+    theta: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    s: &Lion8bitScalars,
+    #[comptime] decay: bool,
+) {
+    let i = ABSOLUTE_POS;
+    if i < theta.len() {
+        let g = grad[i];
+        let mi = m[i];
+        let mut t = theta[i];
+        if comptime![decay] {
+            t = t * s.decay;
+        }
+        theta[i] = t - sgn(mi * s.beta1 + g * s.one_minus_beta1) * s.lr;
+        m[i] = mi * s.beta2 + g * s.one_minus_beta2;
+    }
 }
 
 /// [`Coefficients`] as the kernel takes them.
@@ -154,15 +225,7 @@ fn lion8bit_kernel(
             if comptime![decay] {
                 t = t * s.decay;
             }
-            // The kernels' sgn: (0 < x) − (x < 0), 0 for 0 and NaN.
-            let mixed = mj * s.beta1 + g * s.one_minus_beta1;
-            let mut sign = 0.0f32;
-            if mixed > 0.0f32 {
-                sign = 1.0f32;
-            } else if mixed < 0.0f32 {
-                sign = -1.0f32;
-            }
-            theta[e] = t - sign * s.lr;
+            theta[e] = t - sgn(mj * s.beta1 + g * s.one_minus_beta1) * s.lr;
         }
         let mk = mj * s.beta2 + g * s.one_minus_beta2;
         m[j] = mk;

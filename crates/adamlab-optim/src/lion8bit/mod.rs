@@ -11,7 +11,7 @@
 //! [`Lion8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
 //! [reference](Lion8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray) and the
 //! fused CubeCL step of `cube` (wgpu), one pass per block, in place. The `fused` keyword picks
-//! between them; any other backend, and an f32 momentum on wgpu, take the reference.
+//! between them; any other backend takes the reference.
 
 #[cfg(cube_kernels)]
 mod cube;
