@@ -57,6 +57,9 @@ pub trait AnyOptimizer: Send + Sync {
     /// one kernel launch (or one per few dozen tensors) instead of one each, as torch's
     /// multi-tensor (`foreach`) path does. θ and the states come back in the order they came.
     fn step_many_dyn(&self, lr: LearningRate, items: Vec<DynItem>) -> Vec<DynStepped>;
+    /// Whether [`step_many_dyn`](Self::step_many_dyn) shares kernel launches between tensors on
+    /// wgpu; otherwise it steps them one by one (the 8-bit optimizers: one launch per tensor).
+    fn has_multi_tensor_step(&self) -> bool;
     /// `optimizer` with this optimizer for the parameters of `group`.
     fn with_group(&self, optimizer: ModuleOptimizer, group: ParamGroup) -> ModuleOptimizer;
     /// Whether the weights to evaluate differ from the weights trained (schedule-free methods).
@@ -101,6 +104,10 @@ impl<O: Optimizer + EvalWeights> AnyOptimizer for O {
                 .map(|i| self.step_dyn(i.rank, lr, i.theta, i.grad, i.state))
                 .collect(),
         }
+    }
+
+    fn has_multi_tensor_step(&self) -> bool {
+        crate::fused::has_multi_tensor_step(self)
     }
 
     fn with_group(&self, optimizer: ModuleOptimizer, group: ParamGroup) -> ModuleOptimizer {

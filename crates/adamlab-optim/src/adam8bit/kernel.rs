@@ -19,10 +19,10 @@
 #![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::optim::LearningRate;
-use burn::tensor::{DType, Int, Tensor};
+use burn::tensor::{DType, Tensor};
 
 use super::quantize::{self, BLOCK, CodeTable, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
-use super::{Adam8bit, Adam8bitState, Blockwise, Coefficients, Moments};
+use super::{Adam8bit, Adam8bitState, Blockwise, Codes, Coefficients, Moments};
 
 /// θ and the state after a step, or the step's inputs back when no kernel takes them.
 type Tried<const D: usize> =
@@ -271,8 +271,9 @@ pub(super) fn try_step<const D: usize>(
     let takes = match &state.moments {
         Moments::Full { state1, state2 } => on_cpu(&[&theta, &grad, state1, state2]),
         Moments::Blockwise(b) => {
-            let codes_fit =
-                |codes: &Tensor<D, Int>| codes.dtype() == DType::U8 && codes.device() == device;
+            let codes_fit = |codes: &Codes<D>| {
+                matches!(codes, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
+            };
             let absmax = [&b.absmax1, &b.absmax2];
             on_cpu(&[&theta, &grad])
                 && kernel_for(absmax) == Some(Kernel::Cpu)
@@ -303,8 +304,7 @@ pub(super) fn try_step<const D: usize>(
             }
         }
         Moments::Blockwise(b) => {
-            let (mut codes1, mut codes2) =
-                (codes::Codes::take(b.state1), codes::Codes::take(b.state2));
+            let (mut codes1, mut codes2) = (codes::Codes::take(b.state1), codes::Codes::take(b.state2));
             let (mut absmax1, mut absmax2) =
                 (CpuTensor::take(b.absmax1), CpuTensor::take(b.absmax2));
             let maps = Maps::new();
@@ -319,8 +319,8 @@ pub(super) fn try_step<const D: usize>(
             );
             drop(g);
             Moments::Blockwise(Blockwise {
-                state1: codes1.into_tensor(),
-                state2: codes2.into_tensor(),
+                state1: Codes::Bytes(codes1.into_tensor()),
+                state2: Codes::Bytes(codes2.into_tensor()),
                 absmax1: absmax1.into_tensor(),
                 absmax2: absmax2.into_tensor(),
             })
@@ -367,8 +367,11 @@ pub(crate) mod codes {
     }
 
     impl Codes {
-        /// The primitive of `tensor`, which the caller checked to be a u8 Flex or NdArray tensor.
-        pub(crate) fn take<const D: usize>(tensor: Tensor<D, Int>) -> Self {
+        /// The primitive of `codes`, which the caller checked to be a u8 Flex or NdArray tensor.
+        pub(crate) fn take<const D: usize>(codes: crate::adam8bit::Codes<D>) -> Self {
+            let crate::adam8bit::Codes::Bytes(tensor) = codes else {
+                panic!("fused CPU 8-bit step on packed codes: checked by try_step");
+            };
             let dispatch = tensor.into_dispatch();
             #[allow(unreachable_patterns)]
             match dispatch.kind {
@@ -468,10 +471,14 @@ mod tests {
         let Moments::Blockwise(b) = &state.moments else {
             panic!("8-bit moments expected");
         };
+        let codes = |codes: &Codes<1>| match codes {
+            Codes::Bytes(codes) => address(codes),
+            Codes::Packed { .. } => panic!("packed codes on a CPU backend"),
+        };
         [
             address(theta),
-            address(&b.state1),
-            address(&b.state2),
+            codes(&b.state1),
+            codes(&b.state2),
             address(&b.absmax1),
             address(&b.absmax2),
         ]

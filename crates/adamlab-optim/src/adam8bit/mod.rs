@@ -9,20 +9,26 @@
 //! sign fix), so the fixtures come from a NumPy transcription of the kernels
 //! (`tools/reference/bnb_blockwise.py`), which this module equals bit for bit on the CPU.
 //!
-//! [`Adam8bit::step`] is written twice, as the other fused optimizers are: the tensor-op
-//! [reference](Adam8bit::reference_step), and the fused CPU step of [`kernel`], which dequantizes,
-//! updates and requantizes one block at a time, in place. The `fused` keyword picks between them;
-//! on wgpu (and any other backend) the reference runs.
+//! [`Adam8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
+//! [reference](Adam8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray), which
+//! dequantizes, updates and requantizes one block at a time, in place, and the fused CubeCL step of
+//! `cube` (wgpu), one cube per block. The `fused` keyword picks between them; any other backend
+//! takes the reference. The codes are u8 on the CPU backends and packed four to a u32 word on
+//! wgpu ([`layout`]).
 
+#[cfg(cube_kernels)]
+pub(crate) mod cube;
 pub(crate) mod kernel;
+pub mod layout;
 pub mod quantize;
 
 use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate, param};
 use crate::keywords::{BETAS, EPS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
 use crate::registry::{EvalWeights, OptimizerEntry};
+pub use layout::{Codes, packs};
 use quantize::{
     BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
 };
@@ -67,8 +73,9 @@ crate::hyper_config! {
             is_paged: bool = false,
         }
         FUSED_ADAMLAB => {
-            /// Step with the fused CPU kernel on f32 Flex and NdArray tensors (one pass per
-            /// block, in place), else with the tensor-op reference step; the numbers are the same.
+            /// Step with the fused kernel on f32 Flex and NdArray tensors (a CPU loop) and on wgpu
+            /// (a CubeCL kernel), one pass per block, in place, else with the tensor-op reference
+            /// step; the numbers are the same.
             fused: bool = true,
         }
     }
@@ -229,34 +236,25 @@ pub enum Moments<const D: usize> {
     Blockwise(Blockwise<D>),
 }
 
-/// 8-bit blockwise moments. The codes are u8 tensors of the parameter's shape where the backend
-/// stores u8 ([`code_dtype`]), so a parameter of n elements keeps 2n bytes of codes and
+/// 8-bit blockwise moments: one code per element ([`Codes`]: u8 on Flex and NdArray, packed
+/// four to a u32 word on wgpu), so a parameter of n elements keeps 2n bytes of codes and
 /// 8·⌈n/256⌉ bytes of absmax.
 #[derive(Clone)]
 pub struct Blockwise<const D: usize> {
     /// First-moment codes (bitsandbytes' `state1`), of the signed map.
-    pub state1: Tensor<D, Int>,
+    pub state1: Codes<D>,
     /// Second-moment codes (`state2`), of the unsigned map.
-    pub state2: Tensor<D, Int>,
+    pub state2: Codes<D>,
     /// The first moment's absmax per block (`absmax1`).
     pub absmax1: Tensor<1>,
     /// The second moment's absmax per block (`absmax2`).
     pub absmax2: Tensor<1>,
 }
 
-/// The dtype codes are kept in on `device`: u8 where the backend stores it (Flex, NdArray, and
-/// wgpu where the adapter has 8-bit storage), else the device's default int.
-pub fn code_dtype(device: &Device) -> DType {
-    if device.supports_dtype(DType::U8) {
-        DType::U8
-    } else {
-        Tensor::<1, Int>::zeros([1], device).dtype()
-    }
-}
-
-/// The state is written by hand rather than derived: the derive rebuilds an int tensor in the
-/// device's default int dtype, which would turn loaded codes into 4 or 8 bytes each. Leaves are
-/// bitsandbytes' names: `step`, `state1`, `state2`, and `absmax1`, `absmax2` for 8-bit moments.
+/// The state is written by hand rather than derived: the codes are saved as one u8 per element in
+/// the parameter's shape whatever the device's [`layout`], and loaded into the layout of the
+/// device they load onto. Leaves are bitsandbytes' names: `step`, `state1`, `state2`, and
+/// `absmax1`, `absmax2` for 8-bit moments.
 impl<const D: usize> RecordState for Adam8bitState<D> {
     fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
         out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));
@@ -266,8 +264,8 @@ impl<const D: usize> RecordState for Adam8bitState<D> {
                 out.push_tensor(prefix, "state2", state2.clone().into_data());
             }
             Moments::Blockwise(b) => {
-                out.push_tensor(prefix, "state1", b.state1.clone().into_data());
-                out.push_tensor(prefix, "state2", b.state2.clone().into_data());
+                out.push_tensor(prefix, "state1", b.state1.to_data());
+                out.push_tensor(prefix, "state2", b.state2.to_data());
                 out.push_tensor(prefix, "absmax1", b.absmax1.clone().into_data());
                 out.push_tensor(prefix, "absmax2", b.absmax2.clone().into_data());
             }
@@ -282,23 +280,12 @@ impl<const D: usize> RecordState for Adam8bitState<D> {
             src.take_tensor(prefix, "absmax1"),
             src.take_tensor(prefix, "absmax2"),
         ) {
-            (Some(absmax1), Some(absmax2)) => {
-                // The saved dtype (u8) where `device` stores it, else its default int.
-                let codes = |data: TensorData| {
-                    let dtype = if device.supports_dtype(data.dtype()) {
-                        data.dtype()
-                    } else {
-                        code_dtype(device)
-                    };
-                    Tensor::<D, Int>::from_data(data, (device, dtype))
-                };
-                Moments::Blockwise(Blockwise {
-                    state1: codes(state1),
-                    state2: codes(state2),
-                    absmax1: Tensor::from_data(absmax1, device),
-                    absmax2: Tensor::from_data(absmax2, device),
-                })
-            }
+            (Some(absmax1), Some(absmax2)) => Moments::Blockwise(Blockwise {
+                state1: Codes::from_data(state1, device),
+                state2: Codes::from_data(state2, device),
+                absmax1: Tensor::from_data(absmax1, device),
+                absmax2: Tensor::from_data(absmax2, device),
+            }),
             (None, None) => Moments::Full {
                 state1: Tensor::from_data(state1, device),
                 state2: Tensor::from_data(state2, device),
@@ -363,7 +350,7 @@ impl Adam8bit {
                 state2: theta.zeros_like(),
             }
         } else {
-            let codes = || Tensor::<D, Int>::zeros(theta.shape(), (&device, code_dtype(&device)));
+            let codes = || Codes::zeros(theta.shape(), &device);
             let absmax = || Tensor::<1>::zeros([n.div_ceil(BLOCK)], (&device, theta.dtype()));
             Moments::Blockwise(Blockwise {
                 state1: codes(),
@@ -455,8 +442,8 @@ fn blockwise_reference_step<const D: usize>(
         };
         padded.reshape([blocks, BLOCK])
     };
-    let code_rows = |codes: Tensor<D, Int>, fill: u8| {
-        let codes = codes.cast(int).reshape([n]);
+    let code_rows = |codes: Codes<D>, fill: u8| {
+        let codes = codes.into_flat(int);
         match pad {
             0 => codes,
             _ => Tensor::cat(vec![codes, Tensor::full([pad], fill, (&device, int))], 0),
@@ -498,14 +485,8 @@ fn blockwise_reference_step<const D: usize>(
     let codes1 = quantize_rows(&map1, m.clone().div(absmax1.clone()), true, &device);
     let codes1 = keep_sign(&map1, codes1, m);
     let codes2 = quantize_rows(&map2, v.div(absmax2.clone()), false, &device);
-    let stored = code_dtype(&device);
-    let codes = |codes: Tensor<2, Int>| {
-        codes
-            .reshape([blocks * BLOCK])
-            .slice(0..n)
-            .reshape(shape.clone())
-            .cast(stored)
-    };
+    let codes =
+        |codes: Tensor<2, Int>| Codes::from_flat(codes.reshape([blocks * BLOCK]).slice(0..n), shape.clone());
     let b = Blockwise {
         state1: codes(codes1),
         state2: codes(codes2),
@@ -538,6 +519,11 @@ impl Optimizer for Adam8bit {
             return self.reference_step(lr, theta, grad, state);
         }
         let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        #[cfg(cube_kernels)]
+        let (theta, grad, state) = match cube::try_step(self, lr, theta, grad, state) {
+            Ok(stepped) => return stepped,
+            Err(inputs) => inputs,
+        };
         match kernel::try_step(self, lr, theta, grad, state) {
             Ok(stepped) => stepped,
             Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
@@ -551,8 +537,8 @@ impl Optimizer for Adam8bit {
                 state2: state2.to_device(device),
             },
             Moments::Blockwise(b) => Moments::Blockwise(Blockwise {
-                state1: b.state1.to_device(device).cast(code_dtype(device)),
-                state2: b.state2.to_device(device).cast(code_dtype(device)),
+                state1: b.state1.to_device(device),
+                state2: b.state2.to_device(device),
                 absmax1: b.absmax1.to_device(device),
                 absmax2: b.absmax2.to_device(device),
             }),

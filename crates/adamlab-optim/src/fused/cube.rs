@@ -14,7 +14,7 @@
 //! of the sequence by value in the second form, which a buffer cannot be.
 
 use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
@@ -187,6 +187,35 @@ pub(crate) fn take_mut<const D: usize>(tensor: Tensor<D>) -> CubeTensor {
     } else {
         tensor.copy()
     }
+}
+
+/// The CubeCL primitive of the int tensor `tensor`, contiguous, in a buffer the kernel may write
+/// (its own when no one else holds it, else a copy); the tensor back if it is not a CubeCL int
+/// tensor without autodiff.
+pub(crate) fn take_int_mut<const D: usize>(tensor: Tensor<D, Int>) -> Result<CubeTensor, Tensor<D, Int>> {
+    let dispatch = tensor.into_dispatch();
+    #[allow(unreachable_patterns)]
+    let tensor = match dispatch {
+        DispatchTensor {
+            kind: DispatchTensorKind::Cube(BackendTensor::Int(tensor)),
+            autodiff: DispatchAutodiffContext::Disabled,
+        } => tensor,
+        dispatch => return Err(Tensor::from_dispatch(dispatch)),
+    };
+    let tensor = if tensor.is_contiguous() {
+        tensor
+    } else {
+        into_contiguous(tensor)
+    };
+    Ok(if tensor.can_mut() { tensor } else { tensor.copy() })
+}
+
+/// Back into an int [`Tensor`].
+pub(crate) fn into_int_tensor<const D: usize>(tensor: CubeTensor) -> Tensor<D, Int> {
+    Tensor::from_dispatch(DispatchTensor {
+        kind: DispatchTensorKind::Cube(BackendTensor::Int(tensor)),
+        autodiff: DispatchAutodiffContext::Disabled,
+    })
 }
 
 /// Back into a [`Tensor`].

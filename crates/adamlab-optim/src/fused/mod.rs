@@ -405,16 +405,34 @@ pub(crate) fn step_many_dyn(
             }
         )+};
     }
-    fused!(
-        crate::adabelief::AdaBelief,
-        crate::adam::Adam,
-        crate::sgd::Sgd,
-        crate::lion::Lion,
-        crate::adagrad::Adagrad,
-        crate::rmsprop::RmsProp,
-        crate::adamax::Adamax
-    );
+    multi_tensor_optimizers!(fused);
     Err(items)
+}
+
+/// Calls the macro `$then` with the optimizers that have a multi-tensor step ([`step_many_dyn`]):
+/// the list, once. (The 8-bit optimizers' kernels step one tensor per launch.)
+macro_rules! multi_tensor_optimizers {
+    ($then:ident) => {
+        $then!(
+            crate::adabelief::AdaBelief,
+            crate::adam::Adam,
+            crate::sgd::Sgd,
+            crate::lion::Lion,
+            crate::adagrad::Adagrad,
+            crate::rmsprop::RmsProp,
+            crate::adamax::Adamax
+        )
+    };
+}
+use multi_tensor_optimizers;
+
+/// Whether `optimizer` has a multi-tensor step: [`step_many_dyn`] shares launches between its
+/// tensors on CubeCL devices rather than handing them back to be stepped one by one.
+pub(crate) fn has_multi_tensor_step(optimizer: &dyn Any) -> bool {
+    macro_rules! any_of {
+        ($($optimizer:ty),+) => { false $(|| optimizer.is::<$optimizer>())+ };
+    }
+    multi_tensor_optimizers!(any_of)
 }
 
 /// [`step_many_dyn`] for `O`: the parameters whose tensors the CubeCL kernel

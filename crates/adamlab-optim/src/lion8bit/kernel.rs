@@ -120,7 +120,8 @@ pub(super) fn try_step<const D: usize>(
     state: Lion8bitState<D>,
 ) -> Tried<D> {
     use super::Momentum;
-    use crate::adam8bit::kernel::codes::Codes;
+    use crate::adam8bit::Codes;
+    use crate::adam8bit::kernel::codes;
     use crate::fused::cpu::CpuTensor;
     use crate::fused::{Kernel, kernel_for};
     use burn::tensor::DType;
@@ -133,8 +134,7 @@ pub(super) fn try_step<const D: usize>(
             on_cpu(&[&theta, &grad])
                 && kernel_for([absmax1]) == Some(Kernel::Cpu)
                 && absmax1.device() == device
-                && state1.dtype() == DType::U8
-                && state1.device() == device
+                && matches!(state1, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
         }
     };
     if !takes {
@@ -155,14 +155,14 @@ pub(super) fn try_step<const D: usize>(
             Momentum::Full(m.into_tensor())
         }
         Momentum::Blockwise { state1, absmax1 } => {
-            let (mut codes, mut absmax) = (Codes::take(state1), CpuTensor::take(absmax1));
+            let (mut codes, mut absmax) = (codes::Codes::take(state1), CpuTensor::take(absmax1));
             let map = quantize::values(&quantize::DYNAMIC_SIGNED);
             for_each_block(theta.write(), &g, [codes.write()], [absmax.write()], #[inline(always)] |theta, grad, [codes], [absmax]| {
                 block(&c, &map, theta, grad, codes, absmax)
             });
             drop(g);
             Momentum::Blockwise {
-                state1: codes.into_tensor(),
+                state1: Codes::Bytes(codes.into_tensor()),
                 absmax1: absmax.into_tensor(),
             }
         }

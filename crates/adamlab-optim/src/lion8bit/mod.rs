@@ -8,16 +8,19 @@
 //! `tools/reference/bnb_blockwise.py` (why not bitsandbytes' CPU path: see
 //! [`crate::adam8bit`]). The blockwise quantization is [`crate::adam8bit::quantize`]'s.
 //!
-//! [`Lion8bit::step`] is written twice, as the other fused optimizers are: the tensor-op
-//! [reference](Lion8bit::reference_step), and the fused CPU step of [`kernel`], one pass per
-//! block, in place. The `fused` keyword picks between them; wgpu runs the reference.
+//! [`Lion8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
+//! [reference](Lion8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray) and the
+//! fused CubeCL step of `cube` (wgpu), one pass per block, in place. The `fused` keyword picks
+//! between them; any other backend takes the reference.
 
+#[cfg(cube_kernels)]
+mod cube;
 mod kernel;
 
 use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::adam8bit::{code_dtype, not_paged};
+use crate::adam8bit::{Codes, not_paged};
 use crate::adam8bit::quantize::{
     self, BLOCK, DYNAMIC_SIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
 };
@@ -48,8 +51,9 @@ crate::hyper_config! {
             is_paged: bool = false,
         }
         FUSED_ADAMLAB => {
-            /// Step with the fused CPU kernel on f32 Flex and NdArray tensors, else with the
-            /// tensor-op reference step; the numbers are the same.
+            /// Step with the fused kernel on f32 Flex and NdArray tensors (a CPU loop) and on
+            /// wgpu (a CubeCL kernel), else with the tensor-op reference step; the numbers are the
+            /// same.
             fused: bool = true,
         }
     }
@@ -121,25 +125,26 @@ pub struct Lion8bitState<const D: usize> {
 pub enum Momentum<const D: usize> {
     /// f32 momentum, below `min_8bit_size` elements (bitsandbytes' `state1`).
     Full(Tensor<D>),
-    /// 8-bit momentum: codes of the signed map (`state1`, u8 where the backend stores it) and one
-    /// absmax per block of [`BLOCK`] elements (`absmax1`).
+    /// 8-bit momentum: codes of the signed map (`state1`, u8 on Flex and NdArray, packed four
+    /// to a u32 word on wgpu: [`Codes`]) and one absmax per block of [`BLOCK`] elements
+    /// (`absmax1`).
     Blockwise {
         /// The codes.
-        state1: Tensor<D, Int>,
+        state1: Codes<D>,
         /// The absmax per block.
         absmax1: Tensor<1>,
     },
 }
 
-/// By hand, as [`crate::adam8bit::Adam8bitState`]'s: the derive would reload codes in the default
-/// int dtype. Leaves: `step`, `state1`, and `absmax1` for an 8-bit momentum.
+/// By hand, as [`crate::adam8bit::Adam8bitState`]'s: the codes are saved as one u8 per element
+/// whatever the device's layout. Leaves: `step`, `state1`, and `absmax1` for an 8-bit momentum.
 impl<const D: usize> RecordState for Lion8bitState<D> {
     fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
         out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));
         match &self.momentum {
             Momentum::Full(m) => out.push_tensor(prefix, "state1", m.clone().into_data()),
             Momentum::Blockwise { state1, absmax1 } => {
-                out.push_tensor(prefix, "state1", state1.clone().into_data());
+                out.push_tensor(prefix, "state1", state1.to_data());
                 out.push_tensor(prefix, "absmax1", absmax1.clone().into_data());
             }
         }
@@ -149,18 +154,10 @@ impl<const D: usize> RecordState for Lion8bitState<D> {
         let step = usize::try_from(src.take_scalar(prefix, "step")?).ok()?;
         let state1 = src.take_tensor(prefix, "state1")?;
         let momentum = match src.take_tensor(prefix, "absmax1") {
-            Some(absmax1) => {
-                // The saved dtype (u8) where `device` stores it, else its default int.
-                let dtype = if device.supports_dtype(state1.dtype()) {
-                    state1.dtype()
-                } else {
-                    code_dtype(device)
-                };
-                Momentum::Blockwise {
-                    state1: Tensor::from_data(state1, (device, dtype)),
-                    absmax1: Tensor::from_data(absmax1, device),
-                }
-            }
+            Some(absmax1) => Momentum::Blockwise {
+                state1: Codes::from_data(state1, device),
+                absmax1: Tensor::from_data(absmax1, device),
+            },
             None => Momentum::Full(Tensor::from_data(state1, device)),
         };
         Some(Self { step, momentum })
@@ -204,7 +201,7 @@ impl Lion8bit {
             Momentum::Full(theta.zeros_like())
         } else {
             Momentum::Blockwise {
-                state1: Tensor::zeros(theta.shape(), (&device, code_dtype(&device))),
+                state1: Codes::zeros(theta.shape(), &device),
                 absmax1: Tensor::zeros([n.div_ceil(BLOCK)], (&device, theta.dtype())),
             }
         };
@@ -270,8 +267,8 @@ fn blockwise_reference_step<const D: usize>(
     c: &Coefficients,
     theta: Tensor<D>,
     grad: Tensor<D>,
-    (codes, absmax): (Tensor<D, Int>, Tensor<1>),
-) -> (Tensor<D>, Tensor<D, Int>, Tensor<1>) {
+    (codes, absmax): (Codes<D>, Tensor<1>),
+) -> (Tensor<D>, Codes<D>, Tensor<1>) {
     let shape = theta.shape();
     let n = shape.num_elements();
     let blocks = n.div_ceil(BLOCK);
@@ -289,7 +286,7 @@ fn blockwise_reference_step<const D: usize>(
         _ => Tensor::cat(vec![g, Tensor::full([pad], 0.0, (&device, float))], 0),
     }
     .reshape([blocks, BLOCK]);
-    let codes = codes.cast(int).reshape([n]);
+    let codes = codes.into_flat(int);
     let codes = match pad {
         0 => codes,
         _ => Tensor::cat(
@@ -312,11 +309,7 @@ fn blockwise_reference_step<const D: usize>(
     let theta = theta.sub(step);
     let codes = quantize_rows(&map, m.clone().div(absmax.clone()), true, &device);
     let codes = keep_sign(&map, codes, m);
-    let codes = codes
-        .reshape([blocks * BLOCK])
-        .slice(0..n)
-        .reshape(shape)
-        .cast(code_dtype(&device));
+    let codes = Codes::from_flat(codes.reshape([blocks * BLOCK]).slice(0..n), shape);
     (theta, codes, absmax.reshape([blocks]))
 }
 
@@ -343,6 +336,11 @@ impl Optimizer for Lion8bit {
             return self.reference_step(lr, theta, grad, state);
         }
         let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        #[cfg(cube_kernels)]
+        let (theta, grad, state) = match cube::try_step(self, lr, theta, grad, state) {
+            Ok(stepped) => return stepped,
+            Err(inputs) => inputs,
+        };
         match kernel::try_step(self, lr, theta, grad, state) {
             Ok(stepped) => stepped,
             Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
@@ -353,7 +351,7 @@ impl Optimizer for Lion8bit {
         let momentum = match state.momentum {
             Momentum::Full(m) => Momentum::Full(m.to_device(device)),
             Momentum::Blockwise { state1, absmax1 } => Momentum::Blockwise {
-                state1: state1.to_device(device).cast(code_dtype(device)),
+                state1: state1.to_device(device),
                 absmax1: absmax1.to_device(device),
             },
         };

@@ -1,0 +1,466 @@
+//! 8-bit Adam's fused CubeCL step (wgpu): one launch per parameter, one cube per block of 256
+//! elements, dequantizing, updating and requantizing the block in place, as bitsandbytes'
+//! `kOptimizerStatic8bit2StateBlockwise` does on CUDA. Also the pieces Lion8bit's kernel shares:
+//! the code search, the sign fix, the block's absmax and the maps' buffers.
+//!
+//! The codes are packed four to a u32 word ([`layout`](super::layout)), and WGSL has no 8-bit
+//! store, so a unit owns a whole word: a cube is [`UNITS`] = 64 units, and unit u steps elements
+//! 4u to 4u + 3 of its block, reading and writing one word of each code buffer. The absmax of the
+//! new moments is a tree of maxima over the units in shared memory (a NaN never wins, as in the
+//! kernel's `fmaxf` reduction and the CPU step's; the greatest of a set does not depend on the
+//! order it is taken in). Elements past the end of the last block are padding, as bitsandbytes
+//! pads them: gradient 0, codes 128 and 0, counted in the absmax, never written; the bytes of the
+//! last word past the end are written 0, as [`Codes`](super::Codes) packs them.
+//!
+//! Each element's arithmetic is [`Adam8bit::reference_step`](super::Adam8bit::reference_step)'s,
+//! operation for operation and in its order, and the code search is the kernels' binary search
+//! ([`quantize::quantize`]), not the CPU step's table. On llvmpipe the step equals the reference
+//! bit for bit (tested); a hardware GPU's shader compiler may contract `a·b + c` and round division
+//! and square root differently (see `adamlab_verify::fused`), and a code can then differ by one.
+//!
+//! A parameter with f32 moments (below `min_8bit_size`) takes the 32-bit kernel's update in an
+//! elementwise kernel of its own, one unit per element. Tensors the kernels do not take
+//! (autodiff, another dtype) take the reference step.
+
+use burn::optim::LearningRate;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
+use super::{Adam8bit, Adam8bitState, Blockwise, Codes, Coefficients, Moments};
+use crate::fused::{Kernel, cube, kernel_for};
+
+/// Units per cube: four elements each, one word of each code buffer.
+pub(crate) const UNITS: usize = BLOCK / 4;
+
+/// θ and the state after a step, or the step's inputs back when the kernel does not take them.
+type Tried<const D: usize> =
+    Result<(Tensor<D>, Option<Adam8bitState<D>>), (Tensor<D>, Tensor<D>, Adam8bitState<D>)>;
+
+/// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 moments) are f32
+/// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
+/// otherwise the inputs back.
+pub(super) fn try_step<const D: usize>(
+    optimizer: &Adam8bit,
+    lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Adam8bitState<D>,
+) -> Tried<D> {
+    let device = theta.device();
+    let takes = match &state.moments {
+        Moments::Blockwise(b) => {
+            kernel_for([&theta, &grad]) == Some(Kernel::Cube)
+                && kernel_for([&b.absmax1, &b.absmax2]) == Some(Kernel::Cube)
+                && b.absmax1.device() == device
+                && packed_on(&b.state1, &device)
+                && packed_on(&b.state2, &device)
+        }
+        Moments::Full { state1, state2 } => {
+            kernel_for([&theta, &grad, state1, state2]) == Some(Kernel::Cube)
+        }
+    };
+    if !takes {
+        return Err((theta, grad, state));
+    }
+    let t = state.step + 1;
+    let c = Coefficients::new(&optimizer.config, lr, t);
+    let b = match state.moments {
+        Moments::Blockwise(b) => b,
+        Moments::Full { state1, state2 } => {
+            let moments = full_step(&c, theta, grad, state1, state2);
+            return Ok((
+                moments.0,
+                Some(Adam8bitState {
+                    step: t,
+                    moments: moments.1,
+                }),
+            ));
+        }
+    };
+    let (
+        Codes::Packed {
+            words: words1,
+            shape,
+        },
+        Codes::Packed { words: words2, .. },
+    ) = (b.state1, b.state2)
+    else {
+        unreachable!("checked above");
+    };
+    let theta = cube::take_mut(theta);
+    let grad = cube::take(grad);
+    let (words1, words2) = (take_words(words1), take_words(words2));
+    let (absmax1, absmax2) = (cube::take_mut(b.absmax1), cube::take_mut(b.absmax2));
+    let [signed, unsigned] = maps(&device);
+    let (cube_count, cube_dim) = geometry(&theta, absmax1.meta.num_elements());
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
+    adam8bit_kernel::launch(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        arg(&theta),
+        arg(&grad),
+        arg(&words1),
+        arg(&words2),
+        arg(&absmax1),
+        arg(&absmax2),
+        arg(&signed),
+        arg(&unsigned),
+        scalars(&c),
+        c.decay.is_some(),
+    );
+    let moments = Moments::Blockwise(Blockwise {
+        state1: Codes::Packed {
+            words: cube::into_int_tensor(words1),
+            shape: shape.clone(),
+        },
+        state2: Codes::Packed {
+            words: cube::into_int_tensor(words2),
+            shape,
+        },
+        absmax1: cube::into_tensor(absmax1),
+        absmax2: cube::into_tensor(absmax2),
+    });
+    Ok((
+        cube::into_tensor(theta),
+        Some(Adam8bitState { step: t, moments }),
+    ))
+}
+
+/// The 32-bit kernel's step (`kOptimizer32bit2State`) for f32 moments, a parameter below
+/// `min_8bit_size`: one launch, one unit per element, θ, m and v updated in place.
+fn full_step<const D: usize>(
+    c: &Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    m: Tensor<D>,
+    v: Tensor<D>,
+) -> (Tensor<D>, Moments<D>) {
+    let (theta, grad) = (cube::take_mut(theta), cube::take(grad));
+    let (m, v) = (cube::take_mut(m), cube::take_mut(v));
+    let (cube_count, cube_dim) = elementwise_geometry(&theta);
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
+    adam32bit_kernel::launch(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        arg(&theta),
+        arg(&grad),
+        arg(&m),
+        arg(&v),
+        scalars(c),
+        c.decay.is_some(),
+    );
+    let moments = Moments::Full {
+        state1: cube::into_tensor(m),
+        state2: cube::into_tensor(v),
+    };
+    (cube::into_tensor(theta), moments)
+}
+
+/// One unit per element of `theta`, as the elementwise fused kernels launch.
+pub(crate) fn elementwise_geometry(theta: &CubeTensor) -> (CubeCount, CubeDim) {
+    let units = theta.meta.num_elements();
+    let cube_dim = CubeDim::new(&theta.client, units);
+    let cube_count = cubecl::calculate_cube_count_elemwise(&theta.client, units, cube_dim);
+    (cube_count, cube_dim)
+}
+
+/// [`Coefficients`] as the kernels take them.
+fn scalars(c: &Coefficients) -> Adam8bitScalarsLaunch {
+    Adam8bitScalarsLaunch::new(
+        c.beta1,
+        c.beta2,
+        c.one_minus_beta1,
+        c.one_minus_beta2,
+        c.step_size,
+        c.eps_correction2,
+        c.decay.unwrap_or(1.0),
+    )
+}
+
+/// Whether `codes` are packed u32 words on `device`.
+pub(crate) fn packed_on<const D: usize>(codes: &Codes<D>, device: &Device) -> bool {
+    matches!(codes, Codes::Packed { words, .. } if words.dtype() == DType::U32 && &words.device() == device)
+}
+
+/// The buffer of packed words, writable: a CubeCL u32 tensor (checked by [`packed_on`]).
+pub(crate) fn take_words(words: Tensor<1, burn::tensor::Int>) -> CubeTensor {
+    cube::take_int_mut(words).unwrap_or_else(|_| {
+        panic!("packed codes that are not a CubeCL int tensor: checked by try_step")
+    })
+}
+
+/// One cube of [`UNITS`] units per block, the cubes spread over the grid's dimensions as the
+/// runtime allows (a cube past the last block does nothing).
+pub(crate) fn geometry(theta: &CubeTensor, blocks: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new_1d(UNITS as u32);
+    let cube_count = cubecl::calculate_cube_count_elemwise(&theta.client, blocks * UNITS, cube_dim);
+    (cube_count, cube_dim)
+}
+
+thread_local! {
+    /// The two maps' buffers by device, uploaded at a device's first 8-bit step: a step
+    /// allocates nothing but what its launch needs.
+    static MAPS: std::cell::RefCell<Vec<(Device, [CubeTensor; 2])>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The signed and the unsigned map as f32 buffers on `device`.
+pub(crate) fn maps(device: &Device) -> [CubeTensor; 2] {
+    MAPS.with(|maps| {
+        let mut maps = maps.borrow_mut();
+        if let Some((_, buffers)) = maps.iter().find(|(d, _)| d == device) {
+            return buffers.clone();
+        }
+        let buffer = |bits: &[u32; 256]| {
+            let values = TensorData::new(quantize::values(bits).to_vec(), [256]);
+            cube::take(Tensor::<1>::from_data(values, (device, DType::F32)))
+        };
+        let buffers = [buffer(&DYNAMIC_SIGNED), buffer(&DYNAMIC_UNSIGNED)];
+        maps.push((device.clone(), buffers.clone()));
+        buffers
+    })
+}
+
+/// [`Coefficients`] as the kernel takes them.
+#[derive(CubeType, CubeLaunch)]
+struct Adam8bitScalars {
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    step_size: f32,
+    eps_correction2: f32,
+    /// `1 − lr·λ`; unused without weight decay.
+    decay: f32,
+}
+
+/// Whether `g` is finite: its exponent bits are not all ones (read from the bits, which no
+/// shader compiler's assumptions about NaN can change).
+#[cube]
+pub(crate) fn is_finite(g: f32) -> bool {
+    (u32::reinterpret(g) & 0x7FFF_FFFF) < 0x7F80_0000
+}
+
+/// [`quantize::sign_bit`]: below 0, or −0; a NaN counts as positive.
+#[cube]
+fn sign_bit(x: f32) -> bool {
+    let bits = u32::reinterpret(x);
+    (bits >> 31) == 1 && (bits & 0x7FFF_FFFF) <= 0x7F80_0000
+}
+
+/// [`quantize::quantize`]: the code of `map` nearest to `x` by the kernels' binary search.
+#[cube]
+pub(crate) fn quantize_code(map: &[f32], x: f32, #[comptime] signed: bool) -> u32 {
+    let mut pivot = 127u32;
+    let mut upper_pivot = 255u32;
+    let mut lower_pivot = 0u32;
+    let mut lower = 0.0f32;
+    if comptime![signed] {
+        lower = -1.0f32;
+    }
+    let mut upper = 1.0f32;
+    let mut val = map[pivot as usize];
+    let mut i = 64u32;
+    #[unroll]
+    for _ in 0..7 {
+        if x > val {
+            lower_pivot = pivot;
+            lower = val;
+            pivot += i;
+        } else {
+            upper_pivot = pivot;
+            upper = val;
+            pivot -= i;
+        }
+        val = map[pivot as usize];
+        i = i >> 1u32;
+    }
+    let mut code = pivot;
+    if x > val {
+        if x > (upper + val) * 0.5f32 {
+            code = upper_pivot;
+        }
+    } else if x < (lower + val) * 0.5f32 {
+        code = lower_pivot;
+    }
+    code
+}
+
+/// [`quantize::quantize_signed_keeping_sign`]: the first moment's code of `s1 / absmax` on the
+/// signed map, moved one code towards `s1`'s sign (modulo 256) if its value has the other sign.
+#[cube]
+pub(crate) fn quantize_keeping_sign(map: &[f32], s1: f32, absmax: f32) -> u32 {
+    let code = quantize_code(map, s1 / absmax, true);
+    let mut kept = code;
+    if sign_bit(map[code as usize]) != sign_bit(s1) {
+        if s1 > 0.0f32 {
+            kept = (code + 1u32) & 0xFFu32;
+        } else {
+            kept = (code + 255u32) & 0xFFu32;
+        }
+    }
+    kept
+}
+
+/// The greatest of every unit's `local` in the cube, through `shared` ([`UNITS`] entries): a
+/// tree of comparisons, halving the units at each level. Every unit of the cube must call it (it
+/// synchronizes them). `local` is never NaN (the units' maxima start from −FLT_MAX and a NaN
+/// never wins a comparison).
+#[cube]
+pub(crate) fn cube_max(shared: &mut [f32], local: f32) -> f32 {
+    let unit = UNIT_POS as usize;
+    shared[unit] = local;
+    sync_cube();
+    #[unroll]
+    for level in 0..6 {
+        let stride = comptime![32usize >> level];
+        if unit < stride {
+            let other = shared[unit + stride];
+            if other > shared[unit] {
+                shared[unit] = other;
+            }
+        }
+        sync_cube();
+    }
+    shared[0]
+}
+
+/// The 32-bit kernel's step on f32 moments, one unit per element:
+/// [`Adam8bit::reference_step`](super::Adam8bit::reference_step)'s `Full` arm.
+#[cube(launch)]
+fn adam32bit_kernel(
+    theta: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &Adam8bitScalars,
+    #[comptime] decay: bool,
+) {
+    let i = ABSOLUTE_POS;
+    if i < theta.len() {
+        let g = grad[i];
+        let mi = m[i] * s.beta1 + g * s.one_minus_beta1;
+        let vi = v[i] * s.beta2 + (g * g) * s.one_minus_beta2;
+        let mut t = theta[i] + (mi / (f32::sqrt(vi) + s.eps_correction2)) * s.step_size;
+        if comptime![decay] {
+            t = t * s.decay;
+        }
+        theta[i] = t;
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+/// The 8-bit Adam step of one block per cube; see the module's documentation.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn adam8bit_kernel(
+    theta: &mut [f32],
+    grad: &[f32],
+    codes1: &mut [u32],
+    codes2: &mut [u32],
+    absmax1: &mut [f32],
+    absmax2: &mut [f32],
+    map1: &[f32],
+    map2: &[f32],
+    s: &Adam8bitScalars,
+    #[comptime] decay: bool,
+) {
+    let block = CUBE_POS;
+    let unit = UNIT_POS as usize;
+    let n = theta.len();
+    // A cube past the last block loads nothing and stores nothing, but joins the barriers.
+    let in_range = block < absmax1.len();
+    let word = block * 64usize + unit;
+    let mut old1 = 0.0f32;
+    let mut old2 = 0.0f32;
+    let mut word1 = 0u32;
+    let mut word2 = 0u32;
+    if in_range {
+        old1 = absmax1[block];
+        old2 = absmax2[block];
+        if word < codes1.len() {
+            word1 = codes1[word];
+            word2 = codes2[word];
+        }
+    }
+    let mut g = Array::<f32>::new(4usize);
+    let mut m = Array::<f32>::new(4usize);
+    let mut v = Array::<f32>::new(4usize);
+    // −FLT_MAX, where the kernel's `fmaxf` reduction starts.
+    let mut local1 = 3.402_823_5e38f32;
+    local1 = -local1;
+    let mut local2 = local1;
+    #[unroll]
+    for j in 0..4 {
+        let e = word * 4usize + j;
+        // Padding: gradient 0, codes 128 and 0.
+        let mut gj = 0.0f32;
+        let mut c1 = 128u32;
+        let mut c2 = 0u32;
+        if in_range && e < n {
+            let shift = comptime![8u32 * j as u32];
+            gj = grad[e];
+            c1 = (word1 >> shift) & 0xFFu32;
+            c2 = (word2 >> shift) & 0xFFu32;
+        }
+        let vj = map2[c2 as usize] * old2;
+        let vj = vj * s.beta2 + s.one_minus_beta2 * gj * gj;
+        let mj = map1[c1 as usize] * old1;
+        let mj = mj * s.beta1 + s.one_minus_beta1 * gj;
+        let mut mk = 0.0f32;
+        let mut vk = 0.0f32;
+        if is_finite(gj) {
+            mk = mj;
+            vk = vj;
+        }
+        g[j] = gj;
+        m[j] = mk;
+        v[j] = vk;
+        let a1 = f32::abs(mk);
+        if a1 > local1 {
+            local1 = a1;
+        }
+        let a2 = f32::abs(vk);
+        if a2 > local2 {
+            local2 = a2;
+        }
+    }
+    let mut shared = Shared::<[f32]>::new_slice(64usize);
+    let new1 = cube_max(&mut shared, local1);
+    sync_cube();
+    let new2 = cube_max(&mut shared, local2);
+    let mut out1 = 0u32;
+    let mut out2 = 0u32;
+    #[unroll]
+    for j in 0..4 {
+        let e = word * 4usize + j;
+        if in_range && e < n {
+            let mut t = theta[e] + (m[j] / (f32::sqrt(v[j]) + s.eps_correction2)) * s.step_size;
+            if comptime![decay] {
+                t = t * s.decay;
+            }
+            if is_finite(g[j]) {
+                theta[e] = t;
+            }
+            let shift = comptime![8u32 * j as u32];
+            out1 |= quantize_keeping_sign(map1, m[j], new1) << shift;
+            out2 |= quantize_code(map2, v[j] / new2, false) << shift;
+        }
+    }
+    if in_range {
+        if word < codes1.len() {
+            codes1[word] = out1;
+            codes2[word] = out2;
+        }
+        if unit == 0 {
+            absmax1[block] = new1;
+            absmax2[block] = new2;
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! 8-bit Lion's fused CubeCL step (wgpu), bitsandbytes' `kOptimizerStatic8bit1StateBlockwise`
+//! for LION: one launch per parameter, one cube of 64 units per block of 256 elements, each unit
+//! stepping the four elements whose codes are one packed word. The layout, the padding, the
+//! absmax's tree of maxima and the code search are 8-bit Adam's ([`crate::adam8bit`]'s `cube`
+//! module); the arithmetic is [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s,
+//! operation for operation and in its order, equal to it bit for bit on llvmpipe (tested).
+//!
+//! A parameter with an f32 momentum (below `min_8bit_size`) takes the 32-bit kernel's update in an
+//! elementwise kernel of its own; tensors the kernels do not take take the reference step.
+
+use burn::optim::LearningRate;
+use burn::tensor::Tensor;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::{Coefficients, Lion8bit, Lion8bitState, Momentum};
+use crate::adam8bit::Codes;
+use crate::adam8bit::cube::{
+    cube_max, elementwise_geometry, geometry, maps, packed_on, quantize_keeping_sign, take_words,
+};
+use crate::fused::{Kernel, cube, kernel_for};
+
+/// θ and the state after a step, or the step's inputs back when the kernel does not take them.
+type Tried<const D: usize> =
+    Result<(Tensor<D>, Option<Lion8bitState<D>>), (Tensor<D>, Tensor<D>, Lion8bitState<D>)>;
+
+/// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
+/// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
+/// otherwise the inputs back.
+pub(super) fn try_step<const D: usize>(
+    optimizer: &Lion8bit,
+    lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Lion8bitState<D>,
+) -> Tried<D> {
+    let device = theta.device();
+    let takes = match &state.momentum {
+        Momentum::Blockwise { state1, absmax1 } => {
+            kernel_for([&theta, &grad]) == Some(Kernel::Cube)
+                && kernel_for([absmax1]) == Some(Kernel::Cube)
+                && absmax1.device() == device
+                && packed_on(state1, &device)
+        }
+        Momentum::Full(m) => kernel_for([&theta, &grad, m]) == Some(Kernel::Cube),
+    };
+    if !takes {
+        return Err((theta, grad, state));
+    }
+    let c = Coefficients::new(&optimizer.config, lr);
+    let step = state.step + 1;
+    let (words, shape, absmax1) = match state.momentum {
+        Momentum::Blockwise {
+            state1: Codes::Packed { words, shape },
+            absmax1,
+        } => (words, shape, absmax1),
+        Momentum::Full(m) => {
+            let (theta, momentum) = full_step(&c, theta, grad, m);
+            return Ok((theta, Some(Lion8bitState { step, momentum })));
+        }
+        Momentum::Blockwise { .. } => unreachable!("checked above"),
+    };
+    let theta = cube::take_mut(theta);
+    let grad = cube::take(grad);
+    let words = take_words(words);
+    let absmax = cube::take_mut(absmax1);
+    let [signed, _] = maps(&device);
+    let (cube_count, cube_dim) = geometry(&theta, absmax.meta.num_elements());
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
+    lion8bit_kernel::launch(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        arg(&theta),
+        arg(&grad),
+        arg(&words),
+        arg(&absmax),
+        arg(&signed),
+        scalars(&c),
+        c.decay.is_some(),
+    );
+    let momentum = Momentum::Blockwise {
+        state1: Codes::Packed {
+            words: cube::into_int_tensor(words),
+            shape,
+        },
+        absmax1: cube::into_tensor(absmax),
+    };
+    let state = Lion8bitState { step, momentum };
+    Ok((cube::into_tensor(theta), Some(state)))
+}
+
+/// The 32-bit kernel's step (`kOptimizer32bit1State`) for an f32 momentum, a parameter below
+/// `min_8bit_size`: one launch, one unit per element, θ and m updated in place.
+fn full_step<const D: usize>(
+    c: &Coefficients,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    m: Tensor<D>,
+) -> (Tensor<D>, Momentum<D>) {
+    let (theta, grad, m) = (cube::take_mut(theta), cube::take(grad), cube::take_mut(m));
+    let (cube_count, cube_dim) = elementwise_geometry(&theta);
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
+    lion32bit_kernel::launch(
+        &theta.client,
+        cube_count,
+        cube_dim,
+        arg(&theta),
+        arg(&grad),
+        arg(&m),
+        scalars(c),
+        c.decay.is_some(),
+    );
+    (
+        cube::into_tensor(theta),
+        Momentum::Full(cube::into_tensor(m)),
+    )
+}
+
+/// [`Coefficients`] as the kernels take them.
+fn scalars(c: &Coefficients) -> Lion8bitScalarsLaunch {
+    Lion8bitScalarsLaunch::new(
+        c.lr,
+        c.beta1,
+        c.beta2,
+        c.one_minus_beta1,
+        c.one_minus_beta2,
+        c.decay.unwrap_or(1.0),
+    )
+}
+
+/// The kernels' `sgn`: `(0 < x) − (x < 0)`, 0 for 0 and NaN.
+#[cube]
+fn sgn(x: f32) -> f32 {
+    let mut sign = 0.0f32;
+    if x > 0.0f32 {
+        sign = 1.0f32;
+    } else if x < 0.0f32 {
+        sign = -1.0f32;
+    }
+    sign
+}
+
+/// The 32-bit kernel's step on an f32 momentum, one unit per element:
+/// [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s `Full` arm.
+#[cube(launch)]
+fn lion32bit_kernel(
+    theta: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    s: &Lion8bitScalars,
+    #[comptime] decay: bool,
+) {
+    let i = ABSOLUTE_POS;
+    if i < theta.len() {
+        let g = grad[i];
+        let mi = m[i];
+        let mut t = theta[i];
+        if comptime![decay] {
+            t = t * s.decay;
+        }
+        theta[i] = t - sgn(mi * s.beta1 + g * s.one_minus_beta1) * s.lr;
+        m[i] = mi * s.beta2 + g * s.one_minus_beta2;
+    }
+}
+
+/// [`Coefficients`] as the kernel takes them.
+#[derive(CubeType, CubeLaunch)]
+struct Lion8bitScalars {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    /// `1 − lr·λ`; unused without weight decay.
+    decay: f32,
+}
+
+/// The 8-bit Lion step of one block per cube; see the module's documentation.
+#[cube(launch)]
+fn lion8bit_kernel(
+    theta: &mut [f32],
+    grad: &[f32],
+    codes: &mut [u32],
+    absmax: &mut [f32],
+    map: &[f32],
+    s: &Lion8bitScalars,
+    #[comptime] decay: bool,
+) {
+    let block = CUBE_POS;
+    let unit = UNIT_POS as usize;
+    let n = theta.len();
+    // A cube past the last block loads nothing and stores nothing, but joins the barriers.
+    let in_range = block < absmax.len();
+    let word = block * 64usize + unit;
+    let mut old = 0.0f32;
+    let mut packed = 0u32;
+    if in_range {
+        old = absmax[block];
+        if word < codes.len() {
+            packed = codes[word];
+        }
+    }
+    let mut m = Array::<f32>::new(4usize);
+    // −FLT_MAX, where the kernel's `fmaxf` reduction starts.
+    let mut local = 3.402_823_5e38f32;
+    local = -local;
+    #[unroll]
+    for j in 0..4 {
+        let e = word * 4usize + j;
+        // Padding: gradient 0, code 128.
+        let mut g = 0.0f32;
+        let mut c = 128u32;
+        let valid = in_range && e < n;
+        if valid {
+            let shift = comptime![8u32 * j as u32];
+            g = grad[e];
+            c = (packed >> shift) & 0xFFu32;
+        }
+        let mj = map[c as usize] * old;
+        if valid {
+            let mut t = theta[e];
+            if comptime![decay] {
+                t = t * s.decay;
+            }
+            theta[e] = t - sgn(mj * s.beta1 + g * s.one_minus_beta1) * s.lr;
+        }
+        let mk = mj * s.beta2 + g * s.one_minus_beta2;
+        m[j] = mk;
+        let a = f32::abs(mk);
+        if a > local {
+            local = a;
+        }
+    }
+    let mut shared = Shared::<[f32]>::new_slice(64usize);
+    let new = cube_max(&mut shared, local);
+    let mut out = 0u32;
+    #[unroll]
+    for j in 0..4 {
+        let e = word * 4usize + j;
+        if in_range && e < n {
+            let shift = comptime![8u32 * j as u32];
+            out |= quantize_keeping_sign(map, m[j], new) << shift;
+        }
+    }
+    if in_range {
+        if word < codes.len() {
+            codes[word] = out;
+        }
+        if unit == 0 {
+            absmax[block] = new;
+        }
+    }
+}
