@@ -22,12 +22,12 @@ pub(crate) mod kernel;
 pub mod layout;
 pub mod quantize;
 
-use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
+use burn::optim::{LearningRate, RecordState, StateSink, StateSource};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::hyper::{ConfigError, Keyword, Kind, check_learning_rate, param};
+use crate::hyper::{ConfigError, Keyword, Kind, param};
 use crate::keywords::{BETAS, EPS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 pub use layout::{Codes, packs};
 use quantize::{
     BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
@@ -99,8 +99,8 @@ const OPTIM_BITS: Keyword = Keyword {
     help: "bitsandbytes' keyword, only its default 32 (the states are 8-bit regardless)",
 };
 
-/// `min_8bit_size`.
-const MIN_8BIT_SIZE: Keyword = Keyword {
+/// `min_8bit_size` (bitsandbytes' 8-bit optimizers).
+pub(crate) const MIN_8BIT_SIZE: Keyword = Keyword {
     name: "min_8bit_size",
     kind: Kind::Int {
         min: 0,
@@ -110,7 +110,7 @@ const MIN_8BIT_SIZE: Keyword = Keyword {
 };
 
 /// `is_paged`: bitsandbytes' keyword, which adamlab only takes as `false`.
-const IS_PAGED: Keyword = Keyword {
+pub(crate) const IS_PAGED: Keyword = Keyword {
     name: "is_paged",
     kind: Kind::Bool,
     help: "not supported (CUDA unified memory): only false",
@@ -496,42 +496,33 @@ fn blockwise_reference_step<const D: usize>(
     (theta, b)
 }
 
-impl EvalWeights for Adam8bit {}
-
-impl Optimizer for Adam8bit {
-    type State<const D: usize> = Adam8bitState<D>;
-
-    /// One step for one parameter tensor; see [`Adam8bit`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite (burn's optimizer interface cannot return an error).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
+/// The 8-bit optimizers' step, after the learning rate's check: the reference with `fused=false`;
+/// else the CubeCL step (wgpu), the CPU step (Flex, NdArray) or the reference, the first whose
+/// tensors it takes. `step_8bit!(optimizer, lr, theta, grad, state)`, in a module with `cube` and
+/// `kernel` submodules whose `try_step` hands the inputs back when it does not take them.
+macro_rules! step_8bit {
+    ($optimizer:ident, $lr:ident, $theta:ident, $grad:ident, $state:ident) => {{
+        if !$optimizer.config.fused {
+            return $optimizer.reference_step($lr, $theta, $grad, $state);
         }
-        if !self.config.fused {
-            return self.reference_step(lr, theta, grad, state);
-        }
-        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        let state = $state.unwrap_or_else(|| $optimizer.initial_state(&$theta));
         #[cfg(cube_kernels)]
-        let (theta, grad, state) = match cube::try_step(self, lr, theta, grad, state) {
+        let ($theta, $grad, state) = match cube::try_step($optimizer, $lr, $theta, $grad, state) {
             Ok(stepped) => return stepped,
             Err(inputs) => inputs,
         };
-        match kernel::try_step(self, lr, theta, grad, state) {
+        match kernel::try_step($optimizer, $lr, $theta, $grad, state) {
             Ok(stepped) => stepped,
-            Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
+            Err((theta, grad, state)) => $optimizer.reference_step($lr, theta, grad, Some(state)),
         }
-    }
+    }};
+}
+pub(crate) use step_8bit;
 
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        let moments = match state.moments {
+impl<const D: usize> Adam8bitState<D> {
+    /// This state on `device`, its codes in the layout `device` keeps ([`layout`]).
+    fn moved(self, device: &Device) -> Self {
+        let moments = match self.moments {
             Moments::Full { state1, state2 } => Moments::Full {
                 state1: state1.to_device(device),
                 state2: state2.to_device(device),
@@ -543,9 +534,11 @@ impl Optimizer for Adam8bit {
                 absmax2: b.absmax2.to_device(device),
             }),
         };
-        Adam8bitState {
-            step: state.step,
-            moments,
-        }
+        Adam8bitState { step: self.step, moments }
     }
 }
+
+crate::fused::impl_optimizer!(Adam8bit, Adam8bitState, to_device = Adam8bitState::moved, step =
+    /// One step for one parameter tensor; see [`Adam8bit`] for the update rule.
+    |adam, lr, theta, grad, state| step_8bit!(adam, lr, theta, grad, state)
+);

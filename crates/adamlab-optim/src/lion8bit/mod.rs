@@ -17,16 +17,15 @@
 mod cube;
 mod kernel;
 
-use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
+use burn::optim::{LearningRate, RecordState, StateSink, StateSource};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::adam8bit::{Codes, not_paged};
+use crate::adam8bit::{Codes, IS_PAGED, MIN_8BIT_SIZE, not_paged};
 use crate::adam8bit::quantize::{
     self, BLOCK, DYNAMIC_SIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
 };
-use crate::hyper::{Keyword, Kind, check_learning_rate};
 use crate::keywords::{BETAS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
-use crate::registry::{EvalWeights, OptimizerEntry};
+use crate::registry::OptimizerEntry;
 
 crate::hyper_config! {
     /// Configuration of [`Lion8bit`], with `bitsandbytes.optim.Lion8bit`'s keywords and defaults.
@@ -42,7 +41,7 @@ crate::hyper_config! {
             /// Weight decay λ, decoupled, applied before the sign update.
             weight_decay: f64 = 0.0,
         }
-        MIN_8BIT_SIZE => {
+        MIN_8BIT_SIZE.help("parameters with fewer elements keep an f32 momentum") => {
             /// Parameters with fewer elements keep an f32 momentum.
             min_8bit_size: usize = 4096,
         }
@@ -58,23 +57,6 @@ crate::hyper_config! {
         }
     }
 }
-
-/// `min_8bit_size`.
-const MIN_8BIT_SIZE: Keyword = Keyword {
-    name: "min_8bit_size",
-    kind: Kind::Int {
-        min: 0,
-        max: i64::MAX,
-    },
-    help: "parameters with fewer elements keep an f32 momentum",
-};
-
-/// `is_paged`: bitsandbytes' keyword, which adamlab only takes as `false`.
-const IS_PAGED: Keyword = Keyword {
-    name: "is_paged",
-    kind: Kind::Bool,
-    help: "not supported (CUDA unified memory): only false",
-};
 
 /// The registry's `lion8bit`: `bitsandbytes.optim.Lion8bit`.
 pub const LION8BIT: OptimizerEntry = OptimizerEntry {
@@ -313,51 +295,21 @@ fn blockwise_reference_step<const D: usize>(
     (theta, codes, absmax.reshape([blocks]))
 }
 
-impl EvalWeights for Lion8bit {}
-
-impl Optimizer for Lion8bit {
-    type State<const D: usize> = Lion8bitState<D>;
-
-    /// One step for one parameter tensor; see [`Lion8bit`] for the update rule.
-    ///
-    /// # Panics
-    /// If `lr` is negative or not finite (burn's optimizer interface cannot return an error).
-    fn step<const D: usize>(
-        &self,
-        lr: LearningRate,
-        theta: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if let Err(err) = check_learning_rate(lr) {
-            panic!("{err}");
-        }
-        if !self.config.fused {
-            return self.reference_step(lr, theta, grad, state);
-        }
-        let state = state.unwrap_or_else(|| self.initial_state(&theta));
-        #[cfg(cube_kernels)]
-        let (theta, grad, state) = match cube::try_step(self, lr, theta, grad, state) {
-            Ok(stepped) => return stepped,
-            Err(inputs) => inputs,
-        };
-        match kernel::try_step(self, lr, theta, grad, state) {
-            Ok(stepped) => stepped,
-            Err((theta, grad, state)) => self.reference_step(lr, theta, grad, Some(state)),
-        }
-    }
-
-    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        let momentum = match state.momentum {
+impl<const D: usize> Lion8bitState<D> {
+    /// This state on `device`, its codes in the layout `device` keeps.
+    fn moved(self, device: &Device) -> Self {
+        let momentum = match self.momentum {
             Momentum::Full(m) => Momentum::Full(m.to_device(device)),
             Momentum::Blockwise { state1, absmax1 } => Momentum::Blockwise {
                 state1: state1.to_device(device),
                 absmax1: absmax1.to_device(device),
             },
         };
-        Lion8bitState {
-            step: state.step,
-            momentum,
-        }
+        Lion8bitState { step: self.step, momentum }
     }
 }
+
+crate::fused::impl_optimizer!(Lion8bit, Lion8bitState, to_device = Lion8bitState::moved, step =
+    /// One step for one parameter tensor; see [`Lion8bit`] for the update rule.
+    |lion, lr, theta, grad, state| crate::adam8bit::step_8bit!(lion, lr, theta, grad, state)
+);
