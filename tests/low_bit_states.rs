@@ -24,6 +24,19 @@ use safetensors::SafeTensors;
 
 const OPTIMIZERS: [&str; 3] = ["adam8bit", "adamw8bit", "lion8bit"];
 
+/// The wgpu device when wgpu is compiled in; otherwise `None`, said on stdout, for the tests that
+/// are skipped without it.
+fn wgpu_device() -> Option<Device> {
+    let device = compiled()
+        .into_iter()
+        .find(|b| matches!(b, BackendKind::Wgpu))
+        .map(|b| device(b).unwrap());
+    if device.is_none() {
+        println!("wgpu not compiled in");
+    }
+    device
+}
+
 /// Each fixture records the maps bitsandbytes' `create_dynamic_map` gave (`qmap.signed`,
 /// `qmap.unsigned`); adamlab's constants are those, bit for bit.
 #[test]
@@ -140,12 +153,7 @@ fn the_8bit_optimizers_replay_the_bitsandbytes_transcription_bit_for_bit_on_the_
 /// atol 1e-6 + rtol 1e-5. Skipped without wgpu.
 #[test]
 fn the_8bit_optimizers_replay_the_bitsandbytes_transcription_bit_for_bit_through_the_wgpu_kernels() {
-    let Some(device) = compiled()
-        .into_iter()
-        .find(|b| matches!(b, BackendKind::Wgpu))
-        .map(|b| device(b).unwrap())
-    else {
-        println!("wgpu not compiled in");
+    let Some(device) = wgpu_device() else {
         return;
     };
     let fixtures: Vec<_> = replay_fixtures()
@@ -298,12 +306,7 @@ fn a_checkpoint_saves_and_resumes_the_8bit_states_exactly() {
 /// last block and a partial last word). Skipped without wgpu.
 #[test]
 fn an_8bit_state_saved_on_wgpu_resumes_on_flex_and_back_bit_for_bit() {
-    let Some(wgpu) = compiled()
-        .into_iter()
-        .find(|b| matches!(b, BackendKind::Wgpu))
-        .map(|b| device(b).unwrap())
-    else {
-        println!("wgpu not compiled in");
+    let Some(wgpu) = wgpu_device() else {
         return;
     };
     let flex = Device::flex();
@@ -471,12 +474,7 @@ fn the_8bit_state_is_two_bytes_per_element_and_two_floats_per_block() {
 #[test]
 fn the_fused_8bit_kernels_equal_the_reference_bit_for_bit_on_wgpu() {
     const N: usize = 10 * 256 + 77;
-    let Some(device) = compiled()
-        .into_iter()
-        .find(|b| matches!(b, BackendKind::Wgpu))
-        .map(|b| device(b).unwrap())
-    else {
-        println!("wgpu not compiled in");
+    let Some(device) = wgpu_device() else {
         return;
     };
     let grad = |step: usize| -> Vec<f32> {
