@@ -27,16 +27,13 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use super::Tried;
 use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
 use super::{Adam8bit, Adam8bitState, Blockwise, Codes, Coefficients, Moments};
 use crate::fused::{Kernel, cube, kernel_for};
 
 /// Units per cube: four elements each, one word of each code buffer.
 pub(crate) const UNITS: usize = BLOCK / 4;
-
-/// θ and the state after a step, or the step's inputs back when the kernel does not take them.
-type Tried<const D: usize> =
-    Result<(Tensor<D>, Option<Adam8bitState<D>>), (Tensor<D>, Tensor<D>, Adam8bitState<D>)>;
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 moments) are f32
 /// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
@@ -47,7 +44,7 @@ pub(super) fn try_step<const D: usize>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Adam8bitState<D>,
-) -> Tried<D> {
+) -> Tried<Adam8bitState<D>, D> {
     let device = theta.device();
     let takes = match &state.moments {
         Moments::Blockwise(b) => {

@@ -21,12 +21,9 @@
 use burn::optim::LearningRate;
 use burn::tensor::{DType, Tensor};
 
+use super::Tried;
 use super::quantize::{self, BLOCK, CodeTable, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
 use super::{Adam8bit, Adam8bitState, Blockwise, Codes, Coefficients, Moments};
-
-/// θ and the state after a step, or the step's inputs back when no kernel takes them.
-type Tried<const D: usize> =
-    Result<(Tensor<D>, Option<Adam8bitState<D>>), (Tensor<D>, Tensor<D>, Adam8bitState<D>)>;
 
 /// The two maps as f32 values, to dequantize, and as code tables, to quantize.
 struct Maps {
@@ -262,7 +259,7 @@ pub(super) fn try_step<const D: usize>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Adam8bitState<D>,
-) -> Tried<D> {
+) -> Tried<Adam8bitState<D>, D> {
     use crate::fused::cpu::CpuTensor;
     use crate::fused::{Kernel, kernel_for};
 
@@ -341,7 +338,7 @@ pub(super) fn try_step<const D: usize>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Adam8bitState<D>,
-) -> Tried<D> {
+) -> Tried<Adam8bitState<D>, D> {
     Err((theta, grad, state))
 }
 

@@ -496,6 +496,11 @@ fn blockwise_reference_step<const D: usize>(
     (theta, b)
 }
 
+/// θ and the state `S` after a step, or the step's inputs back (θ, the gradient, the state) when
+/// the kernel tried does not take them: what the 8-bit kernels' `try_step` return.
+pub(crate) type Tried<S, const D: usize> =
+    Result<(Tensor<D>, Option<S>), (Tensor<D>, Tensor<D>, S)>;
+
 /// The 8-bit optimizers' step, after the learning rate's check: the reference with `fused=false`;
 /// else the CubeCL step (wgpu), the CPU step (Flex, NdArray) or the reference, the first whose
 /// tensors it takes. `step_8bit!(optimizer, lr, theta, grad, state)`, in a module with `cube` and

@@ -13,16 +13,13 @@ use burn::tensor::Tensor;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState, Momentum};
 use crate::adam8bit::Codes;
 use crate::adam8bit::cube::{
     cube_max, elementwise_geometry, geometry, maps, packed_on, quantize_keeping_sign, take_words,
 };
 use crate::fused::{Kernel, cube, kernel_for};
-
-/// θ and the state after a step, or the step's inputs back when the kernel does not take them.
-type Tried<const D: usize> =
-    Result<(Tensor<D>, Option<Lion8bitState<D>>), (Tensor<D>, Tensor<D>, Lion8bitState<D>)>;
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
 /// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
@@ -33,7 +30,7 @@ pub(super) fn try_step<const D: usize>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Lion8bitState<D>,
-) -> Tried<D> {
+) -> Tried<Lion8bitState<D>, D> {
     let device = theta.device();
     let takes = match &state.momentum {
         Momentum::Blockwise { state1, absmax1 } => {

@@ -14,14 +14,11 @@
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
+use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState};
 use crate::adam8bit::kernel::{absmax_of, for_each_block};
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
 use crate::lion::kernel::sign as sgn;
-
-/// θ and the state after a step, or the step's inputs back when no kernel takes them.
-type Tried<const D: usize> =
-    Result<(Tensor<D>, Option<Lion8bitState<D>>), (Tensor<D>, Tensor<D>, Lion8bitState<D>)>;
 
 /// One f32-momentum element (the 32-bit kernel): θ and m after the step from θ, g, m before.
 #[inline(always)]
@@ -118,7 +115,7 @@ pub(super) fn try_step<const D: usize>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Lion8bitState<D>,
-) -> Tried<D> {
+) -> Tried<Lion8bitState<D>, D> {
     use super::Momentum;
     use crate::adam8bit::Codes;
     use crate::adam8bit::kernel::codes;
@@ -183,6 +180,6 @@ pub(super) fn try_step<const D: usize>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: Lion8bitState<D>,
-) -> Tried<D> {
+) -> Tried<Lion8bitState<D>, D> {
     Err((theta, grad, state))
 }
