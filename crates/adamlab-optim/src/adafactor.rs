@@ -120,8 +120,8 @@ pub struct AdafactorState<const D: usize> {
 }
 
 impl Adafactor {
-    /// One Adafactor step for one parameter tensor, with tensor operations; see [`Adafactor`] for the
-    /// update rule.
+    /// One Adafactor step for one parameter tensor, with tensor operations; see [`Adafactor`]
+    /// for the update rule.
     pub fn reference_step<const D: usize>(
         &self,
         lr: LearningRate,

@@ -841,8 +841,9 @@ macro_rules! builds {
     };
     (@common $config:ident => $optimizer:ident { $($field:ident),* } $(, check = $check:expr)?) => {
         impl $config {
-            /// The bare optimizer, for [`ModuleOptimizer::with_group`](burn::optim::ModuleOptimizer::with_group)
-            /// or a hand-written loop.
+            /// The bare optimizer, for
+            /// [`ModuleOptimizer::with_group`](burn::optim::ModuleOptimizer::with_group) or a
+            /// hand-written loop.
             pub fn build(&self) -> Result<$optimizer, $crate::hyper::ConfigError> {
                 self.validate()?;
                 $( ($check)(self)?; )?

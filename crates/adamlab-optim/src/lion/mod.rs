@@ -107,7 +107,9 @@ pub struct Lion {
     config: LionConfig,
 }
 
-crate::builds!(LionConfig => Lion, check = |config: &LionConfig| LR.check(&Value::Number(config.init_lr)));
+crate::builds!(LionConfig => Lion, check = |config: &LionConfig| {
+    LR.check(&Value::Number(config.init_lr))
+});
 
 /// The state Lion keeps for one parameter. Names follow lion-pytorch's `state` dict.
 #[derive(RecordState, Clone)]

@@ -91,7 +91,9 @@ pub struct Lion8bit {
     config: Lion8bitConfig,
 }
 
-crate::builds!(Lion8bitConfig => Lion8bit, check = |config: &Lion8bitConfig| not_paged(config.is_paged));
+crate::builds!(Lion8bitConfig => Lion8bit, check = |config: &Lion8bitConfig| {
+    not_paged(config.is_paged)
+});
 
 /// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
 #[derive(Clone)]
