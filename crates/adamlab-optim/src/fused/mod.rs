@@ -303,11 +303,8 @@ pub(crate) const fn keeps(kept: u32, slot: usize) -> bool {
 
 /// One step of `optimizer` for one parameter tensor: the fused kernel its tensors can take when
 /// the configuration's `fused` keyword asks for it, else its tensor-op reference step. Every
-/// fused optimizer's `Optimizer::step` is this.
-///
-/// # Panics
-/// If `lr` is negative or not finite: burn's optimizer interface cannot return an error, so
-/// callers that take the learning rate from a user check it first with [`check_learning_rate`].
+/// fused optimizer's `Optimizer::step` is this, after [`impl_optimizer!`]'s check of the
+/// learning rate.
 pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     optimizer: &O,
     lr: LearningRate,
@@ -315,9 +312,6 @@ pub(crate) fn step<O: FusedStep<S>, const S: usize, const D: usize>(
     grad: Tensor<D>,
     state: Option<O::State<D>>,
 ) -> Stepped<O, D> {
-    if let Err(err) = check_learning_rate(lr) {
-        panic!("{err}");
-    }
     if !optimizer.fused() {
         return optimizer.reference(lr, theta, grad, state);
     }
