@@ -13,7 +13,7 @@ use adamlab::backend::{BackendKind, compiled, device};
 use adamlab::optim::adam8bit::quantize::{DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
 use adamlab::optim::adam::{AdamConfig, StateDtype, state_storage};
 use adamlab::optim::lion8bit::Lion8bitConfig;
-use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Blockwise, Codes, Moments, packs};
+use adamlab::optim::adam8bit::{Adam8bitConfig, Adam8bitState, Codes, Moments, packs};
 use adamlab::optim::{OptimizerSpec, Value};
 use adamlab::verify::replay::{BF16_STATE_RTOL, REPLAY_FIXTURES, ReplayFixture, ReplayParam, replay_fixtures};
 use burn::nn::{Linear, LinearConfig};
@@ -424,12 +424,10 @@ fn the_8bit_state_is_two_bytes_per_element_and_two_floats_per_block() {
             let (_, state) = optimizer.step(1e-3, theta, Tensor::ones([N], &device), state);
             let Adam8bitState {
                 moments:
-                    Moments::Blockwise(Blockwise {
-                        state1,
-                        state2,
-                        absmax1,
-                        absmax2,
-                    }),
+                    Moments::Blockwise {
+                        codes: [state1, state2],
+                        absmax: [absmax1, absmax2],
+                    },
                 ..
             } = state.unwrap()
             else {

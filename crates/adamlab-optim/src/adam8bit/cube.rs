@@ -29,7 +29,7 @@ use cubecl::prelude::*;
 
 use super::Tried;
 use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
-use super::{Adam8bit, Adam8bitState, Blockwise, Codes, Coefficients, Moments};
+use super::{Adam8bit, Adam8bitState, Codes, Coefficients, Moments, State8bit};
 use crate::fused::{Kernel, cube, kernel_for};
 
 /// Units per cube: four elements each, one word of each code buffer.
@@ -45,118 +45,105 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Adam8bitState<D>,
 ) -> Tried<Adam8bitState<D>, D> {
+    let c = Coefficients::new(&optimizer.config, lr, state.step + 1);
+    let device = theta.device();
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    try_step_8bit(
+        theta,
+        grad,
+        state,
+        |theta, grad, [m, v]| {
+            let (cube_count, cube_dim) = elementwise_geometry(theta);
+            adam32bit_kernel::launch(
+                &theta.client,
+                cube_count,
+                cube_dim,
+                arg(theta),
+                arg(grad),
+                arg(m),
+                arg(v),
+                scalars(&c),
+                c.decay.is_some(),
+            );
+        },
+        |theta, grad, [words1, words2], [absmax1, absmax2]| {
+            let [signed, unsigned] = maps(&device);
+            let (cube_count, cube_dim) = geometry(theta, absmax1.meta.num_elements());
+            adam8bit_kernel::launch(
+                &theta.client,
+                cube_count,
+                cube_dim,
+                arg(theta),
+                arg(grad),
+                arg(words1),
+                arg(words2),
+                arg(absmax1),
+                arg(absmax2),
+                arg(&signed),
+                arg(&unsigned),
+                scalars(&c),
+                c.decay.is_some(),
+            );
+        },
+    )
+}
+
+/// An 8-bit optimizer's fused step on wgpu (Adam8bit's, Lion8bit's), when θ, the gradient and the
+/// absmax (or the f32 moments) are f32 CubeCL tensors without autodiff on one device and the codes
+/// are packed u32 words there; otherwise the inputs back. The tensors are taken out, writable, and
+/// handed to one launch, in place: `full` launches the step of f32 moments (θ, g, the moments),
+/// `blockwise` that of 8-bit ones (θ, g, each moment's packed codes, each moment's absmax).
+pub(crate) fn try_step_8bit<const S: usize, const D: usize>(
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: State8bit<S, D>,
+    full: impl FnOnce(&CubeTensor, &CubeTensor, &[CubeTensor; S]),
+    blockwise: impl FnOnce(&CubeTensor, &CubeTensor, &[CubeTensor; S], &[CubeTensor; S]),
+) -> Tried<State8bit<S, D>, D> {
     let device = theta.device();
     let takes = match &state.moments {
-        Moments::Blockwise(b) => {
+        Moments::Blockwise { codes, absmax } => {
             kernel_for([&theta, &grad]) == Some(Kernel::Cube)
-                && kernel_for([&b.absmax1, &b.absmax2]) == Some(Kernel::Cube)
-                && b.absmax1.device() == device
-                && packed_on(&b.state1, &device)
-                && packed_on(&b.state2, &device)
+                && kernel_for(absmax) == Some(Kernel::Cube)
+                && absmax[0].device() == device
+                && codes.iter().all(|codes| packed_on(codes, &device))
         }
-        Moments::Full { state1, state2 } => {
-            kernel_for([&theta, &grad, state1, state2]) == Some(Kernel::Cube)
+        Moments::Full(moments) => {
+            kernel_for([&theta, &grad].into_iter().chain(moments)) == Some(Kernel::Cube)
         }
     };
     if !takes {
         return Err((theta, grad, state));
     }
-    let t = state.step + 1;
-    let c = Coefficients::new(&optimizer.config, lr, t);
-    let b = match state.moments {
-        Moments::Blockwise(b) => b,
-        Moments::Full { state1, state2 } => {
-            let moments = full_step(&c, theta, grad, state1, state2);
-            return Ok((
-                moments.0,
-                Some(Adam8bitState {
-                    step: t,
-                    moments: moments.1,
-                }),
-            ));
-        }
-    };
-    let (
-        Codes::Packed {
-            words: words1,
-            shape,
-        },
-        Codes::Packed { words: words2, .. },
-    ) = (b.state1, b.state2)
-    else {
-        unreachable!("checked above");
-    };
     let theta = cube::take_mut(theta);
     let grad = cube::take(grad);
-    let (words1, words2) = (take_words(words1), take_words(words2));
-    let (absmax1, absmax2) = (cube::take_mut(b.absmax1), cube::take_mut(b.absmax2));
-    let [signed, unsigned] = maps(&device);
-    let (cube_count, cube_dim) = geometry(&theta, absmax1.meta.num_elements());
-    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
     crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
-    adam8bit_kernel::launch(
-        &theta.client,
-        cube_count,
-        cube_dim,
-        arg(&theta),
-        arg(&grad),
-        arg(&words1),
-        arg(&words2),
-        arg(&absmax1),
-        arg(&absmax2),
-        arg(&signed),
-        arg(&unsigned),
-        scalars(&c),
-        c.decay.is_some(),
-    );
-    let moments = Moments::Blockwise(Blockwise {
-        state1: Codes::Packed {
-            words: cube::into_int_tensor(words1),
-            shape: shape.clone(),
-        },
-        state2: Codes::Packed {
-            words: cube::into_int_tensor(words2),
-            shape,
-        },
-        absmax1: cube::into_tensor(absmax1),
-        absmax2: cube::into_tensor(absmax2),
-    });
-    Ok((
-        cube::into_tensor(theta),
-        Some(Adam8bitState { step: t, moments }),
-    ))
-}
-
-/// The 32-bit kernel's step (`kOptimizer32bit2State`) for f32 moments, a parameter below
-/// `min_8bit_size`: one launch, one unit per element, θ, m and v updated in place.
-fn full_step<const D: usize>(
-    c: &Coefficients,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    m: Tensor<D>,
-    v: Tensor<D>,
-) -> (Tensor<D>, Moments<D>) {
-    let (theta, grad) = (cube::take_mut(theta), cube::take(grad));
-    let (m, v) = (cube::take_mut(m), cube::take_mut(v));
-    let (cube_count, cube_dim) = elementwise_geometry(&theta);
-    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
-    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
-    adam32bit_kernel::launch(
-        &theta.client,
-        cube_count,
-        cube_dim,
-        arg(&theta),
-        arg(&grad),
-        arg(&m),
-        arg(&v),
-        scalars(c),
-        c.decay.is_some(),
-    );
-    let moments = Moments::Full {
-        state1: cube::into_tensor(m),
-        state2: cube::into_tensor(v),
+    let moments = match state.moments {
+        Moments::Full(moments) => {
+            let moments = moments.map(cube::take_mut);
+            full(&theta, &grad, &moments);
+            Moments::Full(moments.map(cube::into_tensor))
+        }
+        Moments::Blockwise { codes, absmax } => {
+            let mut shapes = codes.map(|codes| match codes {
+                Codes::Packed { words, shape } => (Some(take_words(words)), shape),
+                Codes::Bytes(_) => unreachable!("checked above"),
+            });
+            let words = shapes.each_mut().map(|(words, _)| words.take().expect("taken once"));
+            let absmax = absmax.map(cube::take_mut);
+            blockwise(&theta, &grad, &words, &absmax);
+            let mut shapes = shapes.into_iter().map(|(_, shape)| shape);
+            Moments::Blockwise {
+                codes: words.map(|words| Codes::Packed {
+                    words: cube::into_int_tensor(words),
+                    shape: shapes.next().expect("one per moment"),
+                }),
+                absmax: absmax.map(cube::into_tensor),
+            }
+        }
     };
-    (cube::into_tensor(theta), moments)
+    let state = State8bit { step: state.step + 1, moments };
+    Ok((cube::into_tensor(theta), Some(state)))
 }
 
 /// One unit per element of `theta`, as the elementwise fused kernels launch.

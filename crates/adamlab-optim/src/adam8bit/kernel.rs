@@ -23,7 +23,7 @@ use burn::tensor::{DType, Tensor};
 
 use super::Tried;
 use super::quantize::{self, BLOCK, CodeTable, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
-use super::{Adam8bit, Adam8bitState, Blockwise, Codes, Coefficients, Moments};
+use super::{Adam8bit, Adam8bitState, Codes, Coefficients, Moments, State8bit};
 
 /// The two maps as f32 values, to dequantize, and as code tables, to quantize.
 struct Maps {
@@ -252,7 +252,6 @@ pub(crate) fn for_each_block<const S: usize, F>(
 
 /// The fused step, when every tensor of it is an f32 (codes: u8) Flex or NdArray tensor without
 /// autodiff on one device; otherwise the inputs back.
-#[cfg(any(feature = "flex", feature = "ndarray"))]
 pub(super) fn try_step<const D: usize>(
     optimizer: &Adam8bit,
     lr: LearningRate,
@@ -260,85 +259,104 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Adam8bitState<D>,
 ) -> Tried<Adam8bitState<D>, D> {
+    let c = Coefficients::new(&optimizer.config, lr, state.step + 1);
+    let maps = Maps::new();
+    try_step_8bit(
+        theta,
+        grad,
+        state,
+        |t, g, [m, v]| (*t, *m, *v) = element(&c, *t, g, *m, *v),
+        #[inline(always)]
+        |theta, grad, [codes1, codes2], [absmax1, absmax2]| {
+            block(&c, &maps, theta, grad, codes1, codes2, absmax1, absmax2)
+        },
+    )
+}
+
+/// An 8-bit optimizer's fused CPU step (Adam8bit's, Lion8bit's), when every tensor of it is an f32
+/// (codes: u8) Flex or NdArray tensor without autodiff on one device; otherwise the inputs back.
+/// θ, the gradient and the moments are taken out of their tensors and updated in place:
+/// `element` steps one element of f32 moments (θ, g, the moments), `block` one block of 8-bit ones
+/// through [`for_each_block`] (pass it as a closure marked `#[inline(always)]`).
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub(crate) fn try_step_8bit<const S: usize, const D: usize, F>(
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: State8bit<S, D>,
+    element: impl Fn(&mut f32, f32, [&mut f32; S]),
+    block: F,
+) -> Tried<State8bit<S, D>, D>
+where
+    F: Fn(&mut [f32], &[f32], [&mut [u8]; S], [&mut f32; S]) + Sync + Copy,
+{
     use crate::fused::cpu::CpuTensor;
     use crate::fused::{Kernel, kernel_for};
 
     let device = theta.device();
     let on_cpu = |tensors: &[&Tensor<D>]| kernel_for(tensors.iter().copied()) == Some(Kernel::Cpu);
     let takes = match &state.moments {
-        Moments::Full { state1, state2 } => on_cpu(&[&theta, &grad, state1, state2]),
-        Moments::Blockwise(b) => {
-            let codes_fit = |codes: &Codes<D>| {
-                matches!(codes, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
-            };
-            let absmax = [&b.absmax1, &b.absmax2];
+        Moments::Full(full) => {
+            kernel_for([&theta, &grad].into_iter().chain(full)) == Some(Kernel::Cpu)
+        }
+        Moments::Blockwise { codes, absmax } => {
             on_cpu(&[&theta, &grad])
                 && kernel_for(absmax) == Some(Kernel::Cpu)
-                && b.absmax1.device() == device
-                && codes_fit(&b.state1)
-                && codes_fit(&b.state2)
+                && absmax[0].device() == device
+                && codes.iter().all(|codes| {
+                    matches!(codes, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
+                })
         }
     };
     if !takes {
         return Err((theta, grad, state));
     }
-    let t = state.step + 1;
-    let c = Coefficients::new(&optimizer.config, lr, t);
     let mut theta = CpuTensor::take(theta);
     let grad = CpuTensor::take(grad);
     let g = grad.read();
     let moments = match state.moments {
-        Moments::Full { state1, state2 } => {
-            let (mut state1, mut state2) = (CpuTensor::take(state1), CpuTensor::take(state2));
-            let (t, m, v) = (theta.write(), state1.write(), state2.write());
+        Moments::Full(full) => {
+            let mut full = full.map(CpuTensor::take);
+            let t = theta.write();
+            let mut m = full.each_mut().map(CpuTensor::write);
             for i in 0..t.len() {
-                (t[i], m[i], v[i]) = element(&c, t[i], g[i], m[i], v[i]);
+                element(&mut t[i], g[i], m.each_mut().map(|m| &mut m[i]));
             }
-            drop(g);
-            Moments::Full {
-                state1: state1.into_tensor(),
-                state2: state2.into_tensor(),
-            }
+            Moments::Full(full.map(CpuTensor::into_tensor))
         }
-        Moments::Blockwise(b) => {
-            let (mut codes1, mut codes2) = (codes::Codes::take(b.state1), codes::Codes::take(b.state2));
-            let (mut absmax1, mut absmax2) =
-                (CpuTensor::take(b.absmax1), CpuTensor::take(b.absmax2));
-            let maps = Maps::new();
+        Moments::Blockwise { codes, absmax } => {
+            let mut codes = codes.map(codes::Codes::take);
+            let mut absmax = absmax.map(CpuTensor::take);
             for_each_block(
                 theta.write(),
                 &g,
-                [codes1.write(), codes2.write()],
-                [absmax1.write(), absmax2.write()],
-                #[inline(always)] |theta, grad, [codes1, codes2], [absmax1, absmax2]| {
-                    block(&c, &maps, theta, grad, codes1, codes2, absmax1, absmax2)
-                },
+                codes.each_mut().map(codes::Codes::write),
+                absmax.each_mut().map(CpuTensor::write),
+                block,
             );
-            drop(g);
-            Moments::Blockwise(Blockwise {
-                state1: Codes::Bytes(codes1.into_tensor()),
-                state2: Codes::Bytes(codes2.into_tensor()),
-                absmax1: absmax1.into_tensor(),
-                absmax2: absmax2.into_tensor(),
-            })
+            Moments::Blockwise {
+                codes: codes.map(|c| Codes::Bytes(c.into_tensor())),
+                absmax: absmax.map(CpuTensor::into_tensor),
+            }
         }
     };
+    drop(g);
     drop(grad);
-    Ok((
-        theta.into_tensor(),
-        Some(Adam8bitState { step: t, moments }),
-    ))
+    let state = State8bit { step: state.step + 1, moments };
+    Ok((theta.into_tensor(), Some(state)))
 }
 
 /// Without a CPU backend compiled in, every step takes the reference.
 #[cfg(not(any(feature = "flex", feature = "ndarray")))]
-pub(super) fn try_step<const D: usize>(
-    _optimizer: &Adam8bit,
-    _lr: LearningRate,
+pub(crate) fn try_step_8bit<const S: usize, const D: usize, F>(
     theta: Tensor<D>,
     grad: Tensor<D>,
-    state: Adam8bitState<D>,
-) -> Tried<Adam8bitState<D>, D> {
+    state: State8bit<S, D>,
+    _element: impl Fn(&mut f32, f32, [&mut f32; S]),
+    _block: F,
+) -> Tried<State8bit<S, D>, D>
+where
+    F: Fn(&mut [f32], &[f32], [&mut [u8]; S], [&mut f32; S]) + Sync + Copy,
+{
     Err((theta, grad, state))
 }
 
@@ -465,7 +483,8 @@ mod tests {
     }
 
     fn addresses(theta: &Tensor<1>, state: &Adam8bitState<1>) -> [usize; 5] {
-        let Moments::Blockwise(b) = &state.moments else {
+        let Moments::Blockwise { codes: [codes1, codes2], absmax: [absmax1, absmax2] } = &state.moments
+        else {
             panic!("8-bit moments expected");
         };
         let codes = |codes: &Codes<1>| match codes {
@@ -474,10 +493,10 @@ mod tests {
         };
         [
             address(theta),
-            codes(&b.state1),
-            codes(&b.state2),
-            address(&b.absmax1),
-            address(&b.absmax2),
+            codes(codes1),
+            codes(codes2),
+            address(absmax1),
+            address(absmax2),
         ]
     }
 

@@ -21,14 +21,16 @@ pub(crate) mod cube;
 pub(crate) mod kernel;
 pub mod layout;
 pub mod quantize;
+mod state;
 
-use burn::optim::{LearningRate, RecordState, StateSink, StateSource};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::LearningRate;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::hyper::{ConfigError, Keyword, Kind, param};
 use crate::keywords::{BETAS, EPS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
 use crate::registry::OptimizerEntry;
 pub use layout::{Codes, packs};
+pub use state::{Moments, State8bit};
 use quantize::{
     BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
 };
@@ -213,88 +215,9 @@ pub struct Adam8bit {
 
 crate::builds!(Adam8bitConfig => Adam8bit, check = Adam8bitConfig::supported);
 
-/// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
-#[derive(Clone)]
-pub struct Adam8bitState<const D: usize> {
-    /// Steps taken, t.
-    pub step: usize,
-    /// The two moments.
-    pub moments: Moments<D>,
-}
-
-/// A parameter's moments: f32, or 8-bit blockwise.
-#[derive(Clone)]
-pub enum Moments<const D: usize> {
-    /// f32 moments, for a parameter below `min_8bit_size` elements.
-    Full {
-        /// First moment m (bitsandbytes' `state1`).
-        state1: Tensor<D>,
-        /// Second moment v (`state2`).
-        state2: Tensor<D>,
-    },
-    /// 8-bit moments: one code per element, one absmax per block of [`BLOCK`] elements.
-    Blockwise(Blockwise<D>),
-}
-
-/// 8-bit blockwise moments: one code per element ([`Codes`]: u8 on Flex and NdArray, packed
-/// four to a u32 word on wgpu), so a parameter of n elements keeps 2n bytes of codes and
-/// 8·⌈n/256⌉ bytes of absmax.
-#[derive(Clone)]
-pub struct Blockwise<const D: usize> {
-    /// First-moment codes (bitsandbytes' `state1`), of the signed map.
-    pub state1: Codes<D>,
-    /// Second-moment codes (`state2`), of the unsigned map.
-    pub state2: Codes<D>,
-    /// The first moment's absmax per block (`absmax1`).
-    pub absmax1: Tensor<1>,
-    /// The second moment's absmax per block (`absmax2`).
-    pub absmax2: Tensor<1>,
-}
-
-/// The state is written by hand rather than derived: the codes are saved as one u8 per element in
-/// the parameter's shape whatever the device's [`layout`], and loaded into the layout of the
-/// device they load onto. Leaves are bitsandbytes' names: `step`, `state1`, `state2`, and
-/// `absmax1`, `absmax2` for 8-bit moments.
-impl<const D: usize> RecordState for Adam8bitState<D> {
-    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
-        out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));
-        match &self.moments {
-            Moments::Full { state1, state2 } => {
-                out.push_tensor(prefix, "state1", state1.clone().into_data());
-                out.push_tensor(prefix, "state2", state2.clone().into_data());
-            }
-            Moments::Blockwise(b) => {
-                out.push_tensor(prefix, "state1", b.state1.to_data());
-                out.push_tensor(prefix, "state2", b.state2.to_data());
-                out.push_tensor(prefix, "absmax1", b.absmax1.clone().into_data());
-                out.push_tensor(prefix, "absmax2", b.absmax2.clone().into_data());
-            }
-        }
-    }
-
-    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
-        let step = usize::try_from(src.take_scalar(prefix, "step")?).ok()?;
-        let state1 = src.take_tensor(prefix, "state1")?;
-        let state2 = src.take_tensor(prefix, "state2")?;
-        let moments = match (
-            src.take_tensor(prefix, "absmax1"),
-            src.take_tensor(prefix, "absmax2"),
-        ) {
-            (Some(absmax1), Some(absmax2)) => Moments::Blockwise(Blockwise {
-                state1: Codes::from_data(state1, device),
-                state2: Codes::from_data(state2, device),
-                absmax1: Tensor::from_data(absmax1, device),
-                absmax2: Tensor::from_data(absmax2, device),
-            }),
-            (None, None) => Moments::Full {
-                state1: Tensor::from_data(state1, device),
-                state2: Tensor::from_data(state2, device),
-            },
-            _ => return None,
-        };
-        Some(Self { step, moments })
-    }
-}
+/// The state of one parameter: its step count and its two moments, m (`state1`) and v
+/// (`state2`), f32 or 8-bit ([`State8bit`]).
+pub type Adam8bitState<const D: usize> = State8bit<2, D>;
 
 /// The scalars of one step, each as the kernels compute it (see [`Adam8bit`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -338,30 +261,6 @@ impl Coefficients {
 }
 
 impl Adam8bit {
-    /// The state of a parameter like `theta` before its first step: codes 0 and absmax 0 (which
-    /// dequantize to 0), or f32 zeros below `min_8bit_size` elements, as bitsandbytes starts.
-    fn initial_state<const D: usize>(&self, theta: &Tensor<D>) -> Adam8bitState<D> {
-        let n = theta.shape().num_elements();
-        let device = theta.device();
-        // An empty parameter has no block: it keeps (empty) f32 moments.
-        let moments = if n < self.config.min_8bit_size || n == 0 {
-            Moments::Full {
-                state1: theta.zeros_like(),
-                state2: theta.zeros_like(),
-            }
-        } else {
-            let codes = || Codes::zeros(theta.shape(), &device);
-            let absmax = || Tensor::<1>::zeros([n.div_ceil(BLOCK)], (&device, theta.dtype()));
-            Moments::Blockwise(Blockwise {
-                state1: codes(),
-                state2: codes(),
-                absmax1: absmax(),
-                absmax2: absmax(),
-            })
-        };
-        Adam8bitState { step: 0, moments }
-    }
-
     /// One step for one parameter tensor, written with tensor operations: the readable reference
     /// that the fused CPU step must equal bit for bit. Every backend and dtype runs it.
     pub fn reference_step<const D: usize>(
@@ -371,11 +270,11 @@ impl Adam8bit {
         grad: Tensor<D>,
         state: Option<Adam8bitState<D>>,
     ) -> (Tensor<D>, Option<Adam8bitState<D>>) {
-        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        let state = state.unwrap_or_else(|| State8bit::initial(&theta, self.config.min_8bit_size));
         let t = state.step + 1;
         let c = Coefficients::new(&self.config, lr, t);
         let (theta, moments) = match state.moments {
-            Moments::Full { state1, state2 } => {
+            Moments::Full([state1, state2]) => {
                 let g = grad;
                 // kOptimizer32bit2State: m ← β₁·m + (1 − β₁)·g, v ← β₂·v + (1 − β₂)·(g·g).
                 let m = state1
@@ -389,17 +288,11 @@ impl Adam8bit {
                     Some(factor) => theta.mul_scalar(factor),
                     None => theta,
                 };
-                (
-                    theta,
-                    Moments::Full {
-                        state1: m,
-                        state2: v,
-                    },
-                )
+                (theta, Moments::Full([m, v]))
             }
-            Moments::Blockwise(b) => {
-                let (theta, b) = blockwise_reference_step(&c, theta, grad, b);
-                (theta, Moments::Blockwise(b))
+            Moments::Blockwise { codes, absmax } => {
+                let (theta, codes, absmax) = blockwise_reference_step(&c, theta, grad, codes, absmax);
+                (theta, Moments::Blockwise { codes, absmax })
             }
         };
         (theta, Some(Adam8bitState { step: t, moments }))
@@ -418,8 +311,9 @@ fn blockwise_reference_step<const D: usize>(
     c: &Coefficients,
     theta: Tensor<D>,
     grad: Tensor<D>,
-    b: Blockwise<D>,
-) -> (Tensor<D>, Blockwise<D>) {
+    [codes1, codes2]: [Codes<D>; 2],
+    [absmax1, absmax2]: [Tensor<1>; 2],
+) -> (Tensor<D>, [Codes<D>; 2], [Tensor<1>; 2]) {
     let shape = theta.shape();
     let n = shape.num_elements();
     let blocks = n.div_ceil(BLOCK);
@@ -458,11 +352,11 @@ fn blockwise_reference_step<const D: usize>(
     let g = rows(grad.reshape([n]), 0.0);
     let not_finite = g.clone().is_finite().bool_not();
 
-    let v = dequantize(&map2, code_rows(b.state2, 0), b.absmax2);
+    let v = dequantize(&map2, code_rows(codes2, 0), absmax2);
     let v = v
         .mul_scalar(c.beta2)
         .add(g.clone().mul_scalar(c.one_minus_beta2).mul(g.clone()));
-    let m = dequantize(&map1, code_rows(b.state1, PAD_CODE1), b.absmax1);
+    let m = dequantize(&map1, code_rows(codes1, PAD_CODE1), absmax1);
     let m = m.mul_scalar(c.beta1).add(g.mul_scalar(c.one_minus_beta1));
     let m = m.mask_fill(not_finite.clone(), 0.0);
     let v = v.mask_fill(not_finite.clone(), 0.0);
@@ -487,13 +381,11 @@ fn blockwise_reference_step<const D: usize>(
     let codes2 = quantize_rows(&map2, v.div(absmax2.clone()), false, &device);
     let codes =
         |codes: Tensor<2, Int>| Codes::from_flat(codes.reshape([blocks * BLOCK]).slice(0..n), shape.clone());
-    let b = Blockwise {
-        state1: codes(codes1),
-        state2: codes(codes2),
-        absmax1: absmax1.reshape([blocks]),
-        absmax2: absmax2.reshape([blocks]),
-    };
-    (theta, b)
+    (
+        theta,
+        [codes(codes1), codes(codes2)],
+        [absmax1.reshape([blocks]), absmax2.reshape([blocks])],
+    )
 }
 
 /// θ and the state `S` after a step, or the step's inputs back (θ, the gradient, the state) when
@@ -510,7 +402,9 @@ macro_rules! step_8bit {
         if !$optimizer.config.fused {
             return $optimizer.reference_step($lr, $theta, $grad, $state);
         }
-        let state = $state.unwrap_or_else(|| $optimizer.initial_state(&$theta));
+        let state = $state.unwrap_or_else(|| {
+            $crate::adam8bit::State8bit::initial(&$theta, $optimizer.config.min_8bit_size)
+        });
         #[cfg(cube_kernels)]
         let ($theta, $grad, state) = match cube::try_step($optimizer, $lr, $theta, $grad, state) {
             Ok(stepped) => return stepped,
@@ -524,26 +418,7 @@ macro_rules! step_8bit {
 }
 pub(crate) use step_8bit;
 
-impl<const D: usize> Adam8bitState<D> {
-    /// This state on `device`, its codes in the layout `device` keeps ([`layout`]).
-    fn moved(self, device: &Device) -> Self {
-        let moments = match self.moments {
-            Moments::Full { state1, state2 } => Moments::Full {
-                state1: state1.to_device(device),
-                state2: state2.to_device(device),
-            },
-            Moments::Blockwise(b) => Moments::Blockwise(Blockwise {
-                state1: b.state1.to_device(device),
-                state2: b.state2.to_device(device),
-                absmax1: b.absmax1.to_device(device),
-                absmax2: b.absmax2.to_device(device),
-            }),
-        };
-        Adam8bitState { step: self.step, moments }
-    }
-}
-
-crate::fused::impl_optimizer!(Adam8bit, Adam8bitState, to_device = Adam8bitState::moved, step =
+crate::fused::impl_optimizer!(Adam8bit, Adam8bitState, to_device = State8bit::moved, step =
     /// One step for one parameter tensor; see [`Adam8bit`] for the update rule.
     |adam, lr, theta, grad, state| step_8bit!(adam, lr, theta, grad, state)
 );

@@ -14,12 +14,10 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use crate::adam8bit::Tried;
-use super::{Coefficients, Lion8bit, Lion8bitState, Momentum};
-use crate::adam8bit::Codes;
+use super::{Coefficients, Lion8bit, Lion8bitState};
 use crate::adam8bit::cube::{
-    cube_max, elementwise_geometry, geometry, maps, packed_on, quantize_keeping_sign, take_words,
+    cube_max, elementwise_geometry, geometry, maps, quantize_keeping_sign, try_step_8bit,
 };
-use crate::fused::{Kernel, cube, kernel_for};
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
 /// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
@@ -31,88 +29,42 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Lion8bitState<D>,
 ) -> Tried<Lion8bitState<D>, D> {
-    let device = theta.device();
-    let takes = match &state.momentum {
-        Momentum::Blockwise { state1, absmax1 } => {
-            kernel_for([&theta, &grad]) == Some(Kernel::Cube)
-                && kernel_for([absmax1]) == Some(Kernel::Cube)
-                && absmax1.device() == device
-                && packed_on(state1, &device)
-        }
-        Momentum::Full(m) => kernel_for([&theta, &grad, m]) == Some(Kernel::Cube),
-    };
-    if !takes {
-        return Err((theta, grad, state));
-    }
     let c = Coefficients::new(&optimizer.config, lr);
-    let step = state.step + 1;
-    let (words, shape, absmax1) = match state.momentum {
-        Momentum::Blockwise {
-            state1: Codes::Packed { words, shape },
-            absmax1,
-        } => (words, shape, absmax1),
-        Momentum::Full(m) => {
-            let (theta, momentum) = full_step(&c, theta, grad, m);
-            return Ok((theta, Some(Lion8bitState { step, momentum })));
-        }
-        Momentum::Blockwise { .. } => unreachable!("checked above"),
-    };
-    let theta = cube::take_mut(theta);
-    let grad = cube::take(grad);
-    let words = take_words(words);
-    let absmax = cube::take_mut(absmax1);
-    let [signed, _] = maps(&device);
-    let (cube_count, cube_dim) = geometry(&theta, absmax.meta.num_elements());
+    let device = theta.device();
     let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
-    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
-    lion8bit_kernel::launch(
-        &theta.client,
-        cube_count,
-        cube_dim,
-        arg(&theta),
-        arg(&grad),
-        arg(&words),
-        arg(&absmax),
-        arg(&signed),
-        scalars(&c),
-        c.decay.is_some(),
-    );
-    let momentum = Momentum::Blockwise {
-        state1: Codes::Packed {
-            words: cube::into_int_tensor(words),
-            shape,
+    try_step_8bit(
+        theta,
+        grad,
+        state,
+        |theta, grad, [m]| {
+            let (cube_count, cube_dim) = elementwise_geometry(theta);
+            lion32bit_kernel::launch(
+                &theta.client,
+                cube_count,
+                cube_dim,
+                arg(theta),
+                arg(grad),
+                arg(m),
+                scalars(&c),
+                c.decay.is_some(),
+            );
         },
-        absmax1: cube::into_tensor(absmax),
-    };
-    let state = Lion8bitState { step, momentum };
-    Ok((cube::into_tensor(theta), Some(state)))
-}
-
-/// The 32-bit kernel's step (`kOptimizer32bit1State`) for an f32 momentum, a parameter below
-/// `min_8bit_size`: one launch, one unit per element, θ and m updated in place.
-fn full_step<const D: usize>(
-    c: &Coefficients,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    m: Tensor<D>,
-) -> (Tensor<D>, Momentum<D>) {
-    let (theta, grad, m) = (cube::take_mut(theta), cube::take(grad), cube::take_mut(m));
-    let (cube_count, cube_dim) = elementwise_geometry(&theta);
-    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
-    crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
-    lion32bit_kernel::launch(
-        &theta.client,
-        cube_count,
-        cube_dim,
-        arg(&theta),
-        arg(&grad),
-        arg(&m),
-        scalars(c),
-        c.decay.is_some(),
-    );
-    (
-        cube::into_tensor(theta),
-        Momentum::Full(cube::into_tensor(m)),
+        |theta, grad, [words], [absmax]| {
+            let [signed, _] = maps(&device);
+            let (cube_count, cube_dim) = geometry(theta, absmax.meta.num_elements());
+            lion8bit_kernel::launch(
+                &theta.client,
+                cube_count,
+                cube_dim,
+                arg(theta),
+                arg(grad),
+                arg(words),
+                arg(absmax),
+                arg(&signed),
+                scalars(&c),
+                c.decay.is_some(),
+            );
+        },
     )
 }
 

@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 
 use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState};
-use crate::adam8bit::kernel::{absmax_of, for_each_block};
+use crate::adam8bit::kernel::{absmax_of, try_step_8bit};
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
 use crate::lion::kernel::sign as sgn;
 
@@ -108,7 +108,6 @@ fn whole_block<const DECAY: bool>(
 
 /// The fused step, when every tensor of it is an f32 (codes: u8) Flex or NdArray tensor without
 /// autodiff on one device; otherwise the inputs back.
-#[cfg(any(feature = "flex", feature = "ndarray"))]
 pub(super) fn try_step<const D: usize>(
     optimizer: &Lion8bit,
     lr: LearningRate,
@@ -116,70 +115,14 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Lion8bitState<D>,
 ) -> Tried<Lion8bitState<D>, D> {
-    use super::Momentum;
-    use crate::adam8bit::Codes;
-    use crate::adam8bit::kernel::codes;
-    use crate::fused::cpu::CpuTensor;
-    use crate::fused::{Kernel, kernel_for};
-    use burn::tensor::DType;
-
-    let device = theta.device();
-    let on_cpu = |tensors: &[&Tensor<D>]| kernel_for(tensors.iter().copied()) == Some(Kernel::Cpu);
-    let takes = match &state.momentum {
-        Momentum::Full(m) => on_cpu(&[&theta, &grad, m]),
-        Momentum::Blockwise { state1, absmax1 } => {
-            on_cpu(&[&theta, &grad])
-                && kernel_for([absmax1]) == Some(Kernel::Cpu)
-                && absmax1.device() == device
-                && matches!(state1, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
-        }
-    };
-    if !takes {
-        return Err((theta, grad, state));
-    }
     let c = Coefficients::new(&optimizer.config, lr);
-    let mut theta = CpuTensor::take(theta);
-    let grad = CpuTensor::take(grad);
-    let g = grad.read();
-    let momentum = match state.momentum {
-        Momentum::Full(m) => {
-            let mut m = CpuTensor::take(m);
-            let (t, values) = (theta.write(), m.write());
-            for i in 0..t.len() {
-                (t[i], values[i]) = element(&c, t[i], g[i], values[i]);
-            }
-            drop(g);
-            Momentum::Full(m.into_tensor())
-        }
-        Momentum::Blockwise { state1, absmax1 } => {
-            let (mut codes, mut absmax) = (codes::Codes::take(state1), CpuTensor::take(absmax1));
-            let map = quantize::values(&quantize::DYNAMIC_SIGNED);
-            for_each_block(theta.write(), &g, [codes.write()], [absmax.write()], #[inline(always)] |theta, grad, [codes], [absmax]| {
-                block(&c, &map, theta, grad, codes, absmax)
-            });
-            drop(g);
-            Momentum::Blockwise {
-                state1: Codes::Bytes(codes.into_tensor()),
-                absmax1: absmax.into_tensor(),
-            }
-        }
-    };
-    drop(grad);
-    let state = Lion8bitState {
-        step: state.step + 1,
-        momentum,
-    };
-    Ok((theta.into_tensor(), Some(state)))
-}
-
-/// Without a CPU backend compiled in, every step takes the reference.
-#[cfg(not(any(feature = "flex", feature = "ndarray")))]
-pub(super) fn try_step<const D: usize>(
-    _optimizer: &Lion8bit,
-    _lr: LearningRate,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    state: Lion8bitState<D>,
-) -> Tried<Lion8bitState<D>, D> {
-    Err((theta, grad, state))
+    let map = quantize::values(&quantize::DYNAMIC_SIGNED);
+    try_step_8bit(
+        theta,
+        grad,
+        state,
+        |t, g, [m]| (*t, *m) = element(&c, *t, g, *m),
+        #[inline(always)]
+        |theta, grad, [codes], [absmax]| block(&c, &map, theta, grad, codes, absmax),
+    )
 }

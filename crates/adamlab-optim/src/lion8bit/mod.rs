@@ -17,10 +17,10 @@
 mod cube;
 mod kernel;
 
-use burn::optim::{LearningRate, RecordState, StateSink, StateSource};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::LearningRate;
+use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::adam8bit::{Codes, IS_PAGED, MIN_8BIT_SIZE, not_paged};
+use crate::adam8bit::{Codes, IS_PAGED, MIN_8BIT_SIZE, Moments, State8bit, not_paged};
 use crate::adam8bit::quantize::{
     self, BLOCK, DYNAMIC_SIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
 };
@@ -95,58 +95,9 @@ crate::builds!(Lion8bitConfig => Lion8bit, check = |config: &Lion8bitConfig| {
     not_paged(config.is_paged)
 });
 
-/// The state of one parameter, named as bitsandbytes' `optimizer.state[p]` names it.
-#[derive(Clone)]
-pub struct Lion8bitState<const D: usize> {
-    /// Steps taken.
-    pub step: usize,
-    /// The momentum.
-    pub momentum: Momentum<D>,
-}
-
-/// A parameter's momentum: f32, or 8-bit blockwise.
-#[derive(Clone)]
-pub enum Momentum<const D: usize> {
-    /// f32 momentum, below `min_8bit_size` elements (bitsandbytes' `state1`).
-    Full(Tensor<D>),
-    /// 8-bit momentum: codes of the signed map (`state1`, u8 on Flex and NdArray, packed four
-    /// to a u32 word on wgpu: [`Codes`]) and one absmax per block of [`BLOCK`] elements
-    /// (`absmax1`).
-    Blockwise {
-        /// The codes.
-        state1: Codes<D>,
-        /// The absmax per block.
-        absmax1: Tensor<1>,
-    },
-}
-
-/// By hand, as [`crate::adam8bit::Adam8bitState`]'s: the codes are saved as one u8 per element
-/// whatever the device's layout. Leaves: `step`, `state1`, and `absmax1` for an 8-bit momentum.
-impl<const D: usize> RecordState for Lion8bitState<D> {
-    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
-        out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));
-        match &self.momentum {
-            Momentum::Full(m) => out.push_tensor(prefix, "state1", m.clone().into_data()),
-            Momentum::Blockwise { state1, absmax1 } => {
-                out.push_tensor(prefix, "state1", state1.to_data());
-                out.push_tensor(prefix, "absmax1", absmax1.clone().into_data());
-            }
-        }
-    }
-
-    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
-        let step = usize::try_from(src.take_scalar(prefix, "step")?).ok()?;
-        let state1 = src.take_tensor(prefix, "state1")?;
-        let momentum = match src.take_tensor(prefix, "absmax1") {
-            Some(absmax1) => Momentum::Blockwise {
-                state1: Codes::from_data(state1, device),
-                absmax1: Tensor::from_data(absmax1, device),
-            },
-            None => Momentum::Full(Tensor::from_data(state1, device)),
-        };
-        Some(Self { step, momentum })
-    }
-}
+/// The state of one parameter: its step count and its momentum (`state1`), f32 or 8-bit
+/// ([`State8bit`]).
+pub type Lion8bitState<const D: usize> = State8bit<1, D>;
 
 /// The scalars of one step, as the kernels compute them in f32.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,22 +127,6 @@ impl Coefficients {
 }
 
 impl Lion8bit {
-    /// The state before the first step: code 0 and absmax 0 (dequantizing to 0), or an f32 zero
-    /// momentum below `min_8bit_size` elements, as bitsandbytes starts.
-    fn initial_state<const D: usize>(&self, theta: &Tensor<D>) -> Lion8bitState<D> {
-        let n = theta.shape().num_elements();
-        let device = theta.device();
-        let momentum = if n < self.config.min_8bit_size || n == 0 {
-            Momentum::Full(theta.zeros_like())
-        } else {
-            Momentum::Blockwise {
-                state1: Codes::zeros(theta.shape(), &device),
-                absmax1: Tensor::zeros([n.div_ceil(BLOCK)], (&device, theta.dtype())),
-            }
-        };
-        Lion8bitState { step: 0, momentum }
-    }
-
     /// One step for one parameter tensor with tensor operations: the readable reference that the
     /// fused CPU step must equal bit for bit. Every backend and dtype runs it.
     pub fn reference_step<const D: usize>(
@@ -201,14 +136,14 @@ impl Lion8bit {
         grad: Tensor<D>,
         state: Option<Lion8bitState<D>>,
     ) -> (Tensor<D>, Option<Lion8bitState<D>>) {
-        let state = state.unwrap_or_else(|| self.initial_state(&theta));
+        let state = state.unwrap_or_else(|| State8bit::initial(&theta, self.config.min_8bit_size));
         let c = Coefficients::new(&self.config, lr);
         let theta = match c.decay {
             Some(factor) => theta.mul_scalar(factor),
             None => theta,
         };
-        let momentum = match state.momentum {
-            Momentum::Full(m) => {
+        let (codes, absmax) = match state.moments {
+            Moments::Full([m]) => {
                 let theta = theta.sub(sign_step(&c, m.clone(), grad.clone()));
                 let m = m
                     .mul_scalar(c.beta2)
@@ -217,16 +152,16 @@ impl Lion8bit {
                     theta,
                     Some(Lion8bitState {
                         step: state.step + 1,
-                        momentum: Momentum::Full(m),
+                        moments: Moments::Full([m]),
                     }),
                 );
             }
-            Momentum::Blockwise { state1, absmax1 } => (state1, absmax1),
+            Moments::Blockwise { codes: [codes], absmax: [absmax] } => (codes, absmax),
         };
-        let (theta, state1, absmax1) = blockwise_reference_step(&c, theta, grad, momentum);
+        let (theta, codes, absmax) = blockwise_reference_step(&c, theta, grad, codes, absmax);
         let state = Lion8bitState {
             step: state.step + 1,
-            momentum: Momentum::Blockwise { state1, absmax1 },
+            moments: Moments::Blockwise { codes: [codes], absmax: [absmax] },
         };
         (theta, Some(state))
     }
@@ -251,7 +186,8 @@ fn blockwise_reference_step<const D: usize>(
     c: &Coefficients,
     theta: Tensor<D>,
     grad: Tensor<D>,
-    (codes, absmax): (Codes<D>, Tensor<1>),
+    codes: Codes<D>,
+    absmax: Tensor<1>,
 ) -> (Tensor<D>, Codes<D>, Tensor<1>) {
     let shape = theta.shape();
     let n = shape.num_elements();
@@ -297,21 +233,7 @@ fn blockwise_reference_step<const D: usize>(
     (theta, codes, absmax.reshape([blocks]))
 }
 
-impl<const D: usize> Lion8bitState<D> {
-    /// This state on `device`, its codes in the layout `device` keeps.
-    fn moved(self, device: &Device) -> Self {
-        let momentum = match self.momentum {
-            Momentum::Full(m) => Momentum::Full(m.to_device(device)),
-            Momentum::Blockwise { state1, absmax1 } => Momentum::Blockwise {
-                state1: state1.to_device(device),
-                absmax1: absmax1.to_device(device),
-            },
-        };
-        Lion8bitState { step: self.step, momentum }
-    }
-}
-
-crate::fused::impl_optimizer!(Lion8bit, Lion8bitState, to_device = Lion8bitState::moved, step =
+crate::fused::impl_optimizer!(Lion8bit, Lion8bitState, to_device = State8bit::moved, step =
     /// One step for one parameter tensor; see [`Lion8bit`] for the update rule.
     |lion, lr, theta, grad, state| crate::adam8bit::step_8bit!(lion, lr, theta, grad, state)
 );
