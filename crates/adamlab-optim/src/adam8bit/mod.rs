@@ -24,16 +24,14 @@ pub mod quantize;
 mod state;
 
 use burn::optim::LearningRate;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::hyper::{ConfigError, Keyword, Kind, param};
 use crate::keywords::{BETAS, EPS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
 use crate::registry::OptimizerEntry;
 pub use layout::{Codes, packs};
 pub use state::{Moments, State8bit};
-use quantize::{
-    BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
-};
+use quantize::{DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1, Rows};
 
 crate::hyper_config! {
     /// Configuration of [`Adam8bit`], with `bitsandbytes.optim.Adam8bit`'s keywords and defaults
@@ -305,8 +303,7 @@ fn update<const D: usize>(c: &Coefficients, m: Tensor<D>, v: Tensor<D>) -> Tenso
         .mul_scalar(c.step_size)
 }
 
-/// The 8-bit kernel's step on tensors: the parameter flattened and padded to whole blocks, laid
-/// out as `[blocks, 256]`, so that each block's absmax is a reduction over its row.
+/// The 8-bit kernel's step on tensors, on the parameter's [`Rows`].
 fn blockwise_reference_step<const D: usize>(
     c: &Coefficients,
     theta: Tensor<D>,
@@ -314,78 +311,33 @@ fn blockwise_reference_step<const D: usize>(
     [codes1, codes2]: [Codes<D>; 2],
     [absmax1, absmax2]: [Tensor<1>; 2],
 ) -> (Tensor<D>, [Codes<D>; 2], [Tensor<1>; 2]) {
-    let shape = theta.shape();
-    let n = shape.num_elements();
-    let blocks = n.div_ceil(BLOCK);
-    let pad = blocks * BLOCK - n;
-    let device = theta.device();
-    let float = theta.dtype();
-    let int = Tensor::<1, Int>::zeros([1], &device).dtype();
-    let map = |bits: &[u32; 256]| {
-        Tensor::<1>::from_data(
-            TensorData::new(quantize::values(bits).to_vec(), [256]),
-            (&device, float),
-        )
-    };
-    let (map1, map2) = (map(&DYNAMIC_SIGNED), map(&DYNAMIC_UNSIGNED));
-    // [blocks, 256], padded as the kernel's loads pad: gradient 0, codes 128 and 0.
-    let rows = |flat: Tensor<1>, fill: f32| {
-        let padded = match pad {
-            0 => flat,
-            _ => Tensor::cat(vec![flat, Tensor::full([pad], fill, (&device, float))], 0),
-        };
-        padded.reshape([blocks, BLOCK])
-    };
-    let code_rows = |codes: Codes<D>, fill: u8| {
-        let codes = codes.into_flat(int);
-        match pad {
-            0 => codes,
-            _ => Tensor::cat(vec![codes, Tensor::full([pad], fill, (&device, int))], 0),
-        }
-    };
-    let dequantize = |map: &Tensor<1>, codes: Tensor<1, Int>, absmax: Tensor<1>| {
-        map.clone()
-            .select(0, codes)
-            .reshape([blocks, BLOCK])
-            .mul(absmax.reshape([blocks, 1]))
-    };
-    let g = rows(grad.reshape([n]), 0.0);
+    let rows = Rows::of(&theta);
+    let (map1, map2) = (rows.map(&DYNAMIC_SIGNED), rows.map(&DYNAMIC_UNSIGNED));
+    let g = rows.floats(grad);
     let not_finite = g.clone().is_finite().bool_not();
 
-    let v = dequantize(&map2, code_rows(codes2, 0), absmax2);
+    let v = rows.dequantize(&map2, codes2, 0, absmax2);
     let v = v
         .mul_scalar(c.beta2)
         .add(g.clone().mul_scalar(c.one_minus_beta2).mul(g.clone()));
-    let m = dequantize(&map1, code_rows(codes1, PAD_CODE1), absmax1);
+    let m = rows.dequantize(&map1, codes1, PAD_CODE1, absmax1);
     let m = m.mul_scalar(c.beta1).add(g.mul_scalar(c.one_minus_beta1));
     let m = m.mask_fill(not_finite.clone(), 0.0);
     let v = v.mask_fill(not_finite.clone(), 0.0);
-    let absmax1 = block_absmax(m.clone());
-    let absmax2 = block_absmax(v.clone());
 
     // θ: the parameter's own elements only, unchanged where g is not finite.
-    let own = |x: Tensor<2>| x.reshape([blocks * BLOCK]).slice(0..n);
-    let skip = not_finite.reshape([blocks * BLOCK]).slice(0..n);
-    let theta_flat = theta.reshape([n]);
-    let updated = theta_flat
+    let updated = theta
         .clone()
-        .add(update(c, own(m.clone()), own(v.clone())));
+        .add(update(c, rows.own(m.clone()), rows.own(v.clone())));
     let updated = match c.decay {
         Some(factor) => updated.mul_scalar(factor),
         None => updated,
     };
-    let theta = updated.mask_where(skip, theta_flat).reshape(shape.clone());
+    let theta = updated.mask_where(rows.own(not_finite), theta);
 
-    let codes1 = quantize_rows(&map1, m.clone().div(absmax1.clone()), true, &device);
-    let codes1 = keep_sign(&map1, codes1, m);
-    let codes2 = quantize_rows(&map2, v.div(absmax2.clone()), false, &device);
-    let codes =
-        |codes: Tensor<2, Int>| Codes::from_flat(codes.reshape([blocks * BLOCK]).slice(0..n), shape.clone());
-    (
-        theta,
-        [codes(codes1), codes(codes2)],
-        [absmax1.reshape([blocks]), absmax2.reshape([blocks])],
-    )
+    let (codes1, absmax1) = rows.quantize(&map1, m, true);
+    let (codes2, absmax2) = rows.quantize(&map2, v, false);
+    (theta, [codes1, codes2], [absmax1, absmax2])
 }
 
 /// θ and the state `S` after a step, or the step's inputs back (θ, the gradient, the state) when

@@ -3,7 +3,10 @@
 //! one value (for the fused CPU steps) and on tensors (for the reference steps). Shared by the
 //! 8-bit optimizers (`adam8bit`, `lion8bit`).
 
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::kind::Basic;
+use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
+
+use super::layout::Codes;
 
 /// Elements per quantization block: bitsandbytes' `BLOCKSIZE_2STATE` (csrc/ops.cu), the block size
 /// its 8-bit blockwise optimizers use on every device.
@@ -323,6 +326,101 @@ pub fn unsigned_table() -> &'static CodeTable {
 }
 
 // The tensor forms of the above, for the reference steps, on `[blocks, 256]` tensors.
+
+/// A parameter laid out as the reference steps compute on it: flattened and padded to whole
+/// blocks, `[blocks, 256]`, so that each block's absmax is a reduction over its row. The padding
+/// is what the kernels' loads put there: gradient 0, first-moment code [`PAD_CODE1`], second 0.
+pub(crate) struct Rows {
+    shape: Shape,
+    n: usize,
+    blocks: usize,
+    device: Device,
+    float: DType,
+    int: DType,
+}
+
+impl Rows {
+    /// The layout of `theta`.
+    pub(crate) fn of<const D: usize>(theta: &Tensor<D>) -> Self {
+        let shape = theta.shape();
+        let n = shape.num_elements();
+        let device = theta.device();
+        Self {
+            int: Tensor::<1, Int>::zeros([1], &device).dtype(),
+            float: theta.dtype(),
+            blocks: n.div_ceil(BLOCK),
+            n,
+            shape,
+            device,
+        }
+    }
+
+    /// A map's values, a `[256]` tensor on the parameter's device.
+    pub(crate) fn map(&self, bits: &[u32; 256]) -> Tensor<1> {
+        let values = TensorData::new(values(bits).to_vec(), [256]);
+        Tensor::from_data(values, (&self.device, self.float))
+    }
+
+    /// `x` (the gradient), as rows padded with 0.
+    pub(crate) fn floats<const D: usize>(&self, x: Tensor<D>) -> Tensor<2> {
+        let fill = |pad| Tensor::zeros([pad], (&self.device, self.float));
+        self.padded(x.reshape([self.n]), fill)
+            .reshape([self.blocks, BLOCK])
+    }
+
+    /// `flat`, of the parameter's n elements, followed by `fill(pad)` up to whole blocks.
+    fn padded<K: Basic>(&self, flat: Tensor<1, K>, fill: impl Fn(usize) -> Tensor<1, K>) -> Tensor<1, K> {
+        match self.blocks * BLOCK - self.n {
+            0 => flat,
+            pad => Tensor::cat(vec![flat, fill(pad)], 0),
+        }
+    }
+
+    /// A moment dequantized, `map[code]·absmax` per row, its codes padded with `pad`.
+    pub(crate) fn dequantize<const D: usize>(
+        &self,
+        map: &Tensor<1>,
+        codes: Codes<D>,
+        pad: u8,
+        absmax: Tensor<1>,
+    ) -> Tensor<2> {
+        let fill = |n| Tensor::full([n], pad, (&self.device, self.int));
+        let codes = self.padded(codes.into_flat(self.int), fill);
+        map.clone()
+            .select(0, codes)
+            .reshape([self.blocks, BLOCK])
+            .mul(absmax.reshape([self.blocks, 1]))
+    }
+
+    /// The parameter's own elements of rows, in its shape.
+    pub(crate) fn own<const D: usize, K: Basic>(&self, x: Tensor<2, K>) -> Tensor<D, K> {
+        self.flat(x).reshape(self.shape.clone())
+    }
+
+    /// The parameter's own elements of rows, flat.
+    fn flat<K: Basic>(&self, x: Tensor<2, K>) -> Tensor<1, K> {
+        x.reshape([self.blocks * BLOCK]).slice(0..self.n)
+    }
+
+    /// The codes of a moment's new rows `s` and the absmax of each row (as `[blocks]`): the
+    /// kernels' search of `map` on `s / absmax`, with the first moment's sign fix if `signed`.
+    pub(crate) fn quantize<const D: usize>(
+        &self,
+        map: &Tensor<1>,
+        s: Tensor<2>,
+        signed: bool,
+    ) -> (Codes<D>, Tensor<1>) {
+        let absmax = block_absmax(s.clone());
+        let codes = quantize_rows(map, s.clone().div(absmax.clone()), signed, &self.device);
+        let codes = match signed {
+            true => keep_sign(map, codes, s),
+            false => codes,
+        };
+        let codes = Codes::from_flat(self.flat(codes), self.shape.clone());
+        (codes, absmax.reshape([self.blocks]))
+    }
+}
+
 
 /// The absmax of each row, as the kernel reduces it with `fmaxf` from −FLT_MAX: a NaN never
 /// wins, and a row of NaN gives −FLT_MAX.

@@ -18,12 +18,10 @@ mod cube;
 mod kernel;
 
 use burn::optim::LearningRate;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::adam8bit::{Codes, IS_PAGED, MIN_8BIT_SIZE, Moments, State8bit, not_paged};
-use crate::adam8bit::quantize::{
-    self, BLOCK, DYNAMIC_SIGNED, PAD_CODE1, block_absmax, keep_sign, quantize_rows,
-};
+use crate::adam8bit::quantize::{DYNAMIC_SIGNED, PAD_CODE1, Rows};
 use crate::keywords::{BETAS, FUSED_ADAMLAB, LR, WEIGHT_DECAY};
 use crate::registry::OptimizerEntry;
 
@@ -181,7 +179,7 @@ fn sign_step<const D: usize>(c: &Coefficients, m: Tensor<D>, g: Tensor<D>) -> Te
     sign.mul_scalar(c.lr)
 }
 
-/// The 8-bit kernel's step on `[blocks, 256]` tensors (θ already decayed).
+/// The 8-bit kernel's step on tensors (θ already decayed), on the parameter's [`Rows`].
 fn blockwise_reference_step<const D: usize>(
     c: &Coefficients,
     theta: Tensor<D>,
@@ -189,48 +187,15 @@ fn blockwise_reference_step<const D: usize>(
     codes: Codes<D>,
     absmax: Tensor<1>,
 ) -> (Tensor<D>, Codes<D>, Tensor<1>) {
-    let shape = theta.shape();
-    let n = shape.num_elements();
-    let blocks = n.div_ceil(BLOCK);
-    let pad = blocks * BLOCK - n;
-    let device = theta.device();
-    let float = theta.dtype();
-    let int = Tensor::<1, Int>::zeros([1], &device).dtype();
-    let map = Tensor::<1>::from_data(
-        TensorData::new(quantize::values(&DYNAMIC_SIGNED).to_vec(), [256]),
-        (&device, float),
-    );
-    let g = grad.reshape([n]);
-    let g = match pad {
-        0 => g,
-        _ => Tensor::cat(vec![g, Tensor::full([pad], 0.0, (&device, float))], 0),
-    }
-    .reshape([blocks, BLOCK]);
-    let codes = codes.into_flat(int);
-    let codes = match pad {
-        0 => codes,
-        _ => Tensor::cat(
-            vec![codes, Tensor::full([pad], PAD_CODE1, (&device, int))],
-            0,
-        ),
-    };
-    let m = map
-        .clone()
-        .select(0, codes)
-        .reshape([blocks, BLOCK])
-        .mul(absmax.reshape([blocks, 1]));
+    let rows = Rows::of(&theta);
+    let map = rows.map(&DYNAMIC_SIGNED);
+    let g = rows.floats(grad);
+    let m = rows.dequantize(&map, codes, PAD_CODE1, absmax);
     let step = sign_step(c, m.clone(), g.clone());
     let m = m.mul_scalar(c.beta2).add(g.mul_scalar(c.one_minus_beta2));
-    let absmax = block_absmax(m.clone());
-    let step = step
-        .reshape([blocks * BLOCK])
-        .slice(0..n)
-        .reshape(shape.clone());
-    let theta = theta.sub(step);
-    let codes = quantize_rows(&map, m.clone().div(absmax.clone()), true, &device);
-    let codes = keep_sign(&map, codes, m);
-    let codes = Codes::from_flat(codes.reshape([blocks * BLOCK]).slice(0..n), shape);
-    (theta, codes, absmax.reshape([blocks]))
+    let theta = theta.sub(rows.own(step));
+    let (codes, absmax) = rows.quantize(&map, m, true);
+    (theta, codes, absmax)
 }
 
 crate::fused::impl_optimizer!(Lion8bit, Lion8bitState, to_device = State8bit::moved, step =
