@@ -314,6 +314,47 @@ pub(crate) fn cube_max(shared: &mut [f32], local: f32) -> f32 {
     shared[0]
 }
 
+/// The packed word of codes this unit steps: word u of block b is b·[`UNITS`] + u (elements
+/// 4·word to 4·word + 3).
+#[cube]
+pub(crate) fn unit_word() -> usize {
+    CUBE_POS * 64usize + UNIT_POS as usize
+}
+
+/// −FLT_MAX, where the kernel's `fmaxf` reduction of a block's absmax starts.
+#[cube]
+pub(crate) fn lowest() -> f32 {
+    let max = 3.402_823_5e38f32;
+    -max
+}
+
+/// Byte `j` of a packed word of codes: the code of its element j.
+#[cube]
+pub(crate) fn code_in(word: u32, #[comptime] j: u32) -> u32 {
+    (word >> comptime![8u32 * j]) & 0xFFu32
+}
+
+/// Stores a block's new codes (this unit's `word` of them) and its new absmax (unit 0), if the
+/// cube has a block (`in_range`); the last block's cube has fewer words than units.
+#[cube]
+pub(crate) fn store_block(
+    codes: &mut [u32],
+    absmax: &mut [f32],
+    word: u32,
+    new: f32,
+    in_range: bool,
+) {
+    let index = unit_word();
+    if in_range {
+        if index < codes.len() {
+            codes[index] = word;
+        }
+        if UNIT_POS == 0 {
+            absmax[CUBE_POS] = new;
+        }
+    }
+}
+
 /// The 32-bit kernel's step on f32 moments, one unit per element:
 /// [`Adam8bit::reference_step`](super::Adam8bit::reference_step)'s `Full` arm.
 #[cube(launch)]
@@ -356,11 +397,10 @@ fn adam8bit_kernel(
     #[comptime] decay: bool,
 ) {
     let block = CUBE_POS;
-    let unit = UNIT_POS as usize;
     let n = theta.len();
     // A cube past the last block loads nothing and stores nothing, but joins the barriers.
     let in_range = block < absmax1.len();
-    let word = block * 64usize + unit;
+    let word = unit_word();
     let mut old1 = 0.0f32;
     let mut old2 = 0.0f32;
     let mut word1 = 0u32;
@@ -376,10 +416,8 @@ fn adam8bit_kernel(
     let mut g = Array::<f32>::new(4usize);
     let mut m = Array::<f32>::new(4usize);
     let mut v = Array::<f32>::new(4usize);
-    // −FLT_MAX, where the kernel's `fmaxf` reduction starts.
-    let mut local1 = 3.402_823_5e38f32;
-    local1 = -local1;
-    let mut local2 = local1;
+    let mut local1 = lowest();
+    let mut local2 = lowest();
     #[unroll]
     for j in 0..4 {
         let e = word * 4usize + j;
@@ -388,10 +426,9 @@ fn adam8bit_kernel(
         let mut c1 = 128u32;
         let mut c2 = 0u32;
         if in_range && e < n {
-            let shift = comptime![8u32 * j as u32];
             gj = grad[e];
-            c1 = (word1 >> shift) & 0xFFu32;
-            c2 = (word2 >> shift) & 0xFFu32;
+            c1 = code_in(word1, comptime![j as u32]);
+            c2 = code_in(word2, comptime![j as u32]);
         }
         let vj = map2[c2 as usize] * old2;
         let vj = vj * s.beta2 + s.one_minus_beta2 * gj * gj;
@@ -437,14 +474,6 @@ fn adam8bit_kernel(
             out2 |= quantize_code(map2, v[j] / new2, false) << shift;
         }
     }
-    if in_range {
-        if word < codes1.len() {
-            codes1[word] = out1;
-            codes2[word] = out2;
-        }
-        if unit == 0 {
-            absmax1[block] = new1;
-            absmax2[block] = new2;
-        }
-    }
+    store_block(codes1, absmax1, out1, new1, in_range);
+    store_block(codes2, absmax2, out2, new2, in_range);
 }

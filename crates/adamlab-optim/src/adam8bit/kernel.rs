@@ -410,13 +410,7 @@ pub(crate) mod codes {
                 Self::Flex(tensor) => crate::fused::cpu::flex_elements_mut(tensor),
                 #[cfg(feature = "ndarray")]
                 Self::NdArray(NdArrayTensor::U8(storage)) => {
-                    let array = storage.ensure_owned();
-                    if !array.is_standard_layout() {
-                        *array = array.as_standard_layout().into_owned().into_shared();
-                    }
-                    array
-                        .as_slice_mut()
-                        .expect("standard layout: checked or just copied")
+                    crate::fused::cpu::ndarray_elements_mut!(storage)
                 }
                 #[cfg(feature = "ndarray")]
                 Self::NdArray(_) => unreachable!("Codes::take keeps only U8"),

@@ -107,21 +107,31 @@ impl CpuTensor {
             #[cfg(feature = "flex")]
             Self::Flex(tensor) => flex_elements_mut(tensor),
             #[cfg(feature = "ndarray")]
-            Self::NdArray(NdArrayTensor::F32(storage)) => {
-                // Copies only when shared (ndarray's copy-on-write) or borrowed from a file.
-                let array = storage.ensure_owned();
-                if !array.is_standard_layout() {
-                    *array = array.as_standard_layout().into_owned().into_shared();
-                }
-                array
-                    .as_slice_mut()
-                    .expect("standard layout: checked or just copied")
-            }
+            Self::NdArray(NdArrayTensor::F32(storage)) => ndarray_elements_mut!(storage),
             #[cfg(feature = "ndarray")]
             Self::NdArray(_) => unreachable!("CpuTensor::take keeps only F32"),
         }
     }
 }
+
+/// The elements of an NdArray tensor's storage (`NdArrayTensor::F32(storage)`, `U8(storage)`, …:
+/// burn-ndarray does not export the storage type) in row-major order, to update in place: its own
+/// buffer, copied first only when shared (ndarray's copy-on-write), borrowed from a file or not
+/// in standard layout.
+#[cfg(feature = "ndarray")]
+macro_rules! ndarray_elements_mut {
+    ($storage:expr) => {{
+        let array = $storage.ensure_owned();
+        if !array.is_standard_layout() {
+            *array = array.as_standard_layout().into_owned().into_shared();
+        }
+        array
+            .as_slice_mut()
+            .expect("standard layout: checked or just copied")
+    }};
+}
+#[cfg(feature = "ndarray")]
+pub(crate) use ndarray_elements_mut;
 
 /// The elements of a Flex tensor in row-major order, to update in place: the tensor's own buffer
 /// when no one else holds it and it is contiguous; otherwise the tensor first becomes a contiguous

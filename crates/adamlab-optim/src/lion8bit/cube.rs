@@ -16,7 +16,8 @@ use cubecl::prelude::*;
 use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState};
 use crate::adam8bit::cube::{
-    cube_max, elementwise_geometry, geometry, maps, quantize_keeping_sign, try_step_8bit,
+    code_in, cube_max, elementwise_geometry, geometry, lowest, maps, quantize_keeping_sign,
+    store_block, try_step_8bit, unit_word,
 };
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
@@ -139,11 +140,10 @@ fn lion8bit_kernel(
     #[comptime] decay: bool,
 ) {
     let block = CUBE_POS;
-    let unit = UNIT_POS as usize;
     let n = theta.len();
     // A cube past the last block loads nothing and stores nothing, but joins the barriers.
     let in_range = block < absmax.len();
-    let word = block * 64usize + unit;
+    let word = unit_word();
     let mut old = 0.0f32;
     let mut packed = 0u32;
     if in_range {
@@ -153,9 +153,7 @@ fn lion8bit_kernel(
         }
     }
     let mut m = Array::<f32>::new(4usize);
-    // −FLT_MAX, where the kernel's `fmaxf` reduction starts.
-    let mut local = 3.402_823_5e38f32;
-    local = -local;
+    let mut local = lowest();
     #[unroll]
     for j in 0..4 {
         let e = word * 4usize + j;
@@ -164,9 +162,8 @@ fn lion8bit_kernel(
         let mut c = 128u32;
         let valid = in_range && e < n;
         if valid {
-            let shift = comptime![8u32 * j as u32];
             g = grad[e];
-            c = (packed >> shift) & 0xFFu32;
+            c = code_in(packed, comptime![j as u32]);
         }
         let mj = map[c as usize] * old;
         if valid {
@@ -194,12 +191,5 @@ fn lion8bit_kernel(
             out |= quantize_keeping_sign(map, m[j], new) << shift;
         }
     }
-    if in_range {
-        if word < codes.len() {
-            codes[word] = out;
-        }
-        if unit == 0 {
-            absmax[block] = new;
-        }
-    }
+    store_block(codes, absmax, out, new, in_range);
 }
