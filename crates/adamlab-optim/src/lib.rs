@@ -19,6 +19,10 @@
 //! # let _ = &mut optimizer;
 //! ```
 
+// Built without a CPU backend, the element functions and helpers the CPU kernels share with the
+// CubeCL ones go unused (every step there takes the CubeCL kernel or the tensor-op reference).
+#![cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
+
 pub mod adabelief;
 pub mod adadelta;
 pub mod adafactor;

@@ -332,6 +332,7 @@ mod tests {
             bits.iter().map(|_| 0xFFFF).collect(),
             (0..bits.len() as u64).map(|i| crate::stochastic::bits16(42, i)).collect(),
         ];
+        #[allow(unused_mut)] // no push without a CPU backend
         let mut devices = Vec::<Device>::new();
         #[cfg(feature = "flex")]
         devices.push(Device::flex());

@@ -19,11 +19,11 @@
 #![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::optim::LearningRate;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 
 use super::Tried;
 use super::quantize::{self, BLOCK, CodeTable, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
-use super::{Adam8bit, Adam8bitState, Codes, Coefficients, Moments, State8bit};
+use super::{Adam8bit, Adam8bitState, Coefficients, State8bit};
 
 /// The two maps as f32 values, to dequantize, and as code tables, to quantize.
 struct Maps {
@@ -190,6 +190,7 @@ fn finite_mask(g: f32) -> u32 {
 }
 
 /// Blocks per task of the parallel loop: 64 of them, 16 Ki elements.
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 const BLOCKS_PER_TASK: usize = 64;
 
 /// Runs `update` over every block of [`BLOCK`] elements of an 8-bit step: θ's and the gradient's
@@ -200,6 +201,7 @@ const BLOCKS_PER_TASK: usize = 64;
 /// has it (the same bits: see `vectorized`). Adam8bit's and Lion8bit's loops. Pass `update` as a
 /// closure marked `#[inline(always)]` (it is taken by value for that): otherwise it is compiled
 /// on its own, for SSE2, and the step takes half again as long (measured).
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 pub(crate) fn for_each_block<const S: usize, F>(
     theta: &mut [f32],
     grad: &[f32],
@@ -289,8 +291,10 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize, F>(
 where
     F: Fn(&mut [f32], &[f32], [&mut [u8]; S], [&mut f32; S]) + Sync + Copy,
 {
+    use super::{Codes, Moments};
     use crate::fused::cpu::CpuTensor;
     use crate::fused::{Kernel, kernel_for};
+    use burn::tensor::DType;
 
     let device = theta.device();
     let on_cpu = |tensors: &[&Tensor<D>]| kernel_for(tensors.iter().copied()) == Some(Kernel::Cpu);

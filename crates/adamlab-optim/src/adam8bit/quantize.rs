@@ -679,6 +679,7 @@ mod tests {
     /// Every f32 but NaN, both tables: a minute of CPU, so run on request
     /// (`cargo test --release --workspace --features wgpu --lib -- --ignored every_f32`).
     #[test]
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
     #[ignore = "a minute: all 2^32 f32 through the binary search, twice"]
     fn the_code_tables_equal_the_searches_on_every_f32() {
         use rayon::prelude::*;
