@@ -446,7 +446,7 @@ mod tests {
     #![allow(deprecated)]
 
     use super::*;
-    use crate::adam8bit::Adam8bitConfig;
+    use crate::adam8bit::{Adam8bitConfig, Codes, Moments};
     use adamlab_backend::{BackendKind, compiled, device};
     use burn::backend::{BackendTensor, DispatchTensorKind};
     use burn::optim::Optimizer;
