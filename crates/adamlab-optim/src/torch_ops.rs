@@ -337,6 +337,7 @@ mod tests {
         #[cfg(feature = "flex")]
         devices.push(Device::flex());
         #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // burn deprecates ndarray; adamlab ships it on purpose
         devices.push(Device::ndarray());
         for device in &devices {
             for draw in &draws {
