@@ -130,9 +130,9 @@ crate::fused::impl_optimizer!(Adadelta, AdadeltaState { square_avg, acc_delta },
 pub struct AdadeltaState<const D: usize> {
     /// Number of steps taken, t.
     pub step: usize,
-    /// Running average of g², v (torch's `square_avg`; the paper's E[g²]).
+    /// Running average of g², v (torch's `square_avg`; the paper's E\[g²\]).
     pub square_avg: Tensor<D>,
-    /// Running average of the squared updates, u (torch's `acc_delta`; the paper's E[Δx²]).
+    /// Running average of the squared updates, u (torch's `acc_delta`; the paper's E\[Δx²\]).
     pub acc_delta: Tensor<D>,
 }
 

@@ -66,7 +66,7 @@ pub const NADAM: OptimizerEntry = OptimizerEntry {
 /// rounded to f32, as torch's in-place `mu_product *= mu` does; `Πₜ·μₜ₊₁` then reads it back as
 /// f64. (Over long runs `Πₜ` underflows to 0 in f32, as in torch.)
 /// The first moment (torch's `lerp`), the second moment and the L2 decay are each rounded once
-/// ([`torch_ops`](crate::torch_ops)'s one-rounding policy, torch's CPU kernels'). torch's CPU
+/// ([`torch_ops`]'s one-rounding policy, torch's CPU kernels'). torch's CPU
 /// `sqrt` is not correctly rounded (an ulp off on about a fifth of f32 inputs, AVX2), so the
 /// parameters agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]

@@ -60,7 +60,7 @@ pub const RADAM: OptimizerEntry = OptimizerEntry {
 /// tensor products run in torch's order: `((m̂·lr)·l)·r`, with `l` as torch's
 /// `√(1 − β₂ᵗ) / (√v + ε)` evaluates it, `(√v + ε)⁻¹·√(1 − β₂ᵗ)`.
 /// The first moment (torch's `lerp`), the second moment and the L2 decay are each rounded once
-/// ([`torch_ops`](crate::torch_ops)'s one-rounding policy, torch's CPU kernels'). torch's CPU
+/// ([`torch_ops`]'s one-rounding policy, torch's CPU kernels'). torch's CPU
 /// `sqrt` is not correctly rounded (an ulp off on about a fifth of f32 inputs, AVX2), so the
 /// parameters agree with torch's to an ulp, not bit for bit.
 #[derive(Clone, Debug)]

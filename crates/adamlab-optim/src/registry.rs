@@ -1,6 +1,6 @@
-//! The catalogue of optimizers: one line per optimizer in [`REGISTRY`], which the CLI,
-//! `adamlab verify`, `adamlab optimizers`, the benchmarks and the shared test suite read. None of
-//! them names an optimizer.
+//! The catalogue of optimizers: one line per optimizer in [`REGISTRY`](crate::REGISTRY), which the
+//! CLI, `adamlab verify`, `adamlab optimizers`, the benchmarks and the shared test suite read.
+//! None of them names an optimizer.
 //!
 //! An optimizer's entry gives its name, a one-line summary, its reference implementation, its
 //! hyper-parameters (torch's keyword names, defaults, ranges, help) and how to build it from

@@ -1,15 +1,15 @@
 //! Adam, with torch.optim.Adam's semantics and defaults.
 //!
-//! [`Adam::step`] is written twice: the tensor-op [reference](Adam::reference_step), which reads
-//! like the paper, and the fused step beside it ([`kernel`]: the update of one element, which
-//! the CPU loop runs on Flex and NdArray, and the CubeCL kernel computing it on wgpu), which
-//! makes one pass over memory and updates θ and the state in place. Both compute the same
-//! arithmetic, operation for operation, so they agree bit for bit on the CPU; the `fused`
-//! keyword picks between them.
+//! Its step ([`Optimizer::step`](burn::optim::Optimizer::step)) is written twice: the tensor-op
+//! [reference](Adam::reference_step), which reads like the paper, and the fused step beside it
+//! ([`kernel`]: the update of one element, which the CPU loop runs on Flex and NdArray, and the
+//! CubeCL kernel computing it on wgpu), which makes one pass over memory and updates θ and the
+//! state in place. Both compute the same arithmetic, operation for operation, so they agree bit for
+//! bit on the CPU; the `fused` keyword picks between them.
 //!
 //! `state_dtype=bf16` keeps the moments in bfloat16 ([`StateDtype`]): half the state's bytes, the
 //! same f32 update. `bf16_stochastic_round` steps bfloat16 parameters in f32 and rounds them back
-//! at random, as torchao's optimizers do ([`Adam::step`]).
+//! at random, as torchao's optimizers do ([`Optimizer::step`](burn::optim::Optimizer::step)).
 
 mod kernel;
 

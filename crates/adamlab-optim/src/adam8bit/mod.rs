@@ -9,12 +9,12 @@
 //! sign fix), so the fixtures come from a NumPy transcription of the kernels
 //! (`tools/reference/bnb_blockwise.py`), which this module equals bit for bit on the CPU.
 //!
-//! [`Adam8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
-//! [reference](Adam8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray), which
-//! dequantizes, updates and requantizes one block at a time, in place, and the fused CubeCL step of
-//! `cube` (wgpu), one cube per block. The `fused` keyword picks between them; any other backend
-//! takes the reference. The codes are u8 on the CPU backends and packed four to a u32 word on
-//! wgpu ([`layout`]).
+//! Its step ([`Optimizer::step`](burn::optim::Optimizer::step)) is written three times, as the
+//! other fused optimizers' are: the tensor-op [reference](Adam8bit::reference_step), the fused CPU
+//! step of [`kernel`] (Flex, NdArray), which dequantizes, updates and requantizes one block at a
+//! time, in place, and the fused CubeCL step of `cube` (wgpu), one cube per block. The `fused`
+//! keyword picks between them; any other backend takes the reference. The codes are u8 on the CPU
+//! backends and packed four to a u32 word on wgpu ([`layout`]).
 
 #[cfg(cube_kernels)]
 pub(crate) mod cube;

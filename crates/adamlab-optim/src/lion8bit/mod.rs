@@ -8,10 +8,10 @@
 //! `tools/reference/bnb_blockwise.py` (why not bitsandbytes' CPU path: see
 //! [`crate::adam8bit`]). The blockwise quantization is [`crate::adam8bit::quantize`]'s.
 //!
-//! [`Lion8bit::step`] is written three times, as the other fused optimizers are: the tensor-op
-//! [reference](Lion8bit::reference_step), the fused CPU step of [`kernel`] (Flex, NdArray) and the
-//! fused CubeCL step of `cube` (wgpu), one pass per block, in place. The `fused` keyword picks
-//! between them; any other backend takes the reference.
+//! Its step ([`Optimizer::step`](burn::optim::Optimizer::step)) is written three times, as the
+//! other fused optimizers' are: the tensor-op [reference](Lion8bit::reference_step), the fused CPU
+//! step of [`kernel`] (Flex, NdArray) and the fused CubeCL step of `cube` (wgpu), one pass per
+//! block, in place. The `fused` keyword picks between them; any other backend takes the reference.
 
 #[cfg(cube_kernels)]
 mod cube;
