@@ -328,10 +328,72 @@ pub(crate) fn lowest() -> f32 {
     -max
 }
 
-/// Byte `j` of a packed word of codes: the code of its element j.
+/// Whether this cube has a block: a cube past the last one loads nothing and stores nothing,
+/// but joins the barriers.
 #[cube]
-pub(crate) fn code_in(word: u32, #[comptime] j: u32) -> u32 {
-    (word >> comptime![8u32 * j]) & 0xFFu32
+pub(crate) fn has_block(absmax: &mut [f32]) -> bool {
+    CUBE_POS < absmax.len()
+}
+
+/// The block's absmax before the step (0 in a cube without a block).
+#[cube]
+pub(crate) fn old_absmax(absmax: &mut [f32], in_range: bool) -> f32 {
+    let mut old = 0.0f32;
+    if in_range {
+        old = absmax[CUBE_POS];
+    }
+    old
+}
+
+/// This unit's packed word of codes before the step (0 past the last word).
+#[cube]
+pub(crate) fn old_word(codes: &mut [u32], in_range: bool) -> u32 {
+    let index = unit_word();
+    let mut word = 0u32;
+    if in_range && index < codes.len() {
+        word = codes[index];
+    }
+    word
+}
+
+/// The gradient of element `e` if it is one of θ's (`valid`), else the padding's 0.
+#[cube]
+pub(crate) fn grad_at(grad: &[f32], e: usize, valid: bool) -> f32 {
+    let mut g = 0.0f32;
+    if valid {
+        g = grad[e];
+    }
+    g
+}
+
+/// The code of element `j` of a packed word if it is one of θ's (`valid`), else the padding's
+/// code `pad` (128 for a first moment, 0 for a second).
+#[cube]
+pub(crate) fn code_at(word: u32, #[comptime] j: u32, valid: bool, pad: u32) -> u32 {
+    let mut code = pad;
+    if valid {
+        code = (word >> comptime![8u32 * j]) & 0xFFu32;
+    }
+    code
+}
+
+/// `x` if it is greater than `max`, else `max`: the kernel's `fmaxf` step of a block's absmax, in
+/// which a NaN never wins (WGSL's `max` leaves NaN to the implementation).
+#[cube]
+pub(crate) fn greater(max: f32, x: f32) -> f32 {
+    let mut greatest = max;
+    if x > max {
+        greatest = x;
+    }
+    greatest
+}
+
+/// The greatest of every unit's `local` in the cube ([`cube_max`] through shared memory of its
+/// own).
+#[cube]
+pub(crate) fn block_max(local: f32) -> f32 {
+    let mut shared = Shared::<[f32]>::new_slice(64usize);
+    cube_max(&mut shared, local)
 }
 
 /// Stores a block's new codes (this unit's `word` of them) and its new absmax (unit 0), if the
@@ -396,23 +458,13 @@ fn adam8bit_kernel(
     s: &Adam8bitScalars,
     #[comptime] decay: bool,
 ) {
-    let block = CUBE_POS;
+    let in_range = has_block(absmax1);
     let n = theta.len();
-    // A cube past the last block loads nothing and stores nothing, but joins the barriers.
-    let in_range = block < absmax1.len();
     let word = unit_word();
-    let mut old1 = 0.0f32;
-    let mut old2 = 0.0f32;
-    let mut word1 = 0u32;
-    let mut word2 = 0u32;
-    if in_range {
-        old1 = absmax1[block];
-        old2 = absmax2[block];
-        if word < codes1.len() {
-            word1 = codes1[word];
-            word2 = codes2[word];
-        }
-    }
+    let old1 = old_absmax(absmax1, in_range);
+    let old2 = old_absmax(absmax2, in_range);
+    let word1 = old_word(codes1, in_range);
+    let word2 = old_word(codes2, in_range);
     let mut g = Array::<f32>::new(4usize);
     let mut m = Array::<f32>::new(4usize);
     let mut v = Array::<f32>::new(4usize);
@@ -421,18 +473,12 @@ fn adam8bit_kernel(
     #[unroll]
     for j in 0..4 {
         let e = word * 4usize + j;
+        let valid = in_range && e < n;
         // Padding: gradient 0, codes 128 and 0.
-        let mut gj = 0.0f32;
-        let mut c1 = 128u32;
-        let mut c2 = 0u32;
-        if in_range && e < n {
-            gj = grad[e];
-            c1 = code_in(word1, comptime![j as u32]);
-            c2 = code_in(word2, comptime![j as u32]);
-        }
-        let vj = map2[c2 as usize] * old2;
+        let gj = grad_at(grad, e, valid);
+        let vj = map2[code_at(word2, comptime![j as u32], valid, 0u32) as usize] * old2;
         let vj = vj * s.beta2 + s.one_minus_beta2 * gj * gj;
-        let mj = map1[c1 as usize] * old1;
+        let mj = map1[code_at(word1, comptime![j as u32], valid, 128u32) as usize] * old1;
         let mj = mj * s.beta1 + s.one_minus_beta1 * gj;
         let mut mk = 0.0f32;
         let mut vk = 0.0f32;
@@ -443,19 +489,11 @@ fn adam8bit_kernel(
         g[j] = gj;
         m[j] = mk;
         v[j] = vk;
-        let a1 = f32::abs(mk);
-        if a1 > local1 {
-            local1 = a1;
-        }
-        let a2 = f32::abs(vk);
-        if a2 > local2 {
-            local2 = a2;
-        }
+        local1 = greater(local1, f32::abs(mk));
+        local2 = greater(local2, f32::abs(vk));
     }
-    let mut shared = Shared::<[f32]>::new_slice(64usize);
-    let new1 = cube_max(&mut shared, local1);
-    sync_cube();
-    let new2 = cube_max(&mut shared, local2);
+    let new1 = block_max(local1);
+    let new2 = block_max(local2);
     let mut out1 = 0u32;
     let mut out2 = 0u32;
     #[unroll]

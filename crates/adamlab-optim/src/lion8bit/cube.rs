@@ -16,8 +16,8 @@ use cubecl::prelude::*;
 use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState};
 use crate::adam8bit::cube::{
-    code_in, cube_max, elementwise_geometry, geometry, lowest, maps, quantize_keeping_sign,
-    store_block, try_step_8bit, unit_word,
+    block_max, code_at, elementwise_geometry, geometry, grad_at, greater, has_block, lowest, maps,
+    old_absmax, old_word, quantize_keeping_sign, store_block, try_step_8bit, unit_word,
 };
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
@@ -139,33 +139,20 @@ fn lion8bit_kernel(
     s: &Lion8bitScalars,
     #[comptime] decay: bool,
 ) {
-    let block = CUBE_POS;
-    let n = theta.len();
-    // A cube past the last block loads nothing and stores nothing, but joins the barriers.
-    let in_range = block < absmax.len();
+    let in_range = has_block(absmax);
+    let old = old_absmax(absmax, in_range);
+    let packed = old_word(codes, in_range);
     let word = unit_word();
-    let mut old = 0.0f32;
-    let mut packed = 0u32;
-    if in_range {
-        old = absmax[block];
-        if word < codes.len() {
-            packed = codes[word];
-        }
-    }
+    let n = theta.len();
     let mut m = Array::<f32>::new(4usize);
     let mut local = lowest();
     #[unroll]
     for j in 0..4 {
         let e = word * 4usize + j;
-        // Padding: gradient 0, code 128.
-        let mut g = 0.0f32;
-        let mut c = 128u32;
         let valid = in_range && e < n;
-        if valid {
-            g = grad[e];
-            c = code_in(packed, comptime![j as u32]);
-        }
-        let mj = map[c as usize] * old;
+        // Padding: gradient 0, code 128.
+        let g = grad_at(grad, e, valid);
+        let mj = map[code_at(packed, comptime![j as u32], valid, 128u32) as usize] * old;
         if valid {
             let mut t = theta[e];
             if comptime![decay] {
@@ -175,13 +162,9 @@ fn lion8bit_kernel(
         }
         let mk = mj * s.beta2 + g * s.one_minus_beta2;
         m[j] = mk;
-        let a = f32::abs(mk);
-        if a > local {
-            local = a;
-        }
+        local = greater(local, f32::abs(mk));
     }
-    let mut shared = Shared::<[f32]>::new_slice(64usize);
-    let new = cube_max(&mut shared, local);
+    let new = block_max(local);
     let mut out = 0u32;
     #[unroll]
     for j in 0..4 {
