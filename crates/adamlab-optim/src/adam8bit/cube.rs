@@ -45,14 +45,14 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Adam8bitState<D>,
 ) -> Tried<Adam8bitState<D>, D> {
-    let c = Coefficients::new(&optimizer.config, lr, state.step + 1);
     let device = theta.device();
     let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
     try_step_8bit(
         theta,
         grad,
         state,
-        |theta, grad, [m, v]| {
+        |t| Coefficients::new(&optimizer.config, lr, t),
+        |c, theta, grad, [m, v]| {
             let (cube_count, cube_dim) = elementwise_geometry(theta);
             adam32bit_kernel::launch(
                 &theta.client,
@@ -62,11 +62,11 @@ pub(super) fn try_step<const D: usize>(
                 arg(grad),
                 arg(m),
                 arg(v),
-                scalars(&c),
+                scalars(c),
                 c.decay.is_some(),
             );
         },
-        |theta, grad, [words1, words2], [absmax1, absmax2]| {
+        |c, theta, grad, [words1, words2], [absmax1, absmax2]| {
             let [signed, unsigned] = maps(&device);
             let (cube_count, cube_dim) = geometry(theta, absmax1.meta.num_elements());
             adam8bit_kernel::launch(
@@ -81,7 +81,7 @@ pub(super) fn try_step<const D: usize>(
                 arg(absmax2),
                 arg(&signed),
                 arg(&unsigned),
-                scalars(&c),
+                scalars(c),
                 c.decay.is_some(),
             );
         },
@@ -90,15 +90,17 @@ pub(super) fn try_step<const D: usize>(
 
 /// An 8-bit optimizer's fused step on wgpu (Adam8bit's, Lion8bit's), when θ, the gradient and the
 /// absmax (or the f32 moments) are f32 CubeCL tensors without autodiff on one device and the codes
-/// are packed u32 words there; otherwise the inputs back. The tensors are taken out, writable, and
-/// handed to one launch, in place: `full` launches the step of f32 moments (θ, g, the moments),
-/// `blockwise` that of 8-bit ones (θ, g, each moment's packed codes, each moment's absmax).
-pub(crate) fn try_step_8bit<const S: usize, const D: usize>(
+/// are packed u32 words there; otherwise the inputs back. The tensors are taken out, writable,
+/// `prepare(t)` makes what the step needs at step t (its scalars), and one launch steps them in
+/// place: `full` launches the step of f32 moments (θ, g, the moments), `blockwise` that of 8-bit
+/// ones (θ, g, each moment's packed codes, each moment's absmax).
+pub(crate) fn try_step_8bit<const S: usize, const D: usize, P>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: State8bit<S, D>,
-    full: impl FnOnce(&CubeTensor, &CubeTensor, &[CubeTensor; S]),
-    blockwise: impl FnOnce(&CubeTensor, &CubeTensor, &[CubeTensor; S], &[CubeTensor; S]),
+    prepare: impl FnOnce(usize) -> P,
+    full: impl FnOnce(&P, &CubeTensor, &CubeTensor, &[CubeTensor; S]),
+    blockwise: impl FnOnce(&P, &CubeTensor, &CubeTensor, &[CubeTensor; S], &[CubeTensor; S]),
 ) -> Tried<State8bit<S, D>, D> {
     let device = theta.device();
     let takes = match &state.moments {
@@ -115,13 +117,15 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize>(
     if !takes {
         return Err((theta, grad, state));
     }
+    let step = state.step + 1;
+    let prepared = prepare(step);
     let theta = cube::take_mut(theta);
     let grad = cube::take(grad);
     crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
     let moments = match state.moments {
         Moments::Full(moments) => {
             let moments = moments.map(cube::take_mut);
-            full(&theta, &grad, &moments);
+            full(&prepared, &theta, &grad, &moments);
             Moments::Full(moments.map(cube::into_tensor))
         }
         Moments::Blockwise { codes, absmax } => {
@@ -131,7 +135,7 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize>(
             });
             let words = shapes.each_mut().map(|(words, _)| words.take().expect("taken once"));
             let absmax = absmax.map(cube::take_mut);
-            blockwise(&theta, &grad, &words, &absmax);
+            blockwise(&prepared, &theta, &grad, &words, &absmax);
             let mut shapes = shapes.into_iter().map(|(_, shape)| shape);
             Moments::Blockwise {
                 codes: words.map(|words| Codes::Packed {
@@ -142,8 +146,7 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize>(
             }
         }
     };
-    let state = State8bit { step: state.step + 1, moments };
-    Ok((cube::into_tensor(theta), Some(state)))
+    Ok((cube::into_tensor(theta), Some(State8bit { step, moments })))
 }
 
 /// One unit per element of `theta`, as the elementwise fused kernels launch.

@@ -8,7 +8,7 @@
 //! rayon's threads a whole number of blocks at a time; a block's moments live in arrays on the
 //! stack, and nothing is allocated per step. A block goes through in passes the compiler can
 //! vectorize (the moments, the absmax, θ and the quotients), and the codes come from
-//! [`CodeTable`]'s look-up rather than the kernel's binary search, whose branches cost more than
+//! [`CodeTable`](quantize::CodeTable)'s look-up rather than the kernel's binary search, whose branches cost more than
 //! everything else together (with it the step took about a hundred times as long as PyTorch's
 //! fused f32 AdamW step).
 //!
@@ -22,15 +22,15 @@ use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
 use super::Tried;
-use super::quantize::{self, BLOCK, CodeTable, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
+use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
 use super::{Adam8bit, Adam8bitState, Coefficients, State8bit};
 
-/// The two maps as f32 values, to dequantize, and as code tables, to quantize.
+/// The two maps as f32 values, to dequantize. (Quantizing takes their code tables,
+/// [`quantize::CodeTable`], built when the process steps its first 8-bit block: f32 moments never
+/// need them.)
 struct Maps {
     signed: [f32; 256],
     unsigned: [f32; 256],
-    signed_codes: &'static CodeTable,
-    unsigned_codes: &'static CodeTable,
 }
 
 impl Maps {
@@ -38,8 +38,6 @@ impl Maps {
         Self {
             signed: quantize::values(&DYNAMIC_SIGNED),
             unsigned: quantize::values(&DYNAMIC_UNSIGNED),
-            signed_codes: quantize::signed_table(),
-            unsigned_codes: quantize::unsigned_table(),
         }
     }
 }
@@ -149,10 +147,10 @@ fn whole_block(
         None => update_theta::<false>(c, 1.0, theta, grad, &m, &v),
     }
     // A NaN quotient (a block of zeros: 0/0) takes the searches' code.
-    maps.signed_codes.codes(&m, new_absmax1, codes1, |i| {
+    quantize::signed_table().codes(&m, new_absmax1, codes1, |i| {
         quantize::quantize_signed_keeping_sign(&maps.signed, m[i], new_absmax1)
     });
-    maps.unsigned_codes.codes(&v, new_absmax2, codes2, |i| {
+    quantize::unsigned_table().codes(&v, new_absmax2, codes2, |i| {
         quantize::quantize(&maps.unsigned, v[i] / new_absmax2, false)
     });
     *absmax1 = new_absmax1;
@@ -261,107 +259,106 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Adam8bitState<D>,
 ) -> Tried<Adam8bitState<D>, D> {
-    let c = Coefficients::new(&optimizer.config, lr, state.step + 1);
-    let maps = Maps::new();
     try_step_8bit(
         theta,
         grad,
         state,
-        |t, g, [m, v]| (*t, *m, *v) = element(&c, *t, g, *m, *v),
+        |t| (Coefficients::new(&optimizer.config, lr, t), Maps::new()),
+        |(c, _), t, g, [m, v]| (*t, *m, *v) = element(c, *t, g, *m, *v),
         #[inline(always)]
-        |theta, grad, [codes1, codes2], [absmax1, absmax2]| {
-            block(&c, &maps, theta, grad, codes1, codes2, absmax1, absmax2)
+        |(c, maps), theta, grad, [codes1, codes2], [absmax1, absmax2]| {
+            block(c, maps, theta, grad, codes1, codes2, absmax1, absmax2)
         },
     )
 }
 
 /// An 8-bit optimizer's fused CPU step (Adam8bit's, Lion8bit's), when every tensor of it is an f32
-/// (codes: u8) Flex or NdArray tensor without autodiff on one device; otherwise the inputs back.
-/// θ, the gradient and the moments are taken out of their tensors and updated in place:
-/// `element` steps one element of f32 moments (θ, g, the moments), `block` one block of 8-bit ones
-/// through [`for_each_block`] (pass it as a closure marked `#[inline(always)]`).
-#[cfg(any(feature = "flex", feature = "ndarray"))]
-pub(crate) fn try_step_8bit<const S: usize, const D: usize, F>(
+/// (codes: u8) Flex or NdArray tensor without autodiff on one device; otherwise the inputs back
+/// (always, without a CPU backend compiled in). Once the tensors are taken, `prepare(t)` makes
+/// what the step needs at step t (its scalars, its maps), then θ, the gradient and the moments
+/// are updated in place: `element` steps one element of f32 moments (θ, g, the moments), `block`
+/// one block of 8-bit ones through [`for_each_block`] (pass it as a closure marked
+/// `#[inline(always)]`).
+pub(crate) fn try_step_8bit<const S: usize, const D: usize, P, F>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: State8bit<S, D>,
-    element: impl Fn(&mut f32, f32, [&mut f32; S]),
+    prepare: impl FnOnce(usize) -> P,
+    element: impl Fn(&P, &mut f32, f32, [&mut f32; S]),
     block: F,
 ) -> Tried<State8bit<S, D>, D>
 where
-    F: Fn(&mut [f32], &[f32], [&mut [u8]; S], [&mut f32; S]) + Sync + Copy,
+    P: Sync,
+    F: Fn(&P, &mut [f32], &[f32], [&mut [u8]; S], [&mut f32; S]) + Sync + Copy,
 {
-    use super::{Codes, Moments};
-    use crate::fused::cpu::CpuTensor;
-    use crate::fused::{Kernel, kernel_for};
-    use burn::tensor::DType;
-
-    let device = theta.device();
-    let on_cpu = |tensors: &[&Tensor<D>]| kernel_for(tensors.iter().copied()) == Some(Kernel::Cpu);
-    let takes = match &state.moments {
-        Moments::Full(full) => {
-            kernel_for([&theta, &grad].into_iter().chain(full)) == Some(Kernel::Cpu)
-        }
-        Moments::Blockwise { codes, absmax } => {
-            on_cpu(&[&theta, &grad])
-                && kernel_for(absmax) == Some(Kernel::Cpu)
-                && absmax[0].device() == device
-                && codes.iter().all(|codes| {
-                    matches!(codes, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
-                })
-        }
-    };
-    if !takes {
-        return Err((theta, grad, state));
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    {
+        let _ = (prepare, element, block);
+        Err((theta, grad, state))
     }
-    let mut theta = CpuTensor::take(theta);
-    let grad = CpuTensor::take(grad);
-    let g = grad.read();
-    let moments = match state.moments {
-        Moments::Full(full) => {
-            let mut full = full.map(CpuTensor::take);
-            let t = theta.write();
-            let mut m = full.each_mut().map(CpuTensor::write);
-            for i in 0..t.len() {
-                element(&mut t[i], g[i], m.each_mut().map(|m| &mut m[i]));
-            }
-            Moments::Full(full.map(CpuTensor::into_tensor))
-        }
-        Moments::Blockwise { codes, absmax } => {
-            let mut codes = codes.map(codes::Codes::take);
-            let mut absmax = absmax.map(CpuTensor::take);
-            for_each_block(
-                theta.write(),
-                &g,
-                codes.each_mut().map(codes::Codes::write),
-                absmax.each_mut().map(CpuTensor::write),
-                block,
-            );
-            Moments::Blockwise {
-                codes: codes.map(|c| Codes::Bytes(c.into_tensor())),
-                absmax: absmax.map(CpuTensor::into_tensor),
-            }
-        }
-    };
-    drop(g);
-    drop(grad);
-    let state = State8bit { step: state.step + 1, moments };
-    Ok((theta.into_tensor(), Some(state)))
-}
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    {
+        use super::{Codes, Moments};
+        use crate::fused::cpu::CpuTensor;
+        use crate::fused::{Kernel, kernel_for};
+        use burn::tensor::DType;
 
-/// Without a CPU backend compiled in, every step takes the reference.
-#[cfg(not(any(feature = "flex", feature = "ndarray")))]
-pub(crate) fn try_step_8bit<const S: usize, const D: usize, F>(
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    state: State8bit<S, D>,
-    _element: impl Fn(&mut f32, f32, [&mut f32; S]),
-    _block: F,
-) -> Tried<State8bit<S, D>, D>
-where
-    F: Fn(&mut [f32], &[f32], [&mut [u8]; S], [&mut f32; S]) + Sync + Copy,
-{
-    Err((theta, grad, state))
+        let device = theta.device();
+        let on_cpu =
+            |tensors: &[&Tensor<D>]| kernel_for(tensors.iter().copied()) == Some(Kernel::Cpu);
+        let takes = match &state.moments {
+            Moments::Full(full) => {
+                kernel_for([&theta, &grad].into_iter().chain(full)) == Some(Kernel::Cpu)
+            }
+            Moments::Blockwise { codes, absmax } => {
+                on_cpu(&[&theta, &grad])
+                    && kernel_for(absmax) == Some(Kernel::Cpu)
+                    && absmax[0].device() == device
+                    && codes.iter().all(|codes| {
+                        matches!(codes, Codes::Bytes(c) if c.dtype() == DType::U8 && c.device() == device)
+                    })
+            }
+        };
+        if !takes {
+            return Err((theta, grad, state));
+        }
+        let step = state.step + 1;
+        let prepared = prepare(step);
+        let mut theta = CpuTensor::take(theta);
+        let grad = CpuTensor::take(grad);
+        let g = grad.read();
+        let moments = match state.moments {
+            Moments::Full(full) => {
+                let mut full = full.map(CpuTensor::take);
+                let t = theta.write();
+                let mut m = full.each_mut().map(CpuTensor::write);
+                for i in 0..t.len() {
+                    element(&prepared, &mut t[i], g[i], m.each_mut().map(|m| &mut m[i]));
+                }
+                Moments::Full(full.map(CpuTensor::into_tensor))
+            }
+            Moments::Blockwise { codes, absmax } => {
+                let mut codes = codes.map(codes::Codes::take);
+                let mut absmax = absmax.map(CpuTensor::take);
+                let prepared = &prepared;
+                for_each_block(
+                    theta.write(),
+                    &g,
+                    codes.each_mut().map(codes::Codes::write),
+                    absmax.each_mut().map(CpuTensor::write),
+                    #[inline(always)]
+                    move |theta, grad, codes, absmax| block(prepared, theta, grad, codes, absmax),
+                );
+                Moments::Blockwise {
+                    codes: codes.map(|c| Codes::Bytes(c.into_tensor())),
+                    absmax: absmax.map(CpuTensor::into_tensor),
+                }
+            }
+        };
+        drop(g);
+        drop(grad);
+        Ok((theta.into_tensor(), Some(State8bit { step, moments })))
+    }
 }
 
 /// The u8 codes of a Flex or NdArray int tensor, taken out of it for the fused step.

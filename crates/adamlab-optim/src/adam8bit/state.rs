@@ -71,8 +71,11 @@ impl<const S: usize, const D: usize> State8bit<S, D> {
     }
 }
 
-/// Checkpoints keep the codes one u8 per element on every device ([`Codes::to_data`]), so a state
-/// saved on one backend resumes on another bit for bit.
+/// Written by hand rather than derived: the codes are saved as one u8 per element in the
+/// parameter's shape whatever the device's [`layout`](super::layout) ([`Codes::to_data`]), and
+/// loaded into the layout of the device they load onto, so a state saved on one backend resumes on
+/// another bit for bit. Leaves are bitsandbytes' names: `step`, `state1`, `state2`, … and, for
+/// 8-bit moments, `absmax1`, `absmax2`, ….
 impl<const S: usize, const D: usize> RecordState for State8bit<S, D> {
     fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
         out.push_scalar(prefix, "step", burn_pack::Scalar::from(self.step));

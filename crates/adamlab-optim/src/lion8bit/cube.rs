@@ -30,14 +30,14 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Lion8bitState<D>,
 ) -> Tried<Lion8bitState<D>, D> {
-    let c = Coefficients::new(&optimizer.config, lr);
     let device = theta.device();
     let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
     try_step_8bit(
         theta,
         grad,
         state,
-        |theta, grad, [m]| {
+        |_| Coefficients::new(&optimizer.config, lr),
+        |c, theta, grad, [m]| {
             let (cube_count, cube_dim) = elementwise_geometry(theta);
             lion32bit_kernel::launch(
                 &theta.client,
@@ -46,11 +46,11 @@ pub(super) fn try_step<const D: usize>(
                 arg(theta),
                 arg(grad),
                 arg(m),
-                scalars(&c),
+                scalars(c),
                 c.decay.is_some(),
             );
         },
-        |theta, grad, [words], [absmax]| {
+        |c, theta, grad, [words], [absmax]| {
             let [signed, _] = maps(&device);
             let (cube_count, cube_dim) = geometry(theta, absmax.meta.num_elements());
             lion8bit_kernel::launch(
@@ -62,7 +62,7 @@ pub(super) fn try_step<const D: usize>(
                 arg(words),
                 arg(absmax),
                 arg(&signed),
-                scalars(&c),
+                scalars(c),
                 c.decay.is_some(),
             );
         },

@@ -115,14 +115,16 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Lion8bitState<D>,
 ) -> Tried<Lion8bitState<D>, D> {
-    let c = Coefficients::new(&optimizer.config, lr);
-    let map = quantize::values(&quantize::DYNAMIC_SIGNED);
     try_step_8bit(
         theta,
         grad,
         state,
-        |t, g, [m]| (*t, *m) = element(&c, *t, g, *m),
+        |_| {
+            let map = quantize::values(&quantize::DYNAMIC_SIGNED);
+            (Coefficients::new(&optimizer.config, lr), map)
+        },
+        |(c, _), t, g, [m]| (*t, *m) = element(c, *t, g, *m),
         #[inline(always)]
-        |theta, grad, [codes], [absmax]| block(&c, &map, theta, grad, codes, absmax),
+        |(c, map), theta, grad, [codes], [absmax]| block(c, map, theta, grad, codes, absmax),
     )
 }
