@@ -421,7 +421,6 @@ impl Rows {
     }
 }
 
-
 /// The absmax of each row, as the kernel reduces it with `fmaxf` from −FLT_MAX: a NaN never
 /// wins, and a row of NaN gives −FLT_MAX.
 pub(crate) fn block_absmax(s: Tensor<2>) -> Tensor<2> {
