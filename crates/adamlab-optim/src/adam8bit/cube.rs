@@ -1,7 +1,8 @@
 //! 8-bit Adam's fused CubeCL step (wgpu): one launch per parameter, one cube per block of 256
 //! elements, dequantizing, updating and requantizing the block in place, as bitsandbytes'
-//! `kOptimizerStatic8bit2StateBlockwise` does on CUDA. Also the pieces Lion8bit's kernel shares:
-//! the code search, the sign fix, the block's absmax and the maps' buffers.
+//! `kOptimizerStatic8bit2StateBlockwise` does on CUDA. Also what Lion8bit's step shares: the
+//! take-apart and launch ([`try_step_8bit`], [`launch!`]), a unit's place in its block ([`Unit`])
+//! and an 8-bit moment's load, dequantization, absmax and requantization ([`Moment`]).
 //!
 //! The codes are packed four to a u32 word ([`layout`](super::layout)), and WGSL has no 8-bit
 //! store, so a unit owns a whole word: a cube is [`UNITS`] = 64 units, and unit u steps elements
@@ -33,7 +34,7 @@ use super::{Adam8bit, Adam8bitState, Codes, Coefficients, Moments, State8bit};
 use crate::fused::{Kernel, cube, kernel_for};
 
 /// Units per cube: four elements each, one word of each code buffer.
-pub(crate) const UNITS: usize = BLOCK / 4;
+const UNITS: usize = BLOCK / 4;
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 moments) are f32
 /// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
@@ -45,45 +46,15 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Adam8bitState<D>,
 ) -> Tried<Adam8bitState<D>, D> {
-    let device = theta.device();
-    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
     try_step_8bit(
         theta,
         grad,
         state,
         |t| Coefficients::new(&optimizer.config, lr, t),
-        |c, theta, grad, [m, v]| {
-            let (cube_count, cube_dim) = elementwise_geometry(theta);
-            adam32bit_kernel::launch(
-                &theta.client,
-                cube_count,
-                cube_dim,
-                arg(theta),
-                arg(grad),
-                arg(m),
-                arg(v),
-                scalars(c),
-                c.decay.is_some(),
-            );
-        },
-        |c, theta, grad, [words1, words2], [absmax1, absmax2]| {
-            let [signed, unsigned] = maps(&device);
-            let (cube_count, cube_dim) = geometry(theta, absmax1.meta.num_elements());
-            adam8bit_kernel::launch(
-                &theta.client,
-                cube_count,
-                cube_dim,
-                arg(theta),
-                arg(grad),
-                arg(words1),
-                arg(words2),
-                arg(absmax1),
-                arg(absmax2),
-                arg(&signed),
-                arg(&unsigned),
-                scalars(c),
-                c.decay.is_some(),
-            );
+        |c, on, [m, v]| launch!(adam32bit_kernel, on, m, v, scalars(c), c.decay.is_some()),
+        |c, on, [codes1, codes2], [absmax1, absmax2], [map1, map2]| {
+            let (s, decay) = (scalars(c), c.decay.is_some());
+            launch!(adam8bit_kernel, on, codes1, codes2, absmax1, absmax2, map1, map2, s, decay)
         },
     )
 }
@@ -92,15 +63,17 @@ pub(super) fn try_step<const D: usize>(
 /// absmax (or the f32 moments) are f32 CubeCL tensors without autodiff on one device and the codes
 /// are packed u32 words there; otherwise the inputs back. The tensors are taken out, writable,
 /// `prepare(t)` makes what the step needs at step t (its scalars), and one launch steps them in
-/// place: `full` launches the step of f32 moments (θ, g, the moments), `blockwise` that of 8-bit
-/// ones (θ, g, each moment's packed codes, each moment's absmax).
+/// place: `full` launches the step of f32 moments (one unit per element; the moments' buffers),
+/// `blockwise` that of 8-bit ones (one cube per block; each moment's packed codes, each moment's
+/// absmax, then the signed and the unsigned map). Both launch through [`launch!`], which passes
+/// the [`Launch`]'s θ and gradient first.
 pub(crate) fn try_step_8bit<const S: usize, const D: usize, P>(
     theta: Tensor<D>,
     grad: Tensor<D>,
     state: State8bit<S, D>,
     prepare: impl FnOnce(usize) -> P,
-    full: impl FnOnce(&P, &CubeTensor, &CubeTensor, &[CubeTensor; S]),
-    blockwise: impl FnOnce(&P, &CubeTensor, &CubeTensor, &[CubeTensor; S], &[CubeTensor; S]),
+    full: impl FnOnce(&P, Launch, [BufferArg; S]),
+    blockwise: impl FnOnce(&P, Launch, [BufferArg; S], [BufferArg; S], [BufferArg; 2]),
 ) -> Tried<State8bit<S, D>, D> {
     let device = theta.device();
     let takes = match &state.moments {
@@ -121,11 +94,19 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize, P>(
     let prepared = prepare(step);
     let theta = cube::take_mut(theta);
     let grad = cube::take(grad);
+    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
+    let on = |(cube_count, cube_dim)| Launch {
+        client: theta.client.clone(),
+        cube_count,
+        cube_dim,
+        theta: arg(&theta),
+        grad: arg(&grad),
+    };
     crate::fused::cube::LAUNCHES.with(|n| n.set(n.get() + 1));
     let moments = match state.moments {
         Moments::Full(moments) => {
             let moments = moments.map(cube::take_mut);
-            full(&prepared, &theta, &grad, &moments);
+            full(&prepared, on(elementwise_geometry(&theta)), moments.each_ref().map(arg));
             Moments::Full(moments.map(cube::into_tensor))
         }
         Moments::Blockwise { codes, absmax } => {
@@ -135,7 +116,13 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize, P>(
             });
             let words = shapes.each_mut().map(|(words, _)| words.take().expect("taken once"));
             let absmax = absmax.map(cube::take_mut);
-            blockwise(&prepared, &theta, &grad, &words, &absmax);
+            blockwise(
+                &prepared,
+                on(geometry(&theta, absmax[0].meta.num_elements())),
+                words.each_ref().map(arg),
+                absmax.each_ref().map(arg),
+                maps(&device).each_ref().map(arg),
+            );
             let mut shapes = shapes.into_iter().map(|(_, shape)| shape);
             Moments::Blockwise {
                 codes: words.map(|words| Codes::Packed {
@@ -149,8 +136,28 @@ pub(crate) fn try_step_8bit<const S: usize, const D: usize, P>(
     Ok((cube::into_tensor(theta), Some(State8bit { step, moments })))
 }
 
+/// Where an 8-bit kernel launches (the client, the cubes) and the buffers every such kernel
+/// takes first, θ's and the gradient's: what [`launch!`] passes before the kernel's own arguments.
+pub(crate) struct Launch {
+    pub(crate) client: cubecl::client::Client,
+    pub(crate) cube_count: CubeCount,
+    pub(crate) cube_dim: CubeDim,
+    pub(crate) theta: BufferArg,
+    pub(crate) grad: BufferArg,
+}
+
+/// Launches `$kernel`, a `#[cube(launch)]` function whose first buffers are θ and the gradient,
+/// where [`Launch`] `$on` says, with the kernel's own arguments `$arg` after those two.
+macro_rules! launch {
+    ($kernel:ident, $on:expr, $($arg:expr),+ $(,)?) => {{
+        let on: $crate::adam8bit::cube::Launch = $on;
+        $kernel::launch(&on.client, on.cube_count, on.cube_dim, on.theta, on.grad, $($arg),+)
+    }};
+}
+pub(crate) use launch;
+
 /// One unit per element of `theta`, as the elementwise fused kernels launch.
-pub(crate) fn elementwise_geometry(theta: &CubeTensor) -> (CubeCount, CubeDim) {
+fn elementwise_geometry(theta: &CubeTensor) -> (CubeCount, CubeDim) {
     let units = theta.meta.num_elements();
     let cube_dim = CubeDim::new(&theta.client, units);
     let cube_count = cubecl::calculate_cube_count_elemwise(&theta.client, units, cube_dim);
@@ -229,7 +236,7 @@ struct Adam8bitScalars {
 /// Whether `g` is finite: its exponent bits are not all ones (read from the bits, which no
 /// shader compiler's assumptions about NaN can change).
 #[cube]
-pub(crate) fn is_finite(g: f32) -> bool {
+fn is_finite(g: f32) -> bool {
     (u32::reinterpret(g) & 0x7FFF_FFFF) < 0x7F80_0000
 }
 
@@ -242,7 +249,7 @@ fn sign_bit(x: f32) -> bool {
 
 /// [`quantize::quantize`]: the code of `map` nearest to `x` by the kernels' binary search.
 #[cube]
-pub(crate) fn quantize_code(map: &[f32], x: f32, #[comptime] signed: bool) -> u32 {
+fn quantize_code(map: &[f32], x: f32, #[comptime] signed: bool) -> u32 {
     let mut pivot = 127u32;
     let mut upper_pivot = 255u32;
     let mut lower_pivot = 0u32;
@@ -281,7 +288,7 @@ pub(crate) fn quantize_code(map: &[f32], x: f32, #[comptime] signed: bool) -> u3
 /// [`quantize::quantize_signed_keeping_sign`]: the first moment's code of `s1 / absmax` on the
 /// signed map, moved one code towards `s1`'s sign (modulo 256) if its value has the other sign.
 #[cube]
-pub(crate) fn quantize_keeping_sign(map: &[f32], s1: f32, absmax: f32) -> u32 {
+fn quantize_keeping_sign(map: &[f32], s1: f32, absmax: f32) -> u32 {
     let code = quantize_code(map, s1 / absmax, true);
     let mut kept = code;
     if sign_bit(map[code as usize]) != sign_bit(s1) {
@@ -299,7 +306,7 @@ pub(crate) fn quantize_keeping_sign(map: &[f32], s1: f32, absmax: f32) -> u32 {
 /// synchronizes them). `local` is never NaN (the units' maxima start from −FLT_MAX and a NaN
 /// never wins a comparison).
 #[cube]
-pub(crate) fn cube_max(shared: &mut [f32], local: f32) -> f32 {
+fn cube_max(shared: &mut [f32], local: f32) -> f32 {
     let unit = UNIT_POS as usize;
     shared[unit] = local;
     sync_cube();
@@ -317,46 +324,143 @@ pub(crate) fn cube_max(shared: &mut [f32], local: f32) -> f32 {
     shared[0]
 }
 
-/// The packed word of codes this unit steps: word u of block b is b·[`UNITS`] + u (elements
-/// 4·word to 4·word + 3).
+/// Where a unit of a block kernel is: its cube's block (if the cube has one), its word of packed
+/// codes, θ's length.
+#[derive(CubeType)]
+pub(crate) struct Unit {
+    /// Whether the cube has a block: a cube past the last one loads nothing and stores nothing,
+    /// but joins the barriers.
+    in_range: bool,
+    /// The packed word of codes this unit steps: word u of block b is b·[`UNITS`] + u, its
+    /// elements 4·word to 4·word + 3.
+    word: usize,
+    /// θ's elements.
+    len: usize,
+}
+
 #[cube]
-pub(crate) fn unit_word() -> usize {
-    CUBE_POS * 64usize + UNIT_POS as usize
+impl Unit {
+    /// This unit of a kernel launched over the blocks whose absmax is `absmax`, for a θ of `len`
+    /// elements.
+    pub(crate) fn new(absmax: &mut [f32], len: usize) -> Unit {
+        Unit {
+            in_range: CUBE_POS < absmax.len(),
+            word: CUBE_POS * 64usize + UNIT_POS as usize,
+            len,
+        }
+    }
+
+    /// The index of this unit's element `j` (0 to 3).
+    pub(crate) fn element(&self, #[comptime] j: usize) -> usize {
+        self.word * 4usize + j
+    }
+
+    /// Whether element `e` is one of θ's, not padding.
+    pub(crate) fn holds(&self, e: usize) -> bool {
+        self.in_range && e < self.len
+    }
+}
+
+/// One 8-bit moment of a block as a unit steps it: the block's absmax and the unit's packed
+/// codes before the step, then the unit's four new values, which [`Moment::store`] quantizes
+/// with the block's new absmax. Padding elements take the padding's code (128 on the signed map,
+/// 0 on the unsigned one, as bitsandbytes pads), and their new values count in the absmax.
+#[derive(CubeType)]
+pub(crate) struct Moment {
+    /// The block's absmax before the step (0 in a cube without a block).
+    absmax: f32,
+    /// This unit's packed word of codes before the step (0 past the last word).
+    word: u32,
+    /// The unit's four new values, as [`Moment::set`] leaves them.
+    values: Array<f32>,
+    /// Whether the moment's codes are on the signed map (a first moment) or the unsigned one.
+    #[cube(comptime)]
+    signed: bool,
+}
+
+#[cube]
+impl Moment {
+    /// The moment of `unit`'s block whose codes are `codes` and absmax `absmax`, before the step.
+    pub(crate) fn load(
+        codes: &mut [u32],
+        absmax: &mut [f32],
+        unit: &Unit,
+        #[comptime] signed: bool,
+    ) -> Moment {
+        let mut old = 0.0f32;
+        let mut word = 0u32;
+        if unit.in_range {
+            old = absmax[CUBE_POS];
+            if unit.word < codes.len() {
+                word = codes[unit.word];
+            }
+        }
+        Moment {
+            absmax: old,
+            word,
+            values: Array::new(4usize),
+            signed,
+        }
+    }
+
+    /// Element `j`'s value before the step: its code's value in `map` times the block's absmax,
+    /// the padding code's where the element is not θ's (`valid` false).
+    pub(crate) fn value(&self, map: &[f32], #[comptime] j: usize, valid: bool) -> f32 {
+        let mut code = 0u32;
+        if comptime![self.signed] {
+            code = 128u32;
+        }
+        if valid {
+            code = (self.word >> comptime![8u32 * j as u32]) & 0xFFu32;
+        }
+        map[code as usize] * self.absmax
+    }
+
+    /// Element `j`'s new value.
+    pub(crate) fn set(&mut self, #[comptime] j: usize, x: f32) {
+        self.values[j] = x;
+    }
+
+    /// Quantizes the new values with the block's new absmax (the greatest |value| over the
+    /// cube's units; every unit of the cube must call it) and stores θ's elements' codes and,
+    /// from unit 0, the absmax, if the cube has a block. A first moment's codes keep their
+    /// value's sign; the last block's cube has fewer words than units.
+    pub(crate) fn store(&self, codes: &mut [u32], absmax: &mut [f32], map: &[f32], unit: &Unit) {
+        let mut local = lowest();
+        #[unroll]
+        for j in 0..4usize {
+            local = greater(local, f32::abs(self.values[j]));
+        }
+        let new = block_max(local);
+        let mut word = 0u32;
+        #[unroll]
+        for j in 0..4usize {
+            if unit.holds(unit.element(j)) {
+                let x = self.values[j];
+                let code = if comptime![self.signed] {
+                    quantize_keeping_sign(map, x, new)
+                } else {
+                    quantize_code(map, x / new, false)
+                };
+                word |= code << comptime![8u32 * j as u32];
+            }
+        }
+        if unit.in_range {
+            if unit.word < codes.len() {
+                codes[unit.word] = word;
+            }
+            if UNIT_POS == 0 {
+                absmax[CUBE_POS] = new;
+            }
+        }
+    }
 }
 
 /// −FLT_MAX, where the kernel's `fmaxf` reduction of a block's absmax starts.
 #[cube]
-pub(crate) fn lowest() -> f32 {
+fn lowest() -> f32 {
     let max = 3.402_823_5e38f32;
     -max
-}
-
-/// Whether this cube has a block: a cube past the last one loads nothing and stores nothing,
-/// but joins the barriers.
-#[cube]
-pub(crate) fn has_block(absmax: &mut [f32]) -> bool {
-    CUBE_POS < absmax.len()
-}
-
-/// The block's absmax before the step (0 in a cube without a block).
-#[cube]
-pub(crate) fn old_absmax(absmax: &mut [f32], in_range: bool) -> f32 {
-    let mut old = 0.0f32;
-    if in_range {
-        old = absmax[CUBE_POS];
-    }
-    old
-}
-
-/// This unit's packed word of codes before the step (0 past the last word).
-#[cube]
-pub(crate) fn old_word(codes: &mut [u32], in_range: bool) -> u32 {
-    let index = unit_word();
-    let mut word = 0u32;
-    if in_range && index < codes.len() {
-        word = codes[index];
-    }
-    word
 }
 
 /// The gradient of element `e` if it is one of θ's (`valid`), else the padding's 0.
@@ -369,21 +473,10 @@ pub(crate) fn grad_at(grad: &[f32], e: usize, valid: bool) -> f32 {
     g
 }
 
-/// The code of element `j` of a packed word if it is one of θ's (`valid`), else the padding's
-/// code `pad` (128 for a first moment, 0 for a second).
-#[cube]
-pub(crate) fn code_at(word: u32, #[comptime] j: u32, valid: bool, pad: u32) -> u32 {
-    let mut code = pad;
-    if valid {
-        code = (word >> comptime![8u32 * j]) & 0xFFu32;
-    }
-    code
-}
-
 /// `x` if it is greater than `max`, else `max`: the kernel's `fmaxf` step of a block's absmax, in
 /// which a NaN never wins (WGSL's `max` leaves NaN to the implementation).
 #[cube]
-pub(crate) fn greater(max: f32, x: f32) -> f32 {
+fn greater(max: f32, x: f32) -> f32 {
     let mut greatest = max;
     if x > max {
         greatest = x;
@@ -394,30 +487,9 @@ pub(crate) fn greater(max: f32, x: f32) -> f32 {
 /// The greatest of every unit's `local` in the cube ([`cube_max`] through shared memory of its
 /// own).
 #[cube]
-pub(crate) fn block_max(local: f32) -> f32 {
+fn block_max(local: f32) -> f32 {
     let mut shared = Shared::<[f32]>::new_slice(64usize);
     cube_max(&mut shared, local)
-}
-
-/// Stores a block's new codes (this unit's `word` of them) and its new absmax (unit 0), if the
-/// cube has a block (`in_range`); the last block's cube has fewer words than units.
-#[cube]
-pub(crate) fn store_block(
-    codes: &mut [u32],
-    absmax: &mut [f32],
-    word: u32,
-    new: f32,
-    in_range: bool,
-) {
-    let index = unit_word();
-    if in_range {
-        if index < codes.len() {
-            codes[index] = word;
-        }
-        if UNIT_POS == 0 {
-            absmax[CUBE_POS] = new;
-        }
-    }
 }
 
 /// The 32-bit kernel's step on f32 moments, one unit per element:
@@ -461,60 +533,33 @@ fn adam8bit_kernel(
     s: &Adam8bitScalars,
     #[comptime] decay: bool,
 ) {
-    let in_range = has_block(absmax1);
-    let n = theta.len();
-    let word = unit_word();
-    let old1 = old_absmax(absmax1, in_range);
-    let old2 = old_absmax(absmax2, in_range);
-    let word1 = old_word(codes1, in_range);
-    let word2 = old_word(codes2, in_range);
-    let mut g = Array::<f32>::new(4usize);
-    let mut m = Array::<f32>::new(4usize);
-    let mut v = Array::<f32>::new(4usize);
-    let mut local1 = lowest();
-    let mut local2 = lowest();
+    let unit = Unit::new(absmax1, theta.len());
+    let mut m = Moment::load(codes1, absmax1, &unit, true);
+    let mut v = Moment::load(codes2, absmax2, &unit, false);
     #[unroll]
-    for j in 0..4 {
-        let e = word * 4usize + j;
-        let valid = in_range && e < n;
-        // Padding: gradient 0, codes 128 and 0.
-        let gj = grad_at(grad, e, valid);
-        let vj = map2[code_at(word2, comptime![j as u32], valid, 0u32) as usize] * old2;
-        let vj = vj * s.beta2 + s.one_minus_beta2 * gj * gj;
-        let mj = map1[code_at(word1, comptime![j as u32], valid, 128u32) as usize] * old1;
-        let mj = mj * s.beta1 + s.one_minus_beta1 * gj;
+    for j in 0..4usize {
+        let e = unit.element(j);
+        let valid = unit.holds(e);
+        let g = grad_at(grad, e, valid);
+        let vj = v.value(map2, j, valid) * s.beta2 + s.one_minus_beta2 * g * g;
+        let mj = m.value(map1, j, valid) * s.beta1 + s.one_minus_beta1 * g;
+        // A non-finite gradient leaves θ and zeroes the element's moments, as the kernel does.
         let mut mk = 0.0f32;
         let mut vk = 0.0f32;
-        if is_finite(gj) {
+        if is_finite(g) {
             mk = mj;
             vk = vj;
-        }
-        g[j] = gj;
-        m[j] = mk;
-        v[j] = vk;
-        local1 = greater(local1, f32::abs(mk));
-        local2 = greater(local2, f32::abs(vk));
-    }
-    let new1 = block_max(local1);
-    let new2 = block_max(local2);
-    let mut out1 = 0u32;
-    let mut out2 = 0u32;
-    #[unroll]
-    for j in 0..4 {
-        let e = word * 4usize + j;
-        if in_range && e < n {
-            let mut t = theta[e] + (m[j] / (f32::sqrt(v[j]) + s.eps_correction2)) * s.step_size;
-            if comptime![decay] {
-                t = t * s.decay;
-            }
-            if is_finite(g[j]) {
+            if valid {
+                let mut t = theta[e] + (mk / (f32::sqrt(vk) + s.eps_correction2)) * s.step_size;
+                if comptime![decay] {
+                    t = t * s.decay;
+                }
                 theta[e] = t;
             }
-            let shift = comptime![8u32 * j as u32];
-            out1 |= quantize_keeping_sign(map1, m[j], new1) << shift;
-            out2 |= quantize_code(map2, v[j] / new2, false) << shift;
         }
+        m.set(j, mk);
+        v.set(j, vk);
     }
-    store_block(codes1, absmax1, out1, new1, in_range);
-    store_block(codes2, absmax2, out2, new2, in_range);
+    m.store(codes1, absmax1, map1, &unit);
+    v.store(codes2, absmax2, map2, &unit);
 }

@@ -10,15 +10,11 @@
 
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
-use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState};
-use crate::adam8bit::cube::{
-    block_max, code_at, elementwise_geometry, geometry, grad_at, greater, has_block, lowest, maps,
-    old_absmax, old_word, quantize_keeping_sign, store_block, try_step_8bit, unit_word,
-};
+use crate::adam8bit::Tried;
+use crate::adam8bit::cube::{Moment, Unit, grad_at, launch, try_step_8bit};
 
 /// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
 /// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
@@ -30,41 +26,14 @@ pub(super) fn try_step<const D: usize>(
     grad: Tensor<D>,
     state: Lion8bitState<D>,
 ) -> Tried<Lion8bitState<D>, D> {
-    let device = theta.device();
-    let arg = |t: &CubeTensor| t.clone().into_buffer_arg();
     try_step_8bit(
         theta,
         grad,
         state,
         |_| Coefficients::new(&optimizer.config, lr),
-        |c, theta, grad, [m]| {
-            let (cube_count, cube_dim) = elementwise_geometry(theta);
-            lion32bit_kernel::launch(
-                &theta.client,
-                cube_count,
-                cube_dim,
-                arg(theta),
-                arg(grad),
-                arg(m),
-                scalars(c),
-                c.decay.is_some(),
-            );
-        },
-        |c, theta, grad, [words], [absmax]| {
-            let [signed, _] = maps(&device);
-            let (cube_count, cube_dim) = geometry(theta, absmax.meta.num_elements());
-            lion8bit_kernel::launch(
-                &theta.client,
-                cube_count,
-                cube_dim,
-                arg(theta),
-                arg(grad),
-                arg(words),
-                arg(absmax),
-                arg(&signed),
-                scalars(c),
-                c.decay.is_some(),
-            );
+        |c, on, [m]| launch!(lion32bit_kernel, on, m, scalars(c), c.decay.is_some()),
+        |c, on, [codes], [absmax], [signed, _]| {
+            launch!(lion8bit_kernel, on, codes, absmax, signed, scalars(c), c.decay.is_some())
         },
     )
 }
@@ -139,20 +108,14 @@ fn lion8bit_kernel(
     s: &Lion8bitScalars,
     #[comptime] decay: bool,
 ) {
-    let in_range = has_block(absmax);
-    let old = old_absmax(absmax, in_range);
-    let packed = old_word(codes, in_range);
-    let word = unit_word();
-    let n = theta.len();
-    let mut m = Array::<f32>::new(4usize);
-    let mut local = lowest();
+    let unit = Unit::new(absmax, theta.len());
+    let mut m = Moment::load(codes, absmax, &unit, true);
     #[unroll]
-    for j in 0..4 {
-        let e = word * 4usize + j;
-        let valid = in_range && e < n;
-        // Padding: gradient 0, code 128.
+    for j in 0..4usize {
+        let e = unit.element(j);
+        let valid = unit.holds(e);
         let g = grad_at(grad, e, valid);
-        let mj = map[code_at(packed, comptime![j as u32], valid, 128u32) as usize] * old;
+        let mj = m.value(map, j, valid);
         if valid {
             let mut t = theta[e];
             if comptime![decay] {
@@ -160,19 +123,7 @@ fn lion8bit_kernel(
             }
             theta[e] = t - sgn(mj * s.beta1 + g * s.one_minus_beta1) * s.lr;
         }
-        let mk = mj * s.beta2 + g * s.one_minus_beta2;
-        m[j] = mk;
-        local = greater(local, f32::abs(mk));
+        m.set(j, mj * s.beta2 + g * s.one_minus_beta2);
     }
-    let new = block_max(local);
-    let mut out = 0u32;
-    #[unroll]
-    for j in 0..4 {
-        let e = word * 4usize + j;
-        if in_range && e < n {
-            let shift = comptime![8u32 * j as u32];
-            out |= quantize_keeping_sign(map, m[j], new) << shift;
-        }
-    }
-    store_block(codes, absmax, out, new, in_range);
+    m.store(codes, absmax, map, &unit);
 }
