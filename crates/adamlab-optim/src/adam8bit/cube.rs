@@ -23,43 +23,18 @@
 //! elementwise kernel of its own, one unit per element. Tensors the kernels do not take
 //! (autodiff, another dtype) take the reference step.
 
-use burn::optim::LearningRate;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::Tried;
 use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
-use super::{Adam8bit, Adam8bitState, Codes, Coefficients, Moments, State8bit};
+use super::{Codes, Coefficients, Moments, State8bit, Tried};
 use crate::fused::{Kernel, cube, kernel_for};
 
 /// Units per cube: four elements each, one word of each code buffer.
 const UNITS: usize = BLOCK / 4;
 
-/// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 moments) are f32
-/// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
-/// otherwise the inputs back.
-pub(super) fn try_step<const D: usize>(
-    optimizer: &Adam8bit,
-    lr: LearningRate,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    state: Adam8bitState<D>,
-) -> Tried<Adam8bitState<D>, D> {
-    try_step_8bit(
-        theta,
-        grad,
-        state,
-        |t| Coefficients::new(&optimizer.config, lr, t),
-        |c, on, [m, v]| launch!(adam32bit_kernel, on, m, v, scalars(c), c.decay.is_some()),
-        |c, on, [codes1, codes2], [absmax1, absmax2], [map1, map2]| {
-            let (s, decay) = (scalars(c), c.decay.is_some());
-            launch!(adam8bit_kernel, on, codes1, codes2, absmax1, absmax2, map1, map2, s, decay)
-        },
-    )
-}
-
-/// An 8-bit optimizer's fused step on wgpu (Adam8bit's, Lion8bit's), when θ, the gradient and the
+/// An 8-bit optimizer's fused step on wgpu ([`Fused8bit`](super::Fused8bit)'s launches), when θ, the gradient and the
 /// absmax (or the f32 moments) are f32 CubeCL tensors without autodiff on one device and the codes
 /// are packed u32 words there; otherwise the inputs back. The tensors are taken out, writable,
 /// `prepare(t)` makes what the step needs at step t (its scalars), and one launch steps them in
@@ -165,7 +140,7 @@ fn elementwise_geometry(theta: &CubeTensor) -> (CubeCount, CubeDim) {
 }
 
 /// [`Coefficients`] as the kernels take them.
-fn scalars(c: &Coefficients) -> Adam8bitScalarsLaunch {
+pub(super) fn scalars(c: &Coefficients) -> Adam8bitScalarsLaunch {
     Adam8bitScalarsLaunch::new(
         c.beta1,
         c.beta2,
@@ -222,7 +197,7 @@ pub(crate) fn maps(device: &Device) -> [CubeTensor; 2] {
 
 /// [`Coefficients`] as the kernel takes them.
 #[derive(CubeType, CubeLaunch)]
-struct Adam8bitScalars {
+pub(super) struct Adam8bitScalars {
     beta1: f32,
     beta2: f32,
     one_minus_beta1: f32,
@@ -495,7 +470,7 @@ fn block_max(local: f32) -> f32 {
 /// The 32-bit kernel's step on f32 moments, one unit per element:
 /// [`Adam8bit::reference_step`](super::Adam8bit::reference_step)'s `Full` arm.
 #[cube(launch)]
-fn adam32bit_kernel(
+pub(super) fn adam32bit_kernel(
     theta: &mut [f32],
     grad: &[f32],
     m: &mut [f32],
@@ -521,7 +496,7 @@ fn adam32bit_kernel(
 /// The 8-bit Adam step of one block per cube; see the module's documentation.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn adam8bit_kernel(
+pub(super) fn adam8bit_kernel(
     theta: &mut [f32],
     grad: &[f32],
     codes1: &mut [u32],

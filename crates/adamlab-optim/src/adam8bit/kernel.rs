@@ -21,26 +21,12 @@
 use burn::optim::LearningRate;
 use burn::tensor::Tensor;
 
-use super::Tried;
-use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, PAD_CODE1};
-use super::{Adam8bit, Adam8bitState, Coefficients, State8bit};
-
-/// The two maps as f32 values, to dequantize. (Quantizing takes their code tables,
-/// [`quantize::CodeTable`], built when the process steps its first 8-bit block: f32 moments never
-/// need them.)
-struct Maps {
-    signed: [f32; 256],
-    unsigned: [f32; 256],
-}
-
-impl Maps {
-    fn new() -> Self {
-        Self {
-            signed: quantize::values(&DYNAMIC_SIGNED),
-            unsigned: quantize::values(&DYNAMIC_UNSIGNED),
-        }
-    }
-}
+use super::quantize::{self, BLOCK, PAD_CODE1};
+use super::{Adam8bit, Adam8bitState, Coefficients, Fused8bit, State8bit, Tried};
+#[cfg(cube_kernels)]
+use super::cube::{Launch, adam8bit_kernel, adam32bit_kernel, launch, scalars};
+#[cfg(cube_kernels)]
+use cubecl::prelude::BufferArg;
 
 /// One f32-moment element (the 32-bit kernel): θ, m, v after the step from θ, g, m, v before.
 #[inline(always)]
@@ -62,7 +48,6 @@ fn element(c: &Coefficients, theta: f32, g: f32, m: f32, v: f32) -> (f32, f32, f
 #[allow(clippy::too_many_arguments)]
 fn block(
     c: &Coefficients,
-    maps: &Maps,
     theta: &mut [f32],
     grad: &[f32],
     codes1: &mut [u8],
@@ -77,7 +62,7 @@ fn block(
         <&mut [u8; BLOCK]>::try_from(&mut *codes2),
     );
     if let (Ok(theta), Ok(grad), Ok(codes1), Ok(codes2)) = whole {
-        return whole_block(c, maps, theta, grad, codes1, codes2, absmax1, absmax2);
+        return whole_block(c, theta, grad, codes1, codes2, absmax1, absmax2);
     }
     let len = theta.len();
     let (mut t, mut g) = ([0f32; BLOCK], [0f32; BLOCK]);
@@ -86,7 +71,7 @@ fn block(
     g[..len].copy_from_slice(&grad[..len]);
     c1[..len].copy_from_slice(&codes1[..len]);
     c2[..len].copy_from_slice(&codes2[..len]);
-    whole_block(c, maps, &mut t, &g, &mut c1, &mut c2, absmax1, absmax2);
+    whole_block(c, &mut t, &g, &mut c1, &mut c2, absmax1, absmax2);
     theta.copy_from_slice(&t[..len]);
     codes1[..len].copy_from_slice(&c1[..len]);
     codes2[..len].copy_from_slice(&c2[..len]);
@@ -116,7 +101,6 @@ pub(crate) fn absmax_of(x: &[f32; BLOCK]) -> f32 {
 #[allow(clippy::too_many_arguments)]
 fn whole_block(
     c: &Coefficients,
-    maps: &Maps,
     theta: &mut [f32; BLOCK],
     grad: &[f32; BLOCK],
     codes1: &mut [u8; BLOCK],
@@ -127,8 +111,8 @@ fn whole_block(
     // Dequantize, first the look-ups.
     let (mut m, mut v) = ([0f32; BLOCK], [0f32; BLOCK]);
     for i in 0..BLOCK {
-        m[i] = maps.signed[usize::from(codes1[i])];
-        v[i] = maps.unsigned[usize::from(codes2[i])];
+        m[i] = quantize::SIGNED[usize::from(codes1[i])];
+        v[i] = quantize::UNSIGNED[usize::from(codes2[i])];
     }
     let (old_absmax1, old_absmax2) = (*absmax1, *absmax2);
     for i in 0..BLOCK {
@@ -148,10 +132,10 @@ fn whole_block(
     }
     // A NaN quotient (a block of zeros: 0/0) takes the searches' code.
     quantize::signed_table().codes(&m, new_absmax1, codes1, |i| {
-        quantize::quantize_signed_keeping_sign(&maps.signed, m[i], new_absmax1)
+        quantize::quantize_signed_keeping_sign(&quantize::SIGNED, m[i], new_absmax1)
     });
     quantize::unsigned_table().codes(&v, new_absmax2, codes2, |i| {
-        quantize::quantize(&maps.unsigned, v[i] / new_absmax2, false)
+        quantize::quantize(&quantize::UNSIGNED, v[i] / new_absmax2, false)
     });
     *absmax1 = new_absmax1;
     *absmax2 = new_absmax2;
@@ -250,32 +234,53 @@ pub(crate) fn for_each_block<const S: usize, F>(
     );
 }
 
-/// The fused step, when every tensor of it is an f32 (codes: u8) Flex or NdArray tensor without
-/// autodiff on one device; otherwise the inputs back.
-pub(super) fn try_step<const D: usize>(
-    optimizer: &Adam8bit,
-    lr: LearningRate,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    state: Adam8bitState<D>,
-) -> Tried<Adam8bitState<D>, D> {
-    try_step_8bit(
-        theta,
-        grad,
-        state,
-        |t| (Coefficients::new(&optimizer.config, lr, t), Maps::new()),
-        |(c, _), t, g, [m, v]| (*t, *m, *v) = element(c, *t, g, *m, *v),
-        #[inline(always)]
-        |(c, maps), theta, grad, [codes1, codes2], [absmax1, absmax2]| {
-            block(c, maps, theta, grad, codes1, codes2, absmax1, absmax2)
-        },
-    )
+impl Fused8bit<2> for Adam8bit {
+    type Coefficients = Coefficients;
+
+    super::keywords_and_reference!(Adam8bitState);
+
+    fn coefficients(&self, lr: LearningRate, step: usize) -> Coefficients {
+        Coefficients::new(&self.config, lr, step)
+    }
+
+    #[inline(always)]
+    fn element(c: &Coefficients, theta: &mut f32, g: f32, [m, v]: [&mut f32; 2]) {
+        (*theta, *m, *v) = element(c, *theta, g, *m, *v);
+    }
+
+    #[inline(always)]
+    fn block(
+        c: &Coefficients,
+        theta: &mut [f32],
+        grad: &[f32],
+        [codes1, codes2]: [&mut [u8]; 2],
+        [absmax1, absmax2]: [&mut f32; 2],
+    ) {
+        block(c, theta, grad, codes1, codes2, absmax1, absmax2);
+    }
+
+    #[cfg(cube_kernels)]
+    fn launch_full(c: &Coefficients, on: Launch, [m, v]: [BufferArg; 2]) {
+        launch!(adam32bit_kernel, on, m, v, scalars(c), c.decay.is_some());
+    }
+
+    #[cfg(cube_kernels)]
+    fn launch_blockwise(
+        c: &Coefficients,
+        on: Launch,
+        [codes1, codes2]: [BufferArg; 2],
+        [absmax1, absmax2]: [BufferArg; 2],
+        [map1, map2]: [BufferArg; 2],
+    ) {
+        let (s, decay) = (scalars(c), c.decay.is_some());
+        launch!(adam8bit_kernel, on, codes1, codes2, absmax1, absmax2, map1, map2, s, decay);
+    }
 }
 
 /// An 8-bit optimizer's fused CPU step (Adam8bit's, Lion8bit's), when every tensor of it is an f32
 /// (codes: u8) Flex or NdArray tensor without autodiff on one device; otherwise the inputs back
 /// (always, without a CPU backend compiled in). Once the tensors are taken, `prepare(t)` makes
-/// what the step needs at step t (its scalars, its maps), then θ, the gradient and the moments
+/// what the step needs at step t (its scalars), then θ, the gradient and the moments
 /// are updated in place: `element` steps one element of f32 moments (θ, g, the moments), `block`
 /// one block of 8-bit ones through [`for_each_block`] (pass it as a closure marked
 /// `#[inline(always)]`).

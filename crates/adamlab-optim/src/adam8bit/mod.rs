@@ -341,36 +341,143 @@ fn blockwise_reference_step<const D: usize>(
 }
 
 /// θ and the state `S` after a step, or the step's inputs back (θ, the gradient, the state) when
-/// the kernel tried does not take them: what the 8-bit kernels' `try_step` return.
+/// the kernel tried does not take them: what the 8-bit kernels' `try_step_8bit` return.
 pub(crate) type Tried<S, const D: usize> =
     Result<(Tensor<D>, Option<S>), (Tensor<D>, Tensor<D>, S)>;
 
-/// The 8-bit optimizers' step, after the learning rate's check: the reference with `fused=false`;
-/// else the CubeCL step (wgpu), the CPU step (Flex, NdArray) or the reference, the first whose
-/// tensors it takes. `step_8bit!(optimizer, lr, theta, grad, state)`, in a module with `cube` and
-/// `kernel` submodules whose `try_step` hands the inputs back when it does not take them.
-macro_rules! step_8bit {
-    ($optimizer:ident, $lr:ident, $theta:ident, $grad:ident, $state:ident) => {{
-        if !$optimizer.config.fused {
-            return $optimizer.reference_step($lr, $theta, $grad, $state);
-        }
-        let state = $state.unwrap_or_else(|| {
-            $crate::adam8bit::State8bit::initial(&$theta, $optimizer.config.min_8bit_size)
-        });
-        #[cfg(cube_kernels)]
-        let ($theta, $grad, state) = match cube::try_step($optimizer, $lr, $theta, $grad, state) {
-            Ok(stepped) => return stepped,
-            Err(inputs) => inputs,
-        };
-        match kernel::try_step($optimizer, $lr, $theta, $grad, state) {
-            Ok(stepped) => stepped,
-            Err((theta, grad, state)) => $optimizer.reference_step($lr, theta, grad, Some(state)),
-        }
-    }};
+/// An 8-bit optimizer's fused step with `S` moments (Adam8bit's two, Lion8bit's one), written once
+/// per optimizer, in its `kernel.rs`: the scalars of a step, the CPU's update of one element of
+/// f32 moments and of one block of 8-bit ones, and the two CubeCL launches. [`step_8bit`] runs it:
+/// the CubeCL step (wgpu), the CPU step (Flex, NdArray) or the reference, the first whose tensors
+/// it takes.
+pub(crate) trait Fused8bit<const S: usize> {
+    /// The scalars of one step.
+    type Coefficients: Sync;
+
+    /// Whether the configuration asks for the fused step (its `fused` keyword). Written by
+    /// [`keywords_and_reference!`], as are [`min_8bit_size`](Self::min_8bit_size) and
+    /// [`reference`](Self::reference).
+    fn fused(&self) -> bool;
+
+    /// The configuration's `min_8bit_size`: smaller parameters keep f32 moments.
+    fn min_8bit_size(&self) -> usize;
+
+    /// The tensor-op reference step, which the fused steps must equal.
+    fn reference<const D: usize>(
+        &self,
+        lr: LearningRate,
+        theta: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<State8bit<S, D>>,
+    ) -> (Tensor<D>, Option<State8bit<S, D>>);
+
+    /// The scalars of step `step` (1 for the first).
+    fn coefficients(&self, lr: LearningRate, step: usize) -> Self::Coefficients;
+
+    /// One element of f32 moments, in place: θ and the moments after the step, from θ, the
+    /// gradient and the moments before.
+    fn element(c: &Self::Coefficients, theta: &mut f32, grad: f32, moments: [&mut f32; S]);
+
+    /// One block of 8-bit moments, in place: θ, its gradient and each moment's codes (at most
+    /// [`quantize::BLOCK`] elements), each moment's absmax. Marked `#[inline(always)]`, so that
+    /// [`kernel::for_each_block`]'s loop compiles it for its instruction set.
+    fn block(
+        c: &Self::Coefficients,
+        theta: &mut [f32],
+        grad: &[f32],
+        codes: [&mut [u8]; S],
+        absmax: [&mut f32; S],
+    );
+
+    /// Launches the step of f32 moments through [`cube::launch!`]: one unit per element, the
+    /// moments' buffers.
+    #[cfg(cube_kernels)]
+    fn launch_full(c: &Self::Coefficients, on: cube::Launch, moments: [cubecl::prelude::BufferArg; S]);
+
+    /// Launches the step of 8-bit moments through [`cube::launch!`]: one cube per block, each
+    /// moment's packed codes, each moment's absmax, then the signed and the unsigned map.
+    #[cfg(cube_kernels)]
+    fn launch_blockwise(
+        c: &Self::Coefficients,
+        on: cube::Launch,
+        codes: [cubecl::prelude::BufferArg; S],
+        absmax: [cubecl::prelude::BufferArg; S],
+        maps: [cubecl::prelude::BufferArg; 2],
+    );
 }
-pub(crate) use step_8bit;
+
+/// [`Fused8bit::fused`], [`Fused8bit::min_8bit_size`] and [`Fused8bit::reference`] (the inherent
+/// `reference_step`) of an optimizer with a `config` whose state is `$state<D>`.
+macro_rules! keywords_and_reference {
+    ($state:ident) => {
+        fn fused(&self) -> bool {
+            self.config.fused
+        }
+
+        fn min_8bit_size(&self) -> usize {
+            self.config.min_8bit_size
+        }
+
+        fn reference<const D: usize>(
+            &self,
+            lr: ::burn::optim::LearningRate,
+            theta: ::burn::tensor::Tensor<D>,
+            grad: ::burn::tensor::Tensor<D>,
+            state: Option<$state<D>>,
+        ) -> (::burn::tensor::Tensor<D>, Option<$state<D>>) {
+            self.reference_step(lr, theta, grad, state)
+        }
+    };
+}
+pub(crate) use keywords_and_reference;
+
+/// An 8-bit optimizer's step, after the learning rate's check: the reference with `fused=false`;
+/// else the CubeCL step (wgpu), the CPU step (Flex, NdArray) or the reference, the first whose
+/// tensors it takes.
+pub(crate) fn step_8bit<O: Fused8bit<S>, const S: usize, const D: usize>(
+    optimizer: &O,
+    lr: LearningRate,
+    theta: Tensor<D>,
+    grad: Tensor<D>,
+    state: Option<State8bit<S, D>>,
+) -> (Tensor<D>, Option<State8bit<S, D>>) {
+    if !optimizer.fused() {
+        return optimizer.reference(lr, theta, grad, state);
+    }
+    let state = state.unwrap_or_else(|| State8bit::initial(&theta, optimizer.min_8bit_size()));
+    let coefficients = |step| optimizer.coefficients(lr, step);
+    #[cfg(cube_kernels)]
+    let (theta, grad, state) = match cube::try_step_8bit(
+        theta,
+        grad,
+        state,
+        coefficients,
+        O::launch_full,
+        O::launch_blockwise,
+    ) {
+        Ok(stepped) => return stepped,
+        Err(inputs) => inputs,
+    };
+    // Closures marked `#[inline(always)]`, not the functions themselves: a function item's
+    // `Fn::call` is not inlined into the AVX2 loop of `for_each_block`, which then calls a block
+    // compiled for the baseline instruction set (measured: 1.5× the step's time).
+    let stepped = kernel::try_step_8bit(
+        theta,
+        grad,
+        state,
+        coefficients,
+        #[inline(always)]
+        |c, theta, g, moments| O::element(c, theta, g, moments),
+        #[inline(always)]
+        |c, theta, grad, codes, absmax| O::block(c, theta, grad, codes, absmax),
+    );
+    match stepped {
+        Ok(stepped) => stepped,
+        Err((theta, grad, state)) => optimizer.reference(lr, theta, grad, Some(state)),
+    }
+}
 
 crate::fused::impl_optimizer!(Adam8bit, Adam8bitState, to_device = State8bit::moved, step =
     /// One step for one parameter tensor; see [`Adam8bit`] for the update rule.
-    |adam, lr, theta, grad, state| step_8bit!(adam, lr, theta, grad, state)
+    |adam, lr, theta, grad, state| step_8bit(adam, lr, theta, grad, state)
 );

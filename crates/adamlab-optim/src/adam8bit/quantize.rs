@@ -95,9 +95,21 @@ pub const DYNAMIC_UNSIGNED: [u32; 256] = [
 ];
 
 /// A map's codes as f32 values.
-pub fn values(bits: &[u32; 256]) -> [f32; 256] {
-    bits.map(f32::from_bits)
+pub const fn values(bits: &[u32; 256]) -> [f32; 256] {
+    let mut values = [0f32; 256];
+    let mut i = 0;
+    while i < 256 {
+        values[i] = f32::from_bits(bits[i]);
+        i += 1;
+    }
+    values
 }
+
+/// The signed map's values ([`DYNAMIC_SIGNED`]), for the CPU steps' look-ups.
+pub(crate) static SIGNED: [f32; 256] = values(&DYNAMIC_SIGNED);
+
+/// The unsigned map's values ([`DYNAMIC_UNSIGNED`]), for the CPU steps' look-ups.
+pub(crate) static UNSIGNED: [f32; 256] = values(&DYNAMIC_UNSIGNED);
 
 /// Whether `x` counts as negative for the first moment's sign fix: below 0, or −0. A NaN counts as
 /// positive, as CUDA's canonical NaN (sign bit clear) does in the kernel's `signbit`; on x86 a NaN

@@ -8,38 +8,13 @@
 //! A parameter with an f32 momentum (below `min_8bit_size`) takes the 32-bit kernel's update in an
 //! elementwise kernel of its own; tensors the kernels do not take take the reference step.
 
-use burn::optim::LearningRate;
-use burn::tensor::Tensor;
 use cubecl::prelude::*;
 
-use super::{Coefficients, Lion8bit, Lion8bitState};
-use crate::adam8bit::Tried;
-use crate::adam8bit::cube::{Moment, Unit, grad_at, launch, try_step_8bit};
-
-/// The fused step on wgpu, when θ, the gradient and the absmax (or the f32 momentum) are f32
-/// CubeCL tensors without autodiff on one device and the codes are packed u32 words there;
-/// otherwise the inputs back.
-pub(super) fn try_step<const D: usize>(
-    optimizer: &Lion8bit,
-    lr: LearningRate,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    state: Lion8bitState<D>,
-) -> Tried<Lion8bitState<D>, D> {
-    try_step_8bit(
-        theta,
-        grad,
-        state,
-        |_| Coefficients::new(&optimizer.config, lr),
-        |c, on, [m]| launch!(lion32bit_kernel, on, m, scalars(c), c.decay.is_some()),
-        |c, on, [codes], [absmax], [signed, _]| {
-            launch!(lion8bit_kernel, on, codes, absmax, signed, scalars(c), c.decay.is_some())
-        },
-    )
-}
+use super::Coefficients;
+use crate::adam8bit::cube::{Moment, Unit, grad_at};
 
 /// [`Coefficients`] as the kernels take them.
-fn scalars(c: &Coefficients) -> Lion8bitScalarsLaunch {
+pub(super) fn scalars(c: &Coefficients) -> Lion8bitScalarsLaunch {
     Lion8bitScalarsLaunch::new(
         c.lr,
         c.beta1,
@@ -65,7 +40,7 @@ fn sgn(x: f32) -> f32 {
 /// The 32-bit kernel's step on an f32 momentum, one unit per element:
 /// [`Lion8bit::reference_step`](super::Lion8bit::reference_step)'s `Full` arm.
 #[cube(launch)]
-fn lion32bit_kernel(
+pub(super) fn lion32bit_kernel(
     theta: &mut [f32],
     grad: &[f32],
     m: &mut [f32],
@@ -87,7 +62,7 @@ fn lion32bit_kernel(
 
 /// [`Coefficients`] as the kernel takes them.
 #[derive(CubeType, CubeLaunch)]
-struct Lion8bitScalars {
+pub(super) struct Lion8bitScalars {
     lr: f32,
     beta1: f32,
     beta2: f32,
@@ -99,7 +74,7 @@ struct Lion8bitScalars {
 
 /// The 8-bit Lion step of one block per cube; see the module's documentation.
 #[cube(launch)]
-fn lion8bit_kernel(
+pub(super) fn lion8bit_kernel(
     theta: &mut [f32],
     grad: &[f32],
     codes: &mut [u32],

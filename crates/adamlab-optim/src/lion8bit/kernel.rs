@@ -12,13 +12,18 @@
 #![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::optim::LearningRate;
-use burn::tensor::Tensor;
 
-use crate::adam8bit::Tried;
 use super::{Coefficients, Lion8bit, Lion8bitState};
-use crate::adam8bit::kernel::{absmax_of, try_step_8bit};
+#[cfg(cube_kernels)]
+use super::cube::{lion8bit_kernel, lion32bit_kernel, scalars};
+use crate::adam8bit::Fused8bit;
+#[cfg(cube_kernels)]
+use crate::adam8bit::cube::{Launch, launch};
+use crate::adam8bit::kernel::absmax_of;
 use crate::adam8bit::quantize::{self, BLOCK, PAD_CODE1};
 use crate::lion::kernel::sign as sgn;
+#[cfg(cube_kernels)]
+use cubecl::prelude::BufferArg;
 
 /// One f32-momentum element (the 32-bit kernel): θ and m after the step from θ, g, m before.
 #[inline(always)]
@@ -106,25 +111,44 @@ fn whole_block<const DECAY: bool>(
     *absmax = new_absmax;
 }
 
-/// The fused step, when every tensor of it is an f32 (codes: u8) Flex or NdArray tensor without
-/// autodiff on one device; otherwise the inputs back.
-pub(super) fn try_step<const D: usize>(
-    optimizer: &Lion8bit,
-    lr: LearningRate,
-    theta: Tensor<D>,
-    grad: Tensor<D>,
-    state: Lion8bitState<D>,
-) -> Tried<Lion8bitState<D>, D> {
-    try_step_8bit(
-        theta,
-        grad,
-        state,
-        |_| {
-            let map = quantize::values(&quantize::DYNAMIC_SIGNED);
-            (Coefficients::new(&optimizer.config, lr), map)
-        },
-        |(c, _), t, g, [m]| (*t, *m) = element(c, *t, g, *m),
-        #[inline(always)]
-        |(c, map), theta, grad, [codes], [absmax]| block(c, map, theta, grad, codes, absmax),
-    )
+impl Fused8bit<1> for Lion8bit {
+    type Coefficients = Coefficients;
+
+    crate::adam8bit::keywords_and_reference!(Lion8bitState);
+
+    fn coefficients(&self, lr: LearningRate, _step: usize) -> Coefficients {
+        Coefficients::new(&self.config, lr)
+    }
+
+    #[inline(always)]
+    fn element(c: &Coefficients, theta: &mut f32, g: f32, [m]: [&mut f32; 1]) {
+        (*theta, *m) = element(c, *theta, g, *m);
+    }
+
+    #[inline(always)]
+    fn block(
+        c: &Coefficients,
+        theta: &mut [f32],
+        grad: &[f32],
+        [codes]: [&mut [u8]; 1],
+        [absmax]: [&mut f32; 1],
+    ) {
+        block(c, &quantize::SIGNED, theta, grad, codes, absmax);
+    }
+
+    #[cfg(cube_kernels)]
+    fn launch_full(c: &Coefficients, on: Launch, [m]: [BufferArg; 1]) {
+        launch!(lion32bit_kernel, on, m, scalars(c), c.decay.is_some());
+    }
+
+    #[cfg(cube_kernels)]
+    fn launch_blockwise(
+        c: &Coefficients,
+        on: Launch,
+        [codes]: [BufferArg; 1],
+        [absmax]: [BufferArg; 1],
+        [signed, _]: [BufferArg; 2],
+    ) {
+        launch!(lion8bit_kernel, on, codes, absmax, signed, scalars(c), c.decay.is_some());
+    }
 }

@@ -200,5 +200,5 @@ fn blockwise_reference_step<const D: usize>(
 
 crate::fused::impl_optimizer!(Lion8bit, Lion8bitState, to_device = State8bit::moved, step =
     /// One step for one parameter tensor; see [`Lion8bit`] for the update rule.
-    |lion, lr, theta, grad, state| crate::adam8bit::step_8bit!(lion, lr, theta, grad, state)
+    |lion, lr, theta, grad, state| crate::adam8bit::step_8bit(lion, lr, theta, grad, state)
 );
