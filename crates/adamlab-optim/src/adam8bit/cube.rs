@@ -27,7 +27,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::quantize::{self, BLOCK, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED};
+use super::quantize::{self, BLOCK};
 use super::{Codes, Coefficients, Moments, State8bit, Tried};
 use crate::fused::{Kernel, cube, kernel_for};
 
@@ -185,11 +185,11 @@ pub(crate) fn maps(device: &Device) -> [CubeTensor; 2] {
         if let Some((_, buffers)) = maps.iter().find(|(d, _)| d == device) {
             return buffers.clone();
         }
-        let buffer = |bits: &[u32; 256]| {
-            let values = TensorData::new(quantize::values(bits).to_vec(), [256]);
+        let buffer = |values: &[f32; 256]| {
+            let values = TensorData::new(values.to_vec(), [256]);
             cube::take(Tensor::<1>::from_data(values, (device, DType::F32)))
         };
-        let buffers = [buffer(&DYNAMIC_SIGNED), buffer(&DYNAMIC_UNSIGNED)];
+        let buffers = [buffer(&quantize::SIGNED), buffer(&quantize::UNSIGNED)];
         maps.push((device.clone(), buffers.clone()));
         buffers
     })

@@ -105,10 +105,11 @@ pub const fn values(bits: &[u32; 256]) -> [f32; 256] {
     values
 }
 
-/// The signed map's values ([`DYNAMIC_SIGNED`]), for the CPU steps' look-ups.
+/// The signed map's values ([`DYNAMIC_SIGNED`]): the CPU steps' look-ups, the code tables, the
+/// kernels' buffers.
 pub(crate) static SIGNED: [f32; 256] = values(&DYNAMIC_SIGNED);
 
-/// The unsigned map's values ([`DYNAMIC_UNSIGNED`]), for the CPU steps' look-ups.
+/// The unsigned map's values ([`DYNAMIC_UNSIGNED`]), as [`SIGNED`] is the signed one's.
 pub(crate) static UNSIGNED: [f32; 256] = values(&DYNAMIC_UNSIGNED);
 
 /// Whether `x` counts as negative for the first moment's sign fix: below 0, or −0. A NaN counts as
@@ -322,8 +323,7 @@ impl CodeTable {
 /// is NaN. Built on first use (256 KiB).
 pub fn signed_table() -> &'static CodeTable {
     static TABLE: std::sync::LazyLock<CodeTable> = std::sync::LazyLock::new(|| {
-        let map = values(&DYNAMIC_SIGNED);
-        CodeTable::new(|x| quantize_signed_keeping_sign(&map, x, 1.0))
+        CodeTable::new(|x| quantize_signed_keeping_sign(&SIGNED, x, 1.0))
     });
     &TABLE
 }
@@ -331,8 +331,7 @@ pub fn signed_table() -> &'static CodeTable {
 /// The table of [`quantize`] on [`DYNAMIC_UNSIGNED`], built on first use (256 KiB).
 pub fn unsigned_table() -> &'static CodeTable {
     static TABLE: std::sync::LazyLock<CodeTable> = std::sync::LazyLock::new(|| {
-        let map = values(&DYNAMIC_UNSIGNED);
-        CodeTable::new(|x| quantize(&map, x, false))
+        CodeTable::new(|x| quantize(&UNSIGNED, x, false))
     });
     &TABLE
 }

@@ -43,7 +43,6 @@ fn element(c: &Coefficients, theta: f32, g: f32, m: f32) -> (f32, f32) {
 #[inline(always)]
 fn block(
     c: &Coefficients,
-    map: &[f32; 256],
     theta: &mut [f32],
     grad: &[f32],
     codes: &mut [u8],
@@ -56,8 +55,8 @@ fn block(
     );
     if let (Ok(theta), Ok(grad), Ok(codes)) = whole {
         return match c.decay {
-            Some(factor) => whole_block::<true>(c, factor, map, theta, grad, codes, absmax),
-            None => whole_block::<false>(c, 1.0, map, theta, grad, codes, absmax),
+            Some(factor) => whole_block::<true>(c, factor, theta, grad, codes, absmax),
+            None => whole_block::<false>(c, 1.0, theta, grad, codes, absmax),
         };
     }
     let len = theta.len();
@@ -66,8 +65,8 @@ fn block(
     g[..len].copy_from_slice(&grad[..len]);
     q[..len].copy_from_slice(&codes[..len]);
     match c.decay {
-        Some(factor) => whole_block::<true>(c, factor, map, &mut t, &g, &mut q, absmax),
-        None => whole_block::<false>(c, 1.0, map, &mut t, &g, &mut q, absmax),
+        Some(factor) => whole_block::<true>(c, factor, &mut t, &g, &mut q, absmax),
+        None => whole_block::<false>(c, 1.0, &mut t, &g, &mut q, absmax),
     }
     theta.copy_from_slice(&t[..len]);
     codes[..len].copy_from_slice(&q[..len]);
@@ -82,7 +81,6 @@ fn block(
 fn whole_block<const DECAY: bool>(
     c: &Coefficients,
     factor: f32,
-    map: &[f32; 256],
     theta: &mut [f32; BLOCK],
     grad: &[f32; BLOCK],
     codes: &mut [u8; BLOCK],
@@ -90,7 +88,7 @@ fn whole_block<const DECAY: bool>(
 ) {
     let mut m = [0f32; BLOCK];
     for i in 0..BLOCK {
-        m[i] = map[usize::from(codes[i])];
+        m[i] = quantize::SIGNED[usize::from(codes[i])];
     }
     let old_absmax = *absmax;
     for i in 0..BLOCK {
@@ -106,7 +104,7 @@ fn whole_block<const DECAY: bool>(
     let new_absmax = absmax_of(&m);
     // A NaN quotient (a block of zeros: 0/0) takes the search's code.
     quantize::signed_table().codes(&m, new_absmax, codes, |i| {
-        quantize::quantize_signed_keeping_sign(map, m[i], new_absmax)
+        quantize::quantize_signed_keeping_sign(&quantize::SIGNED, m[i], new_absmax)
     });
     *absmax = new_absmax;
 }
@@ -133,7 +131,7 @@ impl Fused8bit<1> for Lion8bit {
         [codes]: [&mut [u8]; 1],
         [absmax]: [&mut f32; 1],
     ) {
-        block(c, &quantize::SIGNED, theta, grad, codes, absmax);
+        block(c, theta, grad, codes, absmax);
     }
 
     #[cfg(cube_kernels)]
